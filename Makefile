@@ -1,0 +1,50 @@
+# Every target that needs dependencies installs them first (npm ci) when they are missing.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+DEPS := node_modules/.package-lock.json
+TSX := node_modules/.bin/tsx
+BASE_URL ?= http://127.0.0.1:8080
+
+.PHONY: help setup build test type-check lint format format-check server test-integration bench clean
+
+help:
+	@echo "make server            run the conformance auth server on 127.0.0.1:8080 (PORT, HOST)"
+	@echo "make test              run every test"
+	@echo "make test-integration  run our client through every flow against BASE_URL"
+	@echo "other targets: setup build type-check lint format format-check bench clean"
+
+$(DEPS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(DEPS)
+
+setup: $(DEPS)
+
+build: $(DEPS)
+	npx tsc -p tsconfig.build.json
+
+test: $(DEPS)
+	npx jest
+
+type-check: $(DEPS)
+	npx tsc --noEmit -p tsconfig.json
+
+lint: $(DEPS)
+	npx eslint .
+
+format: $(DEPS)
+	npx prettier --write .
+
+format-check: $(DEPS)
+	npx prettier --check .
+
+server: $(DEPS)
+	$(TSX) examples/server.ts
+
+test-integration: $(DEPS)
+	BASE_URL=$(BASE_URL) $(TSX) test/integration/run.ts
+
+bench: $(DEPS)
+	$(TSX) bench/run.ts
+
+clean:
+	rm -rf dist coverage node_modules

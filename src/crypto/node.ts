@@ -1,0 +1,147 @@
+/**
+ * P-256 on node:crypto (OpenSSL). Public keys are parsed once into `KeyObject`s and cached,
+ * which is what makes verification fast: parsing dominates a single verify.
+ */
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign as nodeSign,
+  verify as nodeVerify,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto'
+import { decodePublicKey, decodeSignature, encodePublicKey, encodeSignature } from '../codec/cesr'
+import type { SigningKey, Verifier } from './types'
+
+/** DER SubjectPublicKeyInfo header for a compressed P-256 point (id-ecPublicKey, prime256v1). */
+const SPKI_COMPRESSED_PREFIX = Buffer.from(
+  '3039301306072a8648ce3d020106082a8648ce3d030107032200',
+  'hex'
+)
+
+/** Parses a qualified public key into a KeyObject, or undefined if it is not a P-256 point. */
+export function publicKeyObject(publicKey: string): KeyObject | undefined {
+  const compressed = decodePublicKey(publicKey)
+  if (compressed === undefined) return undefined
+  try {
+    return createPublicKey({
+      key: Buffer.concat([SPKI_COMPRESSED_PREFIX, compressed]),
+      format: 'der',
+      type: 'spki',
+    })
+  } catch {
+    return undefined
+  }
+}
+
+/** Compresses the public half of a P-256 key object and qualifies it (`1AAI…`). */
+export function qualifiedPublicKey(key: KeyObject): string {
+  const jwk = key.export({ format: 'jwk' })
+  if (jwk.crv !== 'P-256' || jwk.x === undefined || jwk.y === undefined) {
+    throw new TypeError('expected a P-256 key')
+  }
+  const x = Buffer.from(jwk.x, 'base64url')
+  const y = Buffer.from(jwk.y, 'base64url')
+  const compressed = new Uint8Array(33)
+  compressed[0] = ((y[31] as number) & 1) === 0 ? 2 : 3
+  compressed.set(x, 33 - x.length)
+  return encodePublicKey(compressed)
+}
+
+export interface NodeVerifierOptions {
+  /** How many parsed public keys to keep. @default 10000 */
+  cacheSize?: number
+}
+
+/** ECDSA P-256 verification on node:crypto with a bounded cache of parsed keys. */
+export class NodeP256Verifier implements Verifier {
+  private readonly cache = new Map<string, KeyObject | null>()
+  private readonly cacheSize: number
+
+  constructor(options: NodeVerifierOptions = {}) {
+    this.cacheSize = Math.max(1, options.cacheSize ?? 10_000)
+  }
+
+  private key(publicKey: string): KeyObject | undefined {
+    const cached = this.cache.get(publicKey)
+    if (cached !== undefined) return cached ?? undefined
+    const key = publicKeyObject(publicKey)
+    if (this.cache.size >= this.cacheSize) {
+      const oldest = this.cache.keys().next().value
+      if (oldest !== undefined) this.cache.delete(oldest)
+    }
+    this.cache.set(publicKey, key ?? null)
+    return key
+  }
+
+  isValidPublicKey(publicKey: string): boolean {
+    return this.key(publicKey) !== undefined
+  }
+
+  verify(message: Uint8Array, signature: string, publicKey: string): boolean {
+    const key = this.key(publicKey)
+    const rs = decodeSignature(signature)
+    if (key === undefined || rs === undefined) return false
+    try {
+      return nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, rs)
+    } catch {
+      return false
+    }
+  }
+}
+
+/** A P-256 signing key held in process memory (node:crypto). */
+export class NodeSigningKey implements SigningKey {
+  readonly publicKeyText: string
+
+  constructor(readonly privateKey: KeyObject) {
+    if (privateKey.type !== 'private' || privateKey.asymmetricKeyType !== 'ec') {
+      throw new TypeError('expected an EC private key')
+    }
+    this.publicKeyText = qualifiedPublicKey(createPublicKey(privateKey))
+  }
+
+  static generate(): NodeSigningKey {
+    return new NodeSigningKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)
+  }
+
+  /** From a PKCS#8 or SEC1 PEM, or a private JWK (object or JSON text). */
+  static from(input: string | JsonWebKey | KeyObject): NodeSigningKey {
+    if (typeof input === 'object' && 'asymmetricKeyType' in input) {
+      return new NodeSigningKey(input as KeyObject)
+    }
+    if (typeof input === 'string') {
+      const text = input.trim()
+      if (text.startsWith('{')) {
+        return NodeSigningKey.from(JSON.parse(text) as JsonWebKey)
+      }
+      return new NodeSigningKey(createPrivateKey({ key: text, format: 'pem' }))
+    }
+    return new NodeSigningKey(createPrivateKey({ key: input as JsonWebKey, format: 'jwk' }))
+  }
+
+  publicKey(): Promise<string> {
+    return Promise.resolve(this.publicKeyText)
+  }
+
+  signSync(message: Uint8Array): string {
+    return encodeSignature(
+      nodeSign('sha256', message, { key: this.privateKey, dsaEncoding: 'ieee-p1363' })
+    )
+  }
+
+  sign(message: Uint8Array): Promise<string> {
+    return Promise.resolve(this.signSync(message))
+  }
+
+  /** PKCS#8 PEM of the private key (keep it secret). */
+  toPem(): string {
+    return this.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString()
+  }
+
+  /** Private JWK (keep it secret). */
+  toJwk(): JsonWebKey {
+    return this.privateKey.export({ format: 'jwk' })
+  }
+}

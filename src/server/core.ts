@@ -1,0 +1,597 @@
+/**
+ * The framework-neutral server core: the ten protocol operations, access-request verification,
+ * token issuing and signed responses. Adapters only move bytes in and out of `handle`.
+ */
+import { formatTimestamp } from '../codec/timestamp'
+import { Blake3Hasher } from '../crypto/blake3'
+import { NodeP256Verifier } from '../crypto/node'
+import { RandomNoncer } from '../crypto/nonce'
+import type { Hasher, Noncer, Verifier } from '../crypto/types'
+import {
+  BetterAuthError,
+  ConflictError,
+  ExpiredTokenError,
+  FutureRequestError,
+  FutureTokenError,
+  InvalidChallengeError,
+  InvalidDeviceError,
+  InvalidHashError,
+  InvalidIdentityError,
+  InvalidSignatureError,
+  MismatchedIdentitiesError,
+  RateLimitedError,
+  ReplayError,
+  StaleRequestError,
+  StorageUnavailableError,
+  UnknownAccountError,
+  UnknownServerKeyError,
+  toBetterAuthError,
+} from '../errors'
+import { parseEnvelope, verifySigned, type Envelope, type ParseLimits } from '../messages/envelope'
+import {
+  readAccessRequest,
+  readChangeRecoveryKey,
+  readCreateAccount,
+  readCreateSession,
+  readDeleteAccount,
+  readLinkDevice,
+  readRecoverAccount,
+  readRefreshSession,
+  readRequestSession,
+  readRotateDevice,
+  readUnlinkDevice,
+} from '../messages/requests'
+import {
+  decodeToken,
+  encodeToken,
+  serializeClaims,
+  type AccessToken,
+  type AccessTokenClaims,
+  type TokenLimits,
+} from '../messages/token'
+import { MemoryStore } from '../stores/memory'
+import type { RotateResult, RotationEffect, ServerStore } from '../stores/types'
+import { ServerKeys, type ServerKeyOptions } from './keys'
+import {
+  DEFAULT_PATHS,
+  routeTable,
+  type Endpoint,
+  type Operation,
+  type Paths,
+  type RouteInfo,
+} from './routes'
+
+/** Token attributes for a new session, chosen by the application. */
+export type AttributesCallback<Attributes> = (
+  identity: string,
+  device: string
+) => Attributes | Promise<Attributes>
+
+/** Checks that an identity derives from its creation keys (the default: BLAKE3 of the three). */
+export type IdentityVerifier = (
+  identity: string,
+  publicKey: string,
+  rotationHash: string,
+  recoveryHash: string
+) => boolean | Promise<boolean>
+
+/** A pino-compatible logger (any object with these methods). */
+export interface Logger {
+  error(object: object, message?: string): void
+  warn(object: object, message?: string): void
+  info(object: object, message?: string): void
+  debug(object: object, message?: string): void
+}
+
+export interface Lifetimes {
+  /** Access token lifetime, seconds. @default 900 (15 min) */
+  accessToken?: number
+  /** Refresh window from session creation, seconds. @default 43200 (12 h) */
+  refresh?: number
+  /** Session challenge lifetime, seconds. @default 60 */
+  challenge?: number
+  /** How old an access request's timestamp may be, seconds. @default 30 */
+  accessWindow?: number
+  /** How far in the future a request timestamp or token issuedAt may be, seconds. @default 5 */
+  clockSkew?: number
+}
+
+export interface Limits extends ParseLimits, TokenLimits {}
+
+export interface BetterAuthOptions<Attributes = unknown> {
+  /** Where state lives. @default a new MemoryStore */
+  store?: ServerStore
+  /** Server keys; see ServerKeyOptions. @default from the environment, else generated */
+  keys?: ServerKeyOptions | ServerKeys
+  /** Token attributes for a new session. @default () => ({}) */
+  attributes?: AttributesCallback<Attributes>
+  lifetimes?: Lifetimes
+  limits?: Limits
+  /** Paths of the protocol endpoints (relative to an adapter's prefix). */
+  paths?: Partial<Paths>
+  /** Put error context (never secrets) in error bodies. @default false */
+  debug?: boolean
+  logger?: Logger
+  /** Pluggable identity scheme. @default identity = hash(publicKey + rotationHash + recoveryHash) */
+  identityVerifier?: IdentityVerifier
+  crypto?: { hasher?: Hasher; verifier?: Verifier; noncer?: Noncer }
+  /** gzip level of issued tokens (any level decodes everywhere). @default 1 */
+  tokenCompressionLevel?: number
+  /** How many verified tokens to remember, so each token's signature is checked once. @default 10000 */
+  tokenCacheSize?: number
+  /** Clock in ms since the epoch, for tests. @default Date.now */
+  now?: () => number
+}
+
+/** What an adapter sends back. */
+export interface HandlerResult {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
+/** A verified access request: who made it, and what they asked. */
+export interface AccessPrincipal<Attributes = unknown, Request = unknown> {
+  identity: string
+  device: string
+  attributes: Attributes
+  /** The decoded, verified access token. */
+  token: AccessToken<Attributes>
+  /** The request nonce; the reply must echo it. */
+  nonce: string
+  /** The request timestamp as sent. */
+  timestamp: string
+  /** The application data of the request (`payload.request`). */
+  request: Request
+}
+
+const JSON_HEADERS = Object.freeze({ 'content-type': 'application/json' })
+
+const consoleLogger: Logger = {
+  error: (object, message) => console.error(message ?? 'better-auth error', object),
+  warn: () => undefined,
+  info: () => undefined,
+  debug: () => undefined,
+}
+
+/** Converts store failures that are not ours into 503s (fail closed). */
+function guardStore(store: ServerStore): ServerStore {
+  const wrap = <T extends object>(target: T): T =>
+    new Proxy(target, {
+      get(object, property, receiver) {
+        const value = Reflect.get(object, property, receiver) as unknown
+        if (typeof value !== 'function') return value
+        return async (...args: unknown[]) => {
+          try {
+            return await (value as (...a: unknown[]) => unknown).apply(object, args)
+          } catch (error) {
+            if (error instanceof BetterAuthError) throw error
+            throw new StorageUnavailableError({ cause: error })
+          }
+        }
+      },
+    })
+  return {
+    accounts: wrap(store.accounts),
+    challenges: wrap(store.challenges),
+    refreshKeys: wrap(store.refreshKeys),
+    accessNonces: wrap(store.accessNonces),
+    close: () => store.close?.() ?? Promise.resolve(),
+  }
+}
+
+export class BetterAuthServer<Attributes = unknown> {
+  readonly store: ServerStore
+  readonly paths: Readonly<Paths>
+  readonly hasher: Hasher
+  readonly verifier: Verifier
+  readonly noncer: Noncer
+  readonly debug: boolean
+  readonly logger: Logger
+  readonly limits: Readonly<Limits>
+  readonly now: () => number
+  /** Lifetimes in milliseconds. */
+  readonly ms: Readonly<Required<Lifetimes>>
+
+  private readonly rawStore: ServerStore
+  private readonly attributes: AttributesCallback<Attributes>
+  private readonly identityVerifier: IdentityVerifier
+  private readonly compressionLevel: number
+  private readonly tokenCache = new Map<string, AccessToken<Attributes>>()
+  private readonly tokenCacheSize: number
+  private readonly keysPromise: Promise<ServerKeys>
+  private loadedKeys: ServerKeys | undefined
+
+  constructor(options: BetterAuthOptions<Attributes> = {}) {
+    this.rawStore = options.store ?? new MemoryStore()
+    this.store = guardStore(this.rawStore)
+    this.paths = Object.freeze({ ...DEFAULT_PATHS, ...options.paths })
+    this.hasher = options.crypto?.hasher ?? new Blake3Hasher()
+    this.verifier = options.crypto?.verifier ?? new NodeP256Verifier()
+    this.noncer = options.crypto?.noncer ?? new RandomNoncer()
+    this.debug = options.debug ?? false
+    this.logger = options.logger ?? consoleLogger
+    this.limits = Object.freeze({ ...options.limits })
+    this.now = options.now ?? Date.now
+    const l = options.lifetimes ?? {}
+    this.ms = Object.freeze({
+      accessToken: (l.accessToken ?? 900) * 1000,
+      refresh: (l.refresh ?? 43200) * 1000,
+      challenge: (l.challenge ?? 60) * 1000,
+      accessWindow: (l.accessWindow ?? 30) * 1000,
+      clockSkew: (l.clockSkew ?? 5) * 1000,
+    })
+    this.attributes = options.attributes ?? (() => ({}) as Attributes)
+    this.identityVerifier =
+      options.identityVerifier ??
+      ((identity, publicKey, rotationHash, recoveryHash) =>
+        this.hasher.sum(publicKey + rotationHash + recoveryHash) === identity)
+    this.compressionLevel = options.tokenCompressionLevel ?? 1
+    this.tokenCacheSize = options.tokenCacheSize ?? 10_000
+    const keys = options.keys
+    this.keysPromise =
+      keys instanceof ServerKeys ? Promise.resolve(keys) : ServerKeys.load(keys ?? {})
+    this.keysPromise.then(
+      loaded => (this.loadedKeys = loaded),
+      () => undefined
+    )
+  }
+
+  /** Resolves when the keys are loaded; rejects if they cannot be. */
+  async ready(): Promise<void> {
+    await this.keysPromise
+  }
+
+  /** The server's keys (response key, access keys). */
+  keys(): Promise<ServerKeys> {
+    return this.keysPromise
+  }
+
+  /** The response public key (`1AAI…`): the server's identity. */
+  async responsePublicKey(): Promise<string> {
+    return (await this.keysPromise).responseIdentity
+  }
+
+  /** The route table (paths as configured) under an optional prefix. */
+  routes(prefix = ''): RouteInfo[] {
+    return routeTable(this.paths, prefix)
+  }
+
+  async close(): Promise<void> {
+    await this.rawStore.close?.()
+  }
+
+  // ---------------------------------------------------------------- entry point
+
+  /**
+   * Runs one endpoint on a raw request body and returns the HTTP answer. Never throws: every
+   * failure becomes an error body with its code and status.
+   */
+  async handle(endpoint: Endpoint, body: string | Uint8Array): Promise<HandlerResult> {
+    try {
+      if (endpoint === 'responseKey') {
+        return {
+          status: 200,
+          headers: { 'content-type': 'text/plain; charset=utf-8' },
+          body: await this.responsePublicKey(),
+        }
+      }
+      const reply = await this.run(endpoint, body)
+      return { status: 200, headers: { ...JSON_HEADERS }, body: reply }
+    } catch (error) {
+      return this.errorResult(error, { endpoint })
+    }
+  }
+
+  /** Runs an operation; returns the signed response text or throws a BetterAuthError. */
+  run(operation: Operation, body: string | Uint8Array): Promise<string> {
+    const envelope = parseEnvelope(body, this.limits)
+    switch (operation) {
+      case 'createAccount':
+        return this.createAccount(envelope)
+      case 'deleteAccount':
+        return this.deleteAccount(envelope)
+      case 'recoverAccount':
+        return this.recoverAccount(envelope)
+      case 'linkDevice':
+        return this.linkDevice(envelope)
+      case 'unlinkDevice':
+        return this.unlinkDevice(envelope)
+      case 'rotateDevice':
+        return this.rotateDevice(envelope)
+      case 'requestSession':
+        return this.requestSession(envelope)
+      case 'createSession':
+        return this.createSession(envelope)
+      case 'refreshSession':
+        return this.refreshSession(envelope)
+      case 'changeRecoveryKey':
+        return this.changeRecoveryKey(envelope)
+      default:
+        throw new TypeError(`unknown operation: ${String(operation)}`)
+    }
+  }
+
+  /** The HTTP answer for an error; logs it (5xx as errors, the rest at debug level). */
+  errorResult(error: unknown, context: Record<string, unknown> = {}): HandlerResult {
+    const e = toBetterAuthError(error)
+    const headers: Record<string, string> = { ...JSON_HEADERS }
+    if (e instanceof RateLimitedError) headers['retry-after'] = String(e.retryAfter)
+    if (e.status === 401) headers['www-authenticate'] = `BetterAuth error="${e.code}"`
+    const log = { ...context, code: e.code, status: e.status, context: e.context, err: e.cause }
+    if (e.status >= 500) this.logger.error(log, e.message)
+    else this.logger.debug(log, e.message)
+    return { status: e.status, headers, body: JSON.stringify(e.toBody(this.debug)) }
+  }
+
+  /** A signed response envelope echoing `nonce`, with `response` as its application data. */
+  async respond(nonce: string, response: unknown): Promise<string> {
+    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const payload =
+      `{"access":{"nonce":${JSON.stringify(nonce)},"serverIdentity":"${keys.responseIdentity}"},` +
+      `"response":${JSON.stringify(response ?? {})}}`
+    const signature = await keys.responseKey.sign(Buffer.from(payload))
+    return `{"payload":${payload},"signature":"${signature}"}`
+  }
+
+  // ---------------------------------------------------------------- accounts
+
+  private isPoint = (publicKey: string): boolean => this.verifier.isValidPublicKey(publicKey)
+
+  private checkDevice(device: string, publicKey: string, rotationHash: string): void {
+    if (this.hasher.sum(publicKey + rotationHash) !== device) throw new InvalidDeviceError()
+  }
+
+  private async createAccount(envelope: Envelope): Promise<string> {
+    const { nonce, authentication: a } = readCreateAccount(envelope, this.isPoint)
+    await verifySigned(this.verifier, envelope, a.publicKey)
+    if (!(await this.identityVerifier(a.identity, a.publicKey, a.rotationHash, a.recoveryHash))) {
+      throw new InvalidIdentityError()
+    }
+    this.checkDevice(a.device, a.publicKey, a.rotationHash)
+    if (!(await this.store.accounts.createAccount(a))) throw new ConflictError('identity')
+    return this.respond(nonce, {})
+  }
+
+  private async rotateWith(
+    envelope: Envelope,
+    a: { identity: string; device: string; publicKey: string; rotationHash: string },
+    effect: RotationEffect
+  ): Promise<void> {
+    await verifySigned(this.verifier, envelope, a.publicKey)
+    const result = await this.store.accounts.rotate(
+      a.identity,
+      a.device,
+      this.hasher.sum(a.publicKey),
+      { publicKey: a.publicKey, rotationHash: a.rotationHash },
+      effect
+    )
+    throwForRotation(result)
+  }
+
+  private async deleteAccount(envelope: Envelope): Promise<string> {
+    const { nonce, authentication } = readDeleteAccount(envelope, this.isPoint)
+    await this.rotateWith(envelope, authentication, { kind: 'deleteIdentity' })
+    return this.respond(nonce, {})
+  }
+
+  private async recoverAccount(envelope: Envelope): Promise<string> {
+    const { nonce, authentication: a } = readRecoverAccount(envelope, this.isPoint)
+    await verifySigned(this.verifier, envelope, a.recoveryKey)
+    this.checkDevice(a.device, a.publicKey, a.rotationHash)
+    const result = await this.store.accounts.recover(
+      a.identity,
+      this.hasher.sum(a.recoveryKey),
+      a.recoveryHash,
+      { device: a.device, publicKey: a.publicKey, rotationHash: a.rotationHash }
+    )
+    if (result === 'unknown-identity') throw new UnknownAccountError('identity')
+    if (result === 'hash-mismatch') throw new InvalidHashError('recovery')
+    return this.respond(nonce, {})
+  }
+
+  private async changeRecoveryKey(envelope: Envelope): Promise<string> {
+    const { nonce, authentication: a } = readChangeRecoveryKey(envelope, this.isPoint)
+    await this.rotateWith(envelope, a, { kind: 'changeRecoveryHash', recoveryHash: a.recoveryHash })
+    return this.respond(nonce, {})
+  }
+
+  // ---------------------------------------------------------------- devices
+
+  private async linkDevice(envelope: Envelope): Promise<string> {
+    const { nonce, authentication, link } = readLinkDevice(envelope, this.isPoint)
+    await verifySigned(this.verifier, envelope, authentication.publicKey)
+    const linked = link.authentication
+    await verifySigned(
+      this.verifier,
+      link,
+      linked.publicKey,
+      'link container',
+      'payload.request.link.signature'
+    )
+    if (linked.identity !== authentication.identity) throw new MismatchedIdentitiesError()
+    this.checkDevice(linked.device, linked.publicKey, linked.rotationHash)
+    const result = await this.store.accounts.rotate(
+      authentication.identity,
+      authentication.device,
+      this.hasher.sum(authentication.publicKey),
+      { publicKey: authentication.publicKey, rotationHash: authentication.rotationHash },
+      {
+        kind: 'linkDevice',
+        device: linked.device,
+        publicKey: linked.publicKey,
+        rotationHash: linked.rotationHash,
+      }
+    )
+    throwForRotation(result)
+    return this.respond(nonce, {})
+  }
+
+  private async unlinkDevice(envelope: Envelope): Promise<string> {
+    const { nonce, authentication, link } = readUnlinkDevice(envelope, this.isPoint)
+    await this.rotateWith(envelope, authentication, { kind: 'revokeDevice', device: link.device })
+    return this.respond(nonce, {})
+  }
+
+  private async rotateDevice(envelope: Envelope): Promise<string> {
+    const { nonce, authentication } = readRotateDevice(envelope, this.isPoint)
+    await this.rotateWith(envelope, authentication, { kind: 'none' })
+    return this.respond(nonce, {})
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  private async requestSession(envelope: Envelope): Promise<string> {
+    const { nonce, identity } = readRequestSession(envelope)
+    if (!(await this.store.accounts.hasIdentity(identity)))
+      throw new UnknownAccountError('identity')
+    const challenge = this.noncer.generate128()
+    await this.store.challenges.create(challenge, identity, this.ms.challenge)
+    return this.respond(nonce, { authentication: { nonce: challenge } })
+  }
+
+  private async createSession(envelope: Envelope): Promise<string> {
+    const { nonce, access, authentication } = readCreateSession(envelope, this.isPoint)
+    const identity = await this.store.challenges.peek(authentication.nonce)
+    if (identity === undefined) throw new InvalidChallengeError()
+    const key = await this.store.accounts.getDeviceKey(identity, authentication.device)
+    if (key === undefined) throw new UnknownAccountError('device')
+    await verifySigned(this.verifier, envelope, key.publicKey)
+    const attributes = await this.attributes(identity, authentication.device)
+    // Consume only now, so a rejected message leaves the challenge usable; the atomic
+    // consume lets exactly one of several concurrent valid answers through.
+    if ((await this.store.challenges.consume(authentication.nonce)) !== identity) {
+      throw new InvalidChallengeError()
+    }
+    const now = this.now()
+    const token = await this.issueToken({
+      device: authentication.device,
+      identity,
+      publicKey: access.publicKey,
+      rotationHash: access.rotationHash,
+      issuedAt: formatTimestamp(now),
+      expiry: formatTimestamp(now + this.ms.accessToken),
+      refreshExpiry: formatTimestamp(now + this.ms.refresh),
+      attributes,
+    })
+    return this.respond(nonce, { access: { token } })
+  }
+
+  private async refreshSession(envelope: Envelope): Promise<string> {
+    const { nonce, access } = readRefreshSession(envelope, this.isPoint)
+    await verifySigned(this.verifier, envelope, access.publicKey)
+    const token = await this.verifyToken(access.token)
+    const keyHash = this.hasher.sum(access.publicKey)
+    if (keyHash !== token.rotationHash) throw new InvalidHashError('rotation')
+    if ((await this.store.accounts.getDeviceKey(token.identity, token.device)) === undefined) {
+      throw new UnknownAccountError('device')
+    }
+    const now = this.now()
+    if (now > token.refreshExpiryMs) throw new ExpiredTokenError('refresh')
+    const lock = Math.max(1, token.refreshExpiryMs - now) + this.ms.clockSkew
+    if (!(await this.store.refreshKeys.reserve(keyHash, lock))) throw new ReplayError('access key')
+    const fresh = await this.issueToken({
+      device: token.device,
+      identity: token.identity,
+      publicKey: access.publicKey,
+      rotationHash: access.rotationHash,
+      issuedAt: formatTimestamp(now),
+      expiry: formatTimestamp(now + this.ms.accessToken),
+      refreshExpiry: token.refreshExpiry,
+      attributes: token.attributes,
+    })
+    return this.respond(nonce, { access: { token: fresh } })
+  }
+
+  /** Signs and encodes a new token with the current access key. */
+  async issueToken(claims: Omit<AccessTokenClaims<Attributes>, 'serverIdentity'>): Promise<string> {
+    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const json = serializeClaims({ serverIdentity: keys.accessIdentity, ...claims })
+    const signature = await keys.accessKey.sign(Buffer.from(json))
+    return encodeToken(signature, json, this.compressionLevel)
+  }
+
+  // ---------------------------------------------------------------- access
+
+  /**
+   * Decodes a token and checks that a trusted access key signed it (not its lifetime).
+   * Verified tokens are cached by their text, so each signature is checked once.
+   */
+  async verifyToken(text: string): Promise<AccessToken<Attributes>> {
+    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const cached = this.tokenCache.get(text)
+    if (cached !== undefined) {
+      if (!keys.isTrustedAccessKey(cached.serverIdentity)) throw new UnknownServerKeyError()
+      return cached
+    }
+    const token = decodeToken<Attributes>(text, this.limits)
+    if (!keys.isTrustedAccessKey(token.serverIdentity)) throw new UnknownServerKeyError()
+    const valid = await this.verifier.verify(
+      Buffer.from(token.json),
+      token.signature,
+      token.serverIdentity
+    )
+    if (!valid) throw new InvalidSignatureError('token')
+    if (this.tokenCache.size >= this.tokenCacheSize) {
+      const oldest = this.tokenCache.keys().next().value
+      if (oldest !== undefined) this.tokenCache.delete(oldest)
+    }
+    this.tokenCache.set(text, token)
+    return token
+  }
+
+  /**
+   * Verifies an access request (token, token lifetime, request signature, timestamp window) and
+   * reserves its nonce. Throws a BetterAuthError; on success the caller answers with
+   * `respond(principal.nonce, …)`.
+   */
+  async verifyAccess<Request = unknown>(
+    body: string | Uint8Array
+  ): Promise<AccessPrincipal<Attributes, Request>> {
+    const envelope = parseEnvelope(body, this.limits)
+    const fields = readAccessRequest<Request>(envelope)
+    const token = await this.verifyToken(fields.token)
+    const now = this.now()
+    if (token.issuedAtMs > now + this.ms.clockSkew) throw new FutureTokenError()
+    if (now > token.expiryMs) throw new ExpiredTokenError('access')
+    await verifySigned(this.verifier, envelope, token.publicKey)
+    const t = fields.timestamp.ms
+    if (t < now - this.ms.accessWindow) throw new StaleRequestError()
+    if (t > now + this.ms.clockSkew) throw new FutureRequestError()
+    const lock = this.ms.accessWindow + 2 * this.ms.clockSkew
+    if (!(await this.store.accessNonces.reserve(fields.nonce, lock))) {
+      throw new ReplayError('request nonce')
+    }
+    return {
+      identity: token.identity,
+      device: token.device,
+      attributes: token.attributes,
+      token,
+      nonce: fields.nonce,
+      timestamp: fields.timestamp.text,
+      request: fields.request,
+    }
+  }
+}
+
+function throwForRotation(result: RotateResult): void {
+  switch (result) {
+    case 'ok':
+      return
+    case 'unknown-device':
+      throw new UnknownAccountError('device')
+    case 'hash-mismatch':
+      throw new InvalidHashError('rotation')
+    case 'target-unknown':
+      throw new UnknownAccountError('device to unlink')
+    case 'target-exists':
+      throw new ConflictError('device')
+  }
+}
+
+/** Creates a server core. */
+export function createBetterAuth<Attributes = unknown>(
+  options: BetterAuthOptions<Attributes> = {}
+): BetterAuthServer<Attributes> {
+  return new BetterAuthServer(options)
+}

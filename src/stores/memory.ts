@@ -1,0 +1,301 @@
+/**
+ * In-memory stores: the default. Atomic because each operation runs to completion without
+ * yielding. Ephemeral entries expire (checked on read, evicted by a sweep), and every map is
+ * bounded: when one is full of live entries the store refuses new ones (fail closed, 503)
+ * rather than forgetting a used nonce.
+ */
+import { StorageUnavailableError } from '../errors'
+import type {
+  AccountStore,
+  ChallengeStore,
+  DeviceKey,
+  NewAccount,
+  NewDevice,
+  RecoverResult,
+  RotateResult,
+  RotationEffect,
+  ServerStore,
+  TimeLockStore,
+} from './types'
+
+export interface TtlMapOptions {
+  /** Most live entries held. @default 1000000 */
+  maxEntries?: number
+  /** Clock, for tests. @default Date.now */
+  now?: () => number
+}
+
+/** A Map whose entries expire; bounded; swept incrementally on insert. */
+export class TtlMap<V> {
+  private readonly entries = new Map<string, { value: V; expiresAt: number }>()
+  private readonly maxEntries: number
+  private readonly now: () => number
+
+  constructor(options: TtlMapOptions = {}) {
+    this.maxEntries = options.maxEntries ?? 1_000_000
+    this.now = options.now ?? Date.now
+  }
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  get(key: string): V | undefined {
+    const entry = this.entries.get(key)
+    if (entry === undefined) return undefined
+    if (entry.expiresAt <= this.now()) {
+      this.entries.delete(key)
+      return undefined
+    }
+    return entry.value
+  }
+
+  /** Sets unless a live entry exists; returns whether it was set. */
+  setIfAbsent(key: string, value: V, ttlMs: number): boolean {
+    if (this.get(key) !== undefined) return false
+    this.set(key, value, ttlMs)
+    return true
+  }
+
+  set(key: string, value: V, ttlMs: number): void {
+    const now = this.now()
+    this.sweepHead(now)
+    if (this.entries.size >= this.maxEntries && !this.entries.has(key)) {
+      this.sweep()
+      if (this.entries.size >= this.maxEntries) {
+        throw new StorageUnavailableError({ context: { reason: 'memory store full' } })
+      }
+    }
+    this.entries.delete(key) // keep insertion order close to expiry order
+    this.entries.set(key, { value, expiresAt: now + ttlMs })
+  }
+
+  /** Removes a live entry and returns its value. */
+  take(key: string): V | undefined {
+    const value = this.get(key)
+    if (value !== undefined) this.entries.delete(key)
+    return value
+  }
+
+  /** Evicts expired entries at the head (oldest first); cheap, amortized O(1) per insert. */
+  private sweepHead(now: number): void {
+    let budget = 8
+    for (const [key, entry] of this.entries) {
+      if (entry.expiresAt > now || budget-- === 0) break
+      this.entries.delete(key)
+    }
+  }
+
+  /** Evicts every expired entry. */
+  sweep(): void {
+    const now = this.now()
+    for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.entries.delete(key)
+  }
+
+  keys(): string[] {
+    this.sweep()
+    return [...this.entries.keys()]
+  }
+}
+
+export class MemoryTimeLockStore implements TimeLockStore {
+  readonly map: TtlMap<true>
+  constructor(options: TtlMapOptions = {}) {
+    this.map = new TtlMap(options)
+  }
+
+  async reserve(value: string, ttlMs: number): Promise<boolean> {
+    return this.map.setIfAbsent(value, true, ttlMs)
+  }
+}
+
+export class MemoryChallengeStore implements ChallengeStore {
+  readonly map: TtlMap<string>
+  constructor(options: TtlMapOptions = {}) {
+    this.map = new TtlMap(options)
+  }
+
+  async create(nonce: string, identity: string, ttlMs: number): Promise<void> {
+    this.map.set(nonce, identity, ttlMs)
+  }
+
+  async peek(nonce: string): Promise<string | undefined> {
+    return this.map.get(nonce)
+  }
+
+  async consume(nonce: string): Promise<string | undefined> {
+    return this.map.take(nonce)
+  }
+}
+
+interface Account {
+  recoveryHash: string
+  devices: Map<string, DeviceKey>
+}
+
+export interface MemoryAccountStoreOptions {
+  /** Most identities held; account creation beyond it fails with 503. @default 1000000 */
+  maxIdentities?: number
+}
+
+export class MemoryAccountStore implements AccountStore {
+  private readonly accounts = new Map<string, Account>()
+  private readonly maxIdentities: number
+
+  constructor(options: MemoryAccountStoreOptions = {}) {
+    this.maxIdentities = options.maxIdentities ?? 1_000_000
+  }
+
+  async createAccount(account: NewAccount): Promise<boolean> {
+    if (this.accounts.has(account.identity)) return false
+    if (this.accounts.size >= this.maxIdentities) {
+      throw new StorageUnavailableError({ context: { reason: 'memory store full' } })
+    }
+    const devices = new Map<string, DeviceKey>()
+    devices.set(account.device, {
+      publicKey: account.publicKey,
+      rotationHash: account.rotationHash,
+    })
+    this.accounts.set(account.identity, { recoveryHash: account.recoveryHash, devices })
+    return true
+  }
+
+  async hasIdentity(identity: string): Promise<boolean> {
+    return this.accounts.has(identity)
+  }
+
+  async getDeviceKey(identity: string, device: string): Promise<DeviceKey | undefined> {
+    const key = this.accounts.get(identity)?.devices.get(device)
+    return key === undefined ? undefined : { ...key }
+  }
+
+  async getRecoveryHash(identity: string): Promise<string | undefined> {
+    return this.accounts.get(identity)?.recoveryHash
+  }
+
+  async rotate(
+    identity: string,
+    device: string,
+    expectedRotationHash: string,
+    next: DeviceKey,
+    effect: RotationEffect
+  ): Promise<RotateResult> {
+    const account = this.accounts.get(identity)
+    const current = account?.devices.get(device)
+    if (account === undefined || current === undefined) return 'unknown-device'
+    if (current.rotationHash !== expectedRotationHash) return 'hash-mismatch'
+    // Check the effect before changing anything, so a refused effect changes nothing.
+    if (effect.kind === 'revokeDevice' && !account.devices.has(effect.device)) {
+      return 'target-unknown'
+    }
+    if (effect.kind === 'linkDevice' && account.devices.has(effect.device)) return 'target-exists'
+    account.devices.set(device, { publicKey: next.publicKey, rotationHash: next.rotationHash })
+    switch (effect.kind) {
+      case 'deleteIdentity':
+        this.accounts.delete(identity)
+        break
+      case 'revokeDevice':
+        account.devices.delete(effect.device)
+        break
+      case 'linkDevice':
+        account.devices.set(effect.device, {
+          publicKey: effect.publicKey,
+          rotationHash: effect.rotationHash,
+        })
+        break
+      case 'changeRecoveryHash':
+        account.recoveryHash = effect.recoveryHash
+        break
+      case 'none':
+        break
+    }
+    return 'ok'
+  }
+
+  async recover(
+    identity: string,
+    expectedRecoveryHash: string,
+    recoveryHash: string,
+    device: NewDevice
+  ): Promise<RecoverResult> {
+    const account = this.accounts.get(identity)
+    if (account === undefined) return 'unknown-identity'
+    if (account.recoveryHash !== expectedRecoveryHash) return 'hash-mismatch'
+    account.recoveryHash = recoveryHash
+    account.devices.clear()
+    account.devices.set(device.device, {
+      publicKey: device.publicKey,
+      rotationHash: device.rotationHash,
+    })
+    return 'ok'
+  }
+
+  /** A deep copy of every account, for tests and debugging. */
+  dump(): Record<string, { recoveryHash: string; devices: Record<string, DeviceKey> }> {
+    const out: Record<string, { recoveryHash: string; devices: Record<string, DeviceKey> }> = {}
+    for (const [identity, account] of this.accounts) {
+      out[identity] = {
+        recoveryHash: account.recoveryHash,
+        devices: Object.fromEntries([...account.devices].map(([d, k]) => [d, { ...k }])),
+      }
+    }
+    return out
+  }
+}
+
+export interface MemoryStoreOptions extends MemoryAccountStoreOptions {
+  /** Most live challenges / reserved nonces / used refresh keys held. @default 1000000 */
+  maxEphemeralEntries?: number
+  /** How often a full sweep evicts expired entries, in ms (0 disables it). @default 10000 */
+  sweepIntervalMs?: number
+  now?: () => number
+}
+
+/** The in-memory ServerStore: the default when no store is configured. */
+export class MemoryStore implements ServerStore {
+  readonly accounts: MemoryAccountStore
+  readonly challenges: MemoryChallengeStore
+  readonly refreshKeys: MemoryTimeLockStore
+  readonly accessNonces: MemoryTimeLockStore
+  private readonly timer: ReturnType<typeof setInterval> | undefined
+
+  constructor(options: MemoryStoreOptions = {}) {
+    const ttl: TtlMapOptions = { maxEntries: options.maxEphemeralEntries }
+    if (options.now !== undefined) ttl.now = options.now
+    this.accounts = new MemoryAccountStore(options)
+    this.challenges = new MemoryChallengeStore(ttl)
+    this.refreshKeys = new MemoryTimeLockStore(ttl)
+    this.accessNonces = new MemoryTimeLockStore(ttl)
+    const interval = options.sweepIntervalMs ?? 10_000
+    if (interval > 0) {
+      this.timer = setInterval(() => this.sweep(), interval)
+      this.timer.unref()
+    }
+  }
+
+  /** Evicts every expired ephemeral entry now. */
+  sweep(): void {
+    this.challenges.map.sweep()
+    this.refreshKeys.map.sweep()
+    this.accessNonces.map.sweep()
+  }
+
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+  }
+
+  /** Everything stored (live entries only), for tests and debugging. */
+  dump(): {
+    accounts: ReturnType<MemoryAccountStore['dump']>
+    challenges: string[]
+    refreshKeys: string[]
+    accessNonces: string[]
+  } {
+    return {
+      accounts: this.accounts.dump(),
+      challenges: this.challenges.map.keys().sort(),
+      refreshKeys: this.refreshKeys.map.keys().sort(),
+      accessNonces: this.accessNonces.map.keys().sort(),
+    }
+  }
+}

@@ -1,0 +1,257 @@
+/** Test helpers: an in-process server and network, and builders of raw protocol messages. */
+import {
+  BetterAuthClient,
+  Blake3Hasher,
+  MemoryStore,
+  NodeSigningKey,
+  RandomNoncer,
+  createBetterAuth,
+  formatTimestamp,
+  type BetterAuthOptions,
+  type BetterAuthServer,
+  type HandlerResult,
+  type Network,
+  type Operation,
+} from '../src'
+
+export const hasher = new Blake3Hasher()
+export const noncer = new RandomNoncer()
+export const hash = (text: string): string => hasher.sum(text)
+export const nonce = (): string => noncer.generate128()
+
+export interface Attributes {
+  permissionsByRole: Record<string, string[]>
+}
+
+export const ATTRIBUTES: Attributes = { permissionsByRole: { admin: ['read', 'write'] } }
+
+/** A controllable clock. */
+export class Clock {
+  constructor(public ms = Date.now()) {}
+  now = (): number => this.ms
+  advance(seconds: number): void {
+    this.ms += seconds * 1000
+  }
+}
+
+export interface TestServer {
+  auth: BetterAuthServer<Attributes>
+  store: MemoryStore
+  clock: Clock
+  /** Runs an endpoint on a raw body. */
+  call(operation: Operation, body: string | Uint8Array): Promise<HandlerResult>
+  /** Access-protected echo route: verifies, then answers `{wasFoo, wasBar}`. */
+  access(body: string | Uint8Array): Promise<HandlerResult>
+  /** Everything in the store, to compare before and after a rejected message. */
+  snapshot(): string
+}
+
+export function makeServer(options: BetterAuthOptions<Attributes> = {}): TestServer {
+  const clock = new Clock()
+  const store = new MemoryStore({ now: clock.now, sweepIntervalMs: 0 })
+  const auth = createBetterAuth<Attributes>({
+    store,
+    now: clock.now,
+    attributes: () => ATTRIBUTES,
+    keys: { env: false },
+    logger: {
+      error: () => undefined,
+      warn: () => undefined,
+      info: () => undefined,
+      debug: () => undefined,
+    },
+    ...options,
+  })
+  return {
+    auth,
+    store,
+    clock,
+    call: (operation, body) => auth.handle(operation, body),
+    async access(body) {
+      try {
+        const principal = await auth.verifyAccess<{ foo?: unknown; bar?: unknown }>(body)
+        const reply = await auth.respond(principal.nonce, {
+          wasFoo: principal.request.foo,
+          wasBar: principal.request.bar,
+        })
+        return { status: 200, headers: {}, body: reply }
+      } catch (error) {
+        return auth.errorResult(error)
+      }
+    },
+    snapshot: () => JSON.stringify(store.dump()),
+  }
+}
+
+/** A network that calls the server in process: protocol paths, plus `/foo/bar`. */
+export class InProcessNetwork implements Network {
+  readonly sent: { path: string; body: string }[] = []
+  private readonly byPath: Map<string, Operation>
+
+  constructor(private readonly server: TestServer) {
+    this.byPath = new Map(
+      server.auth
+        .routes()
+        .filter(r => r.endpoint !== 'responseKey')
+        .map(r => [r.path, r.endpoint as Operation])
+    )
+  }
+
+  async send(path: string, body: string): Promise<{ status: number; body: string }> {
+    this.sent.push({ path, body })
+    if (path === '/key/response') {
+      const result = await this.server.auth.handle('responseKey', body)
+      return { status: result.status, body: result.body }
+    }
+    if (path === '/foo/bar') {
+      const result = await this.server.access(body)
+      return { status: result.status, body: result.body }
+    }
+    const operation = this.byPath.get(path)
+    if (operation === undefined) return { status: 404, body: '' }
+    const result = await this.server.call(operation, body)
+    return { status: result.status, body: result.body }
+  }
+}
+
+export function makeClient(server: TestServer, network?: Network): BetterAuthClient {
+  return new BetterAuthClient({
+    network: network ?? new InProcessNetwork(server),
+    now: server.clock.now,
+  })
+}
+
+/** `{"payload":…,"signature":…}` signed over the exact payload text. */
+export function signed(payload: unknown, key: NodeSigningKey): string {
+  const text = JSON.stringify(payload)
+  return `{"payload":${text},"signature":"${key.signSync(Buffer.from(text))}"}`
+}
+
+/** A device's key chain, for building raw requests: keys[i] is current, keys[i+1] next. */
+export class TestDevice {
+  private readonly chain: NodeSigningKey[] = [NodeSigningKey.generate(), NodeSigningKey.generate()]
+  private index = 0
+  identity = ''
+  device: string
+
+  constructor() {
+    this.device = hash(this.current.publicKeyText + this.rotationHash)
+  }
+
+  private at(i: number): NodeSigningKey {
+    while (this.chain.length <= i) this.chain.push(NodeSigningKey.generate())
+    return this.chain[i] as NodeSigningKey
+  }
+
+  get current(): NodeSigningKey {
+    return this.at(this.index)
+  }
+  /** The key the next rotation reveals. */
+  get next(): NodeSigningKey {
+    return this.at(this.index + 1)
+  }
+  /** The hash the current key commits to. */
+  get rotationHash(): string {
+    return hash(this.next.publicKeyText)
+  }
+  /** The commitment a rotation would store (hash of the key after next). */
+  get nextRotationHash(): string {
+    return hash(this.at(this.index + 2).publicKeyText)
+  }
+
+  /** Call after the server accepted a rotation. */
+  advance(): void {
+    this.index++
+  }
+
+  /** `authentication` for a rotating request (reveals `next`). */
+  rotating(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      device: this.device,
+      identity: this.identity,
+      publicKey: this.next.publicKeyText,
+      ...extra,
+      rotationHash: this.nextRotationHash,
+    }
+  }
+}
+
+/** An account's first device and its recovery key. */
+export class TestAccount {
+  readonly first = new TestDevice()
+  recovery = NodeSigningKey.generate()
+
+  constructor() {
+    const d = this.first
+    d.identity = hash(d.current.publicKeyText + d.rotationHash + this.recoveryHash)
+  }
+
+  get identity(): string {
+    return this.first.identity
+  }
+  get recoveryHash(): string {
+    return hash(this.recovery.publicKeyText)
+  }
+
+  createAccountPayload(n = nonce()): Record<string, unknown> {
+    const d = this.first
+    return {
+      access: { nonce: n },
+      request: {
+        authentication: {
+          device: d.device,
+          identity: d.identity,
+          publicKey: d.current.publicKeyText,
+          recoveryHash: this.recoveryHash,
+          rotationHash: d.rotationHash,
+        },
+      },
+    }
+  }
+
+  createAccountBody(): string {
+    return signed(this.createAccountPayload(), this.first.current)
+  }
+}
+
+/** A linkable new device for `identity`: its container payload, signed by its current key. */
+export function linkContainer(device: TestDevice, identity: string): Record<string, unknown> {
+  device.identity = identity
+  const payload = {
+    authentication: {
+      device: device.device,
+      identity,
+      publicKey: device.current.publicKeyText,
+      rotationHash: device.rotationHash,
+    },
+  }
+  return JSON.parse(signed(payload, device.current)) as Record<string, unknown>
+}
+
+/** An access request body for `token`, signed by `key`. */
+export function accessBody(
+  token: string,
+  key: NodeSigningKey,
+  options: { at?: number; nonce?: string; request?: unknown; timestamp?: string } = {}
+): string {
+  return signed(
+    {
+      access: {
+        nonce: options.nonce ?? nonce(),
+        timestamp: options.timestamp ?? formatTimestamp(options.at ?? Date.now()),
+        token,
+      },
+      request: options.request ?? { foo: 'bar', bar: 'foo' },
+    },
+    key
+  )
+}
+
+export function errorOf(result: HandlerResult): { code: string; message: string } {
+  return (JSON.parse(result.body) as { error: { code: string; message: string } }).error
+}
+
+export function payloadOf<T = Record<string, unknown>>(result: HandlerResult): T {
+  if (result.status !== 200) throw new Error(`HTTP ${result.status}: ${result.body}`)
+  return (JSON.parse(result.body) as { payload: T }).payload
+}

@@ -123,6 +123,14 @@ export interface BetterAuthOptions<Attributes = unknown> {
   now?: () => number
 }
 
+/** What an adapter knows about the HTTP request besides its body. */
+export interface RequestContext {
+  /** The client's IP address as the adapter determined it (proxies honoured only if trusted). */
+  ip?: string
+  /** The request path, for logs and events. */
+  path?: string
+}
+
 /** What an adapter sends back. */
 export interface HandlerResult {
   status: number
@@ -267,7 +275,11 @@ export class BetterAuthServer<Attributes = unknown> {
    * Runs one endpoint on a raw request body and returns the HTTP answer. Never throws: every
    * failure becomes an error body with its code and status.
    */
-  async handle(endpoint: Endpoint, body: string | Uint8Array): Promise<HandlerResult> {
+  async handle(
+    endpoint: Endpoint,
+    body: string | Uint8Array,
+    context: RequestContext = {}
+  ): Promise<HandlerResult> {
     try {
       if (endpoint === 'responseKey') {
         return {
@@ -279,7 +291,7 @@ export class BetterAuthServer<Attributes = unknown> {
       const reply = await this.run(endpoint, body)
       return { status: 200, headers: { ...JSON_HEADERS }, body: reply }
     } catch (error) {
-      return this.errorResult(error, { endpoint })
+      return this.errorResult(error, { endpoint, ...context })
     }
   }
 
@@ -546,7 +558,8 @@ export class BetterAuthServer<Attributes = unknown> {
    * `respond(principal.nonce, …)`.
    */
   async verifyAccess<Request = unknown>(
-    body: string | Uint8Array
+    body: string | Uint8Array,
+    _context: RequestContext = {}
   ): Promise<AccessPrincipal<Attributes, Request>> {
     const envelope = parseEnvelope(body, this.limits)
     const fields = readAccessRequest<Request>(envelope)

@@ -1,12 +1,12 @@
 /**
- * The conformance server (PROTOCOL.md §4): the protocol endpoints at their default paths,
- * `/key/response`, and two access-protected routes, `/foo/bar` and `/bad/nonce`.
+ * The conformance server (PROTOCOL.md §4) on the standalone node:http server: the protocol
+ * endpoints at their default paths, `/key/response`, and two access-protected routes,
+ * `/foo/bar` and `/bad/nonce`. (examples/express-conformance.ts is the same server on Express.)
  *
  *   make server            # http://127.0.0.1:8080 (PORT and HOST override)
  */
-import express from 'express'
-import { createBetterAuth, type AccessPrincipal } from '../src'
-import { protocolRouter, requireAccess } from '../adapters/express'
+import { createBetterAuth } from '../src'
+import { createServer } from '../adapters/node'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -17,51 +17,46 @@ interface FooBar {
   bar: unknown
 }
 
-type Authed = express.Request & { betterAuth: AccessPrincipal<Attributes, FooBar> }
-
-export function createConformanceApp() {
+export function createConformanceServer() {
   const auth = createBetterAuth<Attributes>({
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
   })
-  const app = express()
-  app.disable('x-powered-by')
-  app.use(protocolRouter(auth))
+  const server = createServer(auth)
 
-  app.post('/foo/bar', requireAccess<Attributes, FooBar>(auth), (req, res) => {
-    const { request } = (req as Authed).betterAuth
-    res.json({ wasFoo: request.foo, wasBar: request.bar })
-  })
+  server.protect<FooBar>('/foo/bar', ({ request }) => ({
+    wasFoo: request.foo,
+    wasBar: request.bar,
+  }))
 
   // Answers with a nonce other than the request's: clients must reject the reply (BA203).
-  app.post('/bad/nonce', express.raw({ type: () => true }), async (req, res) => {
-    try {
-      const principal = await auth.verifyAccess<FooBar>(req.body as Buffer)
-      const reply = await auth.respond(auth.noncer.generate128(), {
-        wasFoo: principal.request.foo,
-        wasBar: principal.request.bar,
-      })
-      res.type('application/json').send(reply)
-    } catch (error) {
-      const result = auth.errorResult(error)
-      res.status(result.status).set(result.headers).send(result.body)
-    }
+  server.route('/bad/nonce', async (body, _req, context) => {
+    const { request } = await auth.verifyAccess<FooBar>(body, context)
+    const reply = await auth.respond(auth.noncer.generate128(), {
+      wasFoo: request.foo,
+      wasBar: request.bar,
+    })
+    return { status: 200, headers: { 'content-type': 'application/json' }, body: reply }
   })
 
-  return { app, auth }
+  return { server, auth }
 }
 
 if (require.main === module) {
   const port = Number(process.env.PORT ?? 8080)
   const host = process.env.HOST ?? '127.0.0.1'
-  const { app, auth } = createConformanceApp()
+  const { server, auth } = createConformanceServer()
   auth
     .ready()
     .then(async () => {
-      const server = app.listen(port, host, () => {
-        console.log(`better-auth conformance server on http://${host}:${port}`)
-      })
+      await server.listen(port, host)
+      console.log(`better-auth conformance server on http://${host}:${port}`)
       console.log(`response key: ${await auth.responsePublicKey()}`)
-      const stop = () => server.close(() => process.exit(0))
+      const stop = () => {
+        server
+          .close()
+          .then(() => auth.close())
+          .then(() => process.exit(0))
+      }
       process.on('SIGINT', stop)
       process.on('SIGTERM', stop)
     })

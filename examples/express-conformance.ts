@@ -1,0 +1,73 @@
+/**
+ * The conformance server (PROTOCOL.md §4) as an Express app: the protocol endpoints at their
+ * default paths, `/key/response`, and two access-protected routes, `/foo/bar` and `/bad/nonce`.
+ * (`make server` runs the same server on the standalone node:http server, examples/server.ts.)
+ *
+ *   PORT=8080 npx tsx examples/express-conformance.ts   # HOST overrides 127.0.0.1
+ */
+import express from 'express'
+import { createBetterAuth, type AccessPrincipal } from '../src'
+import { protocolRouter, requireAccess } from '../adapters/express'
+
+interface Attributes {
+  permissionsByRole: Record<string, string[]>
+}
+
+interface FooBar {
+  foo: unknown
+  bar: unknown
+}
+
+type Authed = express.Request & { betterAuth: AccessPrincipal<Attributes, FooBar> }
+
+export function createConformanceApp() {
+  const auth = createBetterAuth<Attributes>({
+    attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+  })
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(protocolRouter(auth))
+
+  app.post('/foo/bar', requireAccess<Attributes, FooBar>(auth), (req, res) => {
+    const { request } = (req as Authed).betterAuth
+    res.json({ wasFoo: request.foo, wasBar: request.bar })
+  })
+
+  // Answers with a nonce other than the request's: clients must reject the reply (BA203).
+  app.post('/bad/nonce', express.raw({ type: () => true }), async (req, res) => {
+    try {
+      const principal = await auth.verifyAccess<FooBar>(req.body as Buffer)
+      const reply = await auth.respond(auth.noncer.generate128(), {
+        wasFoo: principal.request.foo,
+        wasBar: principal.request.bar,
+      })
+      res.type('application/json').send(reply)
+    } catch (error) {
+      const result = auth.errorResult(error)
+      res.status(result.status).set(result.headers).send(result.body)
+    }
+  })
+
+  return { app, auth }
+}
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 8080)
+  const host = process.env.HOST ?? '127.0.0.1'
+  const { app, auth } = createConformanceApp()
+  auth
+    .ready()
+    .then(async () => {
+      const server = app.listen(port, host, () => {
+        console.log(`better-auth conformance server (Express) on http://${host}:${port}`)
+      })
+      console.log(`response key: ${await auth.responsePublicKey()}`)
+      const stop = () => server.close(() => process.exit(0))
+      process.on('SIGINT', stop)
+      process.on('SIGTERM', stop)
+    })
+    .catch(error => {
+      console.error(error)
+      process.exit(1)
+    })
+}

@@ -1,0 +1,479 @@
+/** The standalone node:http server: endpoints, protected routes, HTTP-level errors, keep-alive. */
+import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createServer, type StandaloneServer } from '../adapters/node'
+import {
+  BetterAuthClient,
+  FetchNetwork,
+  ForbiddenError,
+  NodeSigningKey,
+  formatTimestamp,
+  type RequestContext,
+} from '../src'
+import {
+  ATTRIBUTES,
+  accessBody,
+  errorOf,
+  hash,
+  makeServer,
+  nonce,
+  type Attributes,
+  type TestServer,
+} from './helpers'
+
+interface Reply {
+  status: number
+  headers: IncomingHttpHeaders
+  body: string
+  reused: boolean
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+
+let base: TestServer
+let standalone: StandaloneServer<Attributes>
+let url: string
+let port: number
+const contexts: RequestContext[] = []
+const seen: { identity: string; device: string; attributes: Attributes; request: unknown }[] = []
+
+function send(
+  method: string,
+  path: string,
+  body?: string | Buffer,
+  headers: Record<string, string> = {},
+  target = port
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: '127.0.0.1', port: target, method, path, headers, agent },
+      res => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+            reused: req.reusedSocket,
+          })
+        )
+      }
+    )
+    req.on('error', reject)
+    if (body !== undefined) req.write(body)
+    req.end()
+  })
+}
+
+const post = (path: string, body: string, headers?: Record<string, string>) =>
+  send('POST', path, body, { 'content-type': 'application/json', ...headers })
+
+function codeOf(reply: Reply): string {
+  return errorOf({ status: reply.status, headers: {}, body: reply.body }).code
+}
+
+/** A session on the server under test: an access key and a token issued for it. */
+async function session(): Promise<{ key: NodeSigningKey; token: string }> {
+  const key = NodeSigningKey.generate()
+  const now = base.clock.now()
+  const token = await base.auth.issueToken({
+    device: hash('device'),
+    identity: hash('identity'),
+    publicKey: key.publicKeyText,
+    rotationHash: hash(NodeSigningKey.generate().publicKeyText),
+    issuedAt: formatTimestamp(now),
+    expiry: formatTimestamp(now + 15 * 60_000),
+    refreshExpiry: formatTimestamp(now + 12 * 3_600_000),
+    attributes: ATTRIBUTES,
+  })
+  return { key, token }
+}
+
+beforeAll(async () => {
+  base = makeServer()
+  standalone = createServer(base.auth, {
+    routes: {
+      '/echo': principal => ({ echoed: principal.request }),
+    },
+  })
+  standalone.protect<{ foo?: unknown; bar?: unknown }>('/foo/bar', principal => {
+    seen.push({
+      identity: principal.identity,
+      device: principal.device,
+      attributes: principal.attributes,
+      request: principal.request,
+    })
+    return { wasFoo: principal.request.foo, wasBar: principal.request.bar }
+  })
+  standalone.protect('/admin', principal => {
+    if (!principal.attributes.permissionsByRole.root) throw new ForbiddenError('root only')
+    return {}
+  })
+  standalone.protect('/broken', () => {
+    throw new Error('secret internals')
+  })
+  standalone.route(
+    '/whoami',
+    (_body, _req, context) => {
+      contexts.push(context)
+      return { status: 200, headers: { 'content-type': 'text/plain' }, body: context.ip ?? '' }
+    },
+    ['GET']
+  )
+  const address: AddressInfo = await standalone.listen(0)
+  port = address.port
+  url = `http://127.0.0.1:${port}`
+})
+
+afterAll(async () => {
+  agent.destroy()
+  await standalone.close()
+  await base.auth.close()
+})
+
+describe('protocol endpoints', () => {
+  test('the response key answers GET and POST as text', async () => {
+    const key = await base.auth.responsePublicKey()
+    for (const method of ['GET', 'POST']) {
+      const reply = await send(method, '/key/response', method === 'POST' ? '' : undefined)
+      expect(reply.status).toBe(200)
+      expect(reply.headers['content-type']).toMatch(/^text\/plain/)
+      expect(reply.body).toBe(key)
+    }
+  })
+
+  test('a client runs every session operation over HTTP and calls a protected route', async () => {
+    const client = new BetterAuthClient({ network: new FetchNetwork(url), now: base.clock.now })
+    const recovery = NodeSigningKey.generate()
+    await client.createAccount(hash(recovery.publicKeyText))
+    await client.rotateDevice()
+    await client.createSession()
+    await client.refreshSession()
+    const reply = await client.accessRequest<{ wasFoo: string; wasBar: string }>('/foo/bar', {
+      foo: 1,
+      bar: 'two',
+    })
+    expect(reply).toEqual({ wasFoo: 1, wasBar: 'two' })
+    const last = seen[seen.length - 1]
+    expect(last?.identity).toBe(await client.identity())
+    expect(last?.device).toBe(await client.device())
+    expect(last?.attributes).toEqual(ATTRIBUTES)
+    expect(base.store.dump().accounts[await client.identity()]).toBeDefined()
+  })
+
+  test('a protocol error keeps its code and status, and 401s carry WWW-Authenticate', async () => {
+    const reply = await post('/session/request', '{"payload":{"access":{}}}')
+    expect(reply.status).toBe(400)
+    expect(codeOf(reply)).toBe('BA101')
+
+    const key = NodeSigningKey.generate()
+    const body = accessBody('0I' + 'A'.repeat(200), key)
+    const denied = await post('/foo/bar', body)
+    expect(denied.status).toBe(401)
+    expect(codeOf(denied)).toBe('BA402')
+    expect(denied.headers['www-authenticate']).toBe('BetterAuth error="BA402"')
+  })
+
+  test('a prefix moves the protocol endpoints', async () => {
+    const prefixed = createServer(base.auth, { prefix: '/auth/' })
+    const { port: other } = await prefixed.listen(0)
+    try {
+      const key = await send('GET', '/auth/key/response', undefined, {}, other)
+      expect(key.status).toBe(200)
+      const bare = await send('GET', '/key/response', undefined, {}, other)
+      expect(bare.status).toBe(404)
+      expect(codeOf(bare)).toBe('BA604')
+    } finally {
+      await prefixed.close()
+    }
+  })
+})
+
+describe('protected routes', () => {
+  test('a valid access request gets a signed reply echoing its nonce', async () => {
+    const { key, token } = await session()
+    const n = nonce()
+    const reply = await post(
+      '/foo/bar',
+      accessBody(token, key, { at: base.clock.now(), nonce: n, request: { foo: 'a', bar: 'b' } })
+    )
+    expect(reply.status).toBe(200)
+    expect(reply.headers['content-type']).toBe('application/json')
+    expect(Number(reply.headers['content-length'])).toBe(Buffer.byteLength(reply.body))
+    const envelope = JSON.parse(reply.body) as {
+      payload: { access: { nonce: string; serverIdentity: string }; response: unknown }
+      signature: string
+    }
+    expect(envelope.payload.access).toEqual({
+      nonce: n,
+      serverIdentity: await base.auth.responsePublicKey(),
+    })
+    expect(envelope.payload.response).toEqual({ wasFoo: 'a', wasBar: 'b' })
+    const payloadText = reply.body.slice(
+      '{"payload":'.length,
+      reply.body.lastIndexOf(',"signature"')
+    )
+    expect(
+      base.auth.verifier.verify(
+        Buffer.from(payloadText),
+        envelope.signature,
+        envelope.payload.access.serverIdentity
+      )
+    ).toBe(true)
+  })
+
+  test('routes given as an option are protected too', async () => {
+    const { key, token } = await session()
+    const body = accessBody(token, key, { at: base.clock.now(), request: [1, 2] })
+    const reply = await post('/echo', body)
+    expect(reply.status).toBe(200)
+    expect((JSON.parse(reply.body) as { payload: { response: unknown } }).payload.response).toEqual(
+      { echoed: [1, 2] }
+    )
+    const unsigned = await post('/echo', '{"payload":{"access":{},"request":{}}}')
+    expect(unsigned.status).toBe(400)
+  })
+
+  test('a replayed request is refused (BA304, 401) and changes nothing', async () => {
+    const { key, token } = await session()
+    const body = accessBody(token, key, { at: base.clock.now() })
+    expect((await post('/foo/bar', body)).status).toBe(200)
+    const before = base.snapshot()
+    const calls = seen.length
+    const replay = await post('/foo/bar', body)
+    expect(replay.status).toBe(401)
+    expect(codeOf(replay)).toBe('BA304')
+    expect(base.snapshot()).toBe(before)
+    expect(seen.length).toBe(calls)
+  })
+
+  test('a request signed by another key is refused (BA201, 401)', async () => {
+    const { token } = await session()
+    const before = base.snapshot()
+    const reply = await post(
+      '/foo/bar',
+      accessBody(token, NodeSigningKey.generate(), { at: base.clock.now() })
+    )
+    expect(reply.status).toBe(401)
+    expect(codeOf(reply)).toBe('BA201')
+    expect(base.snapshot()).toBe(before)
+  })
+
+  test('stale and future timestamps are refused (BA501 / BA502, 422)', async () => {
+    const { key, token } = await session()
+    const stale = await post('/foo/bar', accessBody(token, key, { at: base.clock.now() - 31_000 }))
+    expect(stale.status).toBe(422)
+    expect(codeOf(stale)).toBe('BA501')
+    const future = await post('/foo/bar', accessBody(token, key, { at: base.clock.now() + 6_000 }))
+    expect(future.status).toBe(422)
+    expect(codeOf(future)).toBe('BA502')
+  })
+
+  test('an expired token is refused (BA401, 401)', async () => {
+    const { key, token } = await session()
+    base.clock.advance(16 * 60)
+    try {
+      const reply = await post('/foo/bar', accessBody(token, key, { at: base.clock.now() }))
+      expect(reply.status).toBe(401)
+      expect(codeOf(reply)).toBe('BA401')
+    } finally {
+      base.clock.advance(-16 * 60)
+    }
+  })
+
+  test('a token from an unknown access key is refused (BA202, 401)', async () => {
+    const other = makeServer()
+    const key = NodeSigningKey.generate()
+    const now = base.clock.now()
+    const token = await other.auth.issueToken({
+      device: hash('d'),
+      identity: hash('i'),
+      publicKey: key.publicKeyText,
+      rotationHash: hash('r'),
+      issuedAt: formatTimestamp(now),
+      expiry: formatTimestamp(now + 60_000),
+      refreshExpiry: formatTimestamp(now + 120_000),
+      attributes: ATTRIBUTES,
+    })
+    const reply = await post('/foo/bar', accessBody(token, key, { at: now }))
+    expect(reply.status).toBe(401)
+    expect(codeOf(reply)).toBe('BA202')
+  })
+
+  test('malformed bodies are refused (BA101, 400)', async () => {
+    for (const body of ['', 'not json', '{"payload":{},"payload":{}}', '[]', '\u00ff']) {
+      const reply = await post('/foo/bar', body)
+      expect(reply.status).toBe(400)
+      expect(codeOf(reply)).toBe('BA101')
+    }
+  })
+
+  test("a handler's BetterAuthError keeps its status; other errors are a bare 500", async () => {
+    const { key, token } = await session()
+    const forbidden = await post('/admin', accessBody(token, key, { at: base.clock.now() }))
+    expect(forbidden.status).toBe(403)
+    expect(errorOf({ status: 403, headers: {}, body: forbidden.body })).toEqual({
+      code: 'BA306',
+      message: 'root only',
+    })
+    const broken = await post('/broken', accessBody(token, key, { at: base.clock.now() }))
+    expect(broken.status).toBe(500)
+    expect(codeOf(broken)).toBe('BA600')
+    expect(broken.body).not.toContain('secret')
+  })
+})
+
+describe('HTTP errors', () => {
+  test('an unknown path is BA604 (404)', async () => {
+    const reply = await post('/no/such/route', '{}')
+    expect(reply.status).toBe(404)
+    expect(codeOf(reply)).toBe('BA604')
+  })
+
+  test('a known path with another method is BA605 (405) with Allow', async () => {
+    const put = await send('PUT', '/foo/bar', '{}')
+    expect(put.status).toBe(405)
+    expect(codeOf(put)).toBe('BA605')
+    expect(put.headers.allow).toBe('POST')
+    const get = await send('GET', '/session/create')
+    expect(get.status).toBe(405)
+    expect(codeOf(get)).toBe('BA605')
+    const del = await send('DELETE', '/key/response')
+    expect(del.status).toBe(405)
+    expect(del.headers.allow).toBe('GET, POST')
+  })
+
+  test('a declared body over the limit is BA603 (413) and closes the connection', async () => {
+    const reply = await post('/session/request', 'x'.repeat(65537))
+    expect(reply.status).toBe(413)
+    expect(codeOf(reply)).toBe('BA603')
+    expect(reply.headers.connection).toBe('close')
+  })
+
+  test('a streamed (chunked) body over the limit is BA603 (413)', async () => {
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port, method: 'POST', path: '/foo/bar' },
+        res => {
+          const chunks: Buffer[] = []
+          res.on('data', (chunk: Buffer) => chunks.push(chunk))
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              headers: res.headers,
+              body: Buffer.concat(chunks).toString(),
+              reused: false,
+            })
+          )
+        }
+      )
+      req.on('error', reject)
+      for (let i = 0; i < 20; i++) req.write('y'.repeat(4096))
+      req.end()
+    })
+    expect(reply.status).toBe(413)
+    expect(codeOf(reply)).toBe('BA603')
+  })
+
+  test('a smaller limit can be set', async () => {
+    const small = createServer(base.auth, { maxBodyBytes: 100 })
+    const { port: other } = await small.listen(0)
+    try {
+      const reply = await send('POST', '/session/request', 'z'.repeat(101), {}, other)
+      expect(reply.status).toBe(413)
+      expect(codeOf(reply)).toBe('BA603')
+    } finally {
+      await small.close()
+    }
+  })
+
+  test('the query string does not change the route', async () => {
+    const reply = await send('GET', '/key/response?x=1')
+    expect(reply.status).toBe(200)
+  })
+})
+
+describe('connections and context', () => {
+  test('keep-alive: consecutive requests share one socket', async () => {
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 })
+    const get = () =>
+      new Promise<boolean>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port, path: '/key/response', agent: keepAlive },
+          res => {
+            res.resume()
+            res.on('end', () => resolve(req.reusedSocket))
+          }
+        )
+        req.on('error', reject)
+        req.end()
+      })
+    try {
+      expect(await get()).toBe(false)
+      expect(await get()).toBe(true)
+      expect(await get()).toBe(true)
+    } finally {
+      keepAlive.destroy()
+    }
+  })
+
+  test('the client IP is the socket address unless the proxy is trusted', async () => {
+    const untrusted = await send('GET', '/whoami', undefined, { 'x-forwarded-for': '203.0.113.9' })
+    expect(untrusted.body).toBe('127.0.0.1')
+    expect(contexts[contexts.length - 1]).toEqual({ ip: '127.0.0.1', path: '/whoami' })
+
+    const proxied = createServer(base.auth, { trustProxy: true })
+    proxied.route('/whoami', (_b, _r, context) => ({
+      status: 200,
+      headers: {},
+      body: context.ip ?? '',
+    }))
+    const { port: other } = await proxied.listen(0)
+    try {
+      const reply = await send(
+        'POST',
+        '/whoami',
+        '',
+        { 'x-forwarded-for': '203.0.113.9, 10.0.0.1' },
+        other
+      )
+      expect(reply.body).toBe('203.0.113.9')
+    } finally {
+      await proxied.close()
+    }
+  })
+
+  test('CORS: preflights of known paths get 204, replies carry the allowed origin', async () => {
+    const cors = createServer(base.auth, { cors: 'https://app.example' })
+    const { port: other } = await cors.listen(0)
+    try {
+      const preflight = await send('OPTIONS', '/session/request', undefined, {}, other)
+      expect(preflight.status).toBe(204)
+      expect(preflight.headers['access-control-allow-origin']).toBe('https://app.example')
+      expect(preflight.headers['access-control-allow-methods']).toBe('POST')
+      const key = await send('GET', '/key/response', undefined, {}, other)
+      expect(key.headers['access-control-allow-origin']).toBe('https://app.example')
+      const unknown = await send('OPTIONS', '/nowhere', undefined, {}, other)
+      expect(unknown.status).toBe(404)
+    } finally {
+      await cors.close()
+    }
+    // Without the option there is no CORS answer.
+    const plain = await send('OPTIONS', '/session/request')
+    expect(plain.status).toBe(405)
+    expect(plain.headers['access-control-allow-origin']).toBeUndefined()
+  })
+
+  test('paths must start with a slash', () => {
+    expect(() => standalone.protect('foo', () => ({}))).toThrow(TypeError)
+  })
+
+  test('close() stops listening and is idempotent', async () => {
+    const other = createServer(base.auth)
+    await other.listen(0)
+    await other.close()
+    expect(other.server.listening).toBe(false)
+    await other.close()
+  })
+})

@@ -5,13 +5,14 @@ DEPS := node_modules/.package-lock.json
 TSX := node_modules/.bin/tsx
 BASE_URL ?= http://127.0.0.1:8080
 
-.PHONY: help setup build test type-check lint format format-check server test-integration bench clean
+.PHONY: help setup build test type-check lint format format-check server test-integration bench bench-smoke clean
 
 help:
 	@echo "make server            run the conformance auth server on 127.0.0.1:8080 (PORT, HOST)"
 	@echo "make test              run every test"
 	@echo "make test-integration  run our client through every flow against BASE_URL"
-	@echo "other targets: setup build type-check lint format format-check bench clean"
+	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: under a minute"
+	@echo "other targets: setup build type-check lint format format-check clean"
 
 $(DEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -45,6 +46,9 @@ test-integration: $(DEPS)
 
 bench: $(DEPS)
 	$(TSX) bench/run.ts
+
+bench-smoke: $(DEPS)
+	BENCH_SMOKE=1 $(TSX) bench/run.ts
 
 clean:
 	rm -rf dist coverage node_modules

@@ -1,0 +1,525 @@
+/**
+ * The benchmark (`make bench`; `make bench-smoke` or BENCH_SMOKE=1 for a run under a minute).
+ *
+ * Every server runs in its own child process; this process is the load generator. Access
+ * requests are signed before each timed run (fresh nonce, current timestamp, in segments short
+ * enough to stay inside the 30 s window) and sent over keep-alive connections with autocannon.
+ *
+ * Environment:
+ *   BENCH_DURATION        seconds per measured run (default 10; smoke 2)
+ *   BENCH_CONNECTIONS     concurrent keep-alive connections (default 32)
+ *   BENCH_SMOKE=1         short run: less time, 50,000 requests for the memory phase
+ *   BENCH_MEMORY_REQUESTS protected requests in the memory phase (default 1,000,000)
+ *   BENCH_TARGETS         comma-separated subset: node,standalone,express,koa,nest,sessions,
+ *                         refresh,memory,reference (default all)
+ *   BENCH_REFERENCE_URL   a running reference server to compare with (see docs/performance.md)
+ *   BENCH_PORT_BASE       first port for the servers (default: ephemeral ports)
+ *   BENCH_CPU_PROF=dir    write a V8 CPU profile of every server into dir
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { NodeSigningKey } from '../src'
+import { blast, combine, flow, stats, type Sample, type Stats } from './load'
+import {
+  accessBody,
+  challengeOf,
+  createAccounts,
+  createSessionBody,
+  hash,
+  openSessions,
+  refreshBody,
+  requestSessionBody,
+  tokenOf,
+  type Account,
+  type Session,
+} from './protocol'
+import { BARE_PATH, PROTECTED_PATH } from './targets/common'
+
+const SMOKE = process.env.BENCH_SMOKE === '1'
+const DURATION = Number(process.env.BENCH_DURATION ?? (SMOKE ? 2 : 10))
+const WARMUP = SMOKE ? 1 : 3
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
+const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? (SMOKE ? 50_000 : 1_000_000))
+const MEMORY_WARMUP = SMOKE ? 10_000 : 100_000
+const REFERENCE_URL = process.env.BENCH_REFERENCE_URL?.replace(/\/+$/, '')
+const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 0)
+const CPU_PROF = process.env.BENCH_CPU_PROF
+/** Longest stretch sent from one batch of signed requests, seconds (the window is 30 s). */
+const SEGMENT = 10
+const ONLY = process.env.BENCH_TARGETS?.split(',').map(s => s.trim())
+const wanted = (name: string): boolean => ONLY === undefined || ONLY.includes(name)
+
+// ------------------------------------------------------------------ servers
+
+interface Child {
+  name: string
+  url: string
+  process: ChildProcess
+}
+
+const children: Child[] = []
+let nextPort = PORT_BASE
+
+function startChild(name: string, env: NodeJS.ProcessEnv): Promise<Child> {
+  const port = PORT_BASE === 0 ? 0 : nextPort++
+  const execArgv = ['--expose-gc', '--import', pathToFileURL(require.resolve('tsx')).href]
+  if (CPU_PROF !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`)
+  const child = fork(join(__dirname, 'child.ts'), [name, String(port)], {
+    execArgv,
+    env: { ...env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  return new Promise((resolve, reject) => {
+    child.once('exit', code => reject(new Error(`${name} exited (${code}) before it was ready`)))
+    child.once('message', (message: { type: string; port: number }) => {
+      const entry = { name, url: `http://127.0.0.1:${message.port}`, process: child }
+      children.push(entry)
+      resolve(entry)
+    })
+  })
+}
+
+function ask<T>(child: Child, type: string): Promise<T> {
+  return new Promise(resolve => {
+    const onMessage = (message: { type: string }) => {
+      if (message.type !== type) return
+      child.process.off('message', onMessage)
+      resolve(message as T)
+    }
+    child.process.on('message', onMessage)
+    child.process.send({ type })
+  })
+}
+
+async function stopChild(child: Child): Promise<void> {
+  const index = children.indexOf(child)
+  if (index >= 0) children.splice(index, 1)
+  if (child.process.exitCode !== null) return
+  await new Promise<void>(resolve => {
+    child.process.once('exit', () => resolve())
+    child.process.send({ type: 'stop' })
+  })
+}
+
+process.on('exit', () => {
+  for (const child of children) child.process.kill()
+})
+
+// ------------------------------------------------------------------ measurements
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`)
+}
+
+/** Signs `count` fresh access requests, round-robin over `sessions`. */
+function presign(sessions: Session[], count: number): string[] {
+  const bodies = new Array<string>(count)
+  for (let i = 0; i < count; i++) bodies[i] = accessBody(sessions[i % sessions.length] as Session)
+  return bodies
+}
+
+/**
+ * Access requests against one route: a warm-up that also estimates the rate, then DURATION
+ * seconds' worth in segments, each signed just before it is sent. A bare route cycles one pool.
+ */
+async function measureAccess(
+  url: string,
+  path: string,
+  sessions: Session[],
+  protectedRoute: boolean
+): Promise<Stats> {
+  const guess = SMOKE ? 3000 : 8000
+  let pool: string[] | undefined
+  const bodies = (count: number): string[] => {
+    if (protectedRoute) return presign(sessions, count)
+    pool ??= presign(sessions, 4096)
+    const p = pool
+    return Array.from({ length: count }, (_, i) => p[i % p.length] as string)
+  }
+  const warm = await blast(url, path, bodies(guess * WARMUP), CONNECTIONS)
+  return stats(
+    await timed(warm.ok / warm.elapsed, count => blast(url, path, bodies(count), CONNECTIONS))
+  )
+}
+
+/**
+ * Runs `send` in segments (each at most SEGMENT seconds at the latest rate seen, so signed
+ * requests stay well inside the window) until DURATION seconds have been measured.
+ */
+async function timed(rate: number, send: (count: number) => Promise<Sample>): Promise<Sample> {
+  const samples: Sample[] = []
+  let elapsed = 0
+  while (elapsed < DURATION * 0.95) {
+    const seconds = Math.min(SEGMENT, DURATION - elapsed)
+    const sample = await send(Math.max(CONNECTIONS, Math.ceil(rate * seconds)))
+    samples.push(sample)
+    elapsed += sample.elapsed
+    rate = Math.max(100, sample.ok / sample.elapsed)
+  }
+  return combine(samples)
+}
+
+/** A pool of access keys for new sessions (the server does not require them to be unique). */
+function accessKeys(count: number): { publicKey: string; rotationHash: string }[] {
+  return Array.from({ length: count }, () => ({
+    publicKey: NodeSigningKey.generate().publicKeyText,
+    rotationHash: hash(NodeSigningKey.generate().publicKeyText),
+  }))
+}
+
+/** Session flows (requestSession, then createSession signed over the challenge). */
+async function measureSessions(url: string, accounts: Account[]): Promise<Stats> {
+  const keys = accessKeys(64)
+  let picked = 0
+  const once = async (flows: number): Promise<Sample> => {
+    const latencies: number[] = []
+    const sample = await flow(url, CONNECTIONS, flows * 2, [
+      {
+        method: 'POST',
+        path: '/session/request',
+        setupRequest: (request, context) => {
+          const account = accounts[picked++ % accounts.length] as Account
+          context.account = account
+          context.started = performance.now()
+          request.body = requestSessionBody(account.identity)
+          return request
+        },
+        onResponse: (status, body, context) => {
+          context.challenge = status === 200 ? challengeOf(JSON.parse(body).payload.response) : ''
+        },
+      },
+      {
+        method: 'POST',
+        path: '/session/create',
+        setupRequest: (request, context) => {
+          const key = keys[picked % keys.length] as { publicKey: string; rotationHash: string }
+          request.body = createSessionBody(
+            context.account as Account,
+            context.challenge as string,
+            key
+          )
+          return request
+        },
+        onResponse: (status, body, context) => {
+          if (status === 200) tokenOf(JSON.parse(body).payload.response)
+          latencies.push(performance.now() - (context.started as number))
+        },
+      },
+    ])
+    // A flow's latency spans both requests.
+    return { ...sample, ok: sample.ok / 2, latencies: Float64Array.from(latencies) }
+  }
+  const warm = await once(SMOKE ? 500 : 2000)
+  return stats(await timed(warm.ok / warm.elapsed, once))
+}
+
+/** Refreshes of sessions opened beforehand (each reveals its own next key once). */
+async function measureRefresh(url: string, accounts: Account[]): Promise<Stats> {
+  const warmSessions = await openSessions(url, accounts, SMOKE ? 300 : 1000)
+  const warm = await blast(url, '/session/refresh', warmSessions.map(refreshBody), CONNECTIONS)
+  const rate = Math.max(200, warm.ok / warm.elapsed)
+  const count = Math.min(Math.ceil(rate * DURATION), SMOKE ? 2000 : 30_000)
+  log(`  opening ${count} sessions to refresh`)
+  const sessions = await openSessions(url, accounts, count)
+  return stats(await blast(url, '/session/refresh', sessions.map(refreshBody), CONNECTIONS))
+}
+
+interface Memory {
+  rss: number
+  heapUsed: number
+  external: number
+  accessNonces?: number
+}
+
+const MB = 1024 * 1024
+
+async function measureMemory(env: NodeJS.ProcessEnv) {
+  const child = await startChild('standalone', env)
+  try {
+    const accounts = await createAccounts(child.url, 4)
+    const sessions = await openSessions(child.url, accounts, CONNECTIONS)
+    const send = async (total: number) => {
+      let rate = 5000
+      let remaining = total
+      const samples: Sample[] = []
+      while (remaining > 0) {
+        const count = Math.min(remaining, Math.ceil(rate * SEGMENT))
+        const sample = await blast(child.url, PROTECTED_PATH, presign(sessions, count), CONNECTIONS)
+        samples.push(sample)
+        rate = Math.max(500, sample.ok / sample.elapsed)
+        remaining -= count
+        if (!SMOKE) log(`  ${total - remaining} / ${total}`)
+      }
+      return combine(samples)
+    }
+    await send(MEMORY_WARMUP)
+    const before = await ask<Memory>(child, 'memory')
+    const run = await send(MEMORY_REQUESTS)
+    const after = await ask<Memory>(child, 'memory')
+    const failed = Object.values(run.failures).reduce((n, v) => n + v, 0)
+    return {
+      requests: run.requests,
+      failed,
+      rssBeforeMB: before.rss / MB,
+      rssAfterMB: after.rss / MB,
+      rssGrowthMB: (after.rss - before.rss) / MB,
+      heapBeforeMB: before.heapUsed / MB,
+      heapAfterMB: after.heapUsed / MB,
+      liveNonces: after.accessNonces ?? 0,
+    }
+  } finally {
+    await stopChild(child)
+  }
+}
+
+// ------------------------------------------------------------------ report
+
+const round = (n: number, digits = 0): number => Number(n.toFixed(digits))
+
+interface Row {
+  target: string
+  framework: string
+  kind: 'bare' | 'protected' | 'sessions' | 'refresh'
+  server: 'ours' | 'reference'
+  stats: Stats
+}
+
+function table(rows: Row[]): string {
+  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'failed']
+  const lines = rows.map(r => [
+    r.target,
+    round(r.stats.rps).toLocaleString('en-US'),
+    r.stats.p50.toFixed(2),
+    r.stats.p99.toFixed(2),
+    r.stats.requests.toLocaleString('en-US'),
+    String(r.stats.failed),
+  ])
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...lines.map(l => (l[i] as string).length))
+  )
+  const format = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join('  ')
+  return [format(header), widths.map(w => '-'.repeat(w)).join('  '), ...lines.map(format)].join(
+    '\n'
+  )
+}
+
+// ------------------------------------------------------------------ main
+
+const FRAMEWORKS: { name: string; bare: string; protectedLabel: string; child: string }[] = [
+  {
+    name: 'node',
+    bare: 'node:http bare',
+    protectedLabel: 'standalone protected',
+    child: 'standalone',
+  },
+  { name: 'express', bare: 'express bare', protectedLabel: 'express protected', child: 'express' },
+  { name: 'koa', bare: 'koa bare', protectedLabel: 'koa protected', child: 'koa' },
+  { name: 'nest', bare: 'nest bare', protectedLabel: 'nest protected', child: 'nest' },
+]
+
+async function main(): Promise<void> {
+  const started = Date.now()
+  const env = {
+    ...process.env,
+    BETTER_AUTH_RESPONSE_KEY: NodeSigningKey.generate().toPem(),
+    BETTER_AUTH_ACCESS_KEY: NodeSigningKey.generate().toPem(),
+  }
+  log(
+    `better-auth-protocol benchmark: ${SMOKE ? 'smoke' : 'full'} mode, ${DURATION} s per run, ` +
+      `${CONNECTIONS} connections, ${cpus().length} CPUs, node ${process.version}`
+  )
+
+  const names = new Set<string>(['standalone'])
+  for (const f of FRAMEWORKS) {
+    if (wanted(f.name) || wanted(f.child)) {
+      names.add(f.child)
+      if (f.name === 'node') names.add('node')
+    }
+  }
+  const servers = new Map<string, Child>()
+  await Promise.all([...names].map(async n => servers.set(n, await startChild(n, env))))
+  const standalone = servers.get('standalone') as Child
+
+  // Sessions are opened on the standalone server; every target shares its access key.
+  const accounts = await createAccounts(standalone.url, 8)
+  const sessions = await openSessions(standalone.url, accounts, CONNECTIONS)
+
+  const rows: Row[] = []
+  for (const f of FRAMEWORKS) {
+    if (!wanted(f.name) && !wanted(f.child)) continue
+    const bareServer = servers.get(f.name === 'node' ? 'node' : f.child) as Child
+    const protectedServer = servers.get(f.child) as Child
+    log(`${f.bare} …`)
+    rows.push({
+      target: f.bare,
+      framework: f.name,
+      kind: 'bare',
+      server: 'ours',
+      stats: await measureAccess(bareServer.url, BARE_PATH, sessions, false),
+    })
+    log(`${f.protectedLabel} …`)
+    rows.push({
+      target: f.protectedLabel,
+      framework: f.name,
+      kind: 'protected',
+      server: 'ours',
+      stats: await measureAccess(protectedServer.url, PROTECTED_PATH, sessions, true),
+    })
+    if (f.child !== 'standalone') await stopChild(protectedServer)
+  }
+  if (servers.has('node')) await stopChild(servers.get('node') as Child)
+
+  if (wanted('sessions')) {
+    log('standalone session flows …')
+    rows.push({
+      target: 'standalone sessions (flows/s)',
+      framework: 'node',
+      kind: 'sessions',
+      server: 'ours',
+      stats: await measureSessions(standalone.url, accounts),
+    })
+  }
+  if (wanted('refresh')) {
+    log('standalone refresh …')
+    rows.push({
+      target: 'standalone refresh',
+      framework: 'node',
+      kind: 'refresh',
+      server: 'ours',
+      stats: await measureRefresh(standalone.url, accounts),
+    })
+  }
+  await stopChild(standalone)
+
+  if (REFERENCE_URL !== undefined && wanted('reference')) {
+    log(`reference server at ${REFERENCE_URL} …`)
+    const refAccounts = await createAccounts(REFERENCE_URL, 8)
+    const refSessions = await openSessions(REFERENCE_URL, refAccounts, CONNECTIONS)
+    rows.push({
+      target: 'reference protected',
+      framework: 'reference',
+      kind: 'protected',
+      server: 'reference',
+      stats: await measureAccess(REFERENCE_URL, PROTECTED_PATH, refSessions, true),
+    })
+    if (wanted('sessions')) {
+      rows.push({
+        target: 'reference sessions (flows/s)',
+        framework: 'reference',
+        kind: 'sessions',
+        server: 'reference',
+        stats: await measureSessions(REFERENCE_URL, refAccounts),
+      })
+    }
+    if (wanted('refresh')) {
+      rows.push({
+        target: 'reference refresh',
+        framework: 'reference',
+        kind: 'refresh',
+        server: 'reference',
+        stats: await measureRefresh(REFERENCE_URL, refAccounts),
+      })
+    }
+  }
+
+  let memory: Awaited<ReturnType<typeof measureMemory>> | undefined
+  if (wanted('memory')) {
+    log(
+      `memory: ${MEMORY_WARMUP.toLocaleString('en-US')} warm-up + ${MEMORY_REQUESTS.toLocaleString('en-US')} protected requests …`
+    )
+    memory = await measureMemory(env)
+  }
+
+  // Ratios protected / bare per framework, and ours / reference.
+  const find = (framework: string, kind: Row['kind']) =>
+    rows.find(r => r.framework === framework && r.kind === kind)?.stats
+  const ratios: Record<string, { throughput: number; p99: number }> = {}
+  for (const f of FRAMEWORKS) {
+    const bare = find(f.name, 'bare')
+    const prot = find(f.name, 'protected')
+    if (bare !== undefined && prot !== undefined) {
+      ratios[f.name] = {
+        throughput: round(prot.rps / bare.rps, 3),
+        p99: round(prot.p99 / bare.p99, 3),
+      }
+    }
+  }
+  const versusReference: Record<string, number> = {}
+  for (const kind of ['protected', 'sessions', 'refresh'] as const) {
+    const ours = find('node', kind)
+    const theirs = find('reference', kind)
+    if (ours !== undefined && theirs !== undefined)
+      versusReference[kind] = round(ours.rps / theirs.rps, 2)
+  }
+
+  console.log('')
+  console.log(table(rows))
+  console.log('')
+  for (const [name, r] of Object.entries(ratios)) {
+    console.log(
+      `${name.padEnd(8)} protected/bare: throughput ${r.throughput.toFixed(2)}×, p99 ${r.p99.toFixed(2)}×`
+    )
+  }
+  for (const [kind, r] of Object.entries(versusReference)) {
+    console.log(`standalone/reference ${kind}: ${r.toFixed(2)}×`)
+  }
+  if (memory !== undefined) {
+    console.log(
+      `memory: RSS ${memory.rssBeforeMB.toFixed(1)} MB after warm-up → ${memory.rssAfterMB.toFixed(1)} MB ` +
+        `after ${memory.requests.toLocaleString('en-US')} protected requests ` +
+        `(growth ${memory.rssGrowthMB.toFixed(1)} MB; heap ${memory.heapBeforeMB.toFixed(1)} → ` +
+        `${memory.heapAfterMB.toFixed(1)} MB; ${memory.liveNonces.toLocaleString('en-US')} live nonces; ` +
+        `${memory.failed} failed)`
+    )
+  }
+  console.log(
+    JSON.stringify({
+      bench: 'better-auth-protocol',
+      mode: SMOKE ? 'smoke' : 'full',
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memoryGB: round(totalmem() / 1024 ** 3, 1),
+      connections: CONNECTIONS,
+      duration: DURATION,
+      seconds: round((Date.now() - started) / 1000),
+      results: rows.map(r => ({
+        target: r.target,
+        framework: r.framework,
+        kind: r.kind,
+        rps: round(r.stats.rps),
+        p50: round(r.stats.p50, 2),
+        p99: round(r.stats.p99, 2),
+        requests: r.stats.requests,
+        failed: r.stats.failed,
+      })),
+      ratios,
+      versusReference,
+      memory:
+        memory === undefined
+          ? undefined
+          : Object.fromEntries(
+              Object.entries(memory).map(([k, v]) => [k, typeof v === 'number' ? round(v, 1) : v])
+            ),
+    })
+  )
+  const failed = rows.reduce((n, r) => n + r.stats.failed, 0) + (memory?.failed ?? 0)
+  if (failed > 0) {
+    console.error(`${failed} requests failed`)
+    process.exitCode = 1
+  }
+}
+
+main()
+  .catch(error => {
+    console.error(error)
+    process.exitCode = 1
+  })
+  .finally(() => {
+    for (const child of [...children]) child.process.kill()
+  })

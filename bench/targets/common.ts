@@ -1,0 +1,85 @@
+/**
+ * What every benchmark target shares: the core built from the keys the runner passes in the
+ * environment, the protected handler, and the bare handler's reply of the same size.
+ */
+import { createBetterAuth, MemoryStore, type BetterAuthServer } from '../../src'
+
+export const BARE_PATH = '/bare'
+export const PROTECTED_PATH = '/foo/bar'
+
+export interface Attributes {
+  permissionsByRole: Record<string, string[]>
+}
+
+export interface FooBar {
+  foo?: unknown
+  bar?: unknown
+}
+
+/** What a running target offers the runner. */
+export interface Running {
+  /** The port it listens on (the runner may ask for port 0). */
+  port: number
+  close(): Promise<void>
+  /** Extra numbers for the memory report (e.g. live nonces in the store). */
+  stats?(): Record<string, number>
+}
+
+export type Start = (port: number) => Promise<Running>
+
+const silent = {
+  error: (object: object, message?: string) => console.error(message, object),
+  warn: () => undefined,
+  info: () => undefined,
+  debug: () => undefined,
+}
+
+/**
+ * The core as every target builds it: keys from BETTER_AUTH_RESPONSE_KEY / BETTER_AUTH_ACCESS_KEY
+ * (set by the runner, so a token minted by one target verifies on all), the default memory store.
+ */
+export function benchAuth(): { auth: BetterAuthServer<Attributes>; store: MemoryStore } {
+  const store = new MemoryStore()
+  const auth = createBetterAuth<Attributes>({
+    store,
+    logger: silent,
+    attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+  })
+  return { auth, store }
+}
+
+export function storeStats(store: MemoryStore): Record<string, number> {
+  return {
+    accessNonces: store.accessNonces.map.size,
+    challenges: store.challenges.map.size,
+    refreshKeys: store.refreshKeys.map.size,
+  }
+}
+
+/** The protected route's answer. */
+export function fooBar(request: FooBar): { wasFoo: unknown; wasBar: unknown } {
+  return { wasFoo: request.foo, wasBar: request.bar }
+}
+
+// A placeholder server identity and signature of the real lengths (48 and 88 characters).
+const IDENTITY = '1AAI' + 'B'.repeat(44)
+const SIGNATURE = '0I' + 'C'.repeat(86)
+
+interface Parsed {
+  payload?: { access?: { nonce?: unknown }; request?: FooBar }
+}
+
+/**
+ * The bare route's answer to a parsed access-request body: an unsigned envelope of exactly the
+ * shape and size of the protected route's signed one.
+ */
+export function bareEnvelope(body: unknown): object {
+  const payload = (body as Parsed).payload
+  return {
+    payload: {
+      access: { nonce: payload?.access?.nonce, serverIdentity: IDENTITY },
+      response: fooBar(payload?.request ?? {}),
+    },
+    signature: SIGNATURE,
+  }
+}

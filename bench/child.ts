@@ -4,7 +4,8 @@
  *   node --expose-gc --import tsx bench/child.ts <target> <port>
  *
  * Talks to the runner over IPC: sends `ready`; answers `memory` (after two full GCs) with
- * `process.memoryUsage()` plus the target's own numbers; exits on `stop` or when the runner goes.
+ * `process.memoryUsage()` plus the target's own numbers, and `cpu` with the process's CPU time
+ * (all threads, µs); exits on `stop` or when the runner goes.
  */
 import type { Running, Start } from './targets/common'
 
@@ -17,7 +18,7 @@ const TARGETS: Record<string, () => Promise<{ start: Start }>> = {
 }
 
 interface Message {
-  type: 'memory' | 'stop'
+  type: 'memory' | 'cpu' | 'stop'
 }
 
 async function main(): Promise<void> {
@@ -34,6 +35,9 @@ async function main(): Promise<void> {
       gc?.()
       gc?.()
       send({ type: 'memory', ...process.memoryUsage(), ...running.stats?.() })
+    } else if (message.type === 'cpu') {
+      const { user, system } = process.cpuUsage()
+      send({ type: 'cpu', micros: user + system })
     } else if (message.type === 'stop') {
       running.close().finally(() => process.exit(0))
     }

@@ -23,6 +23,8 @@ export interface Stats {
   p99: number
   requests: number
   failed: number
+  /** Server CPU time (all its threads) per successful request, µs, when the server reports it. */
+  cpuPerRequest?: number
 }
 
 /** Sends every body in `bodies` once to `path` (POST), `connections` at a time. */

@@ -125,11 +125,12 @@ function presign(sessions: Session[], count: number): string[] {
  * seconds' worth in segments, each signed just before it is sent. A bare route cycles one pool.
  */
 async function measureAccess(
-  url: string,
+  server: Child | string,
   path: string,
   sessions: Session[],
   protectedRoute: boolean
 ): Promise<Stats> {
+  const url = typeof server === 'string' ? server : server.url
   const guess = SMOKE ? 3000 : 8000
   let pool: string[] | undefined
   const bodies = (count: number): string[] => {
@@ -139,9 +140,22 @@ async function measureAccess(
     return Array.from({ length: count }, (_, i) => p[i % p.length] as string)
   }
   const warm = await blast(url, path, bodies(guess * WARMUP), CONNECTIONS)
-  return stats(
-    await timed(warm.ok / warm.elapsed, count => blast(url, path, bodies(count), CONNECTIONS))
+  return withCpu(server, () =>
+    timed(warm.ok / warm.elapsed, count => blast(url, path, bodies(count), CONNECTIONS))
   )
+}
+
+/** Stats of a run, with the server's CPU time per request when it is one of ours. */
+async function withCpu(
+  server: Child | string,
+  run: () => Promise<Sample>,
+  unitsPerOk = 1
+): Promise<Stats> {
+  if (typeof server === 'string') return stats(await run(), unitsPerOk)
+  const before = await ask<{ micros: number }>(server, 'cpu')
+  const sample = await run()
+  const after = await ask<{ micros: number }>(server, 'cpu')
+  return { ...stats(sample, unitsPerOk), cpuPerRequest: (after.micros - before.micros) / sample.ok }
 }
 
 /**
@@ -170,7 +184,8 @@ function accessKeys(count: number): { publicKey: string; rotationHash: string }[
 }
 
 /** Session flows (requestSession, then createSession signed over the challenge). */
-async function measureSessions(url: string, accounts: Account[]): Promise<Stats> {
+async function measureSessions(server: Child | string, accounts: Account[]): Promise<Stats> {
+  const url = typeof server === 'string' ? server : server.url
   const keys = accessKeys(64)
   let picked = 0
   const once = async (flows: number): Promise<Sample> => {
@@ -212,18 +227,20 @@ async function measureSessions(url: string, accounts: Account[]): Promise<Stats>
     return { ...sample, ok: sample.ok / 2, latencies: Float64Array.from(latencies) }
   }
   const warm = await once(SMOKE ? 500 : 2000)
-  return stats(await timed(warm.ok / warm.elapsed, once))
+  return withCpu(server, () => timed(warm.ok / warm.elapsed, once))
 }
 
 /** Refreshes of sessions opened beforehand (each reveals its own next key once). */
-async function measureRefresh(url: string, accounts: Account[]): Promise<Stats> {
+async function measureRefresh(server: Child | string, accounts: Account[]): Promise<Stats> {
+  const url = typeof server === 'string' ? server : server.url
   const warmSessions = await openSessions(url, accounts, SMOKE ? 300 : 1000)
   const warm = await blast(url, '/session/refresh', warmSessions.map(refreshBody), CONNECTIONS)
   const rate = Math.max(200, warm.ok / warm.elapsed)
   const count = Math.min(Math.ceil(rate * DURATION), SMOKE ? 2000 : 30_000)
   log(`  opening ${count} sessions to refresh`)
   const sessions = await openSessions(url, accounts, count)
-  return stats(await blast(url, '/session/refresh', sessions.map(refreshBody), CONNECTIONS))
+  const bodies = sessions.map(refreshBody)
+  return withCpu(server, () => blast(url, '/session/refresh', bodies, CONNECTIONS))
 }
 
 interface Memory {
@@ -287,12 +304,13 @@ interface Row {
 }
 
 function table(rows: Row[]): string {
-  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'failed']
+  const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'requests', 'failed']
   const lines = rows.map(r => [
     r.target,
     round(r.stats.rps).toLocaleString('en-US'),
     r.stats.p50.toFixed(2),
     r.stats.p99.toFixed(2),
+    r.stats.cpuPerRequest === undefined ? '-' : r.stats.cpuPerRequest.toFixed(0),
     r.stats.requests.toLocaleString('en-US'),
     String(r.stats.failed),
   ])
@@ -360,7 +378,7 @@ async function main(): Promise<void> {
       framework: f.name,
       kind: 'bare',
       server: 'ours',
-      stats: await measureAccess(bareServer.url, BARE_PATH, sessions, false),
+      stats: await measureAccess(bareServer, BARE_PATH, sessions, false),
     })
     log(`${f.protectedLabel} …`)
     rows.push({
@@ -368,7 +386,7 @@ async function main(): Promise<void> {
       framework: f.name,
       kind: 'protected',
       server: 'ours',
-      stats: await measureAccess(protectedServer.url, PROTECTED_PATH, sessions, true),
+      stats: await measureAccess(protectedServer, PROTECTED_PATH, sessions, true),
     })
     if (f.child !== 'standalone') await stopChild(protectedServer)
   }
@@ -381,7 +399,7 @@ async function main(): Promise<void> {
       framework: 'node',
       kind: 'sessions',
       server: 'ours',
-      stats: await measureSessions(standalone.url, accounts),
+      stats: await measureSessions(standalone, accounts),
     })
   }
   if (wanted('refresh')) {
@@ -391,7 +409,7 @@ async function main(): Promise<void> {
       framework: 'node',
       kind: 'refresh',
       server: 'ours',
-      stats: await measureRefresh(standalone.url, accounts),
+      stats: await measureRefresh(standalone, accounts),
     })
   }
   await stopChild(standalone)
@@ -495,6 +513,8 @@ async function main(): Promise<void> {
         rps: round(r.stats.rps),
         p50: round(r.stats.p50, 2),
         p99: round(r.stats.p99, 2),
+        cpuPerRequest:
+          r.stats.cpuPerRequest === undefined ? undefined : round(r.stats.cpuPerRequest),
         requests: r.stats.requests,
         failed: r.stats.failed,
       })),

@@ -11,6 +11,7 @@ export { RandomNoncer } from './crypto/nonce'
 export {
   NodeP256Verifier,
   NodeSigningKey,
+  ThreadpoolP256Verifier,
   publicKeyObject,
   qualifiedPublicKey,
 } from './crypto/node'

@@ -215,7 +215,7 @@ describe('protected routes', () => {
       reply.body.lastIndexOf(',"signature"')
     )
     expect(
-      base.auth.verifier.verify(
+      await base.auth.verifier.verify(
         Buffer.from(payloadText),
         envelope.signature,
         envelope.payload.access.serverIdentity

@@ -2,6 +2,7 @@
 import {
   Blake3Hasher,
   NodeP256Verifier,
+  ThreadpoolP256Verifier,
   blake3Digest,
   decodeToken,
   encodePublicKey,
@@ -22,6 +23,7 @@ const examples = spec.messages as unknown as Example[]
 const hasher = new Blake3Hasher()
 const verifiers: [string, Verifier][] = [
   ['node:crypto', new NodeP256Verifier()],
+  ['node:crypto (threadpool)', new ThreadpoolP256Verifier()],
   ['@noble/curves', new NobleP256Verifier()],
 ]
 

@@ -63,7 +63,8 @@ export class NodeP256Verifier implements Verifier {
     this.cacheSize = Math.max(1, options.cacheSize ?? 10_000)
   }
 
-  private key(publicKey: string): KeyObject | undefined {
+  /** The parsed key (cached), or undefined if `publicKey` is not a P-256 point. */
+  keyObject(publicKey: string): KeyObject | undefined {
     const cached = this.cache.get(publicKey)
     if (cached !== undefined) return cached ?? undefined
     const key = publicKeyObject(publicKey)
@@ -76,11 +77,11 @@ export class NodeP256Verifier implements Verifier {
   }
 
   isValidPublicKey(publicKey: string): boolean {
-    return this.key(publicKey) !== undefined
+    return this.keyObject(publicKey) !== undefined
   }
 
   verify(message: Uint8Array, signature: string, publicKey: string): boolean {
-    const key = this.key(publicKey)
+    const key = this.keyObject(publicKey)
     const rs = decodeSignature(signature)
     if (key === undefined || rs === undefined) return false
     try {
@@ -88,6 +89,38 @@ export class NodeP256Verifier implements Verifier {
     } catch {
       return false
     }
+  }
+}
+
+/**
+ * ECDSA P-256 verification on libuv's threadpool (node:crypto's callback form): signatures are
+ * checked off the event loop, so under load they run on other cores while the loop parses and
+ * answers other requests. Parsed keys are cached as in NodeP256Verifier. The server's default.
+ */
+export class ThreadpoolP256Verifier implements Verifier {
+  private readonly keys: NodeP256Verifier
+
+  constructor(options: NodeVerifierOptions = {}) {
+    this.keys = new NodeP256Verifier(options)
+  }
+
+  isValidPublicKey(publicKey: string): boolean {
+    return this.keys.isValidPublicKey(publicKey)
+  }
+
+  verify(message: Uint8Array, signature: string, publicKey: string): Promise<boolean> {
+    const key = this.keys.keyObject(publicKey)
+    const rs = decodeSignature(signature)
+    if (key === undefined || rs === undefined) return Promise.resolve(false)
+    return new Promise(resolve => {
+      try {
+        nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, rs, (error, valid) =>
+          resolve(error === null && valid)
+        )
+      } catch {
+        resolve(false)
+      }
+    })
   }
 }
 
@@ -131,8 +164,16 @@ export class NodeSigningKey implements SigningKey {
     )
   }
 
+  /** Signs on libuv's threadpool, off the event loop (`signSync` signs on the calling thread). */
   sign(message: Uint8Array): Promise<string> {
-    return Promise.resolve(this.signSync(message))
+    return new Promise((resolve, reject) => {
+      nodeSign(
+        'sha256',
+        message,
+        { key: this.privateKey, dsaEncoding: 'ieee-p1363' },
+        (error, rs) => (error === null ? resolve(encodeSignature(rs)) : reject(error))
+      )
+    })
   }
 
   /** PKCS#8 PEM of the private key (keep it secret). */

@@ -4,7 +4,7 @@
  */
 import { formatTimestamp } from '../codec/timestamp'
 import { Blake3Hasher } from '../crypto/blake3'
-import { NodeP256Verifier } from '../crypto/node'
+import { ThreadpoolP256Verifier } from '../crypto/node'
 import { RandomNoncer } from '../crypto/nonce'
 import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import {
@@ -114,6 +114,10 @@ export interface BetterAuthOptions<Attributes = unknown> {
   logger?: Logger
   /** Pluggable identity scheme. @default identity = hash(publicKey + rotationHash + recoveryHash) */
   identityVerifier?: IdentityVerifier
+  /**
+   * Crypto implementations. @default BLAKE3, ECDSA P-256 verified on libuv's threadpool
+   * (`ThreadpoolP256Verifier`; `NodeP256Verifier` verifies on the event loop), random nonces
+   */
   crypto?: { hasher?: Hasher; verifier?: Verifier; noncer?: Noncer }
   /** gzip level of issued tokens (any level decodes everywhere). @default 1 */
   tokenCompressionLevel?: number
@@ -215,7 +219,7 @@ export class BetterAuthServer<Attributes = unknown> {
     this.store = guardStore(this.rawStore)
     this.paths = Object.freeze({ ...DEFAULT_PATHS, ...options.paths })
     this.hasher = options.crypto?.hasher ?? new Blake3Hasher()
-    this.verifier = options.crypto?.verifier ?? new NodeP256Verifier()
+    this.verifier = options.crypto?.verifier ?? new ThreadpoolP256Verifier()
     this.noncer = options.crypto?.noncer ?? new RandomNoncer()
     this.debug = options.debug ?? false
     this.logger = options.logger ?? consoleLogger

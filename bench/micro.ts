@@ -1,20 +1,26 @@
 /**
  * In-process cost of the server's hot paths, without HTTP: what one request costs the core.
  * Less sensitive to a busy machine than the load test (it times only the server's own calls),
- * so it is the tool to judge an optimization.
+ * so it is the tool to judge an optimization. Crypto runs on the calling thread here (the
+ * server's default moves it to the threadpool), so the times are CPU cost, not latency.
  *
- *   npx tsx bench/micro.ts            # MICRO_ROUNDS (default 7) rounds of MICRO_N (default 5000)
+ *   npx tsx bench/micro.ts [name filter]   # MICRO_ROUNDS (default 7) rounds of MICRO_N (5000)
  *
- * Prints the median µs per operation over the rounds.
+ * Prints the median µs per operation over the rounds. MICRO_PROFILE=file.cpuprofile writes a V8
+ * CPU profile of the timed loops only (not of the preparation), for Chrome DevTools or speedscope.
  */
+import { writeFileSync } from 'node:fs'
+import { Session as Inspector } from 'node:inspector'
 import {
   MemoryStore,
+  NodeP256Verifier,
   NodeSigningKey,
   createBetterAuth,
   decodeToken,
   formatTimestamp,
   parseEnvelope,
   type BetterAuthServer,
+  type SigningKey,
 } from '../src'
 import {
   accessBody,
@@ -31,6 +37,15 @@ import {
 } from './protocol'
 
 const N = Number(process.env.MICRO_N ?? 5000)
+const PROFILE = process.env.MICRO_PROFILE
+const inspector = new Inspector()
+if (PROFILE !== undefined) inspector.connect()
+
+function post(method: string, params: object = {}): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    inspector.post(method, params, (error, result) => (error ? reject(error) : resolve(result)))
+  )
+}
 const ROUNDS = Number(process.env.MICRO_ROUNDS ?? 7)
 
 const silent = {
@@ -38,6 +53,15 @@ const silent = {
   warn: () => undefined,
   info: () => undefined,
   debug: () => undefined,
+}
+
+/** A signing key that signs on the calling thread. */
+function onThread(): SigningKey {
+  const key = NodeSigningKey.generate()
+  return {
+    publicKey: () => key.publicKey(),
+    sign: message => Promise.resolve(key.signSync(message)),
+  }
 }
 
 function payloadOf(body: string): unknown {
@@ -55,6 +79,8 @@ async function ok(
 }
 
 /** Times `op` over prepared inputs; returns µs per call (only the timed part counts). */
+const profiles: unknown[] = []
+
 async function measure<T>(
   prepare: (i: number) => T | Promise<T>,
   op: (input: T) => unknown,
@@ -62,9 +88,15 @@ async function measure<T>(
 ): Promise<number> {
   const inputs: T[] = []
   for (let i = 0; i < n; i++) inputs.push(await prepare(i))
+  if (PROFILE !== undefined) await post('Profiler.start')
   const start = process.hrtime.bigint()
   for (const input of inputs) await op(input)
-  return Number(process.hrtime.bigint() - start) / 1000 / n
+  const micros = Number(process.hrtime.bigint() - start) / 1000 / n
+  if (PROFILE !== undefined) {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown }
+    profiles.push(profile)
+  }
+  return micros
 }
 
 async function main(): Promise<void> {
@@ -72,10 +104,12 @@ async function main(): Promise<void> {
   const auth = createBetterAuth({
     store,
     logger: silent,
-    keys: { env: false },
+    keys: { env: false, response: onThread(), access: onThread() },
+    crypto: { verifier: new NodeP256Verifier() },
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
   })
   await auth.ready()
+  if (PROFILE !== undefined) await post('Profiler.enable')
 
   const accounts: Account[] = []
   for (let i = 0; i < 8; i++) {
@@ -189,6 +223,11 @@ async function main(): Promise<void> {
     console.log(`${name.padEnd(34)} ${(results[name] as number).toFixed(1).padStart(8)} µs`)
   }
   console.log(JSON.stringify({ micro: results, n: N, rounds: ROUNDS }))
+  if (PROFILE !== undefined) {
+    await post('Profiler.enable')
+    // The last timed loop's profile (run with a name filter to pick the case).
+    writeFileSync(PROFILE, JSON.stringify(profiles[profiles.length - 1]))
+  }
   await auth.close()
 }
 

@@ -197,32 +197,24 @@ async function measureSessions(server: Child | string, accounts: Account[]): Pro
     const keys = accessKeys(flows)
     let used = 0
     const latencies: number[] = []
-    const sample = await flow(url, CONNECTIONS, flows * 2, [
+    const sample = await flow(url, CONNECTIONS, flows / CONNECTIONS, [
       {
-        method: 'POST',
         path: '/session/request',
-        setupRequest: (request, context) => {
+        body: context => {
           const account = accounts[picked++ % accounts.length] as Account
           context.account = account
           context.started = performance.now()
-          request.body = requestSessionBody(account.identity)
-          return request
+          return requestSessionBody(account.identity)
         },
         onResponse: (status, body, context) => {
           context.challenge = status === 200 ? challengeOf(JSON.parse(body).payload.response) : ''
         },
       },
       {
-        method: 'POST',
         path: '/session/create',
-        setupRequest: (request, context) => {
+        body: context => {
           const key = keys[Math.min(used++, flows - 1)] as (typeof keys)[number]
-          request.body = createSessionBody(
-            context.account as Account,
-            context.challenge as string,
-            key
-          )
-          return request
+          return createSessionBody(context.account as Account, context.challenge as string, key)
         },
         onResponse: (status, body, context) => {
           if (status === 200) tokenOf(JSON.parse(body).payload.response)

@@ -146,6 +146,14 @@ export interface KeyStore {
   retireKey(kind: KeyKind, publicKey: string, retireAt: number): Promise<boolean>
 }
 
+/** The ephemeral state (challenges and time-locks): what a Redis store holds. */
+export interface EphemeralStore {
+  challenges: ChallengeStore
+  refreshKeys: TimeLockStore
+  accessNonces: TimeLockStore
+  close?(): Promise<void>
+}
+
 /** Everything the server stores. Durable and ephemeral parts may live in different backends. */
 export interface ServerStore {
   accounts: AccountStore

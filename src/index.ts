@@ -37,3 +37,7 @@ export {
 } from './messages/token'
 export * from './client/client'
 export * from './client/stores'
+export * from './server/remote-keys'
+export * from './stores/combine'
+// Stores by URL; their drivers (better-sqlite3, pg, ioredis) load only when a URL needs them.
+export { createStore, createStoreFromEnv, type StoreUrls } from './stores/url'

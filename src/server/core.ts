@@ -30,6 +30,7 @@ import {
 } from '../errors'
 import { parseEnvelope, verifySigned, type Envelope, type ParseLimits } from '../messages/envelope'
 import {
+  readAccessKeysRequest,
   readAccessRequest,
   readChangeRecoveryKey,
   readCreateAccount,
@@ -233,7 +234,9 @@ export class BetterAuthServer<Attributes = unknown> {
   private readonly compressionLevel: number
   private readonly tokenCache = new Map<string, AccessToken<Attributes>>()
   private readonly tokenCacheSize: number
-  private readonly keysPromise: Promise<ServerKeys>
+  private readonly keysSource: () => Promise<ServerKeys>
+  private keysPromise: Promise<ServerKeys>
+  private keysFailed = false
   private loadedKeys: ServerKeys | undefined
   private readonly rateLimiter: RateLimiter | undefined
   private readonly listeners: AuditListener[] = []
@@ -273,27 +276,53 @@ export class BetterAuthServer<Attributes = unknown> {
       options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit, OPERATIONS)
     if (options.onEvent !== undefined) this.listeners.push(options.onEvent)
     const keys = options.keys
-    this.keysPromise =
-      keys instanceof ServerKeys ? Promise.resolve(keys) : ServerKeys.load(keys ?? {})
-    this.keysPromise.then(
+    // A durable store keeps the keys (unless the options or the environment give them).
+    const keyDefaults = {
+      store: this.rawStore.keys,
+      now: this.now,
+      retireAfterMs: this.ms.refresh + this.ms.clockSkew,
+    }
+    this.keysSource = () =>
+      keys instanceof ServerKeys
+        ? Promise.resolve(keys)
+        : ServerKeys.load({ ...keyDefaults, ...keys })
+    this.keysPromise = this.loadKeys()
+  }
+
+  /** Loads the keys; after a failed load (e.g. the key store was unreachable) the next use tries again. */
+  private loadKeys(): Promise<ServerKeys> {
+    const loading = this.keysSource().then(
       loaded => (this.loadedKeys = loaded),
-      () => undefined
+      error => {
+        this.keysFailed = true
+        throw error
+      }
     )
+    loading.catch(() => undefined)
+    return loading
+  }
+
+  private currentKeys(): Promise<ServerKeys> {
+    if (this.keysFailed) {
+      this.keysFailed = false
+      this.keysPromise = this.loadKeys()
+    }
+    return this.keysPromise
   }
 
   /** Resolves when the keys are loaded; rejects if they cannot be. */
   async ready(): Promise<void> {
-    await this.keysPromise
+    await this.currentKeys()
   }
 
   /** The server's keys (response key, access keys). */
   keys(): Promise<ServerKeys> {
-    return this.keysPromise
+    return this.currentKeys()
   }
 
   /** The response public key (`1AAI…`): the server's identity. */
   async responsePublicKey(): Promise<string> {
-    return (await this.keysPromise).responseIdentity
+    return (await this.currentKeys()).responseIdentity
   }
 
   /** The route table (paths as configured) under an optional prefix. */
@@ -302,6 +331,7 @@ export class BetterAuthServer<Attributes = unknown> {
   }
 
   async close(): Promise<void> {
+    this.loadedKeys?.close()
     await this.rawStore.close?.()
   }
 
@@ -323,6 +353,9 @@ export class BetterAuthServer<Attributes = unknown> {
           headers: { 'content-type': 'text/plain; charset=utf-8' },
           body: await this.responsePublicKey(),
         }
+      }
+      if (endpoint === 'accessKeys') {
+        return { status: 200, headers: { ...JSON_HEADERS }, body: await this.accessKeys(body) }
       }
       const reply = await this.run(endpoint, body, context)
       return { status: 200, headers: { ...JSON_HEADERS }, body: reply }
@@ -458,7 +491,7 @@ export class BetterAuthServer<Attributes = unknown> {
 
   /** A signed response envelope echoing `nonce`, with `response` as its application data. */
   async respond(nonce: string, response: unknown): Promise<string> {
-    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const keys = this.loadedKeys ?? (await this.currentKeys())
     const payload =
       `{"access":{"nonce":${JSON.stringify(nonce)},"serverIdentity":"${keys.responseIdentity}"},` +
       `"response":${JSON.stringify(response ?? {})}}`
@@ -655,9 +688,24 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, { access: { token: fresh } })
   }
 
+  /**
+   * The access verification keys, in a response envelope signed by the response key, so
+   * resource servers can trust them (RemoteAccessKeys). A body `{"payload":{"access":{"nonce":N}}}`
+   * makes the reply echo N (freshness); without a body the server picks the nonce.
+   */
+  async accessKeys(body: string | Uint8Array = ''): Promise<string> {
+    const size = typeof body === 'string' ? body.length : body.byteLength
+    const nonce =
+      size === 0
+        ? this.noncer.generate128()
+        : readAccessKeysRequest(parseEnvelope(body, this.limits))
+    const keys = this.loadedKeys ?? (await this.currentKeys())
+    return this.respond(nonce, { accessKeys: keys.publishedAccessKeys() })
+  }
+
   /** Signs and encodes a new token with the current access key. */
   async issueToken(claims: Omit<AccessTokenClaims<Attributes>, 'serverIdentity'>): Promise<string> {
-    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const keys = this.loadedKeys ?? (await this.currentKeys())
     const json = serializeClaims({ serverIdentity: keys.accessIdentity, ...claims })
     const signature = await keys.accessKey.sign(Buffer.from(json))
     return encodeToken(signature, json, this.compressionLevel)
@@ -670,14 +718,19 @@ export class BetterAuthServer<Attributes = unknown> {
    * Verified tokens are cached by their text, so each signature is checked once.
    */
   async verifyToken(text: string): Promise<AccessToken<Attributes>> {
-    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const keys = this.loadedKeys ?? (await this.currentKeys())
     const cached = this.tokenCache.get(text)
     if (cached !== undefined) {
-      if (!keys.isTrustedAccessKey(cached.serverIdentity)) throw new UnknownServerKeyError()
+      if (!keys.isTrustedAccessKey(cached.serverIdentity)) {
+        if (!(await keys.resolveAccessKey(cached.serverIdentity))) throw new UnknownServerKeyError()
+      }
       return cached
     }
     const token = decodeToken<Attributes>(text, this.limits)
-    if (!keys.isTrustedAccessKey(token.serverIdentity)) throw new UnknownServerKeyError()
+    // An unknown key may be a rotation this instance has not seen yet: look once more.
+    if (!keys.isTrustedAccessKey(token.serverIdentity)) {
+      if (!(await keys.resolveAccessKey(token.serverIdentity))) throw new UnknownServerKeyError()
+    }
     const valid = await this.verifier.verify(
       Buffer.from(token.json),
       token.signature,

@@ -109,7 +109,7 @@ export class RateLimiter {
 
   /** Counts a request from `ip` to `endpoint`. */
   async checkIp(endpoint: Endpoint, ip: string | undefined): Promise<void> {
-    if (ip === undefined || endpoint === 'responseKey') return
+    if (ip === undefined || endpoint === 'responseKey' || endpoint === 'accessKeys') return
     await consume(this.byIp[endpoint], ip)
   }
 

@@ -274,6 +274,11 @@ export class ServerKeys {
     return this.current.identity
   }
 
+  /** Whether the access key lives in the key store (so rotations reach every instance). */
+  get accessKeyStored(): boolean {
+    return this.settings.keyStore !== undefined
+  }
+
   /** Whether tokens signed by `serverIdentity` are accepted now (synchronous). */
   isTrustedAccessKey(serverIdentity: string): boolean {
     const until = this.trusted.get(serverIdentity)

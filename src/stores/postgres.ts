@@ -271,6 +271,13 @@ export class PostgresStore implements ServerStore {
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect()
       let failure: unknown
+      // A checked-out client whose connection drops emits 'error'; unheard, it would crash the
+      // process. The query under way rejects as well, which rolls the transaction back.
+      const onClientError = (error: unknown): void => {
+        failure ??= error
+        this.onError(error)
+      }
+      client.on('error', onClientError)
       try {
         await client.query('BEGIN')
         const [result, commit] = await work(client)
@@ -284,6 +291,7 @@ export class PostgresStore implements ServerStore {
         throw error
       } finally {
         // A client that failed for an unknown reason may be broken: discard it.
+        client.off('error', onClientError)
         const code = (failure as { code?: unknown } | undefined)?.code
         client.release(failure !== undefined && !(typeof code === 'string' && RETRYABLE.has(code)))
       }

@@ -26,14 +26,42 @@ export interface StoreUrls {
   database?: string
   /** `redis://…` or `rediss://…`: challenges and time-locks in Redis. */
   redis?: string
-  /** Run the SQL migration now (SQLite always migrates on open). @default true */
+  /** Run the PostgreSQL migration before resolving (SQLite migrates on open). @default true */
   migrate?: boolean
+}
+
+export type DatabaseUrl =
+  | { kind: 'memory' }
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'postgres'; connectionString: string; schema?: string }
+
+/** Reads a database URL; throws a TypeError naming the accepted forms. */
+export function parseDatabaseUrl(url: string): DatabaseUrl {
+  const text = url.trim()
+  if (text === 'memory:' || text === 'memory') return { kind: 'memory' }
+  if (text.startsWith('sqlite:')) {
+    let path = text.slice('sqlite:'.length)
+    if (path.startsWith('//')) path = path.slice(2)
+    if (path === '') throw new TypeError('sqlite: URL names no file (e.g. sqlite:./better-auth.db)')
+    return { kind: 'sqlite', path }
+  }
+  if (text.startsWith('postgres://') || text.startsWith('postgresql://')) {
+    const parsed = new URL(text)
+    const schema = parsed.searchParams.get('schema')
+    parsed.searchParams.delete('schema')
+    const connectionString = parsed.toString()
+    return schema === null
+      ? { kind: 'postgres', connectionString }
+      : { kind: 'postgres', connectionString, schema }
+  }
+  throw new TypeError(
+    `unsupported database URL ${JSON.stringify(redact(text))}: use memory:, sqlite:PATH or postgres://…`
+  )
 }
 
 /** A store from URLs; PostgreSQL is migrated and Redis checked before this resolves. */
 export async function createStore(urls: StoreUrls = {}): Promise<ServerStore> {
-  const database = (urls.database ?? 'memory:').trim()
-  const durable = await openDatabase(database, urls.migrate ?? true)
+  const durable = await openDatabase(parseDatabaseUrl(urls.database ?? 'memory:'), urls)
   if (urls.redis === undefined || urls.redis.trim() === '') return durable
   try {
     const { RedisEphemeralStore } = load<typeof import('./redis')>('./redis')
@@ -67,45 +95,65 @@ export function createStoreFromEnv(
   return createStore(urls)
 }
 
-async function openDatabase(url: string, migrate: boolean): Promise<ServerStore> {
-  if (url === 'memory:' || url === 'memory') {
-    return new MemoryStore()
-  }
-  if (url.startsWith('sqlite:')) {
-    const { SqliteStore } = load<typeof import('./sqlite')>('./sqlite')
-    return new SqliteStore({ path: sqlitePath(url) })
-  }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
-    const parsed = new URL(url)
-    const schema = parsed.searchParams.get('schema') ?? undefined
-    parsed.searchParams.delete('schema')
-    const store = new PostgresStore(
-      schema === undefined
-        ? { connectionString: parsed.toString() }
-        : { connectionString: parsed.toString(), schema }
-    )
-    if (migrate) {
-      try {
-        await store.migrate()
-      } catch (error) {
-        await store.close()
-        throw new Error(`cannot migrate PostgreSQL at ${redact(url)}`, { cause: error })
-      }
+async function openDatabase(db: DatabaseUrl, urls: StoreUrls): Promise<ServerStore> {
+  switch (db.kind) {
+    case 'memory':
+      return new MemoryStore()
+    case 'sqlite': {
+      const { SqliteStore } = load<typeof import('./sqlite')>('./sqlite')
+      return new SqliteStore({ path: db.path })
     }
-    return store
+    case 'postgres': {
+      const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
+      const store = new PostgresStore(
+        db.schema === undefined
+          ? { connectionString: db.connectionString }
+          : { connectionString: db.connectionString, schema: db.schema }
+      )
+      if (urls.migrate ?? true) {
+        try {
+          await store.migrate()
+        } catch (error) {
+          await store.close()
+          throw new Error(`cannot migrate PostgreSQL at ${redact(db.connectionString)}`, {
+            cause: error,
+          })
+        }
+      }
+      return store
+    }
   }
-  throw new TypeError(
-    `unsupported database URL ${JSON.stringify(redact(url))}: use memory:, sqlite:PATH or postgres://…`
-  )
 }
 
-/** `sqlite:PATH`, `sqlite://PATH`, `sqlite:///abs/path`, `sqlite::memory:`. */
-export function sqlitePath(url: string): string {
-  let path = url.slice('sqlite:'.length)
-  if (path.startsWith('//')) path = path.slice(2)
-  if (path === '') throw new TypeError('sqlite: URL names no file (e.g. sqlite:./better-auth.db)')
-  return path
+/**
+ * Creates or upgrades the tables of a SQLite or PostgreSQL database (idempotent). Returns how
+ * many migration steps ran.
+ */
+export async function migrateDatabase(url: string): Promise<number> {
+  const db = parseDatabaseUrl(url)
+  if (db.kind === 'sqlite') {
+    const { SqliteStore } = load<typeof import('./sqlite')>('./sqlite')
+    const store = new SqliteStore({ path: db.path, migrate: false, sweepIntervalMs: 0 })
+    try {
+      return store.migrate()
+    } finally {
+      await store.close()
+    }
+  }
+  if (db.kind === 'postgres') {
+    const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
+    const store = new PostgresStore({
+      connectionString: db.connectionString,
+      sweepIntervalMs: 0,
+      ...(db.schema === undefined ? {} : { schema: db.schema }),
+    })
+    try {
+      return await store.migrate()
+    } finally {
+      await store.close()
+    }
+  }
+  throw new TypeError('only sqlite: and postgres:// databases have tables to migrate')
 }
 
 function redisUrl(url: string): { url: string; prefix?: string } {
@@ -113,13 +161,13 @@ function redisUrl(url: string): { url: string; prefix?: string } {
     throw new TypeError(`unsupported Redis URL ${JSON.stringify(redact(url))}: use redis://…`)
   }
   const parsed = new URL(url)
-  const prefix = parsed.searchParams.get('prefix') ?? undefined
+  const prefix = parsed.searchParams.get('prefix')
   parsed.searchParams.delete('prefix')
-  return prefix === undefined ? { url: parsed.toString() } : { url: parsed.toString(), prefix }
+  return prefix === null ? { url: parsed.toString() } : { url: parsed.toString(), prefix }
 }
 
 /** A URL without its password, for messages. */
-function redact(url: string): string {
+export function redact(url: string): string {
   try {
     const parsed = new URL(url)
     if (parsed.password !== '') parsed.password = '***'

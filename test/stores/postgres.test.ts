@@ -130,7 +130,7 @@ describe('PostgresStore', () => {
     }
   })
 
-  it('rejects when PostgreSQL cannot be reached, and does not stay broken', async () => {
+  it('rejects when PostgreSQL cannot be reached (recovery: test/deploy/faults.test.ts)', async () => {
     const store = new PostgresStore({
       connectionString: 'postgres://postgres@127.0.0.1:18299/test',
       poolConfig: { connectionTimeoutMillis: 500 },

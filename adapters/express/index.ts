@@ -229,10 +229,9 @@ export function requireAccess<Attributes = unknown, Body = unknown>(
     const previous = principals.get(req) as AccessPrincipal<Attributes, Body> | undefined
     if (previous !== undefined) {
       // Already verified by an earlier requireAccess on this request: only authorize again.
-      Promise.resolve(options.authorize === undefined || options.authorize(previous, req)).then(
-        allowed => (allowed ? next() : fail(new ForbiddenError())),
-        fail
-      )
+      Promise.resolve()
+        .then(() => options.authorize === undefined || options.authorize(previous, req))
+        .then(allowed => (allowed ? next() : fail(new ForbiddenError())), fail)
       return
     }
 

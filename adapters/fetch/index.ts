@@ -59,6 +59,8 @@ export type AccessCheck<Attributes = unknown, Body = unknown> =
       ok: true
       /** The verified caller; `undefined` only with `credentialsRequired: false` and no credentials. */
       principal: AccessPrincipal<Attributes, Body> | undefined
+      /** The request body as read (the `Request` itself can no longer be read). */
+      body: Uint8Array
       /**
        * The reply: a signed response envelope echoing the request nonce (plain JSON for an
        * anonymous caller), status 200 unless `init` says otherwise.
@@ -77,6 +79,8 @@ export interface AccessContext<Attributes, Body, Principal = AccessPrincipal<Att
   principal: Principal
   /** The verified request data (`payload.request`); `undefined` for an anonymous caller. */
   data: Body
+  /** The request body as read (for an anonymous caller's own data; not verified). */
+  body: Uint8Array
   request: Request
 }
 
@@ -187,8 +191,9 @@ export class FetchBetterAuth<Attributes = unknown> {
   ): Promise<AccessCheck<Attributes, Body>> {
     const ctx: RequestContext = { path: new URL(request.url).pathname, ...context }
     let principal: AccessPrincipal<Attributes, Body> | undefined
+    let body: Uint8Array
     try {
-      const body = await readRequestBody(request, this.limit)
+      body = await readRequestBody(request, this.limit)
       principal = await checkAccess<Attributes, Body, Request>(
         this.core,
         body,
@@ -208,10 +213,11 @@ export class FetchBetterAuth<Attributes = unknown> {
     return {
       ok: true,
       principal,
+      body,
       respond: async (data: unknown, init: ResponseInit = {}) => {
-        const body =
+        const text =
           nonce === undefined ? JSON.stringify(data ?? null) : await this.core.respond(nonce, data)
-        return toResponse({ status: 200, headers: { 'content-type': JSON_TYPE }, body }, init)
+        return toResponse({ status: 200, headers: { 'content-type': JSON_TYPE }, body: text }, init)
       },
     }
   }
@@ -244,6 +250,7 @@ export class FetchBetterAuth<Attributes = unknown> {
         const data = await handler({
           principal: check.principal as never,
           data: check.principal?.request as Body,
+          body: check.body,
           request,
         })
         return data instanceof Response ? data : await check.respond(data)

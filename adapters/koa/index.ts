@@ -175,14 +175,14 @@ export function requireAccess<
 
   return async (ctx, next) => {
     const context: RequestContext = { ip: clientIp(ctx as Context), path: ctx.path }
-    let principal = principals.get(ctx) as AccessPrincipal<Attributes, Body> | undefined
-    const again = principal !== undefined
+    const previous = principals.get(ctx) as AccessPrincipal<Attributes, Body> | undefined
+    let principal: AccessPrincipal<Attributes, Body> | undefined
     try {
-      if (principal !== undefined) {
+      if (previous !== undefined) {
         // Already verified by an earlier requireAccess on this request: only authorize again.
         if (
           options.authorize !== undefined &&
-          !(await options.authorize(principal, ctx as Context))
+          !(await options.authorize(previous, ctx as Context))
         ) {
           throw new ForbiddenError()
         }
@@ -207,11 +207,8 @@ export function requireAccess<
       answer(ctx, result)
       return
     }
+    // Anonymous (optional access), or signed already by the outer requireAccess.
     if (principal === undefined) {
-      await next()
-      return
-    }
-    if (again) {
       await next()
       return
     }

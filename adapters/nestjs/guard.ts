@@ -1,7 +1,7 @@
 /** The access guard: verifies the access request of a route and attaches the principal. */
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common'
 import { Reflector } from '@nestjs/core'
-import { BetterAuthError } from '../../src/errors'
+import { BetterAuthError, InternalError } from '../../src/errors'
 import { BetterAuthServer, type AccessPrincipal } from '../../src/server/core'
 import { checkAccess, failure, principals } from '../shared/access'
 import { DEFAULT_BODY_LIMIT, nodeRawBody, warnReserialized, type ParsedBody } from '../shared/node'
@@ -112,7 +112,7 @@ export class BetterAuthGuard implements CanActivate {
         { credentialsRequired: !optional, authorize }
       )
     } catch (caught) {
-      error = caught
+      error = caught ?? new InternalError()
     }
     const accepted = this.handleRequest(error, principal, context)
     if (accepted !== undefined) {

@@ -121,6 +121,19 @@ describe('fetch handler: specifics', () => {
     expect(failed.response.headers.get('www-authenticate')).toBe('BetterAuth error="BA404"')
   })
 
+  it('gives an anonymous caller its body under optional access', async () => {
+    const auth = betterAuth(server.auth)
+    const echo = auth.requireAccess(
+      ({ principal, body }) => ({
+        anonymous: principal === undefined,
+        text: Buffer.from(body).toString('utf8'),
+      }),
+      { credentialsRequired: false }
+    )
+    const reply = await echo(new Request('http://h/x', { method: 'POST', body: '{"hi":1}' }))
+    expect(await reply.json()).toEqual({ anonymous: true, text: '{"hi":1}' })
+  })
+
   it('passes a Response through, and turns a thrown BetterAuthError into its answer', async () => {
     const auth = betterAuth(server.auth)
     const { key, token } = await session(server)

@@ -153,6 +153,31 @@ describe('Koa: Koa specifics', () => {
     expect(text.text).toBe('plain')
   })
 
+  it('verifies once when requireAccess runs twice, signs once, and applies each authorize', async () => {
+    const app = new Koa()
+    app.silent = true
+    const router = new Router()
+    router.use(requireAccess(server.auth))
+    router.post('/read', requireAccess(server.auth), ctx => {
+      ctx.body = { ok: 1 }
+    })
+    router.post(
+      '/delete',
+      requireAccess(server.auth, { authorize: p => permitsDelete(p.attributes) }),
+      ctx => {
+        ctx.body = { ok: 2 }
+      }
+    )
+    app.use(router.routes())
+    const target = supertestTarget(app.callback())
+    const { key, token } = await session(server)
+    const nonce = newNonce()
+    const read = await target.post('/read', accessBody(token, key, { at: now(), nonce }))
+    expect(await verifiedReply(server.auth, read, nonce)).toEqual({ ok: 1 })
+    const denied = await target.post('/delete', accessBody(token, key, { at: now() }))
+    expect([denied.status, errorCode(denied)]).toEqual([403, 'BA306'])
+  })
+
   it('passes the client IP honouring app.proxy, and hides error context unless debug', async () => {
     const seen: (string | undefined)[] = []
     const core = createBetterAuth<Attributes>({ keys: { env: false }, debug: false })

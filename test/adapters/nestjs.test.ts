@@ -225,6 +225,23 @@ describe('NestJS: Nest specifics', () => {
     expect(probe).toEqual({ key: expect.stringMatching(/^1AAI/), prefix: null })
   })
 
+  it("mounts the endpoints under Nest's global prefix and the module prefix", async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [BetterAuthModule.forRoot(options(core()))],
+      controllers: [ContractController],
+    }).compile()
+    app = moduleRef.createNestApplication({ rawBody: true, logger: false })
+    app.setGlobalPrefix('api')
+    await app.init()
+    const target = supertestTarget(app.getHttpServer())
+    const key = await target.post('/api/auth/key/response', '')
+    expect([key.status, key.text]).toEqual([200, await server.auth.responsePublicKey()])
+    expect((await target.post('/auth/key/response', '')).status).toBe(404)
+    const { key: signer, token } = await session(server)
+    const reply = await target.post('/api/foo/bar', accessBody(token, signer, { at: now() }))
+    expect(reply.status).toBe(200)
+  })
+
   it('useClass options factory, and endpoints can be turned off', async () => {
     @Injectable()
     class Factory {

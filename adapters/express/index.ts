@@ -25,6 +25,7 @@ import {
   failure,
   isCore,
   normalizePath,
+  normalizePrefix,
   openapiPath,
   principals,
   type AccessOptions,
@@ -144,7 +145,7 @@ export function protocolRouter(
   auth: BetterAuthServer<unknown>,
   options: ExpressMountOptions = {}
 ): RequestHandler {
-  const routes = auth.routes(options.prefix)
+  const routes = auth.routes(normalizePrefix(options.prefix))
   const table = new Map<string, { methods: readonly string[]; handler: RequestHandler }>()
   for (const route of routes) {
     table.set(route.path, {

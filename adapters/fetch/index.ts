@@ -27,6 +27,7 @@ import {
   checkAccess,
   isCore,
   normalizePath,
+  normalizePrefix,
   openapiPath,
   type AccessOptions,
 } from '../shared/access'
@@ -136,7 +137,8 @@ export class FetchBetterAuth<Attributes = unknown> {
     readonly core: BetterAuthServer<Attributes>,
     private readonly options: FetchOptions = {}
   ) {
-    for (const route of core.routes(options.prefix)) this.table.set(route.path, route)
+    for (const route of core.routes(normalizePrefix(options.prefix)))
+      this.table.set(route.path, route)
     this.limit = core.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
     this.openapiPath = openapiPath(options.prefix, options.openapi)
   }
@@ -159,7 +161,10 @@ export class FetchBetterAuth<Attributes = unknown> {
     if (route === undefined) {
       if (path === this.openapiPath && request.method === 'GET') {
         this.document ??= JSON.stringify(
-          openApiDocument(this.core.routes(this.options.prefix), this.options.openapiOptions)
+          openApiDocument(
+            this.core.routes(normalizePrefix(this.options.prefix)),
+            this.options.openapiOptions
+          )
         )
         return new Response(this.document, { headers: { 'content-type': JSON_TYPE } })
       }

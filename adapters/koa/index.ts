@@ -25,6 +25,7 @@ import {
   failure,
   isCore,
   normalizePath,
+  normalizePrefix,
   openapiPath,
   principals,
   type AccessOptions,
@@ -119,7 +120,7 @@ export function protocolMiddleware(
   options: KoaMountOptions = {}
 ): Middleware {
   const table = new Map<string, { endpoint: Endpoint; methods: readonly string[] }>()
-  const routes = auth.routes(options.prefix)
+  const routes = auth.routes(normalizePrefix(options.prefix))
   for (const route of routes) table.set(route.path, route)
   const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
   const clientIp = options.clientIp ?? ((ctx: Context) => ctx.ip)

@@ -14,7 +14,7 @@ import type { Request, Response } from 'express'
 import { BetterAuthServer, createBetterAuth } from '../../src/server/core'
 import { openApiDocument } from '../../src/server/openapi'
 import { endpointHandler } from '../express'
-import { openapiPath } from '../shared/access'
+import { normalizePrefix, openapiPath } from '../shared/access'
 import { BetterAuthGlobalGuard } from './guard'
 import { BetterAuthInterceptor } from './interceptor'
 import {
@@ -81,7 +81,7 @@ export class BetterAuthModule
 
   configure(consumer: MiddlewareConsumer): void {
     if (this.options.endpoints === false) return
-    const routes = this.auth.routes(this.options.prefix)
+    const routes = this.auth.routes(normalizePrefix(this.options.prefix))
     for (const route of routes) {
       const handler = endpointHandler(this.auth, route.endpoint)
       for (const method of route.methods) {

@@ -140,13 +140,20 @@ export function normalizePath(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
 }
 
+/** A mount prefix as `/a/b` (leading slash, no trailing one), or `''` for none. */
+export function normalizePrefix(prefix: string | undefined): string {
+  const trimmed = (prefix ?? '').replace(/^\/+|\/+$/g, '')
+  return trimmed === '' ? '' : `/${trimmed}`
+}
+
 /** The path the OpenAPI document is served at under `prefix`, or `undefined` when not served. */
 export function openapiPath(
-  prefix = '',
+  prefix: string | undefined,
   openapi: boolean | string | undefined
 ): string | undefined {
   if (openapi === undefined || openapi === false) return undefined
-  return prefix.replace(/\/+$/, '') + (openapi === true ? '/openapi.json' : openapi)
+  const path = openapi === true ? '/openapi.json' : `/${openapi.replace(/^\/+/, '')}`
+  return normalizePrefix(prefix) + path
 }
 
 /** Principals by request object, so helpers find them whatever property name was configured. */

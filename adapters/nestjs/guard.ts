@@ -4,7 +4,13 @@ import { Reflector } from '@nestjs/core'
 import { BetterAuthError, InternalError } from '../../src/errors'
 import { BetterAuthServer, type AccessPrincipal } from '../../src/server/core'
 import { checkAccess, failure, principals } from '../shared/access'
-import { DEFAULT_BODY_LIMIT, nodeRawBody, warnReserialized, type ParsedBody } from '../shared/node'
+import {
+  DEFAULT_BODY_LIMIT,
+  nodeRawBody,
+  parsedForHandler,
+  warnReserialized,
+  type ParsedBody,
+} from '../shared/node'
 import { toHttpException } from './exceptions'
 import {
   ACCESS_METADATA,
@@ -101,16 +107,16 @@ export class BetterAuthGuard implements CanActivate {
       const limit = this.auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
       const { body, source } = await nodeRawBody(request, request as ParsedBody, limit)
       if (source === 'reserialized') warnReserialized(this.auth, ADVICE)
+      const path = (request.originalUrl ?? request.url ?? '').split('?', 1)[0]
       principal = await checkAccess(
         this.auth,
         body,
-        {
-          ip: request.ip ?? request.socket?.remoteAddress,
-          path: request.originalUrl ?? request.url,
-        },
+        { ip: request.ip ?? request.socket?.remoteAddress, path },
         context,
         { credentialsRequired: !optional, authorize }
       )
+      // A body the guard read itself (no parser took it) stays available to the handler.
+      if (principal === undefined && source === 'stream') request.body = parsedForHandler(body)
     } catch (caught) {
       error = caught ?? new InternalError()
     }

@@ -9,7 +9,12 @@ import {
   toBetterAuthError,
   type ErrorCode,
 } from '../../src/errors'
-import type { AccessPrincipal, BetterAuthServer, RequestContext } from '../../src/server/core'
+import type {
+  AccessCheckOptions,
+  AccessPrincipal,
+  BetterAuthServer,
+  RequestContext,
+} from '../../src/server/core'
 
 /**
  * Decides whether a verified caller may use the route: `false` answers 403 (BA306). It may be
@@ -20,8 +25,13 @@ export type Authorize<Attributes, Request, Source> = (
   source: Source
 ) => boolean | Promise<boolean>
 
-/** Options of an access check, common to every adapter. */
-export interface AccessOptions<Attributes = unknown, Request = unknown, Source = unknown> {
+/**
+ * Options of an access check, common to every adapter. Besides these, the core's per-route
+ * options apply: `checkRevocation` (refuse tokens of devices no longer active) and `rateLimit`
+ * (`{ ip?, identity? }` rules for this route).
+ */
+export interface AccessOptions<Attributes = unknown, Request = unknown, Source = unknown>
+  extends AccessCheckOptions {
   /**
    * Whether an access request is required. With `false`, a request that carries no access request
    * at all (empty body, or no `payload.access.token`) passes through without a principal and its
@@ -62,7 +72,7 @@ export async function checkAccess<Attributes, Request, Source>(
 ): Promise<AccessPrincipal<Attributes, Request> | undefined> {
   let principal: AccessPrincipal<Attributes, Request>
   try {
-    principal = await core.verifyAccess<Request>(body, context)
+    principal = await core.verifyAccess<Request>(body, context, options)
   } catch (error) {
     // Only a message the core could not read can be "no credentials"; the check runs on that
     // failure path only, so a valid request is parsed once.

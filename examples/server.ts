@@ -32,6 +32,9 @@ export function createConformanceApp(options: { store?: ServerStore } = {}) {
   const auth = createBetterAuth<Attributes>({
     store: options.store,
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+    // Conformance suites of every client implementation run back to back from one address;
+    // a production server keeps the default limits.
+    rateLimit: false,
   })
   const app = express()
   app.disable('x-powered-by')

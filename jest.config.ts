@@ -14,6 +14,7 @@ const config: Config = {
     '^better-auth-protocol$': '<rootDir>/src/index.ts',
     '^better-auth-protocol/(express|koa|nestjs|fetch)$': '<rootDir>/adapters/$1/index.ts',
     '^better-auth-protocol/noble$': '<rootDir>/src/noble.ts',
+    '^better-auth-protocol/stores/(sqlite|postgres|redis)$': '<rootDir>/src/stores/$1.ts',
   },
   testTimeout: 30000,
 }

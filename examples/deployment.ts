@@ -18,21 +18,19 @@ import {
   MemoryAccountStore,
   RemoteAccessKeys,
   combineStores,
-  createBetterAuth,
   createStoreFromEnv,
-  type AccessPrincipal,
   type ServerStore,
-} from '../src'
-import { PostgresStore } from '../src/stores/postgres'
-import { RedisEphemeralStore } from '../src/stores/redis'
-import { protocolRouter, requireAccess } from '../adapters/express'
+} from 'better-auth-protocol'
+import { PostgresStore } from 'better-auth-protocol/stores/postgres'
+import { RedisEphemeralStore } from 'better-auth-protocol/stores/redis'
+import { betterAuth } from 'better-auth-protocol/express'
 
 /** The auth server: state and keys from BETTER_AUTH_DATABASE and BETTER_AUTH_REDIS. */
 export async function authServer(env = process.env) {
   const store = await createStoreFromEnv(env)
-  const auth = createBetterAuth({ store })
+  const auth = betterAuth({ store })
   const app = express()
-  app.use(protocolRouter(auth)) // the protocol, /key/response and /key/access
+  app.use(auth.express()) // the protocol, /key/response and /key/access
   return { app, auth }
 }
 
@@ -50,7 +48,7 @@ export async function resourceServer(authUrl: string, authResponseKey: string, r
     url: `${authUrl}/key/access`,
     responseKey: authResponseKey, // pinned: the key list must be signed by it
   })
-  const auth = createBetterAuth({
+  const auth = betterAuth({
     // Only access nonces are used here; Redis makes replay protection hold across instances.
     store: combineStores(
       { accounts: new MemoryAccountStore() },
@@ -60,10 +58,8 @@ export async function resourceServer(authUrl: string, authResponseKey: string, r
   })
   await accessKeys.ready() // fails fast if the auth server cannot be reached
   const app = express()
-  app.post('/foo/bar', requireAccess(auth), (req, res) => {
-    const { identity, request } = (req as express.Request & { betterAuth: AccessPrincipal })
-      .betterAuth
-    res.json({ identity, echo: request })
+  app.post('/foo/bar', auth.requireAccess<{ foo: number }>(), (req, res) => {
+    res.json({ identity: auth.principal(req).identity, echo: req.body })
   })
   return { app, auth }
 }

@@ -18,15 +18,35 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 const root = resolve(__dirname, '..')
-const SUBPATHS = ['', '/express', '/koa', '/nestjs', '/fetch', '/noble'] as const
+const SUBPATHS = [
+  '',
+  '/express',
+  '/koa',
+  '/nestjs',
+  '/fetch',
+  '/noble',
+  '/stores/sqlite',
+  '/stores/postgres',
+  '/stores/redis',
+] as const
 /** One export each subpath must have, whichever way it is loaded. */
 const EXPECTED: Record<(typeof SUBPATHS)[number], string[]> = {
-  '': ['createBetterAuth', 'BetterAuthServer', 'BetterAuthClient', 'openApiDocument'],
+  '': [
+    'createBetterAuth',
+    'BetterAuthServer',
+    'BetterAuthClient',
+    'openApiDocument',
+    'createStoreFromEnv',
+    'RemoteAccessKeys',
+  ],
   '/express': ['betterAuth', 'requireAccess', 'protocolRouter', 'keepRawBody', 'UnauthorizedError'],
   '/koa': ['betterAuth', 'requireAccess', 'protocolMiddleware', 'getPrincipal'],
   '/nestjs': ['BetterAuthModule', 'BetterAuthGuard', 'BetterAuthAccess', 'AccessData'],
   '/fetch': ['betterAuth', 'FetchBetterAuth', 'readRequestBody'],
   '/noble': ['NobleP256Verifier', 'NobleSigningKey'],
+  '/stores/sqlite': ['SqliteStore'],
+  '/stores/postgres': ['PostgresStore'],
+  '/stores/redis': ['RedisEphemeralStore'],
 }
 /** What the consumer project links from ours: dependencies, peers, and types for the type check. */
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -135,6 +155,9 @@ it('type-checks from CommonJS and ES module consumers', () => {
     import { betterAuth as fetchAuth } from 'better-auth-protocol/fetch'
     import { BetterAuthModule, BetterAuthAccess } from 'better-auth-protocol/nestjs'
     import { NobleP256Verifier } from 'better-auth-protocol/noble'
+    import { SqliteStore } from 'better-auth-protocol/stores/sqlite'
+    import { PostgresStore } from 'better-auth-protocol/stores/postgres'
+    import { RedisEphemeralStore } from 'better-auth-protocol/stores/redis'
     interface Attributes { roles: string[] }
     const core = createBetterAuth<Attributes>({ keys: { env: false } })
     const auth = betterAuth(core)
@@ -142,7 +165,8 @@ it('type-checks from CommonJS and ES module consumers', () => {
     const principal: AccessPrincipal<Attributes> | undefined = undefined
     type R = AuthedRequest<Attributes, { foo: string }>
     const f = fetchAuth(core).requireAccess<{ n: number }>(({ data }) => data.n + 1)
-    export const all = [handler, principal, koaAuth(core).koa(), f, BetterAuthModule, BetterAuthAccess, NobleP256Verifier]
+    const stores = (s: SqliteStore, p: PostgresStore, r: RedisEphemeralStore) => [createBetterAuth({ store: s }), p.migrate(), r.clear()]
+    export const all = [handler, principal, koaAuth(core).koa(), f, BetterAuthModule, BetterAuthAccess, NobleP256Verifier, stores]
     export type { R }
   `
   writeFileSync(join(project, 'consumer.mts'), source)
@@ -165,6 +189,36 @@ it('type-checks from CommonJS and ES module consumers', () => {
     output = String((error as { stdout?: string }).stdout)
   }
   expect(output).toMatch(/TS2551: Property 'requireAcess' does not exist/)
+})
+
+it('ships the command line, whose stores load from the build', () => {
+  const cli = join(project, 'node_modules', 'better-auth-protocol', 'dist', 'cjs', 'src', 'cli.js')
+  const manifestBin = (
+    JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>
+    }
+  ).bin
+  expect(
+    join(
+      project,
+      'node_modules',
+      'better-auth-protocol',
+      manifestBin['better-auth-protocol'] as string
+    )
+  ).toBe(cli)
+  expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true)
+  const database = `sqlite:${join(project, 'cli.db')}`
+  expect(run(process.execPath, [cli, 'migrate', '--database', database])).toContain(
+    'applied 1 migration'
+  )
+  expect(run(process.execPath, [cli, 'keys', '--database', database])).toMatch(/^response 1AAI/)
+  const script = `
+    const { createStore } = require('better-auth-protocol')
+    createStore({ database: ${JSON.stringify(database)} }).then(async store => {
+      console.log(store.constructor.name)
+      await store.close()
+    })`
+  expect(run(process.execPath, ['-e', script]).trim()).toBe('SqliteStore')
 })
 
 it('passes publint and @arethetypeswrong/cli', () => {

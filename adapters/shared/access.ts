@@ -30,8 +30,11 @@ export type Authorize<Attributes, Request, Source> = (
  * options apply: `checkRevocation` (refuse tokens of devices no longer active) and `rateLimit`
  * (`{ ip?, identity? }` rules for this route).
  */
-export interface AccessOptions<Attributes = unknown, Request = unknown, Source = unknown>
-  extends AccessCheckOptions {
+export interface AccessOptions<
+  Attributes = unknown,
+  Request = unknown,
+  Source = unknown,
+> extends AccessCheckOptions {
   /**
    * Whether an access request is required. With `false`, a request that carries no access request
    * at all (empty body, or no `payload.access.token`) passes through without a principal and its

@@ -47,7 +47,10 @@ function responseEnvelope(response: Json): Json {
 
 const EMPTY: Json = { type: 'object' }
 
-const REQUESTS: Record<Exclude<Endpoint, 'responseKey'>, Json> = {
+/** The protocol operations (the key endpoints are described on their own). */
+type OperationEndpoint = Exclude<Endpoint, 'responseKey' | 'accessKeys'>
+
+const REQUESTS: Record<OperationEndpoint, Json> = {
   createAccount: object({ authentication: ref('NewAccountAuthentication') }),
   deleteAccount: object({ authentication: ref('Authentication') }),
   recoverAccount: object({ authentication: ref('RecoveryAuthentication') }),
@@ -74,7 +77,7 @@ const REQUESTS: Record<Exclude<Endpoint, 'responseKey'>, Json> = {
 
 const TOKEN_RESPONSE = object({ access: object({ token: ref('Token') }) })
 
-const RESPONSES: Record<Exclude<Endpoint, 'responseKey'>, Json> = {
+const RESPONSES: Record<OperationEndpoint, Json> = {
   createAccount: EMPTY,
   deleteAccount: EMPTY,
   recoverAccount: EMPTY,
@@ -86,6 +89,17 @@ const RESPONSES: Record<Exclude<Endpoint, 'responseKey'>, Json> = {
   refreshSession: TOKEN_RESPONSE,
   changeRecoveryKey: EMPTY,
 }
+
+/** The reply of the access-keys endpoint. */
+export const ACCESS_KEYS_RESPONSE: Json = responseEnvelope(
+  object({
+    accessKeys: {
+      type: 'array',
+      minItems: 1,
+      items: object({ publicKey: ref('PublicKey'), retireAt: ref('Timestamp') }, ['publicKey']),
+    },
+  })
+)
 
 const CONFLICTS = new Set<Endpoint>(['createAccount', 'linkDevice', 'recoverAccount'])
 
@@ -207,6 +221,44 @@ function operation(route: RouteInfo): Record<string, Json> {
       route.methods.map(m => [m.toLowerCase(), { ...op, operationId: `responseKey${m}` }])
     )
   }
+  if (route.endpoint === 'accessKeys') {
+    const op: Json = {
+      operationId: 'accessKeys',
+      summary: route.summary,
+      description:
+        'The access verification keys, current first, in a response envelope signed by the ' +
+        'response key. A body `{"payload":{"access":{"nonce":N}}}` makes the reply echo N; ' +
+        'without one the server picks the nonce.',
+      tags: ['keys'],
+      responses: {
+        '200': {
+          description: 'Signed response envelope listing the access verification keys',
+          content: { 'application/json': { schema: ACCESS_KEYS_RESPONSE } },
+        },
+        '400': errorResponse('Invalid message (a body without a valid nonce)'),
+        '503': errorResponse('Storage unavailable (the key store could not be read)'),
+      },
+    }
+    return Object.fromEntries(
+      route.methods.map(m => [
+        m.toLowerCase(),
+        m === 'GET'
+          ? { ...op, operationId: 'accessKeysGET' }
+          : {
+              ...op,
+              operationId: `accessKeys${m}`,
+              requestBody: {
+                required: false,
+                content: {
+                  'application/json': {
+                    schema: object({ payload: object({ access: ref('RequestAccess') }) }),
+                  },
+                },
+              },
+            },
+      ])
+    )
+  }
   const endpoint = route.endpoint
   const op: Json = {
     operationId: endpoint,
@@ -232,7 +284,7 @@ function operation(route: RouteInfo): Record<string, Json> {
 }
 
 /** The request and response schemas of one operation (for validating messages). */
-export function operationSchemas(endpoint: Exclude<Endpoint, 'responseKey'>): {
+export function operationSchemas(endpoint: OperationEndpoint): {
   request: Json
   response: Json
 } {

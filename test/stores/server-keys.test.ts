@@ -7,11 +7,14 @@ import {
   NodeSigningKey,
   RemoteAccessKeys,
   decodeToken,
+  openApiDocument,
   parseEnvelope,
   type KeyStore,
   type Network,
   type SigningKey,
 } from '../../src'
+import Ajv2020 from 'ajv/dist/2020'
+import { ACCESS_KEYS_RESPONSE } from '../../src/server/openapi'
 import { SqliteStore } from '../../src/stores/sqlite'
 import {
   Clock,
@@ -232,6 +235,24 @@ describe('published access keys (/key/access)', () => {
     })
     const bad = await server.auth.handle('accessKeys', '{"payload":{"access":{"nonce":"x"}}}')
     expect([bad.status, errorOf(bad).code]).toEqual([400, 'BA101'])
+  })
+
+  it('answers as the OpenAPI document describes', async () => {
+    const server = makeServer()
+    await (await server.auth.keys()).rotateAccessKey(undefined, { retireAfterMs: 1000 })
+    const document = openApiDocument(server.auth.routes()) as {
+      paths: Record<string, Record<string, { operationId: string }>>
+      components: Record<string, unknown>
+    }
+    expect(Object.keys(document.paths['/key/access'] ?? {}).sort()).toEqual(['get', 'post'])
+    const ajv = new Ajv2020({ strict: false, formats: { 'date-time': true } })
+    const validate = ajv.compile({ ...ACCESS_KEYS_RESPONSE, components: document.components })
+    const reply = JSON.parse((await server.auth.handle('accessKeys', '')).body) as {
+      payload: { response: { accessKeys: { publicKey: string }[] } }
+    }
+    expect(validate(reply)).toBe(true)
+    reply.payload.response.accessKeys[0] = { publicKey: 'not a key' }
+    expect(validate(reply)).toBe(false)
   })
 
   it('is in the route table at /key/access, answering GET and POST, unsigned', () => {

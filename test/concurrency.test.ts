@@ -1,14 +1,15 @@
 /** Concurrent duplicates: exactly one of each wins, in the core over the default store. */
 import { NodeSigningKey } from '../src'
 import {
-  TestAccount,
   accessBody,
+  challenge,
+  createdAccount,
+  createSessionBody,
   hash,
   makeServer as makeTestServer,
   nonce,
-  payloadOf,
+  openSession,
   signed,
-  type TestServer,
 } from './helpers'
 
 const N = 50
@@ -22,40 +23,6 @@ async function statuses(results: Promise<{ status: number }>[]): Promise<number[
 
 function count(list: number[], status: number): number {
   return list.filter(s => s === status).length
-}
-
-async function createdAccount(server: TestServer): Promise<TestAccount> {
-  const account = new TestAccount()
-  expect((await server.call('createAccount', account.createAccountBody())).status).toBe(200)
-  return account
-}
-
-async function session(server: TestServer, account: TestAccount) {
-  const c = payloadOf<{ response: { authentication: { nonce: string } } }>(
-    await server.call(
-      'requestSession',
-      JSON.stringify({
-        payload: {
-          access: { nonce: nonce() },
-          request: { authentication: { identity: account.identity } },
-        },
-      })
-    )
-  ).response.authentication.nonce
-  const key = NodeSigningKey.generate()
-  const next = NodeSigningKey.generate()
-  const body = (n: string) =>
-    signed(
-      {
-        access: { nonce: n },
-        request: {
-          access: { publicKey: key.publicKeyText, rotationHash: hash(next.publicKeyText) },
-          authentication: { device: account.first.device, nonce: c },
-        },
-      },
-      account.first.current
-    )
-  return { key, next, body }
 }
 
 describe(`${N} concurrent duplicates`, () => {
@@ -85,9 +52,13 @@ describe(`${N} concurrent duplicates`, () => {
   it('session answers to one challenge: exactly one token is issued', async () => {
     const server = makeServer()
     const a = await createdAccount(server)
-    const s = await session(server, a)
+    const c = await challenge(server, a.identity)
+    const key = NodeSigningKey.generate()
+    // Distinct messages (fresh nonces) answering the same challenge.
     const results = await statuses(
-      Array.from({ length: N }, () => server.call('createSession', s.body(nonce())))
+      Array.from({ length: N }, () =>
+        server.call('createSession', createSessionBody(a.first, c, key, key))
+      )
     )
     expect(count(results, 200)).toBe(1)
     expect(count(results, 401)).toBe(N - 1)
@@ -96,10 +67,7 @@ describe(`${N} concurrent duplicates`, () => {
   it('refreshes with the same key: exactly one succeeds', async () => {
     const server = makeServer()
     const a = await createdAccount(server)
-    const s = await session(server, a)
-    const token = payloadOf<{ response: { access: { token: string } } }>(
-      await server.call('createSession', s.body(nonce()))
-    ).response.access.token
+    const s = await openSession(server, a.first)
     const results = await statuses(
       Array.from({ length: N }, () =>
         server.call(
@@ -111,7 +79,7 @@ describe(`${N} concurrent duplicates`, () => {
                 access: {
                   publicKey: s.next.publicKeyText,
                   rotationHash: hash(NodeSigningKey.generate().publicKeyText),
-                  token,
+                  token: s.token,
                 },
               },
             },
@@ -127,15 +95,12 @@ describe(`${N} concurrent duplicates`, () => {
   it('access requests with the same nonce: exactly one is served', async () => {
     const server = makeServer()
     const a = await createdAccount(server)
-    const s = await session(server, a)
-    const token = payloadOf<{ response: { access: { token: string } } }>(
-      await server.call('createSession', s.body(nonce()))
-    ).response.access.token
+    const s = await openSession(server, a.first)
     const n = nonce()
     // Different timestamps give different bodies and signatures with the same nonce.
     const results = await statuses(
       Array.from({ length: N }, (_, i) =>
-        server.access(accessBody(token, s.key, { nonce: n, at: server.clock.ms - i }))
+        server.access(accessBody(s.token, s.key, { nonce: n, at: server.clock.ms - i }))
       )
     )
     expect(count(results, 200)).toBe(1)

@@ -1,15 +1,16 @@
 /** Audit events and the opt-in revocation check. */
 import { NodeSigningKey, type AuditEvent } from '../src'
 import {
-  InProcessNetwork,
-  TestAccount,
   accessBody,
+  createdAccount,
   hash,
+  InProcessNetwork,
   makeClient,
   makeServer,
   nonce,
-  payloadOf,
+  openSession,
   signed,
+  TestAccount,
 } from './helpers'
 
 describe('audit events', () => {
@@ -131,35 +132,8 @@ describe('audit events', () => {
 describe('revocation check', () => {
   async function unlinkedDeviceWithToken() {
     const server = makeServer()
-    const a = new TestAccount()
-    expect((await server.call('createAccount', a.createAccountBody())).status).toBe(200)
-    const c = payloadOf<{ response: { authentication: { nonce: string } } }>(
-      await server.call(
-        'requestSession',
-        JSON.stringify({
-          payload: {
-            access: { nonce: nonce() },
-            request: { authentication: { identity: a.identity } },
-          },
-        })
-      )
-    ).response.authentication.nonce
-    const key = NodeSigningKey.generate()
-    const token = payloadOf<{ response: { access: { token: string } } }>(
-      await server.call(
-        'createSession',
-        signed(
-          {
-            access: { nonce: nonce() },
-            request: {
-              access: { publicKey: key.publicKeyText, rotationHash: hash(key.publicKeyText) },
-              authentication: { device: a.first.device, nonce: c },
-            },
-          },
-          a.first.current
-        )
-      )
-    ).response.access.token
+    const a = await createdAccount(server)
+    const { token, key } = await openSession(server, a.first)
     return { server, a, token, key }
   }
 

@@ -5,14 +5,11 @@ import { join } from 'node:path'
 import { NodeSigningKey, ServerKeys, decodeToken } from '../src'
 import { NobleSigningKey } from '../src/noble'
 import {
-  TestAccount,
   accessBody,
+  createdAccount,
   errorOf,
-  hash,
   makeServer,
-  nonce,
-  payloadOf,
-  signed,
+  openSession,
   type TestServer,
 } from './helpers'
 
@@ -68,29 +65,7 @@ describe('ServerKeys.load', () => {
 })
 
 async function sessionToken(server: TestServer) {
-  const a = new TestAccount()
-  expect((await server.call('createAccount', a.createAccountBody())).status).toBe(200)
-  const start = JSON.stringify({
-    payload: { access: { nonce: nonce() }, request: { authentication: { identity: a.identity } } },
-  })
-  const c = payloadOf<{ response: { authentication: { nonce: string } } }>(
-    await server.call('requestSession', start)
-  ).response.authentication.nonce
-  const key = NodeSigningKey.generate()
-  const body = signed(
-    {
-      access: { nonce: nonce() },
-      request: {
-        access: { publicKey: key.publicKeyText, rotationHash: hash(key.publicKeyText) },
-        authentication: { device: a.first.device, nonce: c },
-      },
-    },
-    a.first.current
-  )
-  const token = payloadOf<{ response: { access: { token: string } } }>(
-    await server.call('createSession', body)
-  ).response.access.token
-  return { token, key }
+  return openSession(server, (await createdAccount(server)).first)
 }
 
 describe('access key rotation', () => {

@@ -5,18 +5,14 @@ import { clientIp } from '../adapters/shared/ip'
 import {
   TestAccount,
   accessBody,
+  challenge,
+  createSessionBody,
   errorOf,
   hash,
   makeServer,
-  nonce,
-  payloadOf,
-  signed,
+  openSession,
+  sessionRequest,
 } from './helpers'
-
-const sessionRequest = (identity: string) =>
-  JSON.stringify({
-    payload: { access: { nonce: nonce() }, request: { authentication: { identity } } },
-  })
 
 let redis: Redis
 beforeAll(async () => {
@@ -81,24 +77,11 @@ describe.each(backends)('with the %s backend', (_name, backend) => {
     })
     const a = new TestAccount()
     expect((await server.call('createAccount', a.createAccountBody())).status).toBe(200)
-    const challenge = async () =>
-      payloadOf<{ response: { authentication: { nonce: string } } }>(
-        await server.call('requestSession', sessionRequest(a.identity))
-      ).response.authentication.nonce
     const key = NodeSigningKey.generate()
     const answer = async (signer: NodeSigningKey) =>
       server.call(
         'createSession',
-        signed(
-          {
-            access: { nonce: nonce() },
-            request: {
-              access: { publicKey: key.publicKeyText, rotationHash: hash(key.publicKeyText) },
-              authentication: { device: a.first.device, nonce: await challenge() },
-            },
-          },
-          signer
-        )
+        createSessionBody(a.first, await challenge(server, a.identity), key, key, signer)
       )
     const impostor = NodeSigningKey.generate()
     expect(errorOf(await answer(impostor)).code).toBe('BA201')
@@ -115,25 +98,7 @@ describe.each(backends)('with the %s backend', (_name, backend) => {
     const server = makeServer({ rateLimit: backend() })
     const a = new TestAccount()
     expect((await server.call('createAccount', a.createAccountBody())).status).toBe(200)
-    const start = payloadOf<{ response: { authentication: { nonce: string } } }>(
-      await server.call('requestSession', sessionRequest(a.identity))
-    ).response.authentication.nonce
-    const key = NodeSigningKey.generate()
-    const token = payloadOf<{ response: { access: { token: string } } }>(
-      await server.call(
-        'createSession',
-        signed(
-          {
-            access: { nonce: nonce() },
-            request: {
-              access: { publicKey: key.publicKeyText, rotationHash: hash(key.publicKeyText) },
-              authentication: { device: a.first.device, nonce: start },
-            },
-          },
-          a.first.current
-        )
-      )
-    ).response.access.token
+    const { token, key } = await openSession(server, a.first)
     const route = {
       rateLimit: { identity: { points: 2, duration: 60 }, name: `r${Math.random()}` },
     }

@@ -15,6 +15,12 @@ import {
 const offCurve = encodePublicKey(Uint8Array.from([2, ...new Array<number>(31).fill(0), 1]))
 import {
   ATTRIBUTES,
+  challenge,
+  createSessionBody,
+  createdAccount,
+  openSession,
+  sessionRequest,
+  type Session,
   TestAccount,
   TestDevice,
   accessBody,
@@ -54,53 +60,7 @@ async function expectOk(server: TestServer, operation: Operation, body: string) 
 }
 
 async function created(server: TestServer): Promise<TestAccount> {
-  const account = new TestAccount()
-  await expectOk(server, 'createAccount', account.createAccountBody())
-  return account
-}
-
-interface Session {
-  token: string
-  key: NodeSigningKey
-  next: NodeSigningKey
-}
-
-function sessionRequest(identity: string): string {
-  return JSON.stringify({
-    payload: { access: { nonce: nonce() }, request: { authentication: { identity } } },
-  })
-}
-
-async function challenge(server: TestServer, identity: string): Promise<string> {
-  const payload = await expectOk(server, 'requestSession', sessionRequest(identity))
-  return (payload.response as { authentication: { nonce: string } }).authentication.nonce
-}
-
-function createSessionBody(
-  device: TestDevice,
-  challengeNonce: string,
-  access: NodeSigningKey,
-  next: NodeSigningKey,
-  signer = device.current
-): string {
-  return signed(
-    {
-      access: { nonce: nonce() },
-      request: {
-        access: { publicKey: access.publicKeyText, rotationHash: hash(next.publicKeyText) },
-        authentication: { device: device.device, nonce: challengeNonce },
-      },
-    },
-    signer
-  )
-}
-
-async function openSession(server: TestServer, device: TestDevice): Promise<Session> {
-  const key = NodeSigningKey.generate()
-  const next = NodeSigningKey.generate()
-  const c = await challenge(server, device.identity)
-  const payload = await expectOk(server, 'createSession', createSessionBody(device, c, key, next))
-  return { token: (payload.response as { access: { token: string } }).access.token, key, next }
+  return createdAccount(server)
 }
 
 function refreshBody(session: Session, options: { signer?: NodeSigningKey; token?: string } = {}) {

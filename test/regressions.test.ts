@@ -2,6 +2,8 @@
  * Regressions: bugs found by the attack suite and the fuzz test, one test (or a few) each, named
  * after what went wrong.
  */
+import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
 import { NodeSigningKey, parseStrictJson } from '../src'
 import { TestDevice, hash, linkContainer, makeServer } from './helpers'
 import { created, expectRejected, linkBody, rotatingPayload, signedText } from './scenario'
@@ -79,4 +81,20 @@ describe('signed spans are bound to the parsed payload they belong to', () => {
     ]
     expect(text.slice(start, end)).toBe('1')
   })
+})
+
+describe('key generation', () => {
+  it('generating many signing keys under heavy garbage collection does not deadlock', () => {
+    // On Node 20 a KeyObject fresh from generateKeyPairSync could deadlock its first JWK export
+    // when a collection ran in the middle of it; with a 1 MiB young generation the old code
+    // hung within a few thousand keys. A hang shows as the child being killed.
+    const root = join(__dirname, '..')
+    const child = spawnSync(
+      process.execPath,
+      ['--max-semi-space-size=1', '--import', 'tsx', 'test/fixtures/keygen-stress.ts', '30000'],
+      { cwd: root, encoding: 'utf8', timeout: 120_000 }
+    )
+    expect({ signal: child.signal, status: child.status }).toEqual({ signal: null, status: 0 })
+    expect(child.stdout).toBe('generated 30000\n')
+  }, 150_000)
 })

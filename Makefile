@@ -5,13 +5,16 @@ DEPS := node_modules/.package-lock.json
 TSX := node_modules/.bin/tsx
 BASE_URL ?= http://127.0.0.1:8080
 
-.PHONY: help setup build test fuzz type-check lint format format-check server test-integration bench clean
+.PHONY: help setup build test fuzz type-check lint format format-check server test-integration bench \
+	clean example-express example-koa example-nestjs example-fetch
 
 help:
 	@echo "make server            run the conformance auth server on 127.0.0.1:8080 (PORT, HOST)"
 	@echo "make test              run every test"
 	@echo "make fuzz              fuzz every operation longer (FUZZ_RUNS per target, FUZZ_SEED)"
 	@echo "make test-integration  run our client through every flow against BASE_URL"
+	@echo "make example-express   the Express example on 127.0.0.1:8080 (PORT, HOST); also"
+	@echo "                       example-koa, example-nestjs, example-fetch"
 	@echo "other targets: setup build type-check lint format format-check bench clean"
 
 $(DEPS): package.json package-lock.json
@@ -20,8 +23,9 @@ $(DEPS): package.json package-lock.json
 
 setup: $(DEPS)
 
+# dist/cjs (tsc) plus dist/esm wrappers for every subpath export.
 build: $(DEPS)
-	npx tsc -p tsconfig.build.json
+	node scripts/build.mjs
 
 test: $(DEPS)
 	npx jest
@@ -47,6 +51,18 @@ format-check: $(DEPS)
 
 server: $(DEPS)
 	$(TSX) examples/server.ts
+
+example-express: $(DEPS)
+	$(TSX) examples/express/server.ts
+
+example-koa: $(DEPS)
+	$(TSX) examples/koa/server.ts
+
+example-nestjs: $(DEPS)
+	$(TSX) examples/nestjs/main.ts
+
+example-fetch: $(DEPS)
+	$(TSX) examples/fetch/server.ts
 
 test-integration: $(DEPS)
 	BASE_URL=$(BASE_URL) $(TSX) test/integration/run.ts

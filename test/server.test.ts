@@ -309,7 +309,10 @@ describe('createAccount', () => {
     ],
     [
       'a payload changed after signing',
-      a => a.createAccountBody().replace(/"device":"E./, '"device":"EA'),
+      a =>
+        a
+          .createAccountBody()
+          .replace(/"device":"E(.)/, (_m, c: string) => `"device":"E${c === 'A' ? 'B' : 'A'}`),
       'BA201',
       401,
     ],

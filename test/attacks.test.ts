@@ -4,6 +4,7 @@
  */
 import { gzipSync } from 'node:zlib'
 import {
+  BetterAuthError,
   InvalidTokenError,
   NodeSigningKey,
   decodeSignature,
@@ -19,6 +20,7 @@ import {
   TestAccount,
   TestDevice,
   accessBody,
+  errorOf,
   hash,
   linkContainer,
   makeServer,
@@ -1031,9 +1033,37 @@ describe('revoked devices and rotated-away keys', () => {
     )
   })
 
-  it.todo(
-    "with verifyAccess(body, context, { checkRevocation: true }) the unlinked device's token is refused (401 BA301)"
-  )
+  /** The echo route with the opt-in revocation check, as `server.access` answers without it. */
+  async function revocable(w: World, body: string) {
+    try {
+      const principal = await w.server.auth.verifyAccess(body, {}, { checkRevocation: true })
+      return { status: 200, headers: {}, body: await w.server.auth.respond(principal.nonce, {}) }
+    } catch (error) {
+      expect(error).toBeInstanceOf(BetterAuthError)
+      return w.server.auth.errorResult(error)
+    }
+  }
+
+  it("with verifyAccess(body, context, { checkRevocation: true }) the unlinked device's token is refused (401 BA301)", async () => {
+    const w = await world()
+    const second = await linked(w.server, w.account)
+    const session = await openSession(w.server, second)
+    const body = () => accessBody(session.token, session.key, { at: w.server.clock.ms })
+    expect((await revocable(w, body())).status).toBe(200)
+    await expectOk(w.server, 'unlinkDevice', unlinkBody(w.account.first, second.device))
+    // The check is cached for 5 s by default: within it the device still counts as active.
+    expect((await revocable(w, body())).status).toBe(200)
+    w.server.clock.advance(5)
+    const before = w.server.snapshot()
+    const refused = await revocable(w, body())
+    expect({ status: refused.status, code: errorOf(refused).code }).toEqual({
+      status: 401,
+      code: 'BA301',
+    })
+    expect(w.server.snapshot()).toBe(before)
+    // Without the check the same token is still served: tokens are stateless by default.
+    await expectOk(w.server, 'access', body())
+  })
 
   it('after recovery, the recovered-away device cannot rotate (BA301)', async () => {
     const w = await world()

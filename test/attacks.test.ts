@@ -188,6 +188,12 @@ describe('malformed signatures', () => {
     return Buffer.concat([Buffer.from([0x30, body.length]), body])
   }
   const MAX = (1n << 256n) - 1n
+  /** `0I` over two zero bytes and `raw`: the signature code applied to the wrong length. */
+  const qualifyRaw = (raw: Buffer): string =>
+    '0I' +
+    Buffer.concat([Buffer.alloc(2), raw])
+      .toString('base64url')
+      .slice(2)
 
   // [name, transform of a valid signature, code]
   const cases: [string, (signature: string) => string, 'BA101' | 'BA201'][] = [
@@ -198,6 +204,16 @@ describe('malformed signatures', () => {
     ['r = 2^256 − 1 (≥ n)', sig => fromRs(MAX, rs(sig).s), 'BA201'],
     ['s = n', sig => fromRs(rs(sig).r, CURVE_N), 'BA201'],
     ['s = 2^256 − 1 (≥ n)', sig => fromRs(rs(sig).r, MAX), 'BA201'],
+    [
+      '63 bytes, qualified as far as possible (87 characters)',
+      sig => qualifyRaw((decodeSignature(sig) as Buffer).subarray(0, 63)),
+      'BA101',
+    ],
+    [
+      '65 bytes, qualified as far as possible (90 characters)',
+      sig => qualifyRaw(Buffer.concat([decodeSignature(sig) as Buffer, Buffer.from([1])])),
+      'BA101',
+    ],
     ['87 characters (one short)', sig => sig.slice(0, 87), 'BA101'],
     ['89 characters (one extra)', sig => sig + 'A', 'BA101'],
     [

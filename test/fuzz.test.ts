@@ -29,6 +29,7 @@ import {
   formatTimestamp,
   parseStrictJson,
   parseTimestamp,
+  type AuditEvent,
   type HandlerResult,
   type Operation,
 } from '../src'
@@ -679,11 +680,13 @@ async function mutateToken(
 async function send(
   server: TestServer,
   target: Target,
-  body: string | Buffer
+  body: string | Buffer,
+  checkRevocation: boolean
 ): Promise<HandlerResult> {
-  if (target !== 'access') return server.auth.handle(target as Operation, body)
+  if (target !== 'access') return server.auth.handle(target as Operation, body, CONTEXT)
   try {
-    const principal = await server.auth.verifyAccess(body)
+    const options = checkRevocation ? { checkRevocation: { cacheMs: 0 } } : {}
+    const principal = await server.auth.verifyAccess(body, CONTEXT, options)
     return {
       status: 200,
       headers: {},
@@ -753,11 +756,57 @@ async function checkResult(
 }
 
 /** A server whose logger records errors, for the "nothing logged as an error" property. */
-function fuzzServer(errors: unknown[]): TestServer {
+/**
+ * A server whose logger records errors and whose audit events are recorded. Rate limiting is
+ * off: it would answer most cases with 429 long before they reach the logic under test.
+ */
+function fuzzServer(errors: unknown[], events: AuditEvent[]): TestServer {
   const quiet = () => undefined
   return makeServer({
+    rateLimit: false,
+    onEvent: event => events.push(event),
     logger: { error: object => errors.push(object), warn: quiet, info: quiet, debug: quiet },
   })
+}
+
+const CONTEXT = { ip: '192.0.2.7', path: '/fuzz' }
+
+/**
+ * Audit events: exactly one per refusal (with the refusal's code), one per accepted operation,
+ * none for a served access request; and never a signature, token, nonce or public key in full.
+ */
+function checkEvents(
+  target: Target,
+  result: HandlerResult,
+  events: AuditEvent[],
+  strings: string[]
+): void {
+  const fail = (why: string): never => {
+    throw new Error(
+      `${why}\n  status ${result.status}: ${result.body}\n  events: ${JSON.stringify(events)}`
+    )
+  }
+  const expected = target === 'access' && result.status === 200 ? 0 : 1
+  if (events.length !== expected) fail(`${events.length} audit events, expected ${expected}`)
+  const event = events[0]
+  if (event !== undefined) {
+    if (result.status === 200) {
+      if (event.code !== undefined || event.type === 'request.rejected')
+        fail('success event with a code')
+    } else {
+      const code = (JSON.parse(result.body) as { error: { code: string } }).error.code
+      const type = target === 'access' ? 'access.denied' : 'request.rejected'
+      if (event.type !== type || event.code !== code) fail(`refusal event is not ${type} ${code}`)
+    }
+    if (event.ip !== CONTEXT.ip) fail('event without the client IP')
+  }
+  const text = JSON.stringify(events)
+  for (const value of strings) {
+    const kind = kindOf(value)
+    if (kind !== undefined && kind !== 'hash' && kind !== 'timestamp' && text.includes(value)) {
+      fail(`an audit event carries a ${kind}`)
+    }
+  }
 }
 
 describe(`fuzz: ${RUNS} mutated messages per target, seed ${SEED}`, () => {
@@ -765,7 +814,7 @@ describe(`fuzz: ${RUNS} mutated messages per target, seed ${SEED}`, () => {
   const pool: string[] = []
 
   beforeAll(async () => {
-    const server = fuzzServer([])
+    const server = fuzzServer([], [])
     for (const target of TARGETS) {
       const message = (await SETUPS[target](server)).message()
       sign(message.root, ['payload', 'request', 'link'], message.linkSigner)
@@ -778,16 +827,17 @@ describe(`fuzz: ${RUNS} mutated messages per target, seed ${SEED}`, () => {
     '%s',
     async (target, i) => {
       const errors: unknown[] = []
-      let server = fuzzServer(errors)
+      const events: AuditEvent[] = []
+      let server = fuzzServer(errors, events)
       let fixture = await SETUPS[target](server)
       let served = 0
       let accepted = 0
       const seen = new Map<string, number>()
       let history: string[] = []
       await fc.assert(
-        fc.asyncProperty(cases, async c => {
+        fc.asyncProperty(cases, fc.boolean(), async (c, checkRevocation) => {
           if (++served % CASES_PER_SERVER === 0) {
-            server = fuzzServer(errors)
+            server = fuzzServer(errors, events)
             fixture = await SETUPS[target](server)
           }
           const message = fixture.message()
@@ -811,9 +861,10 @@ describe(`fuzz: ${RUNS} mutated messages per target, seed ${SEED}`, () => {
           const body = mutateBody(render(holder.root), c.raw)
           const before = server.snapshot()
           errors.length = 0
+          events.length = 0
           let result: HandlerResult
           try {
-            result = await send(server, target, body)
+            result = await send(server, target, body, checkRevocation)
           } catch (error) {
             throw new Error(`${target} threw: ${String(error)}\n  sent: ${describeBody(body)}`)
           }
@@ -822,6 +873,12 @@ describe(`fuzz: ${RUNS} mutated messages per target, seed ${SEED}`, () => {
               ? '200'
               : (JSON.parse(result.body) as { error: { code: string } }).error.code
           seen.set(code, (seen.get(code) ?? 0) + 1)
+          checkEvents(
+            target,
+            result,
+            events,
+            slots(holder).flatMap(l => stringOf(l.node) ?? [])
+          )
           if (await checkResult(server, body, result, before, errors)) {
             accepted++
             history = slots(holder).flatMap(l => stringOf(l.node) ?? [])

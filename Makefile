@@ -5,12 +5,16 @@ DEPS := node_modules/.package-lock.json
 TSX := node_modules/.bin/tsx
 BASE_URL ?= http://127.0.0.1:8080
 
-.PHONY: help setup build test type-check lint format format-check server test-integration bench bench-smoke clean
+.PHONY: help setup build test fuzz type-check lint format format-check server test-integration bench \
+	bench-smoke clean example-express example-koa example-nestjs example-fetch
 
 help:
 	@echo "make server            run the conformance auth server on 127.0.0.1:8080 (PORT, HOST)"
 	@echo "make test              run every test"
+	@echo "make fuzz              fuzz every operation longer (FUZZ_RUNS per target, FUZZ_SEED)"
 	@echo "make test-integration  run our client through every flow against BASE_URL"
+	@echo "make example-express   the Express example on 127.0.0.1:8080 (PORT, HOST); also"
+	@echo "                       example-koa, example-nestjs, example-fetch"
 	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: under a minute"
 	@echo "other targets: setup build type-check lint format format-check clean"
 
@@ -20,11 +24,19 @@ $(DEPS): package.json package-lock.json
 
 setup: $(DEPS)
 
+# dist/cjs (tsc) plus dist/esm wrappers for every subpath export.
 build: $(DEPS)
-	npx tsc -p tsconfig.build.json
+	node scripts/build.mjs
 
 test: $(DEPS)
 	npx jest
+
+# More fuzz cases than `make test` runs, with a new seed each time unless FUZZ_SEED is given.
+FUZZ_RUNS ?= 20000
+fuzz: $(DEPS)
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "fuzz: FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SEED=$$seed"; \
+	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SEED=$$seed npx jest test/fuzz.test.ts
 
 type-check: $(DEPS)
 	npx tsc --noEmit -p tsconfig.json
@@ -40,6 +52,18 @@ format-check: $(DEPS)
 
 server: $(DEPS)
 	$(TSX) examples/server.ts
+
+example-express: $(DEPS)
+	$(TSX) examples/express/server.ts
+
+example-koa: $(DEPS)
+	$(TSX) examples/koa/server.ts
+
+example-nestjs: $(DEPS)
+	$(TSX) examples/nestjs/main.ts
+
+example-fetch: $(DEPS)
+	$(TSX) examples/fetch/server.ts
 
 test-integration: $(DEPS)
 	BASE_URL=$(BASE_URL) $(TSX) test/integration/run.ts

@@ -8,6 +8,14 @@ const config: Config = {
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }],
   },
+  // The package's own name resolves to the sources (as tsconfig "paths" does), so the examples
+  // run under test exactly as written for users.
+  moduleNameMapper: {
+    '^better-auth-protocol$': '<rootDir>/src/index.ts',
+    '^better-auth-protocol/(express|koa|nestjs|fetch)$': '<rootDir>/adapters/$1/index.ts',
+    '^better-auth-protocol/noble$': '<rootDir>/src/noble.ts',
+    '^better-auth-protocol/stores/(sqlite|postgres|redis)$': '<rootDir>/src/stores/$1.ts',
+  },
   testTimeout: 30000,
 }
 

@@ -1,12 +1,21 @@
 /**
  * The conformance server (PROTOCOL.md §4) as an Express app: the protocol endpoints at their
  * default paths, `/key/response`, and two access-protected routes, `/foo/bar` and `/bad/nonce`.
- * (`make server` runs the same server on the standalone node:http server, examples/server.ts.)
+ * `make server` runs the same server on the standalone node:http server (examples/server.ts).
  *
  *   PORT=8080 npx tsx examples/express-conformance.ts   # HOST overrides 127.0.0.1
+ *
+ * State and keys live in `./better-auth.db` (SQLite) unless `BETTER_AUTH_DATABASE` says
+ * otherwise (`memory:`, `sqlite:PATH`, `postgres://…`); `BETTER_AUTH_REDIS` (`redis://…`) puts
+ * challenges and nonces in Redis.
  */
 import express from 'express'
-import { createBetterAuth, type AccessPrincipal } from '../src'
+import {
+  createBetterAuth,
+  createStoreFromEnv,
+  type AccessPrincipal,
+  type ServerStore,
+} from '../src'
 import { protocolRouter, requireAccess } from '../adapters/express'
 
 interface Attributes {
@@ -20,9 +29,13 @@ interface FooBar {
 
 type Authed = express.Request & { betterAuth: AccessPrincipal<Attributes, FooBar> }
 
-export function createConformanceApp() {
+export function createConformanceApp(options: { store?: ServerStore } = {}) {
   const auth = createBetterAuth<Attributes>({
+    store: options.store,
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+    // Conformance suites of every client implementation run back to back from one address;
+    // a production server keeps the default limits.
+    rateLimit: false,
   })
   const app = express()
   app.disable('x-powered-by')
@@ -54,15 +67,15 @@ export function createConformanceApp() {
 if (require.main === module) {
   const port = Number(process.env.PORT ?? 8080)
   const host = process.env.HOST ?? '127.0.0.1'
-  const { app, auth } = createConformanceApp()
-  auth
-    .ready()
-    .then(async () => {
+  createStoreFromEnv(process.env, { database: 'sqlite:./better-auth.db' })
+    .then(async store => {
+      const { app, auth } = createConformanceApp({ store })
+      await auth.ready()
       const server = app.listen(port, host, () => {
         console.log(`better-auth conformance server (Express) on http://${host}:${port}`)
       })
       console.log(`response key: ${await auth.responsePublicKey()}`)
-      const stop = () => server.close(() => process.exit(0))
+      const stop = () => server.close(() => auth.close().finally(() => process.exit(0)))
       process.on('SIGINT', stop)
       process.on('SIGTERM', stop)
     })

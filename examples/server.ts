@@ -4,8 +4,12 @@
  * `/foo/bar` and `/bad/nonce`. (examples/express-conformance.ts is the same server on Express.)
  *
  *   make server            # http://127.0.0.1:8080 (PORT and HOST override)
+ *
+ * State and keys live in `./better-auth.db` (SQLite) unless `BETTER_AUTH_DATABASE` says
+ * otherwise (`memory:`, `sqlite:PATH`, `postgres://…`); `BETTER_AUTH_REDIS` (`redis://…`) puts
+ * challenges and nonces in Redis.
  */
-import { createBetterAuth } from '../src'
+import { createBetterAuth, createStoreFromEnv, type ServerStore } from '../src'
 import { createServer } from '../adapters/node'
 
 interface Attributes {
@@ -17,9 +21,13 @@ interface FooBar {
   bar: unknown
 }
 
-export function createConformanceServer() {
+export function createConformanceServer(options: { store?: ServerStore } = {}) {
   const auth = createBetterAuth<Attributes>({
+    store: options.store,
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+    // Conformance suites of every client implementation run back to back from one address;
+    // a production server keeps the default limits.
+    rateLimit: false,
   })
   const server = createServer(auth)
 
@@ -44,10 +52,10 @@ export function createConformanceServer() {
 if (require.main === module) {
   const port = Number(process.env.PORT ?? 8080)
   const host = process.env.HOST ?? '127.0.0.1'
-  const { server, auth } = createConformanceServer()
-  auth
-    .ready()
-    .then(async () => {
+  createStoreFromEnv(process.env, { database: 'sqlite:./better-auth.db' })
+    .then(async store => {
+      const { server, auth } = createConformanceServer({ store })
+      await auth.ready()
       await server.listen(port, host)
       console.log(`better-auth conformance server on http://${host}:${port}`)
       console.log(`response key: ${await auth.responsePublicKey()}`)
@@ -55,7 +63,7 @@ if (require.main === module) {
         server
           .close()
           .then(() => auth.close())
-          .then(() => process.exit(0))
+          .finally(() => process.exit(0))
       }
       process.on('SIGINT', stop)
       process.on('SIGTERM', stop)

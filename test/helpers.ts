@@ -255,3 +255,65 @@ export function payloadOf<T = Record<string, unknown>>(result: HandlerResult): T
   if (result.status !== 200) throw new Error(`HTTP ${result.status}: ${result.body}`)
   return (JSON.parse(result.body) as { payload: T }).payload
 }
+
+/** Creates an account on the server (asserting success). */
+export async function createdAccount(server: TestServer): Promise<TestAccount> {
+  const account = new TestAccount()
+  const result = await server.call('createAccount', account.createAccountBody())
+  if (result.status !== 200) throw new Error(`createAccount: HTTP ${result.status} ${result.body}`)
+  return account
+}
+
+/** A requestSession body (unsigned) for `identity`. */
+export function sessionRequest(identity: string): string {
+  return JSON.stringify({
+    payload: { access: { nonce: nonce() }, request: { authentication: { identity } } },
+  })
+}
+
+/** A fresh session challenge for `identity`. */
+export async function challenge(server: TestServer, identity: string): Promise<string> {
+  const payload = payloadOf<{ response: { authentication: { nonce: string } } }>(
+    await server.call('requestSession', sessionRequest(identity))
+  )
+  return payload.response.authentication.nonce
+}
+
+/** A createSession body answering `challengeNonce` for `device`, for the access key pair. */
+export function createSessionBody(
+  device: TestDevice,
+  challengeNonce: string,
+  access: NodeSigningKey,
+  next: NodeSigningKey,
+  signer = device.current
+): string {
+  return signed(
+    {
+      access: { nonce: nonce() },
+      request: {
+        access: { publicKey: access.publicKeyText, rotationHash: hash(next.publicKeyText) },
+        authentication: { device: device.device, nonce: challengeNonce },
+      },
+    },
+    signer
+  )
+}
+
+export interface Session {
+  token: string
+  /** The access key the token names. */
+  key: NodeSigningKey
+  /** The key the token's rotation hash commits to (reveal it to refresh). */
+  next: NodeSigningKey
+}
+
+/** Opens a session for `device` through requestSession and createSession. */
+export async function openSession(server: TestServer, device: TestDevice): Promise<Session> {
+  const key = NodeSigningKey.generate()
+  const next = NodeSigningKey.generate()
+  const c = await challenge(server, device.identity)
+  const payload = payloadOf<{ response: { access: { token: string } } }>(
+    await server.call('createSession', createSessionBody(device, c, key, next))
+  )
+  return { token: payload.response.access.token, key, next }
+}

@@ -232,7 +232,8 @@ describe('protected routes', () => {
       { echoed: [1, 2] }
     )
     const unsigned = await post('/echo', '{"payload":{"access":{},"request":{}}}')
-    expect(unsigned.status).toBe(400)
+    expect(unsigned.status).toBe(401)
+    expect(codeOf(unsigned)).toBe('BA404')
   })
 
   test('a replayed request is refused (BA304, 401) and changes nothing', async () => {
@@ -301,11 +302,58 @@ describe('protected routes', () => {
     expect(codeOf(reply)).toBe('BA202')
   })
 
-  test('malformed bodies are refused (BA101, 400)', async () => {
-    for (const body of ['', 'not json', '{"payload":{},"payload":{}}', '[]', '\u00ff']) {
+  test('a body without an access request is BA404 (401); a malformed one BA101 (400)', async () => {
+    for (const body of ['', 'not json', '[]', '{"payload":{"request":{}}}']) {
+      const reply = await post('/foo/bar', body)
+      expect(reply.status).toBe(401)
+      expect(codeOf(reply)).toBe('BA404')
+      expect(reply.headers['www-authenticate']).toBe('BetterAuth error="BA404"')
+    }
+    const malformed = [
+      '{"payload":{},"payload":{"access":{"token":"x"}}}',
+      '{"payload":{"access":{"token":"x","nonce":"0A","timestamp":"now"},"request":{}}}',
+    ]
+    for (const body of malformed) {
       const reply = await post('/foo/bar', body)
       expect(reply.status).toBe(400)
       expect(codeOf(reply)).toBe('BA101')
+    }
+  })
+
+  test('authorize, checkRevocation and rateLimit options reach the check', async () => {
+    const { key, token } = await session()
+    const local = createServer(base.auth)
+    local.protect('/mine', () => ({ ok: true }), {
+      authorize: principal => principal.attributes.permissionsByRole.admin !== undefined,
+    })
+    local.protect('/theirs', () => ({ ok: true }), { authorize: () => false })
+    // The session's device does not exist in the store: a revocation check refuses it.
+    local.protect('/revocable', () => ({ ok: true }), { checkRevocation: true })
+    local.protect('/get', () => ({ ok: true }), { methods: ['GET', 'POST'] })
+    local.protect('/limited', () => ({ ok: true }), {
+      rateLimit: { ip: { points: 1, duration: 60 } },
+    })
+    const { port: other } = await local.listen(0)
+    const at = base.clock.now()
+    try {
+      const mine = await send('POST', '/mine', accessBody(token, key, { at }), {}, other)
+      expect(mine.status).toBe(200)
+      const theirs = await send('POST', '/theirs', accessBody(token, key, { at }), {}, other)
+      expect(theirs.status).toBe(403)
+      expect(codeOf(theirs)).toBe('BA306')
+      const revoked = await send('POST', '/revocable', accessBody(token, key, { at }), {}, other)
+      expect(revoked.status).toBe(401)
+      expect(codeOf(revoked)).toBe('BA301')
+      const first = await send('POST', '/limited', accessBody(token, key, { at }), {}, other)
+      expect(first.status).toBe(200)
+      const second = await send('POST', '/limited', accessBody(token, key, { at }), {}, other)
+      expect(second.status).toBe(429)
+      expect(codeOf(second)).toBe('BA601')
+      expect(Number(second.headers['retry-after'])).toBeGreaterThan(0)
+      const get = await send('PUT', '/get', '{}', {}, other)
+      expect(get.headers.allow).toBe('GET, POST')
+    } finally {
+      await local.close()
     }
   })
 
@@ -388,9 +436,25 @@ describe('HTTP errors', () => {
     }
   })
 
-  test('the query string does not change the route', async () => {
-    const reply = await send('GET', '/key/response?x=1')
-    expect(reply.status).toBe(200)
+  test('the query string and a trailing slash do not change the route', async () => {
+    expect((await send('GET', '/key/response?x=1')).status).toBe(200)
+    expect((await send('GET', '/key/response/')).status).toBe(200)
+  })
+
+  test('the OpenAPI document is served when asked for, under the prefix', async () => {
+    const documented = createServer(base.auth, { prefix: '/auth', openapi: true })
+    const { port: other } = await documented.listen(0)
+    try {
+      const reply = await send('GET', '/auth/openapi.json', undefined, {}, other)
+      expect(reply.status).toBe(200)
+      const document = JSON.parse(reply.body) as { openapi: string; paths: Record<string, unknown> }
+      expect(document.openapi).toMatch(/^3\.1/)
+      expect(Object.keys(document.paths)).toContain('/auth/session/create')
+      expect((await send('GET', '/openapi.json', undefined, {}, other)).status).toBe(404)
+    } finally {
+      await documented.close()
+    }
+    expect((await send('GET', '/openapi.json')).status).toBe(404)
   })
 })
 
@@ -418,7 +482,7 @@ describe('connections and context', () => {
     }
   })
 
-  test('the client IP is the socket address unless the proxy is trusted', async () => {
+  test('the client IP is the socket address unless proxies are trusted', async () => {
     const untrusted = await send('GET', '/whoami', undefined, { 'x-forwarded-for': '203.0.113.9' })
     expect(untrusted.body).toBe('127.0.0.1')
     expect(contexts[contexts.length - 1]).toEqual({ ip: '127.0.0.1', path: '/whoami' })
@@ -441,6 +505,26 @@ describe('connections and context', () => {
       expect(reply.body).toBe('203.0.113.9')
     } finally {
       await proxied.close()
+    }
+    // One trusted proxy: the address it saw (the last entry), not what the client claimed.
+    const oneHop = createServer(base.auth, { trustProxy: 1 })
+    oneHop.route('/whoami', (_b, _r, context) => ({
+      status: 200,
+      headers: {},
+      body: context.ip ?? '',
+    }))
+    const { port: third } = await oneHop.listen(0)
+    try {
+      const reply = await send(
+        'POST',
+        '/whoami',
+        '',
+        { 'x-forwarded-for': '198.51.100.1, 203.0.113.9' },
+        third
+      )
+      expect(reply.body).toBe('203.0.113.9')
+    } finally {
+      await oneHop.close()
     }
   })
 

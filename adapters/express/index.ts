@@ -1,96 +1,330 @@
 /**
- * Express adapter (minimal): mounts the protocol endpoints and protects routes with access
- * requests. Works whether or not `express.json()` ran before it: it reads the raw body itself,
- * or uses the raw bytes a body parser kept (`express.raw`, or a `verify` hook storing
- * `req.rawBody`).
+ * Express adapter (Express 4 and 5): `better-auth-protocol/express`.
+ *
+ *   const auth = betterAuth({ attributes: … })
+ *   app.use(auth.express())                       // the protocol endpoints, before express.json()
+ *   app.post('/notes', auth.requireAccess(), handler)   // any route, protected
+ *
+ * The adapter reads the raw request body itself, so it works whether or not a body parser ran
+ * first; mount it before `express.json()` (or give the parser the `keepRawBody` hook) so
+ * signatures are checked over exactly the bytes the client sent. Express itself is not imported at
+ * run time: the middleware only uses what Express 4 and 5 both put on `req` and `res`.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import type { AccessPrincipal, BetterAuthServer } from '../../src/server/core'
+import {
+  createBetterAuth,
+  type AccessPrincipal,
+  type BetterAuthOptions,
+  type BetterAuthServer,
+  type RequestContext,
+} from '../../src/server/core'
+import { openApiDocument, type OpenApiOptions } from '../../src/server/openapi'
 import type { Endpoint } from '../../src/server/routes'
-import { readBody } from '../shared/body'
+import {
+  checkAccess,
+  failure,
+  isCore,
+  normalizePath,
+  normalizePrefix,
+  openapiPath,
+  principals,
+  type AccessOptions,
+} from '../shared/access'
+import { BetterAuthError, ForbiddenError } from '../../src/errors'
+import {
+  DEFAULT_BODY_LIMIT,
+  keepRawBody,
+  nodeRawBody,
+  parsedForHandler,
+  warnReserialized,
+  type BodySource,
+  type ParsedBody,
+} from '../shared/node'
 
+export { UnauthorizedError, type Authorize, type AccessOptions } from '../shared/access'
+export { keepRawBody }
+
+const ADVICE =
+  'Mount auth.express() / requireAccess() before express.json(), or use ' +
+  'express.json({ verify: keepRawBody }).'
+
+/** Options of the protocol endpoints middleware. */
 export interface ExpressMountOptions {
   /** Path prefix of the protocol endpoints, e.g. `/auth`. @default '' */
   prefix?: string
+  /**
+   * Serve the OpenAPI 3.1 document of the endpoints with GET at this path under the prefix
+   * (`true`: `/openapi.json`). @default false
+   */
+  openapi?: boolean | string
+  /** `info`/`servers` of the served OpenAPI document. */
+  openapiOptions?: OpenApiOptions
+  /**
+   * The client IP given to the core (rate limiting, events). @default `req.ip`, which honours the
+   * app's `trust proxy` setting
+   */
+  clientIp?: (req: Request) => string | undefined
 }
 
-type RawRequest = Request & { rawBody?: Buffer | string; _body?: boolean }
+/** Options of `requireAccess`. */
+export interface RequireAccessOptions<Attributes = unknown, Body = unknown> extends AccessOptions<
+  Attributes,
+  Body,
+  Request
+> {
+  /** Where the principal is put on the request. @default 'betterAuth' */
+  requestProperty?: string
+  /**
+   * Replace `req.body` with the verified request data (`payload.request`), so an existing handler
+   * reads what it always read. @default true
+   */
+  replaceBody?: boolean
+  /**
+   * Pass failures to `next(err)` as an {@link UnauthorizedError} instead of answering them.
+   * @default false
+   */
+  failWithError?: boolean
+  /** The client IP given to the core. @default `req.ip` */
+  clientIp?: (req: Request) => string | undefined
+}
 
-/** The request body as raw bytes or text, however the app parsed it. */
-export async function rawBody(req: Request, limit: number): Promise<Buffer | string> {
-  const r = req as RawRequest
-  if (Buffer.isBuffer(r.rawBody) || typeof r.rawBody === 'string') return r.rawBody
-  if (Buffer.isBuffer(r.body)) return r.body
-  if (typeof r.body === 'string') return r.body
-  if (r._body === true || r.readableEnded) {
-    // A parser consumed the stream without keeping the bytes: the compact re-serialization is
-    // the best left (it verifies for clients that sign JSON.stringify output).
-    return r.body === undefined ? '' : JSON.stringify(r.body)
+/** A request that passed `requireAccess`: the principal is on `req[Property]`. */
+export type AuthedRequest<
+  Attributes = unknown,
+  Body = unknown,
+  Property extends string = 'betterAuth',
+> = Request & { [P in Property]: AccessPrincipal<Attributes, Body> }
+
+/**
+ * The handler `requireAccess<Body>()` returns: typed so that the handlers after it on the same
+ * route see `req.body` as `Body` (the verified request data).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- route params come from the path
+export type AccessHandler<Body> = RequestHandler<any, unknown, Body>
+
+const ipOf = (req: Request): string | undefined => req.ip ?? req.socket?.remoteAddress
+
+const pathOf = (req: Request): string => (req.originalUrl ?? req.url).split('?', 1)[0] as string
+
+function send(
+  res: Response,
+  result: { status: number; headers: Record<string, string> },
+  body: string
+) {
+  res.status(result.status).set(result.headers).send(body)
+}
+
+/**
+ * Middleware answering one protocol endpoint (whatever the path it is mounted at): reads the raw
+ * body and sends the core's answer.
+ */
+export function endpointHandler(
+  auth: BetterAuthServer<unknown>,
+  endpoint: Endpoint,
+  options: Pick<ExpressMountOptions, 'clientIp'> = {}
+): RequestHandler {
+  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
+  const clientIp = options.clientIp ?? ipOf
+  return (req: Request, res: Response, next: NextFunction) => {
+    const context: RequestContext = { ip: clientIp(req), path: pathOf(req) }
+    nodeRawBody(req, req as ParsedBody, limit)
+      .then(
+        ({ body, source }) => {
+          if (source === 'reserialized') warnReserialized(auth, ADVICE)
+          return auth.handle(endpoint, body, context)
+        },
+        error => auth.errorResult(error, { endpoint, ...context })
+      )
+      .then(result => send(res, result, result.body))
+      .catch(next)
   }
-  return readBody(req, limit)
 }
 
-/** Middleware answering the protocol endpoints; everything else goes to `next()`. */
+/** Middleware answering the protocol endpoints; every other request goes to `next()`. */
 export function protocolRouter(
   auth: BetterAuthServer<unknown>,
   options: ExpressMountOptions = {}
 ): RequestHandler {
-  const table = new Map<string, { endpoint: Endpoint; methods: readonly string[] }>()
-  for (const route of auth.routes(options.prefix)) table.set(route.path, route)
-  const limit = auth.limits.maxBodyBytes ?? 65536
+  const routes = auth.routes(normalizePrefix(options.prefix))
+  const table = new Map<string, { methods: readonly string[]; handler: RequestHandler }>()
+  for (const route of routes) {
+    table.set(route.path, {
+      methods: route.methods,
+      handler: endpointHandler(auth, route.endpoint, options),
+    })
+  }
+  const openapi = openapiPath(options.prefix, options.openapi)
+  let document: string | undefined
+
   return (req: Request, res: Response, next: NextFunction) => {
-    const route = table.get(req.path)
-    if (route === undefined || !route.methods.includes(req.method)) {
-      next()
+    const path = normalizePath(req.path)
+    const route = table.get(path)
+    if (route !== undefined && route.methods.includes(req.method)) {
+      route.handler(req, res, next)
       return
     }
-    rawBody(req, limit)
-      .then(
-        body => auth.handle(route.endpoint, body),
-        error => auth.errorResult(error, { endpoint: route.endpoint })
-      )
-      .then(result => {
-        res.status(result.status).set(result.headers).send(result.body)
-      })
-      .catch(next)
+    if (openapi !== undefined && path === openapi && req.method === 'GET') {
+      document ??= JSON.stringify(openApiDocument(routes, options.openapiOptions))
+      res.type('application/json').send(document)
+      return
+    }
+    next()
   }
-}
-
-export interface RequireAccessOptions {
-  /** Where the principal is put on the request. @default 'betterAuth' */
-  requestProperty?: string
 }
 
 /**
- * Protects a route: verifies the access request, puts the principal on `req.betterAuth`, and
- * signs whatever the handler sends with `res.json(data)` into a response envelope.
+ * Replaces `res.json` (and so `res.send(object)`, which calls it) with one that sends a signed
+ * response envelope echoing `nonce`. Replies with a status of 400 or more are sent as they are:
+ * the protocol's errors are unsigned `{"error":…}` bodies.
+ */
+function signReplies(
+  auth: BetterAuthServer<unknown>,
+  res: Response,
+  nonce: string,
+  next: NextFunction
+): void {
+  const json = res.json
+  let signed = false
+  res.json = function signedJson(this: Response, data?: unknown): Response {
+    if (signed || this.statusCode >= 400) return json.call(this, data)
+    signed = true
+    auth.respond(nonce, data).then(text => {
+      this.set('Content-Type', 'application/json; charset=utf-8')
+      this.send(text)
+    }, next)
+    return this
+  } as Response['json']
+}
+
+/**
+ * Protects a route: verifies the access request (token, token lifetime, request signature,
+ * timestamp, nonce), runs `authorize`, puts the principal on `req.betterAuth` (see
+ * `requestProperty`) and `req.body = principal.request`, and signs whatever the handler sends with
+ * `res.json(data)` / `res.send(object)` into a response envelope echoing the request nonce.
+ * Failures are answered with the protocol error body and status (401 with `WWW-Authenticate`), or
+ * passed to `next(err)` with `failWithError`.
  */
 export function requireAccess<Attributes = unknown, Body = unknown>(
   auth: BetterAuthServer<Attributes>,
-  options: RequireAccessOptions = {}
-): RequestHandler {
+  options: RequireAccessOptions<Attributes, Body> = {}
+): AccessHandler<Body> {
   const property = options.requestProperty ?? 'betterAuth'
-  const limit = auth.limits.maxBodyBytes ?? 65536
+  const replaceBody = options.replaceBody ?? true
+  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
+  const clientIp = options.clientIp ?? ipOf
+  const core = auth as BetterAuthServer<unknown>
+
   return (req: Request, res: Response, next: NextFunction) => {
-    rawBody(req, limit)
-      .then(body => auth.verifyAccess<Body>(body))
-      .then(
-        (principal: AccessPrincipal<Attributes, Body>) => {
-          ;(req as unknown as Record<string, unknown>)[property] = principal
-          res.json = (data: unknown) => {
-            auth.respond(principal.nonce, data).then(
-              text => res.type('application/json').send(text),
-              error => next(error)
-            )
-            return res
-          }
+    const context: RequestContext = { ip: clientIp(req), path: pathOf(req) }
+
+    const fail = (error: unknown): void => {
+      if (options.failWithError === true && !(error instanceof BetterAuthError)) {
+        next(error) // not ours (e.g. thrown by authorize): the application's error handler decides
+        return
+      }
+      const result = failure(core, error, { route: context.path, ip: context.ip })
+      if (options.failWithError === true) next(result.error)
+      else send(res, result, result.body)
+    }
+
+    const previous = principals.get(req) as AccessPrincipal<Attributes, Body> | undefined
+    if (previous !== undefined) {
+      // Already verified by an earlier requireAccess on this request: only authorize again.
+      Promise.resolve()
+        .then(() => options.authorize === undefined || options.authorize(previous, req))
+        .then(allowed => (allowed ? next() : fail(new ForbiddenError())), fail)
+      return
+    }
+
+    let read: { body: Buffer | string; source: BodySource }
+    nodeRawBody(req, req as ParsedBody, limit)
+      .then(result => {
+        read = result
+        if (result.source === 'reserialized') warnReserialized(core, ADVICE)
+        return checkAccess<Attributes, Body, Request>(auth, result.body, context, req, options)
+      })
+      .then(principal => {
+        const r = req as Request & Record<string, unknown>
+        if (read.source === 'stream') r._body = true // body-parser 1.x (Express 4) skips it then
+        if (principal === undefined) {
+          if (read.source === 'stream') r.body = parsedForHandler(read.body)
           next()
-        },
-        error => {
-          const result = auth.errorResult(error, { route: req.path })
-          res.status(result.status).set(result.headers).send(result.body)
+          return
         }
-      )
+        principals.set(req, principal)
+        r[property] = principal
+        if (replaceBody) r.body = principal.request
+        signReplies(core, res, principal.nonce, next)
+        next()
+      }, fail)
       .catch(next)
   }
+}
+
+/** The principal `requireAccess` put on the request, or `undefined`. */
+export function getPrincipal<Attributes = unknown, Body = unknown>(
+  req: Request
+): AccessPrincipal<Attributes, Body> | undefined {
+  return principals.get(req) as AccessPrincipal<Attributes, Body> | undefined
+}
+
+/** The core wrapped with Express middleware factories. */
+export class ExpressBetterAuth<Attributes = unknown> {
+  constructor(readonly core: BetterAuthServer<Attributes>) {}
+
+  /** Middleware answering the protocol endpoints (see {@link ExpressMountOptions}). */
+  express(options: ExpressMountOptions = {}): RequestHandler {
+    return protocolRouter(this.core as BetterAuthServer<unknown>, options)
+  }
+
+  /** Middleware protecting a route (see {@link requireAccess}). */
+  requireAccess<Body = unknown>(
+    options: RequireAccessOptions<Attributes, Body> = {}
+  ): AccessHandler<Body> {
+    return requireAccess<Attributes, Body>(this.core, options)
+  }
+
+  /**
+   * The principal of a request that passed `requireAccess`, typed with this core's attributes.
+   * Throws when there is none (a route without `requireAccess`, or optional auth without one).
+   */
+  principal<Body = unknown>(req: Request): AccessPrincipal<Attributes, Body> {
+    const principal = getPrincipal<Attributes, Body>(req)
+    if (principal === undefined) {
+      throw new Error(
+        'no Better Auth principal on this request: is the route behind requireAccess()?'
+      )
+    }
+    return principal
+  }
+
+  /** A body-parser `verify` hook keeping the raw bytes: `express.json({ verify: auth.verify })`. */
+  readonly verify = keepRawBody
+
+  /** Resolves when the server keys are loaded. */
+  ready(): Promise<void> {
+    return this.core.ready()
+  }
+
+  /** The response public key (the server's identity). */
+  responsePublicKey(): Promise<string> {
+    return this.core.responsePublicKey()
+  }
+
+  /** Closes the store. */
+  close(): Promise<void> {
+    return this.core.close()
+  }
+}
+
+/**
+ * Better Auth for Express: from core options (a new core), or around an existing core (so one core
+ * can serve Express and, say, a fetch handler).
+ */
+export function betterAuth<Attributes = unknown>(
+  coreOrOptions: BetterAuthServer<Attributes> | BetterAuthOptions<Attributes> = {}
+): ExpressBetterAuth<Attributes> {
+  return new ExpressBetterAuth(
+    isCore<Attributes>(coreOrOptions) ? coreOrOptions : createBetterAuth(coreOrOptions)
+  )
 }

@@ -25,8 +25,19 @@ import type {
   HandlerResult,
   RequestContext,
 } from '../../src/server/core'
+import { openApiDocument, type OpenApiOptions } from '../../src/server/openapi'
 import type { Endpoint } from '../../src/server/routes'
+import {
+  checkAccess,
+  normalizePath,
+  normalizePrefix,
+  openapiPath,
+  type AccessOptions,
+} from '../shared/access'
 import { readBody } from '../shared/body'
+import { clientIp, type TrustProxy } from '../shared/ip'
+
+export { UnauthorizedError, type Authorize } from '../shared/access'
 
 /** A protected route's handler: gets the verified principal, returns the data to sign. */
 export type ProtectedHandler<Attributes = unknown, Request = unknown, Response = unknown> = (
@@ -44,18 +55,35 @@ export type RawHandler = (
   context: RequestContext
 ) => HandlerResult | Promise<HandlerResult>
 
+/**
+ * Options of a protected route: `authorize` (403 BA306 when it refuses), and the core's
+ * per-route `checkRevocation` and `rateLimit`. An access request is always required here.
+ */
+export type ProtectOptions<Attributes = unknown, Request = unknown> = Omit<
+  AccessOptions<Attributes, Request, IncomingMessage>,
+  'credentialsRequired'
+>
+
 export interface StandaloneOptions<Attributes = unknown> {
   /** Path prefix of the protocol endpoints, e.g. `/auth`. @default '' */
   prefix?: string
+  /**
+   * Serve the OpenAPI 3.1 document with GET at this path under the prefix (`true`:
+   * `/openapi.json`). @default false
+   */
+  openapi?: boolean | string
+  /** `info`/`servers` of the served OpenAPI document. */
+  openapiOptions?: OpenApiOptions
   /** Protected routes to add at once: path → handler (POST). Same as calling `protect`. */
   routes?: Record<string, ProtectedHandler<Attributes>>
   /** Largest request body, in bytes. @default the core's `limits.maxBodyBytes`, else 65536 */
   maxBodyBytes?: number
   /**
-   * Take the client IP from the first `X-Forwarded-For` entry (only behind a proxy you run).
-   * @default false: the socket's remote address
+   * Which `X-Forwarded-For` entries to believe for the client IP (rate limits, logs): `false`
+   * ignores the header, `true` trusts every proxy (left-most address), a number n trusts n
+   * proxies in front of the server. @default false: the socket's remote address
    */
-  trustProxy?: boolean
+  trustProxy?: TrustProxy
   /**
    * Answer CORS: the allowed origin (`'*'` or one origin) is sent on every reply, and `OPTIONS`
    * preflights of known paths get 204. @default undefined (no CORS headers)
@@ -89,7 +117,7 @@ export class StandaloneServer<Attributes = unknown> {
 
   private readonly routes = new Map<string, Route>()
   private readonly maxBodyBytes: number
-  private readonly trustProxy: boolean
+  private readonly trustProxy: TrustProxy
   private readonly cors: string | undefined
 
   constructor(
@@ -99,8 +127,15 @@ export class StandaloneServer<Attributes = unknown> {
     this.maxBodyBytes = options.maxBodyBytes ?? auth.limits.maxBodyBytes ?? 65536
     this.trustProxy = options.trustProxy ?? false
     this.cors = options.cors
-    for (const info of auth.routes(options.prefix)) {
-      this.add(info.path, info.methods, this.endpoint(info.endpoint))
+    const routes = auth.routes(normalizePrefix(options.prefix))
+    for (const info of routes) this.add(info.path, info.methods, this.endpoint(info.endpoint))
+    const openapi = openapiPath(options.prefix, options.openapi)
+    if (openapi !== undefined) {
+      let document: string | undefined
+      this.route(openapi, () => {
+        document ??= JSON.stringify(openApiDocument(routes, options.openapiOptions))
+        return { status: 200, headers: { ...JSON_HEADERS }, body: document }
+      }, ['GET'])
     }
     for (const [path, handler] of Object.entries(options.routes ?? {})) {
       this.protect(path, handler)
@@ -119,11 +154,19 @@ export class StandaloneServer<Attributes = unknown> {
   protect<Request = unknown, Response = unknown>(
     path: string,
     handler: ProtectedHandler<Attributes, Request, Response>,
-    methods: readonly string[] = ['POST']
+    options: ProtectOptions<Attributes, Request> & { methods?: readonly string[] } = {}
   ): this {
     const auth = this.auth
+    const { methods = ['POST'], ...check } = options
+    const access: AccessOptions<Attributes, Request, IncomingMessage> = {
+      ...check,
+      credentialsRequired: true,
+    }
     return this.add(path, methods, async (body, req, context) => {
-      const principal = await auth.verifyAccess<Request>(body, context)
+      const principal = (await checkAccess(auth, body, context, req, access)) as AccessPrincipal<
+        Attributes,
+        Request
+      >
       const data = await handler(principal, req)
       const reply = await auth.respond(principal.nonce, data)
       return { status: 200, headers: JSON_HEADERS as Record<string, string>, body: reply }
@@ -164,7 +207,7 @@ export class StandaloneServer<Attributes = unknown> {
   private add(path: string, methods: readonly string[], run: Route['run']): this {
     if (!path.startsWith('/')) throw new TypeError(`a path starts with "/": ${path}`)
     const upper = methods.map(m => m.toUpperCase())
-    this.routes.set(path, { methods: upper, allow: upper.join(', '), run })
+    this.routes.set(normalizePath(path), { methods: upper, allow: upper.join(', '), run })
     return this
   }
 
@@ -174,19 +217,14 @@ export class StandaloneServer<Attributes = unknown> {
   }
 
   private context(req: IncomingMessage, path: string): RequestContext {
-    let ip = req.socket.remoteAddress
-    if (this.trustProxy) {
-      const forwarded = req.headers['x-forwarded-for']
-      const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim()
-      if (first !== undefined && first !== '') ip = first
-    }
+    const ip = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.trustProxy)
     return { ip, path }
   }
 
   private dispatch(req: IncomingMessage, res: ServerResponse): void {
     const url = req.url ?? '/'
     const query = url.indexOf('?')
-    const path = query === -1 ? url : url.slice(0, query)
+    const path = normalizePath(query === -1 ? url : url.slice(0, query))
     const route = this.routes.get(path)
     const method = req.method ?? 'GET'
     if (route === undefined) {

@@ -43,6 +43,8 @@ export function benchAuth(): { auth: BetterAuthServer<Attributes>; store: Memory
   const auth = createBetterAuth<Attributes>({
     store,
     logger: silent,
+    // One address sends everything; the default per-IP limits would answer most of it with 429.
+    rateLimit: false,
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
   })
   return { auth, store }

@@ -5,7 +5,6 @@
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { requireAccess } from '../../adapters/express'
-import type { AccessPrincipal } from '../../src'
 import {
   BARE_PATH,
   PROTECTED_PATH,
@@ -25,10 +24,9 @@ export const start: Start = async port => {
   app.post(BARE_PATH, express.json(), (req, res) => {
     res.json(bareEnvelope(req.body))
   })
+  // requireAccess reads the body itself and puts the verified request data on req.body.
   app.post(PROTECTED_PATH, requireAccess<Attributes, FooBar>(auth), (req, res) => {
-    const principal = (req as unknown as { betterAuth: AccessPrincipal<Attributes, FooBar> })
-      .betterAuth
-    res.json(fooBar(principal.request))
+    res.json(fooBar(req.body as FooBar))
   })
   const server = await new Promise<ReturnType<typeof app.listen>>(resolve => {
     const s = app.listen(port, '127.0.0.1', () => resolve(s))

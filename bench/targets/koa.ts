@@ -1,15 +1,12 @@
 /**
- * Koa 3: a bare route (raw body + `JSON.parse`, `ctx.body = object`) and the same route behind an
- * access-checking middleware.
- *
- * TODO(adapters/koa): the middleware below uses the core API directly (`verifyAccess` +
- * `respond`) until the Koa adapter lands; then switch to it so the adapter itself is measured.
+ * Koa 3 with @koa/router: a bare route (raw body + `JSON.parse`, `ctx.body = object`; Koa ships
+ * no body parser) and the same route behind the Koa adapter's `requireAccess`.
  */
-import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Koa, { type Context, type Next } from 'koa'
+import Router from '@koa/router'
+import Koa from 'koa'
+import { requireAccess } from '../../adapters/koa'
 import { readBody } from '../../adapters/shared/body'
-import type { BetterAuthServer } from '../../src'
 import {
   BARE_PATH,
   PROTECTED_PATH,
@@ -22,52 +19,19 @@ import {
   type Start,
 } from './common'
 
-const LIMIT = 65536
-
-/** Stand-in for the Koa adapter's middleware: verify, run the route, sign its `ctx.body`. */
-function requireAccess(auth: BetterAuthServer<Attributes>) {
-  return async (ctx: Context, next: Next) => {
-    let principal
-    try {
-      const body = await readBody(ctx.req, LIMIT)
-      principal = await auth.verifyAccess<FooBar>(body, { ip: ctx.ip, path: ctx.path })
-    } catch (error) {
-      const result = auth.errorResult(error, { path: ctx.path })
-      ctx.status = result.status
-      ctx.set(result.headers)
-      ctx.body = result.body
-      return
-    }
-    ctx.state.betterAuth = principal
-    await next()
-    ctx.body = await auth.respond(principal.nonce, ctx.body)
-    ctx.type = 'application/json'
-  }
-}
-
-async function parseJson(req: IncomingMessage): Promise<unknown> {
-  return JSON.parse((await readBody(req, LIMIT)).toString())
-}
-
 export const start: Start = async port => {
   const { auth, store } = benchAuth()
   await auth.ready()
-  const protect = requireAccess(auth)
-  const app = new Koa()
-  app.use(async (ctx, next) => {
-    if (ctx.method !== 'POST') return next()
-    if (ctx.path === BARE_PATH) {
-      ctx.body = bareEnvelope(await parseJson(ctx.req))
-      return
-    }
-    if (ctx.path === PROTECTED_PATH) {
-      await protect(ctx, async () => {
-        ctx.body = fooBar(ctx.state.betterAuth.request as FooBar)
-      })
-      return
-    }
-    return next()
+  const router = new Router()
+  router.post(BARE_PATH, async ctx => {
+    ctx.body = bareEnvelope(JSON.parse((await readBody(ctx.req, 65536)).toString()))
   })
+  // requireAccess puts the verified request data on ctx.request.body and signs ctx.body.
+  router.post(PROTECTED_PATH, requireAccess<Attributes, FooBar>(auth), ctx => {
+    ctx.body = fooBar((ctx.request as { body?: FooBar }).body ?? {})
+  })
+  const app = new Koa()
+  app.use(router.routes())
   const server = app.listen(port, '127.0.0.1')
   await new Promise(resolve => server.once('listening', resolve))
   return {

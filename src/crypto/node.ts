@@ -136,7 +136,21 @@ export class NodeSigningKey implements SigningKey {
   }
 
   static generate(): NodeSigningKey {
-    return new NodeSigningKey(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey)
+    // The pair comes back as a JWK and is imported as a new key, on purpose: on Node 20, reading
+    // a freshly generated KeyObject (the JWK export in the constructor) can deadlock when a
+    // garbage collection in the middle of it finalizes the generation job, which takes the
+    // key's lock again. A key imported from the JWK has its own lock and no job behind it.
+    // (@types/node lacks the 'jwk' overload of generateKeyPairSync.)
+    const generate = generateKeyPairSync as unknown as (
+      type: 'ec',
+      options: object
+    ) => { privateKey: JsonWebKey }
+    const { privateKey } = generate('ec', {
+      namedCurve: 'P-256',
+      privateKeyEncoding: { format: 'jwk' },
+      publicKeyEncoding: { format: 'jwk' },
+    })
+    return new NodeSigningKey(createPrivateKey({ key: privateKey, format: 'jwk' }))
   }
 
   /** From a PKCS#8 or SEC1 PEM, or a private JWK (object or JSON text). */

@@ -15,7 +15,11 @@ export interface JsonLimits {
 
 export interface StrictJson {
   value: unknown
-  /** Text span `[start, end)` of every value whose key is `payload`, by dotted key path. */
+  /**
+   * Text span `[start, end)` of every value whose key is `payload`, by dotted key path. Only
+   * unambiguous paths are recorded: none inside an array, none through a key containing a dot
+   * (`{"a.b":{"payload":…}}` must not pass for `{"a":{"b":{"payload":…}}}`).
+   */
   payloadSpans: Map<string, [number, number]>
 }
 
@@ -24,7 +28,8 @@ const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y
 class Parser {
   pos = 0
   readonly payloadSpans = new Map<string, [number, number]>()
-  private readonly path: string[] = []
+  /** Keys from the root to the current value; null marks an array element. */
+  private readonly path: (string | null)[] = []
 
   constructor(
     private readonly text: string,
@@ -132,7 +137,9 @@ class Parser {
       const start = this.pos
       this.path.push(key)
       object[key] = this.parseValue(depth)
-      if (key === 'payload') this.payloadSpans.set(this.path.join('.'), [start, this.pos])
+      if (key === 'payload' && this.path.every(k => k !== null && !k.includes('.'))) {
+        this.payloadSpans.set(this.path.join('.'), [start, this.pos])
+      }
       this.path.pop()
       this.skipWhitespace()
       const c = this.text.charCodeAt(this.pos++)
@@ -153,7 +160,7 @@ class Parser {
       this.pos++
       return array
     }
-    this.path.push('[]')
+    this.path.push(null)
     for (;;) {
       array.push(this.parseValue(depth))
       this.skipWhitespace()

@@ -159,6 +159,11 @@ export function readUnlinkDevice(envelope: Envelope, isPoint: PointCheck): Unlin
   return { nonce, authentication: auth, link: { device: hash(link, 'device', `${R}.link`) } }
 }
 
+/** The optional request of the access-keys endpoint: `{"payload":{"access":{"nonce":N}}}`. */
+export function readAccessKeysRequest(envelope: Envelope): string {
+  return requestNonce(envelope)
+}
+
 export function readRequestSession(envelope: Envelope): RequestSessionRequest {
   const nonce = requestNonce(envelope)
   const auth = object(requestBody(envelope), 'authentication', R)

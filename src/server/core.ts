@@ -10,6 +10,7 @@ import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import {
   BetterAuthError,
   ConflictError,
+  ERROR_CODES,
   ExpiredTokenError,
   FutureRequestError,
   FutureTokenError,
@@ -29,6 +30,7 @@ import {
 } from '../errors'
 import { parseEnvelope, verifySigned, type Envelope, type ParseLimits } from '../messages/envelope'
 import {
+  readAccessKeysRequest,
   readAccessRequest,
   readChangeRecoveryKey,
   readCreateAccount,
@@ -51,9 +53,12 @@ import {
 } from '../messages/token'
 import { MemoryStore } from '../stores/memory'
 import type { RotateResult, RotationEffect, ServerStore } from '../stores/types'
+import type { AuditEvent, AuditEventType, AuditListener, RequestTrace } from './events'
 import { ServerKeys, type ServerKeyOptions } from './keys'
+import { RateLimiter, consume, type RateLimitOptions, type RateRule } from './ratelimit'
 import {
   DEFAULT_PATHS,
+  OPERATIONS,
   routeTable,
   type Endpoint,
   type Operation,
@@ -123,8 +128,30 @@ export interface BetterAuthOptions<Attributes = unknown> {
   tokenCompressionLevel?: number
   /** How many verified tokens to remember, so each token's signature is checked once. @default 10000 */
   tokenCacheSize?: number
+  /**
+   * Rate limits per client IP and identity, and backoff after failed session attempts
+   * (see RateLimitOptions for the defaults); `false` disables rate limiting.
+   */
+  rateLimit?: RateLimitOptions | false
+  /** Receives audit events (see AuditEvent). Also: `auth.onEvent(listener)`. */
+  onEvent?: AuditListener
   /** Clock in ms since the epoch, for tests. @default Date.now */
   now?: () => number
+}
+
+/** Per-route options of an access check. */
+export interface AccessCheckOptions {
+  /**
+   * Refuse tokens of devices that are no longer active (unlinked, recovered away, deleted),
+   * at the cost of a store read, cached for `cacheMs`. Tokens are stateless otherwise: they
+   * stay valid until they expire. @default false
+   */
+  checkRevocation?: boolean | { cacheMs?: number }
+  /**
+   * Rate limits of this route, per client IP and per identity. Counters are keyed by `name`
+   * (default: the request path), so instances sharing a Redis backend share them.
+   */
+  rateLimit?: { ip?: RateRule; identity?: RateRule; name?: string }
 }
 
 /** What an adapter knows about the HTTP request besides its body. */
@@ -211,8 +238,17 @@ export class BetterAuthServer<Attributes = unknown> {
   private readonly compressionLevel: number
   private readonly tokenCache = new Map<string, AccessToken<Attributes>>()
   private readonly tokenCacheSize: number
-  private readonly keysPromise: Promise<ServerKeys>
+  private readonly keysSource: () => Promise<ServerKeys>
+  private keysPromise: Promise<ServerKeys>
+  private keysFailed = false
   private loadedKeys: ServerKeys | undefined
+  private readonly rateLimiter: RateLimiter | undefined
+  private readonly listeners: AuditListener[] = []
+  private readonly routeLimiters = new WeakMap<
+    object,
+    { ip?: ReturnType<RateLimiter['limiter']>; identity?: ReturnType<RateLimiter['limiter']> }
+  >()
+  private readonly revocationCache = new Map<string, { active: boolean; until: number }>()
 
   constructor(options: BetterAuthOptions<Attributes> = {}) {
     this.rawStore = options.store ?? new MemoryStore()
@@ -240,28 +276,57 @@ export class BetterAuthServer<Attributes = unknown> {
         this.hasher.sum(publicKey + rotationHash + recoveryHash) === identity)
     this.compressionLevel = options.tokenCompressionLevel ?? 1
     this.tokenCacheSize = options.tokenCacheSize ?? 10_000
+    this.rateLimiter =
+      options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit, OPERATIONS)
+    if (options.onEvent !== undefined) this.listeners.push(options.onEvent)
     const keys = options.keys
-    this.keysPromise =
-      keys instanceof ServerKeys ? Promise.resolve(keys) : ServerKeys.load(keys ?? {})
-    this.keysPromise.then(
+    // A durable store keeps the keys (unless the options or the environment give them).
+    const keyDefaults = {
+      store: this.rawStore.keys,
+      now: this.now,
+      retireAfterMs: this.ms.refresh + this.ms.clockSkew,
+    }
+    this.keysSource = () =>
+      keys instanceof ServerKeys
+        ? Promise.resolve(keys)
+        : ServerKeys.load({ ...keyDefaults, ...keys })
+    this.keysPromise = this.loadKeys()
+  }
+
+  /** Loads the keys; after a failed load (e.g. the key store was unreachable) the next use tries again. */
+  private loadKeys(): Promise<ServerKeys> {
+    const loading = this.keysSource().then(
       loaded => (this.loadedKeys = loaded),
-      () => undefined
+      error => {
+        this.keysFailed = true
+        throw error
+      }
     )
+    loading.catch(() => undefined)
+    return loading
+  }
+
+  private currentKeys(): Promise<ServerKeys> {
+    if (this.keysFailed) {
+      this.keysFailed = false
+      this.keysPromise = this.loadKeys()
+    }
+    return this.keysPromise
   }
 
   /** Resolves when the keys are loaded; rejects if they cannot be. */
   async ready(): Promise<void> {
-    await this.keysPromise
+    await this.currentKeys()
   }
 
   /** The server's keys (response key, access keys). */
   keys(): Promise<ServerKeys> {
-    return this.keysPromise
+    return this.currentKeys()
   }
 
   /** The response public key (`1AAI…`): the server's identity. */
   async responsePublicKey(): Promise<string> {
-    return (await this.keysPromise).responseIdentity
+    return (await this.currentKeys()).responseIdentity
   }
 
   /** The route table (paths as configured) under an optional prefix. */
@@ -270,6 +335,7 @@ export class BetterAuthServer<Attributes = unknown> {
   }
 
   async close(): Promise<void> {
+    this.loadedKeys?.close()
     await this.rawStore.close?.()
   }
 
@@ -292,40 +358,127 @@ export class BetterAuthServer<Attributes = unknown> {
           body: await this.responsePublicKey(),
         }
       }
-      const reply = await this.run(endpoint, body)
+      if (endpoint === 'accessKeys') {
+        return { status: 200, headers: { ...JSON_HEADERS }, body: await this.accessKeys(body) }
+      }
+      const reply = await this.run(endpoint, body, context)
       return { status: 200, headers: { ...JSON_HEADERS }, body: reply }
     } catch (error) {
       return this.errorResult(error, { endpoint, ...context })
     }
   }
 
-  /** Runs an operation; returns the signed response text or throws a BetterAuthError. */
-  run(operation: Operation, body: string | Uint8Array): Promise<string> {
-    const envelope = parseEnvelope(body, this.limits)
+  /**
+   * Runs an operation; returns the signed response text or throws a BetterAuthError.
+   * Applies rate limits and emits an audit event either way.
+   */
+  async run(
+    operation: Operation,
+    body: string | Uint8Array,
+    context: RequestContext = {}
+  ): Promise<string> {
+    const trace: RequestTrace = {}
+    try {
+      await this.rateLimiter?.checkIp(operation, context.ip)
+      const reply = await this.dispatch(operation, parseEnvelope(body, this.limits), trace)
+      if (operation === 'createSession' && trace.identity !== undefined) {
+        await this.rateLimiter?.recordSuccess(trace.identity)
+      }
+      this.emit(SUCCESS_EVENTS[operation], operation, trace, context)
+      return reply
+    } catch (error) {
+      const e = toBetterAuthError(error)
+      if (
+        operation === 'createSession' &&
+        trace.identity !== undefined &&
+        (e.code === 'BA201' || e.code === 'BA301')
+      ) {
+        await this.rateLimiter?.recordFailure(trace.identity).catch(() => undefined)
+      }
+      this.emit(
+        e.code === 'BA601' ? 'rate.limited' : 'request.rejected',
+        operation,
+        trace,
+        context,
+        e
+      )
+      throw e
+    }
+  }
+
+  private dispatch(operation: Operation, envelope: Envelope, trace: RequestTrace): Promise<string> {
     switch (operation) {
       case 'createAccount':
-        return this.createAccount(envelope)
+        return this.createAccount(envelope, trace)
       case 'deleteAccount':
-        return this.deleteAccount(envelope)
+        return this.deleteAccount(envelope, trace)
       case 'recoverAccount':
-        return this.recoverAccount(envelope)
+        return this.recoverAccount(envelope, trace)
       case 'linkDevice':
-        return this.linkDevice(envelope)
+        return this.linkDevice(envelope, trace)
       case 'unlinkDevice':
-        return this.unlinkDevice(envelope)
+        return this.unlinkDevice(envelope, trace)
       case 'rotateDevice':
-        return this.rotateDevice(envelope)
+        return this.rotateDevice(envelope, trace)
       case 'requestSession':
-        return this.requestSession(envelope)
+        return this.requestSession(envelope, trace)
       case 'createSession':
-        return this.createSession(envelope)
+        return this.createSession(envelope, trace)
       case 'refreshSession':
-        return this.refreshSession(envelope)
+        return this.refreshSession(envelope, trace)
       case 'changeRecoveryKey':
-        return this.changeRecoveryKey(envelope)
+        return this.changeRecoveryKey(envelope, trace)
       default:
         throw new TypeError(`unknown operation: ${String(operation)}`)
     }
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /** Subscribes to audit events; returns a function that unsubscribes. */
+  onEvent(listener: AuditListener): () => void {
+    this.listeners.push(listener)
+    return () => {
+      const i = this.listeners.indexOf(listener)
+      if (i >= 0) this.listeners.splice(i, 1)
+    }
+  }
+
+  private emit(
+    type: AuditEventType,
+    route: string,
+    trace: RequestTrace,
+    context: RequestContext,
+    error?: BetterAuthError
+  ): void {
+    if (this.listeners.length === 0) return
+    const event: AuditEvent = {
+      type,
+      time: formatTimestamp(this.now()),
+      route: context.path ?? route,
+    }
+    if (trace.identity !== undefined) event.identity = trace.identity
+    if (trace.device !== undefined) event.device = trace.device
+    if (trace.targetDevice !== undefined) event.targetDevice = trace.targetDevice
+    if (error !== undefined) {
+      event.code = error.code
+      event.reason = ERROR_CODES[error.code].title
+    }
+    if (context.ip !== undefined) event.ip = context.ip
+    for (const listener of this.listeners) {
+      try {
+        listener(event)
+      } catch (listenerError) {
+        this.logger.error({ err: listenerError }, 'audit event listener failed')
+      }
+    }
+  }
+
+  /** Applies the per-identity rate limit once the identity is known. */
+  private async seen(operation: Operation, trace: RequestTrace, identity: string, device?: string) {
+    trace.identity = identity
+    if (device !== undefined) trace.device = device
+    await this.rateLimiter?.checkIdentity(operation, identity)
   }
 
   /** The HTTP answer for an error; logs it (5xx as errors, the rest at debug level). */
@@ -342,7 +495,7 @@ export class BetterAuthServer<Attributes = unknown> {
 
   /** A signed response envelope echoing `nonce`, with `response` as its application data. */
   async respond(nonce: string, response: unknown): Promise<string> {
-    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const keys = this.loadedKeys ?? (await this.currentKeys())
     const payload =
       `{"access":{"nonce":${JSON.stringify(nonce)},"serverIdentity":"${keys.responseIdentity}"},` +
       `"response":${JSON.stringify(response ?? {})}}`
@@ -358,8 +511,9 @@ export class BetterAuthServer<Attributes = unknown> {
     if (this.hasher.sum(publicKey + rotationHash) !== device) throw new InvalidDeviceError()
   }
 
-  private async createAccount(envelope: Envelope): Promise<string> {
+  private async createAccount(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, authentication: a } = readCreateAccount(envelope, this.isPoint)
+    await this.seen('createAccount', trace, a.identity, a.device)
     await verifySigned(this.verifier, envelope, a.publicKey)
     if (!(await this.identityVerifier(a.identity, a.publicKey, a.rotationHash, a.recoveryHash))) {
       throw new InvalidIdentityError()
@@ -370,10 +524,13 @@ export class BetterAuthServer<Attributes = unknown> {
   }
 
   private async rotateWith(
+    operation: Operation,
     envelope: Envelope,
+    trace: RequestTrace,
     a: { identity: string; device: string; publicKey: string; rotationHash: string },
     effect: RotationEffect
   ): Promise<void> {
+    await this.seen(operation, trace, a.identity, a.device)
     await verifySigned(this.verifier, envelope, a.publicKey)
     const result = await this.store.accounts.rotate(
       a.identity,
@@ -385,14 +542,17 @@ export class BetterAuthServer<Attributes = unknown> {
     throwForRotation(result)
   }
 
-  private async deleteAccount(envelope: Envelope): Promise<string> {
+  private async deleteAccount(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, authentication } = readDeleteAccount(envelope, this.isPoint)
-    await this.rotateWith(envelope, authentication, { kind: 'deleteIdentity' })
+    await this.rotateWith('deleteAccount', envelope, trace, authentication, {
+      kind: 'deleteIdentity',
+    })
     return this.respond(nonce, {})
   }
 
-  private async recoverAccount(envelope: Envelope): Promise<string> {
+  private async recoverAccount(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, authentication: a } = readRecoverAccount(envelope, this.isPoint)
+    await this.seen('recoverAccount', trace, a.identity, a.device)
     await verifySigned(this.verifier, envelope, a.recoveryKey)
     this.checkDevice(a.device, a.publicKey, a.rotationHash)
     const result = await this.store.accounts.recover(
@@ -406,18 +566,23 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, {})
   }
 
-  private async changeRecoveryKey(envelope: Envelope): Promise<string> {
+  private async changeRecoveryKey(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, authentication: a } = readChangeRecoveryKey(envelope, this.isPoint)
-    await this.rotateWith(envelope, a, { kind: 'changeRecoveryHash', recoveryHash: a.recoveryHash })
+    await this.rotateWith('changeRecoveryKey', envelope, trace, a, {
+      kind: 'changeRecoveryHash',
+      recoveryHash: a.recoveryHash,
+    })
     return this.respond(nonce, {})
   }
 
   // ---------------------------------------------------------------- devices
 
-  private async linkDevice(envelope: Envelope): Promise<string> {
+  private async linkDevice(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, authentication, link } = readLinkDevice(envelope, this.isPoint)
-    await verifySigned(this.verifier, envelope, authentication.publicKey)
     const linked = link.authentication
+    trace.targetDevice = linked.device
+    await this.seen('linkDevice', trace, authentication.identity, authentication.device)
+    await verifySigned(this.verifier, envelope, authentication.publicKey)
     await verifySigned(
       this.verifier,
       link,
@@ -443,22 +608,27 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, {})
   }
 
-  private async unlinkDevice(envelope: Envelope): Promise<string> {
+  private async unlinkDevice(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, authentication, link } = readUnlinkDevice(envelope, this.isPoint)
-    await this.rotateWith(envelope, authentication, { kind: 'revokeDevice', device: link.device })
+    trace.targetDevice = link.device
+    await this.rotateWith('unlinkDevice', envelope, trace, authentication, {
+      kind: 'revokeDevice',
+      device: link.device,
+    })
     return this.respond(nonce, {})
   }
 
-  private async rotateDevice(envelope: Envelope): Promise<string> {
+  private async rotateDevice(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, authentication } = readRotateDevice(envelope, this.isPoint)
-    await this.rotateWith(envelope, authentication, { kind: 'none' })
+    await this.rotateWith('rotateDevice', envelope, trace, authentication, { kind: 'none' })
     return this.respond(nonce, {})
   }
 
   // ---------------------------------------------------------------- sessions
 
-  private async requestSession(envelope: Envelope): Promise<string> {
+  private async requestSession(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, identity } = readRequestSession(envelope)
+    await this.seen('requestSession', trace, identity)
     if (!(await this.store.accounts.hasIdentity(identity)))
       throw new UnknownAccountError('identity')
     const challenge = this.noncer.generate128()
@@ -466,10 +636,12 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, { authentication: { nonce: challenge } })
   }
 
-  private async createSession(envelope: Envelope): Promise<string> {
+  private async createSession(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, access, authentication } = readCreateSession(envelope, this.isPoint)
+    trace.device = authentication.device
     const identity = await this.store.challenges.peek(authentication.nonce)
     if (identity === undefined) throw new InvalidChallengeError()
+    await this.seen('createSession', trace, identity)
     const key = await this.store.accounts.getDeviceKey(identity, authentication.device)
     if (key === undefined) throw new UnknownAccountError('device')
     await verifySigned(this.verifier, envelope, key.publicKey)
@@ -493,10 +665,11 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, { access: { token } })
   }
 
-  private async refreshSession(envelope: Envelope): Promise<string> {
+  private async refreshSession(envelope: Envelope, trace: RequestTrace): Promise<string> {
     const { nonce, access } = readRefreshSession(envelope, this.isPoint)
     await verifySigned(this.verifier, envelope, access.publicKey)
     const token = await this.verifyToken(access.token)
+    await this.seen('refreshSession', trace, token.identity, token.device)
     const keyHash = this.hasher.sum(access.publicKey)
     if (keyHash !== token.rotationHash) throw new InvalidHashError('rotation')
     if ((await this.store.accounts.getDeviceKey(token.identity, token.device)) === undefined) {
@@ -519,9 +692,24 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, { access: { token: fresh } })
   }
 
+  /**
+   * The access verification keys, in a response envelope signed by the response key, so
+   * resource servers can trust them (RemoteAccessKeys). A body `{"payload":{"access":{"nonce":N}}}`
+   * makes the reply echo N (freshness); without a body the server picks the nonce.
+   */
+  async accessKeys(body: string | Uint8Array = ''): Promise<string> {
+    const size = typeof body === 'string' ? body.length : body.byteLength
+    const nonce =
+      size === 0
+        ? this.noncer.generate128()
+        : readAccessKeysRequest(parseEnvelope(body, this.limits))
+    const keys = this.loadedKeys ?? (await this.currentKeys())
+    return this.respond(nonce, { accessKeys: keys.publishedAccessKeys() })
+  }
+
   /** Signs and encodes a new token with the current access key. */
   async issueToken(claims: Omit<AccessTokenClaims<Attributes>, 'serverIdentity'>): Promise<string> {
-    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const keys = this.loadedKeys ?? (await this.currentKeys())
     const json = serializeClaims({ serverIdentity: keys.accessIdentity, ...claims })
     const signature = await keys.accessKey.sign(Buffer.from(json))
     return encodeToken(signature, json, this.compressionLevel)
@@ -534,14 +722,19 @@ export class BetterAuthServer<Attributes = unknown> {
    * Verified tokens are cached by their text, so each signature is checked once.
    */
   async verifyToken(text: string): Promise<AccessToken<Attributes>> {
-    const keys = this.loadedKeys ?? (await this.keysPromise)
+    const keys = this.loadedKeys ?? (await this.currentKeys())
     const cached = this.tokenCache.get(text)
     if (cached !== undefined) {
-      if (!keys.isTrustedAccessKey(cached.serverIdentity)) throw new UnknownServerKeyError()
+      if (!keys.isTrustedAccessKey(cached.serverIdentity)) {
+        if (!(await keys.resolveAccessKey(cached.serverIdentity))) throw new UnknownServerKeyError()
+      }
       return cached
     }
     const token = decodeToken<Attributes>(text, this.limits)
-    if (!keys.isTrustedAccessKey(token.serverIdentity)) throw new UnknownServerKeyError()
+    // An unknown key may be a rotation this instance has not seen yet: look once more.
+    if (!keys.isTrustedAccessKey(token.serverIdentity)) {
+      if (!(await keys.resolveAccessKey(token.serverIdentity))) throw new UnknownServerKeyError()
+    }
     const valid = await this.verifier.verify(
       Buffer.from(token.json),
       token.signature,
@@ -563,11 +756,34 @@ export class BetterAuthServer<Attributes = unknown> {
    */
   async verifyAccess<Request = unknown>(
     body: string | Uint8Array,
-    _context: RequestContext = {}
+    context: RequestContext = {},
+    options: AccessCheckOptions = {}
   ): Promise<AccessPrincipal<Attributes, Request>> {
+    const trace: RequestTrace = {}
+    try {
+      return await this.checkAccess<Request>(body, context, options, trace)
+    } catch (error) {
+      const e = toBetterAuthError(error)
+      this.emit(e.code === 'BA601' ? 'rate.limited' : 'access.denied', 'access', trace, context, e)
+      throw e
+    }
+  }
+
+  private async checkAccess<Request>(
+    body: string | Uint8Array,
+    context: RequestContext,
+    options: AccessCheckOptions,
+    trace: RequestTrace
+  ): Promise<AccessPrincipal<Attributes, Request>> {
+    const limiters = this.routeLimitersFor(options, context)
+    if (limiters?.ip !== undefined && context.ip !== undefined) {
+      await consume(limiters.ip, context.ip)
+    }
     const envelope = parseEnvelope(body, this.limits)
     const fields = readAccessRequest<Request>(envelope)
     const token = await this.verifyToken(fields.token)
+    trace.identity = token.identity
+    trace.device = token.device
     const now = this.now()
     if (token.issuedAtMs > now + this.ms.clockSkew) throw new FutureTokenError()
     if (now > token.expiryMs) throw new ExpiredTokenError('access')
@@ -575,6 +791,8 @@ export class BetterAuthServer<Attributes = unknown> {
     const t = fields.timestamp.ms
     if (t < now - this.ms.accessWindow) throw new StaleRequestError()
     if (t > now + this.ms.clockSkew) throw new FutureRequestError()
+    if (limiters?.identity !== undefined) await consume(limiters.identity, token.identity)
+    if (options.checkRevocation) await this.ensureActive(token, options.checkRevocation, now)
     const lock = this.ms.accessWindow + 2 * this.ms.clockSkew
     if (!(await this.store.accessNonces.reserve(fields.nonce, lock))) {
       throw new ReplayError('request nonce')
@@ -589,6 +807,60 @@ export class BetterAuthServer<Attributes = unknown> {
       request: fields.request,
     }
   }
+
+  private routeLimitersFor(options: AccessCheckOptions, context: RequestContext) {
+    const rule = options.rateLimit
+    if (rule === undefined || this.rateLimiter === undefined) return undefined
+    let limiters = this.routeLimiters.get(options)
+    if (limiters === undefined) {
+      const id = rule.name ?? context.path ?? 'access'
+      limiters = {}
+      if (rule.ip !== undefined) limiters.ip = this.rateLimiter.limiter(`route:${id}:ip`, rule.ip)
+      if (rule.identity !== undefined) {
+        limiters.identity = this.rateLimiter.limiter(`route:${id}:id`, rule.identity)
+      }
+      this.routeLimiters.set(options, limiters)
+    }
+    return limiters
+  }
+
+  /** The revocation check: the token's device must still be active (cached briefly). */
+  private async ensureActive(
+    token: AccessToken<Attributes>,
+    option: true | { cacheMs?: number },
+    now: number
+  ): Promise<void> {
+    const cacheMs = option === true ? 5000 : (option.cacheMs ?? 5000)
+    const key = `${token.identity}:${token.device}`
+    const cached = this.revocationCache.get(key)
+    let active: boolean
+    if (cached !== undefined && cached.until > now) {
+      active = cached.active
+    } else {
+      active = (await this.store.accounts.getDeviceKey(token.identity, token.device)) !== undefined
+      if (cacheMs > 0) {
+        if (this.revocationCache.size >= 10_000) {
+          const oldest = this.revocationCache.keys().next().value
+          if (oldest !== undefined) this.revocationCache.delete(oldest)
+        }
+        this.revocationCache.set(key, { active, until: now + cacheMs })
+      }
+    }
+    if (!active) throw new UnknownAccountError('device (revoked)')
+  }
+}
+
+const SUCCESS_EVENTS: Record<Operation, AuditEventType> = {
+  createAccount: 'account.created',
+  deleteAccount: 'account.deleted',
+  recoverAccount: 'account.recovered',
+  linkDevice: 'device.linked',
+  unlinkDevice: 'device.unlinked',
+  rotateDevice: 'device.rotated',
+  requestSession: 'session.requested',
+  createSession: 'session.created',
+  refreshSession: 'session.refreshed',
+  changeRecoveryKey: 'recovery.changed',
 }
 
 function throwForRotation(result: RotateResult): void {

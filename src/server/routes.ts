@@ -15,8 +15,8 @@ export const OPERATIONS = [
 
 export type Operation = (typeof OPERATIONS)[number]
 
-/** The protocol operations plus the response-key endpoint. */
-export type Endpoint = Operation | 'responseKey'
+/** The protocol operations plus the key endpoints. */
+export type Endpoint = Operation | 'responseKey' | 'accessKeys'
 
 export type Paths = Record<Endpoint, string>
 
@@ -32,12 +32,13 @@ export const DEFAULT_PATHS: Readonly<Paths> = Object.freeze({
   refreshSession: '/session/refresh',
   changeRecoveryKey: '/recovery/change',
   responseKey: '/key/response',
+  accessKeys: '/key/access',
 })
 
 export interface RouteInfo {
   endpoint: Endpoint
   path: string
-  /** HTTP methods answered. Operations are POST; the key endpoint also answers GET. */
+  /** HTTP methods answered. Operations are POST; the key endpoints also answer GET. */
   methods: readonly string[]
   summary: string
   /** Whether the request is signed (requestSession is not). */
@@ -56,7 +57,10 @@ const SUMMARIES: Record<Endpoint, string> = {
   refreshSession: 'Exchange an access token and its next key for a new token',
   changeRecoveryKey: 'Replace the recovery hash (rotates the signing device)',
   responseKey: "The server's response public key as text (pin it out of band)",
+  accessKeys: 'The access verification keys, signed by the response key (for resource servers)',
 }
+
+const KEY_ENDPOINTS: ReadonlySet<Endpoint> = new Set(['responseKey', 'accessKeys'])
 
 /** Builds the route table for the given paths (defaults filled in) under an optional prefix. */
 export function routeTable(paths: Partial<Paths> = {}, prefix = ''): RouteInfo[] {
@@ -64,8 +68,8 @@ export function routeTable(paths: Partial<Paths> = {}, prefix = ''): RouteInfo[]
   return (Object.keys(DEFAULT_PATHS) as Endpoint[]).map(endpoint => ({
     endpoint,
     path: base + (paths[endpoint] ?? DEFAULT_PATHS[endpoint]),
-    methods: endpoint === 'responseKey' ? ['GET', 'POST'] : ['POST'],
+    methods: KEY_ENDPOINTS.has(endpoint) ? ['GET', 'POST'] : ['POST'],
     summary: SUMMARIES[endpoint],
-    signed: endpoint !== 'requestSession' && endpoint !== 'responseKey',
+    signed: endpoint !== 'requestSession' && !KEY_ENDPOINTS.has(endpoint),
   }))
 }

@@ -104,6 +104,56 @@ export interface TimeLockStore {
   reserve(value: string, ttlMs: number): Promise<boolean>
 }
 
+/** The two kinds of server signing key. */
+export type KeyKind = 'response' | 'access'
+
+/** A server signing key as a durable store keeps it. */
+export interface StoredKey {
+  /** The public key (`1AAI…`). */
+  publicKey: string
+  /** The private key: PKCS#8 PEM, or sealed (`sealed:v1:…`) when a key secret is configured. */
+  privateKey: string
+  /** When it was stored, ms since the epoch. */
+  createdAt: number
+  /**
+   * When a replaced key stops verifying, ms since the epoch; null for the current key. Keys past
+   * their retirement are never returned.
+   */
+  retireAt: number | null
+}
+
+/**
+ * Persistent server keys, shared by every instance on the same store. Each kind has exactly one
+ * current key; replaced access keys keep verifying until they retire.
+ */
+export interface KeyStore {
+  /**
+   * Stores `key` as the current key of `kind` unless one exists, and returns the current key:
+   * of several instances starting at once, all end up with the same key.
+   */
+  initKey(kind: KeyKind, key: StoredKey): Promise<StoredKey>
+  /** The current key of `kind` first, then the replaced keys not yet retired at `now`. */
+  listKeys(kind: KeyKind, now: number): Promise<StoredKey[]>
+  /**
+   * Makes `key` the current key of `kind`, atomically; the previous current key retires at
+   * `retireAt` (a time in the past retires it at once).
+   */
+  rotateKey(kind: KeyKind, key: StoredKey, retireAt: number): Promise<void>
+  /**
+   * Retires a replaced key at `retireAt` (e.g. now, after a compromise). Returns false if no such
+   * replaced key exists; the current key cannot be retired (rotate first).
+   */
+  retireKey(kind: KeyKind, publicKey: string, retireAt: number): Promise<boolean>
+}
+
+/** The ephemeral state (challenges and time-locks): what a Redis store holds. */
+export interface EphemeralStore {
+  challenges: ChallengeStore
+  refreshKeys: TimeLockStore
+  accessNonces: TimeLockStore
+  close?(): Promise<void>
+}
+
 /** Everything the server stores. Durable and ephemeral parts may live in different backends. */
 export interface ServerStore {
   accounts: AccountStore
@@ -112,6 +162,12 @@ export interface ServerStore {
   refreshKeys: TimeLockStore
   /** Nonces of accepted access requests (replay protection). */
   accessNonces: TimeLockStore
+  /**
+   * Persistent server keys (durable stores). When present, and the keys are not given in the
+   * options or the environment, the server keeps its keys here, so they survive restarts and
+   * every instance on the store signs with the same keys.
+   */
+  keys?: KeyStore
   /** Releases connections and timers. */
   close?(): Promise<void>
 }

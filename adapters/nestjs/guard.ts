@@ -1,0 +1,137 @@
+/** The access guard: verifies the access request of a route and attaches the principal. */
+import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common'
+import { Reflector } from '@nestjs/core'
+import { BetterAuthError, InternalError } from '../../src/errors'
+import { BetterAuthServer, type AccessPrincipal } from '../../src/server/core'
+import { checkAccess, failure, principals } from '../shared/access'
+import {
+  DEFAULT_BODY_LIMIT,
+  nodeRawBody,
+  parsedForHandler,
+  warnReserialized,
+  type ParsedBody,
+} from '../shared/node'
+import { toHttpException } from './exceptions'
+import {
+  ACCESS_METADATA,
+  ALLOW_ANONYMOUS,
+  BETTER_AUTH_OPTIONS,
+  OPTIONAL_ACCESS,
+  type AccessMetadata,
+  type BetterAuthModuleOptions,
+} from './options'
+import type { IncomingMessage } from 'node:http'
+
+const ADVICE =
+  'Create the app with NestFactory.create(AppModule, { rawBody: true }) so the raw bytes are kept.'
+
+/** The HTTP request as the guard sees it (Nest on Express). */
+export type GuardRequest = IncomingMessage & {
+  ip?: string
+  body?: unknown
+  rawBody?: unknown
+  originalUrl?: string
+  [property: string]: unknown
+}
+
+/**
+ * Verifies the access request of routes marked `@BetterAuthAccess()` (or of every route in
+ * global-guard mode, except `@AllowAnonymous()` ones). Subclass it to change where the request
+ * comes from (`getRequest`) or what a failure does (`handleRequest`).
+ */
+@Injectable()
+export class BetterAuthGuard implements CanActivate {
+  /** Whether the guard protects routes without `@BetterAuthAccess()` (global-guard mode). */
+  protected readonly global: boolean = false
+
+  constructor(
+    @Inject(Reflector) protected readonly reflector: Reflector,
+    @Inject(BetterAuthServer) protected readonly auth: BetterAuthServer<unknown>,
+    @Inject(BETTER_AUTH_OPTIONS) protected readonly options: BetterAuthModuleOptions
+  ) {}
+
+  /** The request to verify. Override for other transports. */
+  getRequest(context: ExecutionContext): GuardRequest {
+    return context.switchToHttp().getRequest<GuardRequest>()
+  }
+
+  /**
+   * Turns the outcome into the principal or an exception. The default throws the failure as a
+   * Nest exception with the protocol body (and sets `WWW-Authenticate` on 401); errors that are
+   * not the protocol's (thrown by an `authorize` hook) are rethrown as they are. Return a
+   * principal (or `undefined` to let the request through anonymously) to override.
+   */
+  handleRequest(
+    error: unknown,
+    principal: AccessPrincipal<unknown, unknown> | undefined,
+    context: ExecutionContext
+  ): AccessPrincipal<unknown, unknown> | undefined {
+    if (error === undefined) return principal
+    if (!(error instanceof BetterAuthError)) throw error
+    const request = this.getRequest(context)
+    const result = failure(this.auth, error, { route: request.originalUrl ?? request.url })
+    const response = context
+      .switchToHttp()
+      .getResponse<{ setHeader?: (n: string, v: string) => void }>()
+    for (const [name, value] of Object.entries(result.error.headers))
+      response.setHeader?.(name, value)
+    throw toHttpException(result.error)
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()]
+    if (this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS, targets) === true) return true
+    const metadata = this.reflector.getAllAndOverride<AccessMetadata | undefined>(
+      ACCESS_METADATA,
+      targets
+    )
+    if (metadata === undefined && !this.global) return true
+    const request = this.getRequest(context)
+    if (principals.has(request)) return true // verified already (guard applied twice)
+
+    const optional =
+      this.reflector.getAllAndOverride<boolean>(OPTIONAL_ACCESS, targets) === true ||
+      metadata?.credentialsRequired === false
+    const moduleAuthorize = this.options.authorize
+    const routeAuthorize = metadata?.authorize
+    const authorize =
+      moduleAuthorize === undefined && routeAuthorize === undefined
+        ? undefined
+        : async (principal: AccessPrincipal<unknown, unknown>, ctx: ExecutionContext) =>
+            (moduleAuthorize === undefined || (await moduleAuthorize(principal, ctx))) &&
+            (routeAuthorize === undefined || (await routeAuthorize(principal, ctx)))
+
+    let principal: AccessPrincipal<unknown, unknown> | undefined
+    let error: unknown
+    try {
+      const limit = this.auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
+      const { body, source } = await nodeRawBody(request, request as ParsedBody, limit)
+      if (source === 'reserialized') warnReserialized(this.auth, ADVICE)
+      const path = (request.originalUrl ?? request.url ?? '').split('?', 1)[0]
+      principal = await checkAccess(
+        this.auth,
+        body,
+        { ip: request.ip ?? request.socket?.remoteAddress, path },
+        context,
+        { credentialsRequired: !optional, authorize }
+      )
+      // A body the guard read itself (no parser took it) stays available to the handler.
+      if (principal === undefined && source === 'stream') request.body = parsedForHandler(body)
+    } catch (caught) {
+      error = caught ?? new InternalError()
+    }
+    const accepted = this.handleRequest(error, principal, context)
+    if (accepted !== undefined) {
+      principals.set(request, accepted)
+      request[this.options.requestProperty ?? 'betterAuth'] = accepted
+      if (this.options.replaceBody !== false) request.body = accepted.request
+    }
+    return true
+  }
+}
+
+/** The guard registered as `APP_GUARD` in global-guard mode. */
+@Injectable()
+export class BetterAuthGlobalGuard extends BetterAuthGuard {
+  protected override readonly global: boolean = true
+}

@@ -1,0 +1,54 @@
+/** Signs the replies of protected routes into response envelopes echoing the request nonce. */
+import {
+  Inject,
+  Injectable,
+  StreamableFile,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common'
+import { mergeMap, type Observable } from 'rxjs'
+import { BetterAuthServer } from '../../src/server/core'
+import { principals } from '../shared/access'
+
+interface ReplyResponse {
+  statusCode?: number
+  headersSent?: boolean
+  setHeader?(name: string, value: string): void
+}
+
+const signing = new WeakSet<object>()
+
+/**
+ * Signs what a handler returns when its request carries a verified principal: the reply becomes
+ * `{"payload":{"access":{"nonce","serverIdentity"},"response":<value>},"signature"}`. Replies with
+ * a status of 400 or more, `StreamableFile`s and responses the handler sent itself (`@Res()`) are
+ * left alone; requests without a principal are not touched.
+ */
+@Injectable()
+export class BetterAuthInterceptor implements NestInterceptor {
+  constructor(@Inject(BetterAuthServer) private readonly auth: BetterAuthServer<unknown>) {}
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() !== 'http') return next.handle()
+    const request = context.switchToHttp().getRequest<object>()
+    const principal = principals.get(request)
+    if (principal === undefined || signing.has(request)) return next.handle()
+    signing.add(request) // once, even when registered globally and on the route
+    const response = context.switchToHttp().getResponse<ReplyResponse>()
+    return next.handle().pipe(
+      mergeMap(async (data: unknown) => {
+        if (
+          data instanceof StreamableFile ||
+          response.headersSent === true ||
+          (response.statusCode ?? 200) >= 400
+        ) {
+          return data
+        }
+        const text = await this.auth.respond(principal.nonce, data)
+        response.setHeader?.('content-type', 'application/json; charset=utf-8')
+        return text
+      })
+    )
+  }
+}

@@ -1,0 +1,109 @@
+/** BetterAuthModule: the core as a provider, the protocol endpoints, optional global guard. */
+import {
+  ConfigurableModuleBuilder,
+  Inject,
+  Module,
+  RequestMethod,
+  type ConfigurableModuleAsyncOptions,
+  type MiddlewareConsumer,
+  type NestModule,
+  type OnApplicationShutdown,
+} from '@nestjs/common'
+import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core'
+import type { Request, Response } from 'express'
+import { BetterAuthServer, createBetterAuth } from '../../src/server/core'
+import { openApiDocument } from '../../src/server/openapi'
+import { endpointHandler } from '../express'
+import { normalizePrefix, openapiPath } from '../shared/access'
+import { BetterAuthGlobalGuard } from './guard'
+import { BetterAuthInterceptor } from './interceptor'
+import {
+  BETTER_AUTH_OPTIONS,
+  type BetterAuthModuleExtras,
+  type BetterAuthModuleOptions,
+} from './options'
+
+const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<BetterAuthModuleOptions>({
+  moduleName: 'BetterAuth',
+  optionsInjectionToken: BETTER_AUTH_OPTIONS,
+})
+  .setClassMethodName('forRoot')
+  .setExtras<BetterAuthModuleExtras>(
+    { isGlobal: true, globalGuard: false },
+    (definition, extras) => ({
+      ...definition,
+      global: extras.isGlobal,
+      providers: [
+        ...(definition.providers ?? []),
+        ...(extras.globalGuard === true
+          ? [
+              { provide: APP_GUARD, useClass: BetterAuthGlobalGuard },
+              { provide: APP_INTERCEPTOR, useClass: BetterAuthInterceptor },
+            ]
+          : []),
+      ],
+    })
+  )
+  .build()
+
+/** What `forRoot` takes: the module options plus `isGlobal` and `globalGuard`. */
+export type BetterAuthModuleForRoot = BetterAuthModuleOptions & BetterAuthModuleExtras
+/** What `forRootAsync` takes: `imports`, `inject`, `useFactory | useClass | useExisting`, extras. */
+export type BetterAuthModuleForRootAsync = ConfigurableModuleAsyncOptions<BetterAuthModuleOptions> &
+  BetterAuthModuleExtras
+
+/**
+ * `BetterAuthModule.forRoot(options)` / `forRootAsync({ imports, inject, useFactory })`: provides
+ * the core (inject `BetterAuthServer`) and the options (`BETTER_AUTH_OPTIONS`), and mounts the
+ * protocol endpoints as middleware under `prefix`. Create the app with `{ rawBody: true }` so
+ * signatures are checked over the exact bytes received.
+ */
+@Module({
+  providers: [
+    {
+      provide: BetterAuthServer,
+      inject: [BETTER_AUTH_OPTIONS],
+      useFactory: (options: BetterAuthModuleOptions) => options.auth ?? createBetterAuth(options),
+    },
+  ],
+  exports: [BetterAuthServer, BETTER_AUTH_OPTIONS],
+})
+export class BetterAuthModule
+  extends ConfigurableModuleClass
+  implements NestModule, OnApplicationShutdown
+{
+  constructor(
+    @Inject(BetterAuthServer) private readonly auth: BetterAuthServer<unknown>,
+    @Inject(BETTER_AUTH_OPTIONS) private readonly options: BetterAuthModuleOptions
+  ) {
+    super()
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    if (this.options.endpoints === false) return
+    const routes = this.auth.routes(normalizePrefix(this.options.prefix))
+    for (const route of routes) {
+      const handler = endpointHandler(this.auth, route.endpoint)
+      for (const method of route.methods) {
+        consumer.apply(handler).forRoutes({
+          path: route.path,
+          method: method === 'GET' ? RequestMethod.GET : RequestMethod.POST,
+        })
+      }
+    }
+    const openapi = openapiPath(this.options.prefix, this.options.openapi)
+    if (openapi !== undefined) {
+      const document = JSON.stringify(openApiDocument(routes, this.options.openapiOptions))
+      consumer
+        .apply((_req: Request, res: Response) => {
+          res.type('application/json').send(document)
+        })
+        .forRoutes({ path: openapi, method: RequestMethod.GET })
+    }
+  }
+
+  /** Closes the store of a core the module created (not of one passed in as `auth`). */
+  async onApplicationShutdown(): Promise<void> {
+    if (this.options.auth === undefined) await this.auth.close()
+  }
+}

@@ -1,0 +1,59 @@
+/** Options of BetterAuthModule and its injection tokens. */
+import type { ExecutionContext } from '@nestjs/common'
+import type { AccessPrincipal, BetterAuthOptions, BetterAuthServer } from '../../src/server/core'
+import type { OpenApiOptions } from '../../src/server/openapi'
+
+/** Decides whether a verified caller may use the route (`false`: 403, BA306). */
+export type NestAuthorize = (
+  principal: AccessPrincipal<unknown, unknown>,
+  context: ExecutionContext
+) => boolean | Promise<boolean>
+
+/** Options of `BetterAuthModule.forRoot` (and what `forRootAsync` factories return). */
+export interface BetterAuthModuleOptions extends BetterAuthOptions<unknown> {
+  /** An existing core to use (the other core options are then ignored). */
+  auth?: BetterAuthServer<unknown>
+  /** Path prefix of the protocol endpoints (after Nest's global prefix, if any). @default '' */
+  prefix?: string
+  /** Mount the protocol endpoints and `/key/response`. @default true */
+  endpoints?: boolean
+  /**
+   * Serve the OpenAPI 3.1 document of the endpoints with GET at this path under the prefix
+   * (`true`: `/openapi.json`). @default false
+   */
+  openapi?: boolean | string
+  /** `info`/`servers` of the served OpenAPI document. */
+  openapiOptions?: OpenApiOptions
+  /** Where the guard puts the principal on the request. @default 'betterAuth' */
+  requestProperty?: string
+  /** Set `req.body` (so `@Body()`) to the verified request data. @default true */
+  replaceBody?: boolean
+  /** Authorization applied on every protected route, before the route's own. */
+  authorize?: NestAuthorize
+}
+
+/** Extras of `forRoot` / `forRootAsync`, read when the module is defined. */
+export interface BetterAuthModuleExtras {
+  /** Register the module globally, so any module's guards and interceptors resolve. @default true */
+  isGlobal?: boolean
+  /**
+   * Protect every route with a global guard and sign every protected reply with a global
+   * interceptor; opt routes out with `@AllowAnonymous()`. @default false
+   */
+  globalGuard?: boolean
+}
+
+/** Per-route options of `@BetterAuthAccess()`. */
+export interface AccessMetadata {
+  /** Like `credentialsRequired` of the other adapters; `@OptionalAccess()` sets it. @default true */
+  credentialsRequired?: boolean
+  /** Authorization of this route (after the module's). */
+  authorize?: NestAuthorize
+}
+
+export const ACCESS_METADATA = 'better-auth:access'
+export const ALLOW_ANONYMOUS = 'better-auth:allow-anonymous'
+export const OPTIONAL_ACCESS = 'better-auth:optional'
+
+/** Injection token of the module options. */
+export const BETTER_AUTH_OPTIONS = 'BETTER_AUTH_MODULE_OPTIONS'

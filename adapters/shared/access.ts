@@ -1,0 +1,173 @@
+/**
+ * What every adapter does around `core.verifyAccess`: tells a missing access request from a bad
+ * one (optional auth), runs the application's `authorize` hook, and describes failures.
+ */
+import {
+  BetterAuthError,
+  CredentialsRequiredError,
+  ForbiddenError,
+  toBetterAuthError,
+  type ErrorCode,
+} from '../../src/errors'
+import type {
+  AccessCheckOptions,
+  AccessPrincipal,
+  BetterAuthServer,
+  RequestContext,
+} from '../../src/server/core'
+
+/**
+ * Decides whether a verified caller may use the route: `false` answers 403 (BA306). It may be
+ * async, and may throw a `BetterAuthError` (e.g. a `ForbiddenError` with its own message).
+ */
+export type Authorize<Attributes, Request, Source> = (
+  principal: AccessPrincipal<Attributes, Request>,
+  source: Source
+) => boolean | Promise<boolean>
+
+/**
+ * Options of an access check, common to every adapter. Besides these, the core's per-route
+ * options apply: `checkRevocation` (refuse tokens of devices no longer active) and `rateLimit`
+ * (`{ ip?, identity? }` rules for this route).
+ */
+export interface AccessOptions<
+  Attributes = unknown,
+  Request = unknown,
+  Source = unknown,
+> extends AccessCheckOptions {
+  /**
+   * Whether an access request is required. With `false`, a request that carries no access request
+   * at all (empty body, or no `payload.access.token`) passes through without a principal and its
+   * reply is not signed; one that carries a bad access request is still refused.
+   * @default true
+   */
+  credentialsRequired?: boolean
+  /** Authorization of a verified caller; see {@link Authorize}. */
+  authorize?: Authorize<Attributes, Request, Source>
+}
+
+/** True when the body carries something meant as an access request (`payload.access.token`). */
+export function carriesCredentials(body: string | Uint8Array): boolean {
+  const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8')
+  if (text.trim() === '') return false
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return false // not JSON: no access request (a protocol client always sends JSON)
+  }
+  const payload = (value as { payload?: unknown } | null)?.payload
+  if (typeof payload !== 'object' || payload === null) return false
+  const access = (payload as { access?: unknown }).access
+  return typeof access === 'object' && access !== null && 'token' in access
+}
+
+/**
+ * Verifies an access request and authorizes it. Resolves to the principal, or to `undefined` when
+ * credentials are optional and absent; rejects with a BetterAuthError (or what `authorize` threw).
+ */
+export async function checkAccess<Attributes, Request, Source>(
+  core: BetterAuthServer<Attributes>,
+  body: string | Uint8Array,
+  context: RequestContext,
+  source: Source,
+  options: AccessOptions<Attributes, Request, Source>
+): Promise<AccessPrincipal<Attributes, Request> | undefined> {
+  let principal: AccessPrincipal<Attributes, Request>
+  try {
+    principal = await core.verifyAccess<Request>(body, context, options)
+  } catch (error) {
+    // Only a message the core could not read can be "no credentials"; the check runs on that
+    // failure path only, so a valid request is parsed once.
+    if (error instanceof BetterAuthError && error.code === 'BA101' && !carriesCredentials(body)) {
+      if (options.credentialsRequired === false) return undefined
+      throw new CredentialsRequiredError({ cause: error })
+    }
+    throw error
+  }
+  if (options.authorize !== undefined && !(await options.authorize(principal, source))) {
+    throw new ForbiddenError()
+  }
+  return principal
+}
+
+/**
+ * The error an adapter hands to the application instead of answering (`failWithError` in Express,
+ * `throw` mode in Koa): it carries the HTTP status, the protocol error code, the headers the answer
+ * should have (`WWW-Authenticate` on 401) and the original error as `cause`.
+ */
+export class UnauthorizedError extends Error {
+  override readonly name = 'UnauthorizedError'
+  /** HTTP status: 401, 403 (authorize refused), 400, 413, 422, 429 or 503. */
+  readonly status: number
+  /** Same as `status` (for error handlers that read `statusCode`). */
+  readonly statusCode: number
+  /** The protocol error code, e.g. `BA401`. */
+  readonly code: ErrorCode
+  /** Whether the message may be shown to the client (false for 5xx). */
+  readonly expose: boolean
+  /** Headers the answer should carry (e.g. `www-authenticate`, `retry-after`). */
+  readonly headers: Record<string, string>
+  /** The wire body `{"error":{"code","message"}}`. */
+  readonly body: string
+  override readonly cause: BetterAuthError
+
+  constructor(error: BetterAuthError, headers: Record<string, string>, body: string) {
+    super(error.message, { cause: error })
+    this.cause = error
+    this.status = error.status
+    this.statusCode = error.status
+    this.code = error.code
+    this.expose = error.status < 500
+    const { 'content-type': _type, ...rest } = headers
+    this.headers = rest
+    this.body = body
+  }
+}
+
+/** The error result of a failure, and the UnauthorizedError carrying it. */
+export function failure(
+  core: BetterAuthServer<unknown>,
+  error: unknown,
+  context: Record<string, unknown>
+): { status: number; headers: Record<string, string>; body: string; error: UnauthorizedError } {
+  const e = toBetterAuthError(error)
+  const result = core.errorResult(e, context)
+  return { ...result, error: new UnauthorizedError(e, result.headers, result.body) }
+}
+
+/** The core of an adapter's `betterAuth(...)`: an existing core, or one built from options. */
+export function isCore<Attributes>(value: unknown): value is BetterAuthServer<Attributes> {
+  const v = value as Partial<BetterAuthServer<Attributes>> | undefined
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof v.verifyAccess === 'function' &&
+    typeof v.handle === 'function' &&
+    typeof v.respond === 'function'
+  )
+}
+
+/** Request path without a trailing slash (Express and Koa route `/a/` like `/a`). */
+export function normalizePath(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+}
+
+/** A mount prefix as `/a/b` (leading slash, no trailing one), or `''` for none. */
+export function normalizePrefix(prefix: string | undefined): string {
+  const trimmed = (prefix ?? '').replace(/^\/+|\/+$/g, '')
+  return trimmed === '' ? '' : `/${trimmed}`
+}
+
+/** The path the OpenAPI document is served at under `prefix`, or `undefined` when not served. */
+export function openapiPath(
+  prefix: string | undefined,
+  openapi: boolean | string | undefined
+): string | undefined {
+  if (openapi === undefined || openapi === false) return undefined
+  const path = openapi === true ? '/openapi.json' : `/${openapi.replace(/^\/+/, '')}`
+  return normalizePrefix(prefix) + path
+}
+
+/** Principals by request object, so helpers find them whatever property name was configured. */
+export const principals = new WeakMap<object, AccessPrincipal<unknown, unknown>>()

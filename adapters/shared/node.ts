@@ -1,0 +1,85 @@
+/**
+ * The raw request body on node:http frameworks (Express, Koa, NestJS on Express), whatever body
+ * parser ran before the adapter.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { BetterAuthServer } from '../../src/server/core'
+import { readBody } from './body'
+
+/** Where the bytes came from. */
+export type BodySource = 'raw' | 'stream' | 'reserialized'
+
+/** What a body parser may have left: the raw bytes it kept, and what it parsed. */
+export interface ParsedBody {
+  /** Raw bytes kept by a parser (`verify` hook, Nest's `rawBody: true`, koa-bodyparser). */
+  rawBody?: unknown
+  /** What a parser produced (`req.body` / `ctx.request.body`). */
+  body?: unknown
+}
+
+/** Default body size limit when the core sets none. */
+export const DEFAULT_BODY_LIMIT = 64 * 1024
+
+/** Whether a parser already consumed the request stream. */
+export function streamConsumed(req: IncomingMessage): boolean {
+  return (
+    (req as { _body?: unknown })._body === true ||
+    req.readableEnded ||
+    (req.complete && !req.readable)
+  )
+}
+
+/**
+ * The request body as the client sent it, when that can be had: raw bytes a parser kept, a body a
+ * raw/text parser produced, or the unread stream. When a JSON parser consumed the stream without
+ * keeping the bytes, the compact re-serialization of what it parsed is the best left: it verifies
+ * for clients that sign `JSON.stringify` output (every known client), but not for a payload whose
+ * text differs from its re-serialization (e.g. a numeric-looking key, which `JSON.parse`
+ * reorders). Mount the adapter before the parser, or keep the raw bytes, to avoid that.
+ */
+export async function nodeRawBody(
+  req: IncomingMessage,
+  parsed: ParsedBody,
+  limit: number
+): Promise<{ body: Buffer | string; source: BodySource }> {
+  const raw = parsed.rawBody
+  if (Buffer.isBuffer(raw) || typeof raw === 'string') return { body: raw, source: 'raw' }
+  if (streamConsumed(req)) {
+    const body = parsed.body
+    if (Buffer.isBuffer(body) || typeof body === 'string') return { body, source: 'raw' }
+    const text = body === undefined || body === null ? '' : JSON.stringify(body)
+    return { body: text, source: 'reserialized' }
+  }
+  return { body: await readBody(req, limit), source: 'stream' }
+}
+
+const warned = new WeakSet<object>()
+
+/** Logs once per core that bodies are being re-serialized, with the way to avoid it. */
+export function warnReserialized(core: BetterAuthServer<unknown>, advice: string): void {
+  if (warned.has(core)) return
+  warned.add(core)
+  core.logger.warn(
+    { adapter: 'better-auth-protocol' },
+    `a body parser consumed the request before better-auth; verifying the re-serialized body. ${advice}`
+  )
+}
+
+/**
+ * A body-parser `verify` hook that keeps the raw bytes on `req.rawBody`, so signatures are checked
+ * over exactly what was sent: `express.json({ verify: keepRawBody })`.
+ */
+export function keepRawBody(req: IncomingMessage, _res: unknown, buffer: Buffer): void {
+  ;(req as IncomingMessage & { rawBody?: Buffer }).rawBody = buffer
+}
+
+/** Parses a body read for an anonymous request, so handlers after the adapter still get it. */
+export function parsedForHandler(body: Buffer | string): unknown {
+  const text = typeof body === 'string' ? body : body.toString('utf8')
+  if (text === '') return undefined
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return text
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Better Auth on Express: the protocol endpoints, and routes protected with one middleware.
+ *
+ *   make example-express          # http://127.0.0.1:8080 (PORT, HOST)
+ */
+import express from 'express'
+import { betterAuth } from 'better-auth-protocol/express'
+
+interface Attributes {
+  permissionsByRole: Record<string, string[]>
+}
+interface FooBar {
+  foo: string
+  bar: string
+}
+
+export const auth = betterAuth<Attributes>({
+  // The attributes every new session's token carries.
+  attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+})
+
+export const app = express()
+// The protocol endpoints (/account/create, /session/create, …, /key/response) and their OpenAPI
+// document, before any body parser; the app's own parser keeps the raw bytes (`auth.verify`), so
+// signatures are checked over exactly what the client sent.
+app.use(auth.express({ openapi: true }))
+app.use(express.json({ verify: auth.verify }))
+
+// An existing route, now protected: `req.body` is the verified request data and `res.json()`
+// sends a signed response envelope echoing the request nonce.
+app.post('/foo/bar', auth.requireAccess<FooBar>(), (req, res) => {
+  res.json({ wasFoo: req.body.foo, wasBar: req.body.bar })
+})
+
+// Authorization from the token's attributes: 403 (BA306) for anyone who may not write.
+const writers = auth.requireAccess<{ text: string }>({
+  authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true,
+})
+app.post('/notes', writers, (req, res) => {
+  res.status(201).json({ saved: req.body.text, by: auth.principal(req).identity })
+})
+
+// Routes without requireAccess stay as they were.
+app.get('/health', (_req, res) => {
+  res.json({ ok: true })
+})
+
+// Conformance (PROTOCOL.md §4): a reply echoing a wrong nonce, which clients must refuse.
+app.post('/bad/nonce', auth.requireAccess<FooBar>(), async (req, res) => {
+  const nonce = auth.core.noncer.generate128()
+  const reply = await auth.core.respond(nonce, { wasFoo: req.body.foo, wasBar: req.body.bar })
+  res.type('application/json').send(reply)
+})
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 8080)
+  const host = process.env.HOST ?? '127.0.0.1'
+  app.listen(port, host, () => console.log(`Express example on http://${host}:${port}`))
+}

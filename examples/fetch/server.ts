@@ -1,0 +1,83 @@
+/**
+ * Better Auth as Web-standard `Request → Response` handlers (what Bun, Deno, Hono or a Next.js
+ * route handler call), served here by node:http.
+ *
+ *   make example-fetch            # http://127.0.0.1:8080 (PORT, HOST)
+ */
+import { createServer } from 'node:http'
+import { Readable } from 'node:stream'
+import { betterAuth } from 'better-auth-protocol/fetch'
+
+interface Attributes {
+  permissionsByRole: Record<string, string[]>
+}
+interface FooBar {
+  foo: string
+  bar: string
+}
+
+export const auth = betterAuth<Attributes>(
+  // The attributes every new session's token carries.
+  { attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }) },
+  { openapi: true }
+)
+
+const routes: Record<string, (request: Request) => Promise<Response>> = {
+  // A protected route: the handler gets the verified data; what it returns is sent as a signed
+  // response envelope echoing the request nonce.
+  'POST /foo/bar': auth.requireAccess<FooBar>(({ data }) => ({
+    wasFoo: data.foo,
+    wasBar: data.bar,
+  })),
+
+  // Authorization from the token's attributes: 403 (BA306) for anyone who may not write.
+  'POST /notes': auth.requireAccess<{ text: string }>(
+    ({ data, principal }) => ({ saved: data.text, by: principal.identity }),
+    {
+      authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true,
+    }
+  ),
+
+  'GET /health': async () => Response.json({ ok: true }),
+
+  // Conformance (PROTOCOL.md §4): a reply echoing a wrong nonce, which clients must refuse.
+  'POST /bad/nonce': auth.requireAccess<FooBar>(async ({ data }) => {
+    const nonce = auth.core.noncer.generate128()
+    const reply = await auth.core.respond(nonce, { wasFoo: data.foo, wasBar: data.bar })
+    return new Response(reply, { headers: { 'content-type': 'application/json' } })
+  }),
+}
+
+/** The whole app: the protocol endpoints (`auth.fetch`), then the app's own routes. */
+export async function handle(request: Request): Promise<Response> {
+  if (auth.matches(request)) return auth.fetch(request)
+  const route = routes[`${request.method} ${new URL(request.url).pathname}`]
+  return route === undefined
+    ? Response.json({ error: 'not found' }, { status: 404 })
+    : route(request)
+}
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 8080)
+  const host = process.env.HOST ?? '127.0.0.1'
+  // node:http ⇄ Request/Response; Bun and Deno take `handle` as it is.
+  createServer((req, res) => {
+    const body = req.method === 'GET' || req.method === 'HEAD' ? null : Readable.toWeb(req)
+    const request = new Request(`http://${host}:${port}${req.url}`, {
+      method: req.method,
+      headers: req.headers as Record<string, string>,
+      body: body as ReadableStream | null,
+      duplex: 'half',
+    } as RequestInit)
+    handle(request)
+      .then(async response => {
+        response.headers.forEach((value, name) => res.setHeader(name, value))
+        res.writeHead(response.status)
+        res.end(Buffer.from(await response.arrayBuffer()))
+      })
+      .catch(error => {
+        console.error(error)
+        res.writeHead(500).end()
+      })
+  }).listen(port, host, () => console.log(`fetch example on http://${host}:${port}`))
+}

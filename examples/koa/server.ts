@@ -1,0 +1,65 @@
+/**
+ * Better Auth on Koa: the protocol endpoints, and routes protected with one middleware.
+ *
+ *   make example-koa              # http://127.0.0.1:8080 (PORT, HOST)
+ */
+import Koa from 'koa'
+import Router from '@koa/router'
+import { betterAuth } from 'better-auth-protocol/koa'
+
+interface Attributes {
+  permissionsByRole: Record<string, string[]>
+}
+interface FooBar {
+  foo: string
+  bar: string
+}
+
+export const auth = betterAuth<Attributes>({
+  // The attributes every new session's token carries.
+  attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+})
+
+const router = new Router()
+
+// A protected route: the principal is on `ctx.state.betterAuth`, and a JSON `ctx.body` is sent
+// as a signed response envelope echoing the request nonce.
+router.post('/foo/bar', auth.requireAccess<FooBar>(), ctx => {
+  const { request } = ctx.state.betterAuth
+  ctx.body = { wasFoo: request.foo, wasBar: request.bar }
+})
+
+// Authorization from the token's attributes: 403 (BA306) for anyone who may not write.
+const writers = auth.requireAccess<{ text: string }>({
+  authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true,
+})
+router.post('/notes', writers, ctx => {
+  const { request, identity } = ctx.state.betterAuth
+  ctx.status = 201
+  ctx.body = { saved: request.text, by: identity }
+})
+
+// Routes without requireAccess stay as they were.
+router.get('/health', ctx => {
+  ctx.body = { ok: true }
+})
+
+// Conformance (PROTOCOL.md §4): a reply echoing a wrong nonce, which clients must refuse.
+router.post('/bad/nonce', auth.requireAccess<FooBar>(), async ctx => {
+  const { request } = ctx.state.betterAuth
+  const nonce = auth.core.noncer.generate128()
+  ctx.type = 'application/json'
+  ctx.body = await auth.core.respond(nonce, { wasFoo: request.foo, wasBar: request.bar })
+})
+
+export const app = new Koa()
+// The protocol endpoints (/account/create, /session/create, …, /key/response) and their OpenAPI
+// document, before any body parser.
+app.use(auth.koa({ openapi: true }))
+app.use(router.routes()).use(router.allowedMethods())
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 8080)
+  const host = process.env.HOST ?? '127.0.0.1'
+  app.listen(port, host, () => console.log(`Koa example on http://${host}:${port}`))
+}

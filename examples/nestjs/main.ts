@@ -1,0 +1,88 @@
+/**
+ * Better Auth on NestJS: a module for the protocol endpoints, a decorator for protected routes.
+ *
+ *   make example-nestjs           # http://127.0.0.1:8080 (PORT, HOST)
+ */
+import 'reflect-metadata'
+import { Body, Controller, Get, HttpCode, Module, Post, Res } from '@nestjs/common'
+import { NestFactory } from '@nestjs/core'
+import type { Response } from 'express'
+import {
+  BetterAuthAccess,
+  BetterAuthModule,
+  BetterAuthServer,
+  InjectBetterAuth,
+  Principal,
+} from 'better-auth-protocol/nestjs'
+
+interface FooBar {
+  foo: string
+  bar: string
+}
+
+const canWrite = ({ attributes }: { attributes: unknown }) =>
+  (attributes as { permissionsByRole: Record<string, string[]> }).permissionsByRole.admin?.includes(
+    'write'
+  ) === true
+
+@Controller()
+export class AppController {
+  constructor(@InjectBetterAuth() private readonly auth: BetterAuthServer) {}
+
+  // A protected route: `@Body()` is the verified request data and the return value is sent as a
+  // signed response envelope echoing the request nonce.
+  @Post('foo/bar')
+  @HttpCode(200)
+  @BetterAuthAccess()
+  fooBar(@Body() body: FooBar) {
+    return { wasFoo: body.foo, wasBar: body.bar }
+  }
+
+  // Authorization from the token's attributes: 403 (BA306) for anyone who may not write.
+  @Post('notes')
+  @BetterAuthAccess({ authorize: canWrite })
+  createNote(@Body() note: { text: string }, @Principal('identity') identity: string) {
+    return { saved: note.text, by: identity }
+  }
+
+  // Routes without @BetterAuthAccess() stay as they were.
+  @Get('health')
+  health() {
+    return { ok: true }
+  }
+
+  // Conformance (PROTOCOL.md §4): a reply echoing a wrong nonce, which clients must refuse.
+  @Post('bad/nonce')
+  @BetterAuthAccess()
+  async badNonce(@Body() body: FooBar, @Res() res: Response) {
+    const nonce = this.auth.noncer.generate128()
+    const reply = await this.auth.respond(nonce, { wasFoo: body.foo, wasBar: body.bar })
+    res.type('application/json').send(reply)
+  }
+}
+
+@Module({
+  imports: [
+    // The protocol endpoints (/account/create, /session/create, …, /key/response) and their
+    // OpenAPI document; the core is injectable as BetterAuthServer.
+    BetterAuthModule.forRoot({
+      attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+      openapi: true,
+    }),
+  ],
+  controllers: [AppController],
+})
+export class AppModule {}
+
+export async function bootstrap(port: number, host: string) {
+  // rawBody: signatures are checked over exactly the bytes the client sent.
+  const app = await NestFactory.create(AppModule, { rawBody: true })
+  await app.listen(port, host)
+  return app
+}
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 8080)
+  const host = process.env.HOST ?? '127.0.0.1'
+  void bootstrap(port, host).then(() => console.log(`NestJS example on http://${host}:${port}`))
+}

@@ -1,0 +1,299 @@
+#!/usr/bin/env node
+/**
+ * The command line: `npx better-auth-protocol <command>`.
+ *
+ *   keygen              print a new P-256 signing key (PEM or JWK) for BETTER_AUTH_*_KEY
+ *   migrate             create or upgrade the tables of the database
+ *   keys                list the server keys kept in the database (public parts)
+ *   rotate-access-key   make a new access key current; the previous one retires later
+ *   retire-access-key   stop accepting a previous access key now
+ *   serve               run the auth server (protocol endpoints, /key/response, /key/access)
+ *
+ * The database and Redis come from --database / --redis or BETTER_AUTH_DATABASE /
+ * BETTER_AUTH_REDIS; sealed keys need BETTER_AUTH_KEY_SECRET.
+ */
+import { writeFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { parseArgs } from 'node:util'
+import { readBody } from '../adapters/shared/body'
+import { NodeSigningKey } from './crypto/node'
+import { MethodNotAllowedError, NotFoundError } from './errors'
+import { createBetterAuth, type BetterAuthServer } from './server/core'
+import { ServerKeys } from './server/keys'
+import type { Endpoint } from './server/routes'
+import type { ServerStore } from './stores/types'
+import { createStore, migrateDatabase, parseDatabaseUrl, redact } from './stores/url'
+
+const USAGE = `usage: better-auth-protocol <command> [options]
+
+commands:
+  keygen [--format pem|jwk] [--out FILE]
+      Print a new P-256 signing key (a response or access key). Its public key goes to stderr.
+  migrate [--database URL]
+      Create or upgrade the tables (SQLite, PostgreSQL). Idempotent.
+  keys [--database URL]
+      List the server keys kept in the database, creating them if there are none.
+  rotate-access-key [--database URL] [--retire-after SECONDS]
+      Store a new current access key. Running servers switch within a minute; the previous key
+      keeps verifying for SECONDS (default 43205: every token it signed can still refresh).
+  retire-access-key PUBLIC_KEY [--database URL]
+      Stop accepting tokens of a previous access key now (e.g. after a compromise).
+  serve [--port 8080] [--host 127.0.0.1] [--database URL] [--redis URL]
+      Run the auth server: the protocol endpoints, /key/response and /key/access.
+
+environment:
+  BETTER_AUTH_DATABASE   memory: | sqlite:PATH | postgres://…[?schema=NAME]  (default sqlite:./better-auth.db)
+  BETTER_AUTH_REDIS      redis://…[?prefix=PREFIX]  (challenges and nonces in Redis)
+  BETTER_AUTH_RESPONSE_KEY(_FILE), BETTER_AUTH_ACCESS_KEY(_FILE)  keys instead of the database's
+  BETTER_AUTH_KEY_SECRET seals the private keys kept in the database
+`
+
+const DEFAULT_DATABASE = 'sqlite:./better-auth.db'
+
+export interface CliIo {
+  out(text: string): void
+  err(text: string): void
+  env: Record<string, string | undefined>
+}
+
+const processIo: CliIo = {
+  out: text => process.stdout.write(text),
+  err: text => process.stderr.write(text),
+  env: process.env,
+}
+
+class UsageError extends Error {}
+
+/** Runs a command; resolves to the exit code (serve resolves once the server listens). */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case 'keygen':
+        return keygen(rest, io)
+      case 'migrate':
+        return await migrate(rest, io)
+      case 'keys':
+        return await listKeys(rest, io)
+      case 'rotate-access-key':
+        return await rotateAccessKey(rest, io)
+      case 'retire-access-key':
+        return await retireAccessKey(rest, io)
+      case 'serve':
+        return await serve(rest, io)
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        io.out(USAGE)
+        return command === undefined ? 2 : 0
+      default:
+        throw new UsageError(`unknown command: ${command}`)
+    }
+  } catch (error) {
+    if (
+      error instanceof UsageError ||
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      io.err(`${(error as Error).message}\n\n${USAGE}`)
+      return 2
+    }
+    io.err(`error: ${describe(error)}\n`)
+    return 1
+  }
+}
+
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error)
+  const cause = (error as { cause?: unknown }).cause
+  return cause instanceof Error ? `${message} (${cause.message})` : message
+}
+
+function databaseOf(value: string | undefined, io: CliIo): string {
+  return value ?? (io.env.BETTER_AUTH_DATABASE?.trim() || DEFAULT_DATABASE)
+}
+
+function keygen(args: string[], io: CliIo): number {
+  const { values } = parseArgs({
+    args,
+    options: { format: { type: 'string', default: 'pem' }, out: { type: 'string' } },
+  })
+  if (values.format !== 'pem' && values.format !== 'jwk') {
+    throw new UsageError('--format must be pem or jwk')
+  }
+  const key = NodeSigningKey.generate()
+  const text = values.format === 'pem' ? key.toPem() : `${JSON.stringify(key.toJwk())}\n`
+  if (values.out !== undefined) {
+    writeFileSync(values.out, text, { mode: 0o600, flag: 'wx' })
+    io.err(`wrote ${values.out}\n`)
+  } else {
+    io.out(text)
+  }
+  io.err(`public key: ${key.publicKeyText}\n`)
+  return 0
+}
+
+async function migrate(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { database: { type: 'string' } } })
+  const url = databaseOf(values.database, io)
+  if (parseDatabaseUrl(url).kind === 'memory') {
+    throw new UsageError('migrate needs a sqlite: or postgres:// database')
+  }
+  const steps = await migrateDatabase(url)
+  io.out(`${redact(url)}: ${steps === 0 ? 'up to date' : `applied ${steps} migration(s)`}\n`)
+  return 0
+}
+
+/** The database's store and the server keys kept in it. */
+async function withStoredKeys<T>(
+  database: string | undefined,
+  io: CliIo,
+  work: (keys: ServerKeys, store: ServerStore) => Promise<T>
+): Promise<T> {
+  const store = await createStore({ database: databaseOf(database, io) })
+  if (store.keys === undefined) {
+    await store.close?.()
+    throw new UsageError('this database keeps no keys: use sqlite: or postgres://')
+  }
+  const keys = await ServerKeys.load({ store: store.keys, env: io.env, reloadIntervalMs: 0 })
+  try {
+    return await work(keys, store)
+  } finally {
+    keys.close()
+    await store.close?.()
+  }
+}
+
+async function listKeys(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { database: { type: 'string' } } })
+  return withStoredKeys(values.database, io, async keys => {
+    io.out(`response ${keys.responseIdentity}\n`)
+    for (const key of keys.publishedAccessKeys()) {
+      const state = key.publicKey === keys.accessIdentity ? 'current' : 'retiring'
+      io.out(`access   ${key.publicKey} ${state}${key.retireAt ? ` until ${key.retireAt}` : ''}\n`)
+    }
+    return 0
+  })
+}
+
+async function rotateAccessKey(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { database: { type: 'string' }, 'retire-after': { type: 'string' } },
+  })
+  const seconds = values['retire-after'] === undefined ? 43_205 : Number(values['retire-after'])
+  if (!Number.isFinite(seconds) || seconds < 0) {
+    throw new UsageError('--retire-after must be a number of seconds')
+  }
+  return withStoredKeys(values.database, io, async keys => {
+    if (!keys.accessKeyStored) {
+      throw new UsageError('the access key comes from BETTER_AUTH_ACCESS_KEY: rotate it there')
+    }
+    const previous = keys.accessIdentity
+    const next = await keys.rotateAccessKey(undefined, { retireAfterMs: seconds * 1000 })
+    io.out(`access key ${next} is current; ${previous} retires in ${seconds} s\n`)
+    return 0
+  })
+}
+
+async function retireAccessKey(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { database: { type: 'string' } },
+  })
+  const publicKey = positionals[0]
+  if (publicKey === undefined) throw new UsageError('retire-access-key needs a PUBLIC_KEY')
+  return withStoredKeys(values.database, io, async keys => {
+    if (publicKey === keys.accessIdentity) {
+      throw new UsageError('that is the current access key: rotate-access-key first')
+    }
+    if (!(await keys.retireAccessKey(publicKey))) {
+      io.err(`no retiring access key ${publicKey}\n`)
+      return 1
+    }
+    io.out(`access key ${publicKey} retired\n`)
+    return 0
+  })
+}
+
+async function serve(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string', default: io.env.PORT ?? '8080' },
+      host: { type: 'string', default: io.env.HOST ?? '127.0.0.1' },
+      database: { type: 'string' },
+      redis: { type: 'string' },
+    },
+  })
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port: 0–65535')
+  const redis = values.redis ?? io.env.BETTER_AUTH_REDIS
+  const store = await createStore({
+    database: databaseOf(values.database, io),
+    ...(redis === undefined ? {} : { redis }),
+  })
+  const auth = createBetterAuth({ store, keys: { env: io.env } })
+  try {
+    await auth.ready()
+  } catch (error) {
+    await auth.close()
+    throw error
+  }
+  const server = createServer(httpHandler(auth))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, values.host, () => resolve())
+  })
+  const address = server.address()
+  const where = typeof address === 'object' && address !== null ? address.port : port
+  io.out(`better-auth server on http://${values.host}:${where}\n`)
+  io.out(`response key: ${await auth.responsePublicKey()}\n`)
+  const stop = (): void => {
+    server.close(() => {
+      auth.close().finally(() => process.exit(0))
+    })
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  return 0
+}
+
+/** A node:http handler answering the protocol routes of `auth`. */
+export function httpHandler(auth: BetterAuthServer<unknown>) {
+  const routes = new Map<string, { endpoint: Endpoint; methods: readonly string[] }>()
+  for (const route of auth.routes()) routes.set(route.path, route)
+  const limit = auth.limits.maxBodyBytes ?? 65536
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const path = (req.url ?? '/').split('?')[0] as string
+    const route = routes.get(path)
+    const send = (result: { status: number; headers: Record<string, string>; body: string }) => {
+      res.writeHead(result.status, result.headers).end(result.body)
+    }
+    if (route === undefined) {
+      req.resume()
+      send(auth.errorResult(new NotFoundError(), { path }))
+      return
+    }
+    if (!route.methods.includes(req.method ?? '')) {
+      req.resume()
+      const result = auth.errorResult(new MethodNotAllowedError(), { path })
+      send({ ...result, headers: { ...result.headers, allow: route.methods.join(', ') } })
+      return
+    }
+    const context = { ip: req.socket.remoteAddress, path }
+    readBody(req, limit)
+      .then(
+        body => auth.handle(route.endpoint, body, context),
+        error => auth.errorResult(error, context)
+      )
+      .then(send, () => res.destroy())
+  }
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2)).then(code => {
+    if (code !== 0) process.exit(code)
+  })
+}

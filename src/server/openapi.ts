@@ -1,0 +1,323 @@
+/**
+ * An OpenAPI 3.1 document of the protocol endpoints, generated from the route table the adapters
+ * mount, so the document and the server cannot disagree about paths and methods.
+ */
+import { ERROR_CODES } from '../errors'
+import type { Endpoint, RouteInfo } from './routes'
+
+/** A JSON Schema (2020-12, as OpenAPI 3.1 uses it) or any other OpenAPI object. */
+type Json = Record<string, unknown>
+
+export interface OpenApiOptions {
+  /** `info` of the document. @default { title: 'Better Auth', version: '1' } */
+  info?: { title: string; version: string; description?: string }
+  /** `servers` of the document. @default none (paths are relative to the host) */
+  servers?: { url: string; description?: string }[]
+}
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` })
+
+const qualified = (pattern: string, description: string, example?: string): Json => ({
+  type: 'string',
+  pattern,
+  description,
+  ...(example === undefined ? {} : { examples: [example] }),
+})
+
+const object = (properties: Record<string, Json>, required = Object.keys(properties)): Json => ({
+  type: 'object',
+  properties,
+  required,
+})
+
+/** Request envelope: `{"payload":{"access":…,"request":…},"signature":…}`. */
+function requestEnvelope(request: Json, signed = true): Json {
+  return object(
+    { payload: object({ access: ref('RequestAccess'), request }), signature: ref('Signature') },
+    signed ? ['payload', 'signature'] : ['payload']
+  )
+}
+
+function responseEnvelope(response: Json): Json {
+  return object({
+    payload: object({ access: ref('ResponseAccess'), response }),
+    signature: ref('Signature'),
+  })
+}
+
+const EMPTY: Json = { type: 'object' }
+
+/** The protocol operations (the key endpoints are described on their own). */
+type OperationEndpoint = Exclude<Endpoint, 'responseKey' | 'accessKeys'>
+
+const REQUESTS: Record<OperationEndpoint, Json> = {
+  createAccount: object({ authentication: ref('NewAccountAuthentication') }),
+  deleteAccount: object({ authentication: ref('Authentication') }),
+  recoverAccount: object({ authentication: ref('RecoveryAuthentication') }),
+  linkDevice: object({ authentication: ref('Authentication'), link: ref('LinkContainer') }),
+  unlinkDevice: object({
+    authentication: ref('Authentication'),
+    link: object({ device: ref('Hash') }),
+  }),
+  rotateDevice: object({ authentication: ref('Authentication') }),
+  requestSession: object({ authentication: object({ identity: ref('Hash') }) }),
+  createSession: object({
+    access: object({ publicKey: ref('PublicKey'), rotationHash: ref('Hash') }),
+    authentication: object({ device: ref('Hash'), nonce: ref('Nonce') }),
+  }),
+  refreshSession: object({
+    access: object({
+      publicKey: ref('PublicKey'),
+      rotationHash: ref('Hash'),
+      token: ref('Token'),
+    }),
+  }),
+  changeRecoveryKey: object({ authentication: ref('NewAccountAuthentication') }),
+}
+
+const TOKEN_RESPONSE = object({ access: object({ token: ref('Token') }) })
+
+const RESPONSES: Record<OperationEndpoint, Json> = {
+  createAccount: EMPTY,
+  deleteAccount: EMPTY,
+  recoverAccount: EMPTY,
+  linkDevice: EMPTY,
+  unlinkDevice: EMPTY,
+  rotateDevice: EMPTY,
+  requestSession: object({ authentication: object({ nonce: ref('Nonce') }) }),
+  createSession: TOKEN_RESPONSE,
+  refreshSession: TOKEN_RESPONSE,
+  changeRecoveryKey: EMPTY,
+}
+
+/** The reply of the access-keys endpoint. */
+export const ACCESS_KEYS_RESPONSE: Json = responseEnvelope(
+  object({
+    accessKeys: {
+      type: 'array',
+      minItems: 1,
+      items: object({ publicKey: ref('PublicKey'), retireAt: ref('Timestamp') }, ['publicKey']),
+    },
+  })
+)
+
+const CONFLICTS = new Set<Endpoint>(['createAccount', 'linkDevice', 'recoverAccount'])
+
+function schemas(): Record<string, Json> {
+  const authentication = {
+    device: ref('Hash'),
+    identity: ref('Hash'),
+    publicKey: ref('PublicKey'),
+    rotationHash: ref('Hash'),
+  }
+  return {
+    Hash: qualified('^E[A-Za-z0-9_-]{43}$', 'BLAKE3-256 digest, CESR-qualified (44 characters)'),
+    PublicKey: qualified(
+      '^1AAI[A-Za-z0-9_-]{44}$',
+      'P-256 public key, SEC1 compressed, CESR-qualified (48 characters)'
+    ),
+    Signature: qualified(
+      '^0I[A-Za-z0-9_-]{86}$',
+      'ECDSA P-256/SHA-256 signature (r‖s) over the exact payload text, CESR-qualified'
+    ),
+    Nonce: qualified('^0A[A-Za-z0-9_-]{22}$', '128-bit nonce, CESR-qualified (24 characters)'),
+    Timestamp: {
+      type: 'string',
+      format: 'date-time',
+      description: 'RFC 3339 UTC timestamp with millisecond precision',
+      examples: ['2025-10-19T17:26:07.097Z'],
+    },
+    Token: qualified(
+      '^0I[A-Za-z0-9_-]{86}[A-Za-z0-9_-]+$',
+      'Access token: the access key signature followed by base64url(gzip(claims JSON))'
+    ),
+    RequestAccess: object({ nonce: ref('Nonce') }),
+    ResponseAccess: object({ nonce: ref('Nonce'), serverIdentity: ref('PublicKey') }),
+    Authentication: object(authentication),
+    NewAccountAuthentication: object({ ...authentication, recoveryHash: ref('Hash') }),
+    RecoveryAuthentication: object({
+      ...authentication,
+      recoveryHash: ref('Hash'),
+      recoveryKey: ref('PublicKey'),
+    }),
+    LinkContainer: object({
+      payload: object({ authentication: ref('Authentication') }),
+      signature: ref('Signature'),
+    }),
+    AccessRequest: {
+      ...object({
+        payload: object({
+          access: object({ nonce: ref('Nonce'), timestamp: ref('Timestamp'), token: ref('Token') }),
+          request: { description: 'The application data of the protected route' },
+        }),
+        signature: ref('Signature'),
+      }),
+      description: 'The body of every request to an access-protected route',
+    },
+    AccessResponse: {
+      ...responseEnvelope({ description: 'The application data of the reply' }),
+      description: 'The signed reply of an access-protected route; the nonce echoes the request',
+    },
+    Error: object({
+      error: object(
+        {
+          code: { type: 'string', enum: Object.keys(ERROR_CODES) },
+          message: { type: 'string' },
+          context: {
+            type: 'object',
+            description: 'Diagnostics, only when the server runs in debug',
+          },
+        },
+        ['code', 'message']
+      ),
+    }),
+  }
+}
+
+const errorResponse = (description: string, headers?: Json): Json => ({
+  description,
+  ...(headers === undefined ? {} : { headers }),
+  content: { 'application/json': { schema: ref('Error') } },
+})
+
+function errorResponses(endpoint: Endpoint): Record<string, Json> {
+  const codes = (status: number) =>
+    Object.entries(ERROR_CODES)
+      .filter(([, info]) => info.status === status)
+      .map(([code, info]) => `${code} ${info.title}`)
+      .join(', ')
+  const responses: Record<string, Json> = {
+    '400': errorResponse(`Invalid message (${codes(400)})`),
+    '401': errorResponse(`Authentication failed (${codes(401)})`, {
+      'WWW-Authenticate': { schema: { type: 'string' }, description: 'BetterAuth error="<code>"' },
+    }),
+  }
+  if (CONFLICTS.has(endpoint)) responses['409'] = errorResponse(`Conflict (${codes(409)})`)
+  responses['413'] = errorResponse(`Body too large (${codes(413)})`)
+  responses['429'] = errorResponse(`Rate limited (${codes(429)})`, {
+    'Retry-After': { schema: { type: 'integer' }, description: 'Seconds to wait' },
+  })
+  responses['500'] = errorResponse(`Internal error (${codes(500)})`)
+  responses['503'] = errorResponse(`Storage unavailable (${codes(503)})`)
+  return responses
+}
+
+function operation(route: RouteInfo): Record<string, Json> {
+  if (route.endpoint === 'responseKey') {
+    const op: Json = {
+      operationId: 'responseKey',
+      summary: route.summary,
+      description:
+        'Served without authentication (trust on first use): clients should pin the key out of band.',
+      tags: ['keys'],
+      responses: {
+        '200': {
+          description: 'The response public key',
+          content: { 'text/plain': { schema: ref('PublicKey') } },
+        },
+      },
+    }
+    return Object.fromEntries(
+      route.methods.map(m => [m.toLowerCase(), { ...op, operationId: `responseKey${m}` }])
+    )
+  }
+  if (route.endpoint === 'accessKeys') {
+    const op: Json = {
+      operationId: 'accessKeys',
+      summary: route.summary,
+      description:
+        'The access verification keys, current first, in a response envelope signed by the ' +
+        'response key. A body `{"payload":{"access":{"nonce":N}}}` makes the reply echo N; ' +
+        'without one the server picks the nonce.',
+      tags: ['keys'],
+      responses: {
+        '200': {
+          description: 'Signed response envelope listing the access verification keys',
+          content: { 'application/json': { schema: ACCESS_KEYS_RESPONSE } },
+        },
+        '400': errorResponse('Invalid message (a body without a valid nonce)'),
+        '503': errorResponse('Storage unavailable (the key store could not be read)'),
+      },
+    }
+    return Object.fromEntries(
+      route.methods.map(m => [
+        m.toLowerCase(),
+        m === 'GET'
+          ? { ...op, operationId: 'accessKeysGET' }
+          : {
+              ...op,
+              operationId: `accessKeys${m}`,
+              requestBody: {
+                required: false,
+                content: {
+                  'application/json': {
+                    schema: object({ payload: object({ access: ref('RequestAccess') }) }),
+                  },
+                },
+              },
+            },
+      ])
+    )
+  }
+  const endpoint = route.endpoint
+  const op: Json = {
+    operationId: endpoint,
+    summary: route.summary,
+    tags: [endpoint.includes('Session') ? 'sessions' : 'accounts'],
+    requestBody: {
+      required: true,
+      content: {
+        'application/json': {
+          schema: requestEnvelope(REQUESTS[endpoint], route.signed),
+        },
+      },
+    },
+    responses: {
+      '200': {
+        description: 'Signed response envelope echoing the request nonce',
+        content: { 'application/json': { schema: responseEnvelope(RESPONSES[endpoint]) } },
+      },
+      ...errorResponses(endpoint),
+    },
+  }
+  return Object.fromEntries(route.methods.map(m => [m.toLowerCase(), op]))
+}
+
+/** The request and response schemas of one operation (for validating messages). */
+export function operationSchemas(endpoint: OperationEndpoint): {
+  request: Json
+  response: Json
+} {
+  return {
+    request: requestEnvelope(REQUESTS[endpoint], endpoint !== 'requestSession'),
+    response: responseEnvelope(RESPONSES[endpoint]),
+  }
+}
+
+/**
+ * The OpenAPI 3.1 document of the given routes (`auth.routes(prefix)`, or `routeTable()`).
+ * Components include `AccessRequest` and `AccessResponse`, for documenting protected routes.
+ */
+export function openApiDocument(routes: readonly RouteInfo[], options: OpenApiOptions = {}): Json {
+  const paths: Record<string, Json> = {}
+  for (const route of routes) paths[route.path] = { ...paths[route.path], ...operation(route) }
+  return {
+    openapi: '3.1.0',
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    info: options.info ?? {
+      title: 'Better Auth',
+      version: '1',
+      description:
+        'Key-based, passwordless authentication (the Better Auth protocol). Every request and ' +
+        'response is a signed envelope; errors are `{"error":{"code","message"}}`.',
+    },
+    ...(options.servers === undefined ? {} : { servers: options.servers }),
+    tags: [
+      { name: 'accounts', description: 'Accounts, devices and recovery' },
+      { name: 'sessions', description: 'Session challenges and access tokens' },
+      { name: 'keys', description: 'Server keys' },
+    ],
+    paths,
+    components: { schemas: schemas() },
+  }
+}

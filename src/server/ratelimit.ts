@@ -1,0 +1,178 @@
+/**
+ * Rate limiting of the protocol endpoints (per client IP and per identity) and exponential
+ * backoff after failed session attempts, on rate-limiter-flexible: in memory by default, or in
+ * Redis (pass an ioredis or node-redis client) so limits hold across instances.
+ */
+import {
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible'
+import { RateLimitedError, StorageUnavailableError } from '../errors'
+import type { Endpoint, Operation } from './routes'
+
+/** At most `points` requests per `duration` seconds. */
+export interface RateRule {
+  points: number
+  duration: number
+}
+
+export type RateRules = Partial<Record<Operation | 'default', RateRule | false>>
+
+export interface BackoffOptions {
+  /** Failed session attempts per identity tolerated before backing off. @default 5 */
+  threshold?: number
+  /** First block, in seconds; doubles with each further failure. @default 1 */
+  baseSeconds?: number
+  /** Longest block, in seconds. @default 900 */
+  maxSeconds?: number
+  /** How long failures are remembered, in seconds. @default 900 */
+  windowSeconds?: number
+}
+
+export interface RateLimitOptions {
+  /** A Redis client (ioredis, or node-redis v4+) to share limits across instances. */
+  redis?: unknown
+  /** Key prefix in the backend. @default 'better-auth:rl' */
+  keyPrefix?: string
+  /** Limits per client IP and endpoint (merged over the defaults; `false` disables one). */
+  ip?: RateRules
+  /** Limits per identity and endpoint (merged over the defaults). */
+  identity?: RateRules
+  /** Backoff after failed session attempts per identity; `false` disables it. */
+  backoff?: BackoffOptions | false
+}
+
+export const DEFAULT_IP_RULES: Readonly<RateRules> = Object.freeze({
+  default: { points: 300, duration: 60 },
+  createAccount: { points: 30, duration: 60 },
+  recoverAccount: { points: 10, duration: 60 },
+  requestSession: { points: 60, duration: 60 },
+  createSession: { points: 60, duration: 60 },
+})
+
+export const DEFAULT_IDENTITY_RULES: Readonly<RateRules> = Object.freeze({
+  default: false,
+  recoverAccount: { points: 5, duration: 60 },
+  requestSession: { points: 30, duration: 60 },
+  createSession: { points: 30, duration: 60 },
+})
+
+type Limiters = Partial<Record<Operation, RateLimiterAbstract>>
+
+/** Applies the configured limits; throws RateLimitedError (429) when one is exceeded. */
+export class RateLimiter {
+  private readonly byIp: Limiters = {}
+  private readonly byIdentity: Limiters = {}
+  private readonly failures: RateLimiterAbstract | undefined
+  private readonly blocked: RateLimiterAbstract | undefined
+  private readonly backoff: Required<BackoffOptions> | undefined
+  private readonly make: (prefix: string, rule: RateRule) => RateLimiterAbstract
+
+  constructor(options: RateLimitOptions = {}, operations: readonly Operation[]) {
+    const prefix = options.keyPrefix ?? 'better-auth:rl'
+    const redis = options.redis
+    this.make = (name, rule) =>
+      redis === undefined
+        ? new RateLimiterMemory({
+            points: rule.points,
+            duration: rule.duration,
+            keyPrefix: `${prefix}:${name}`,
+          })
+        : new RateLimiterRedis({
+            storeClient: redis,
+            points: rule.points,
+            duration: rule.duration,
+            keyPrefix: `${prefix}:${name}`,
+            rejectIfRedisNotReady: true,
+          })
+    const ipRules = { ...DEFAULT_IP_RULES, ...options.ip }
+    const identityRules = { ...DEFAULT_IDENTITY_RULES, ...options.identity }
+    for (const operation of operations) {
+      const ip = ipRules[operation] ?? ipRules.default
+      if (ip) this.byIp[operation] = this.make(`ip:${operation}`, ip)
+      const identity = identityRules[operation] ?? identityRules.default
+      if (identity) this.byIdentity[operation] = this.make(`id:${operation}`, identity)
+    }
+    if (options.backoff !== false) {
+      this.backoff = {
+        threshold: options.backoff?.threshold ?? 5,
+        baseSeconds: options.backoff?.baseSeconds ?? 1,
+        maxSeconds: options.backoff?.maxSeconds ?? 900,
+        windowSeconds: options.backoff?.windowSeconds ?? 900,
+      }
+      this.failures = this.make('fail', { points: 1_000_000, duration: this.backoff.windowSeconds })
+      this.blocked = this.make('block', { points: 1, duration: this.backoff.maxSeconds })
+    }
+  }
+
+  /** Counts a request from `ip` to `endpoint`. */
+  async checkIp(endpoint: Endpoint, ip: string | undefined): Promise<void> {
+    if (ip === undefined || endpoint === 'responseKey' || endpoint === 'accessKeys') return
+    await consume(this.byIp[endpoint], ip)
+  }
+
+  /** Counts a request for `identity` to `operation`, and refuses while it is backing off. */
+  async checkIdentity(operation: Operation, identity: string): Promise<void> {
+    if (this.blocked !== undefined && isSessionOperation(operation)) {
+      const state = await guard(this.blocked.get(identity))
+      if (state !== null && state.consumedPoints > 1 && state.msBeforeNext > 0) {
+        throw new RateLimitedError(state.msBeforeNext / 1000, { context: { reason: 'backoff' } })
+      }
+    }
+    await consume(this.byIdentity[operation], identity)
+  }
+
+  /** Records a failed session attempt; past the threshold, blocks the identity exponentially. */
+  async recordFailure(identity: string): Promise<void> {
+    if (this.failures === undefined || this.blocked === undefined || this.backoff === undefined) {
+      return
+    }
+    const { consumedPoints } = await guard(this.failures.penalty(identity, 1))
+    const excess = consumedPoints - this.backoff.threshold
+    if (excess > 0) {
+      const seconds = Math.min(
+        this.backoff.maxSeconds,
+        this.backoff.baseSeconds * 2 ** (excess - 1)
+      )
+      await guard(this.blocked.block(identity, seconds))
+    }
+  }
+
+  /** Forgets failures after a successful session. */
+  async recordSuccess(identity: string): Promise<void> {
+    if (this.failures !== undefined) await guard(this.failures.delete(identity))
+  }
+
+  /** A limiter for a protected route's own rule (used by access checks). */
+  limiter(name: string, rule: RateRule): RateLimiterAbstract {
+    return this.make(name, rule)
+  }
+}
+
+export function isSessionOperation(operation: Operation): boolean {
+  return operation === 'requestSession' || operation === 'createSession'
+}
+
+/** Consumes a point; a refusal becomes RateLimitedError, a backend failure a 503. */
+export async function consume(
+  limiter: RateLimiterAbstract | undefined,
+  key: string
+): Promise<void> {
+  if (limiter === undefined) return
+  try {
+    await limiter.consume(key)
+  } catch (error) {
+    if (error instanceof RateLimiterRes) throw new RateLimitedError(error.msBeforeNext / 1000)
+    throw new StorageUnavailableError({ cause: error, context: { reason: 'rate limiter' } })
+  }
+}
+
+async function guard<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise
+  } catch (error) {
+    throw new StorageUnavailableError({ cause: error, context: { reason: 'rate limiter' } })
+  }
+}

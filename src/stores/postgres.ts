@@ -1,0 +1,516 @@
+/**
+ * PostgreSQL store (`pg`): accounts, challenges, time-locks and server keys, shared by every
+ * instance of a deployment.
+ *
+ * - The schema comes from an idempotent, versioned migration, run before the first query (or
+ *   by `migrate()` / the CLI); concurrent migrations are serialized by an advisory lock.
+ * - Multi-step operations (create account, recover, rotation with an effect) are one
+ *   transaction; a failure rolls everything back.
+ * - Rotation is a compare-and-set: `UPDATE … WHERE rotation_hash = expected`.
+ * - Uniqueness is enforced by primary keys; reservations are `INSERT … ON CONFLICT … DO UPDATE
+ *   … WHERE expired`, so a value is reserved by exactly one caller until it expires.
+ *
+ * When PostgreSQL cannot be reached, methods reject (the server answers 503 BA602) and the pool
+ * reconnects on later calls; idle-connection errors are caught so they cannot crash the process.
+ *
+ *   import { PostgresStore } from 'better-auth-protocol/stores/postgres'
+ *   const store = new PostgresStore({ connectionString: process.env.DATABASE_URL })
+ */
+import { createHash } from 'node:crypto'
+import { Pool, type PoolClient, type PoolConfig, type QueryResultRow } from 'pg'
+import { DEFAULT_TABLE_PREFIX, SCOPE, sqlIdentifier, tableNames, type TableNames } from './sql'
+import type {
+  AccountStore,
+  ChallengeStore,
+  KeyKind,
+  KeyStore,
+  RecoverResult,
+  RotateResult,
+  ServerStore,
+  StoredKey,
+  TimeLockStore,
+} from './types'
+
+export interface PostgresStoreOptions {
+  /** An existing pool (the store does not end it). */
+  pool?: Pool
+  /** Connection string for a pool the store creates (and ends on `close()`). */
+  connectionString?: string
+  /** Further settings of the pool the store creates. */
+  poolConfig?: PoolConfig
+  /** Schema of the tables; created if missing. @default the connection's search_path (public) */
+  schema?: string
+  /** Prefix of the table names. @default 'better_auth_' */
+  tablePrefix?: string
+  /** Run the migration before the first query. @default true */
+  migrate?: boolean
+  /** How often expired challenges, time-locks and retired keys are deleted, ms (0: never). @default 60000 */
+  sweepIntervalMs?: number
+  /** Receives errors that have no caller to reject: idle connections, background sweeps. */
+  onError?: (error: unknown) => void
+  /** Clock, for tests. @default Date.now */
+  now?: () => number
+}
+
+function migrations(t: TableNames, prefix: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t.identities} (
+       identity TEXT PRIMARY KEY,
+       recovery_hash TEXT NOT NULL,
+       created_at BIGINT NOT NULL
+     );
+     CREATE TABLE IF NOT EXISTS ${t.devices} (
+       identity TEXT NOT NULL REFERENCES ${t.identities} (identity) ON DELETE CASCADE,
+       device TEXT NOT NULL,
+       public_key TEXT NOT NULL,
+       rotation_hash TEXT NOT NULL,
+       PRIMARY KEY (identity, device)
+     );
+     CREATE TABLE IF NOT EXISTS ${t.challenges} (
+       nonce TEXT PRIMARY KEY,
+       identity TEXT NOT NULL,
+       expires_at BIGINT NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS "${prefix}challenges_expiry" ON ${t.challenges} (expires_at);
+     CREATE TABLE IF NOT EXISTS ${t.timeLocks} (
+       scope TEXT NOT NULL,
+       value TEXT NOT NULL,
+       expires_at BIGINT NOT NULL,
+       PRIMARY KEY (scope, value)
+     );
+     CREATE INDEX IF NOT EXISTS "${prefix}time_locks_expiry" ON ${t.timeLocks} (expires_at);
+     CREATE TABLE IF NOT EXISTS ${t.keys} (
+       kind TEXT NOT NULL,
+       public_key TEXT NOT NULL,
+       private_key TEXT NOT NULL,
+       created_at BIGINT NOT NULL,
+       retire_at BIGINT,
+       PRIMARY KEY (kind, public_key)
+     );
+     CREATE UNIQUE INDEX IF NOT EXISTS "${prefix}keys_current" ON ${t.keys} (kind)
+       WHERE retire_at IS NULL;`,
+  ]
+}
+
+interface KeyRow {
+  public_key: string
+  private_key: string
+  created_at: string
+  retire_at: string | null
+}
+
+const toStoredKey = (row: KeyRow): StoredKey => ({
+  publicKey: row.public_key,
+  privateKey: row.private_key,
+  createdAt: Number(row.created_at),
+  retireAt: row.retire_at === null ? null : Number(row.retire_at),
+})
+
+/** A 64-bit advisory lock key for a name. */
+const advisoryKey = (name: string): string =>
+  createHash('sha256').update(name).digest().readBigInt64BE(0).toString()
+
+/** SQLSTATEs after which a transaction may simply run again. */
+const RETRYABLE = new Set(['40001', '40P01'])
+
+type Queryable = Pick<PoolClient, 'query'>
+
+/** The PostgreSQL ServerStore. */
+export class PostgresStore implements ServerStore {
+  readonly pool: Pool
+  readonly tables: TableNames
+  readonly accounts: AccountStore
+  readonly challenges: ChallengeStore
+  readonly refreshKeys: TimeLockStore
+  readonly accessNonces: TimeLockStore
+  readonly keys: KeyStore
+  private readonly owned: boolean
+  private readonly schema: string | undefined
+  private readonly prefix: string
+  private readonly now: () => number
+  private readonly onError: (error: unknown) => void
+  private readonly autoMigrate: boolean
+  private migrated: Promise<void> | undefined
+  private timer: ReturnType<typeof setInterval> | undefined
+  private readonly names = new Map<string, string>()
+  private readonly poolErrorListener = (error: unknown): void => this.onError(error)
+
+  constructor(options: PostgresStoreOptions = {}) {
+    this.owned = options.pool === undefined
+    this.pool =
+      options.pool ??
+      new Pool({
+        connectionString: options.connectionString,
+        max: 10,
+        connectionTimeoutMillis: 5000,
+        idleTimeoutMillis: 30_000,
+        keepAlive: true,
+        ...options.poolConfig,
+      })
+    // An idle client whose connection drops emits 'error' on the pool; unheard, it would
+    // crash the process. The pool discards that client and connects anew on demand.
+    this.pool.on('error', this.poolErrorListener)
+    this.schema = options.schema === undefined ? undefined : sqlIdentifier(options.schema, 'schema')
+    this.prefix = options.tablePrefix ?? DEFAULT_TABLE_PREFIX
+    this.tables = tableNames(this.prefix, this.schema)
+    this.now = options.now ?? Date.now
+    this.onError = options.onError ?? (() => undefined)
+    this.autoMigrate = options.migrate ?? true
+    this.accounts = this.accountStore()
+    this.challenges = this.challengeStore()
+    this.refreshKeys = this.timeLockStore(SCOPE.refreshKeys)
+    this.accessNonces = this.timeLockStore(SCOPE.accessNonces)
+    this.keys = this.keyStore()
+    const interval = options.sweepIntervalMs ?? 60_000
+    if (interval > 0) {
+      this.timer = setInterval(() => {
+        this.sweep().catch(this.onError)
+      }, interval)
+      this.timer.unref()
+    }
+  }
+
+  /**
+   * Creates or upgrades the schema; idempotent, and safe to run from several instances at once.
+   * Returns how many migration steps ran.
+   */
+  async migrate(): Promise<number> {
+    const t = this.tables
+    const steps = migrations(t, this.prefix)
+    return this.transaction(async c => {
+      // One migration at a time per table set, across every instance.
+      await c.query('SELECT pg_advisory_xact_lock($1)', [advisoryKey(t.migrations)])
+      if (this.schema !== undefined) await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
+      await c.query(
+        `CREATE TABLE IF NOT EXISTS ${t.migrations} (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`
+      )
+      const { rows } = await c.query<{ v: number | null }>(
+        `SELECT MAX(version) AS v FROM ${t.migrations}`
+      )
+      const applied = rows[0]?.v ?? 0
+      for (let version = applied + 1; version <= steps.length; version++) {
+        await c.query(steps[version - 1] as string)
+        await c.query(`INSERT INTO ${t.migrations} (version, applied_at) VALUES ($1, $2)`, [
+          version,
+          Date.now(),
+        ])
+      }
+      return [steps.length - applied, true]
+    }, false)
+  }
+
+  /** Deletes expired challenges and time-locks, and retired keys. */
+  async sweep(): Promise<void> {
+    const now = this.now()
+    const t = this.tables
+    await this.query(`DELETE FROM ${t.challenges} WHERE expires_at <= $1`, [now])
+    await this.query(`DELETE FROM ${t.timeLocks} WHERE expires_at <= $1`, [now])
+    await this.query(`DELETE FROM ${t.keys} WHERE retire_at IS NOT NULL AND retire_at <= $1`, [now])
+  }
+
+  /** Drops every table of the store (tests, uninstall). The schema itself is kept. */
+  async dropTables(): Promise<void> {
+    const t = this.tables
+    await this.pool.query(
+      `DROP TABLE IF EXISTS ${t.devices}, ${t.identities}, ${t.challenges}, ${t.timeLocks}, ${t.keys}, ${t.migrations}`
+    )
+    this.migrated = undefined
+  }
+
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+    if (this.owned) await this.pool.end()
+    else this.pool.off('error', this.poolErrorListener)
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  /** Runs the migration once before the first query; a failed attempt is retried next time. */
+  private ready(): Promise<void> {
+    if (!this.autoMigrate) return Promise.resolve()
+    this.migrated ??= this.migrate().then(
+      () => undefined,
+      error => {
+        this.migrated = undefined
+        throw error
+      }
+    )
+    return this.migrated
+  }
+
+  /** A named (prepared) statement per distinct text, whatever pool the store shares. */
+  private statement(text: string): { name: string; text: string } {
+    let name = this.names.get(text)
+    if (name === undefined) {
+      name = 'ba_' + createHash('sha256').update(text).digest('hex').slice(0, 24)
+      this.names.set(text, name)
+    }
+    return { name, text }
+  }
+
+  private async query<R extends QueryResultRow>(
+    text: string,
+    values: unknown[],
+    client?: Queryable
+  ): Promise<{ rows: R[]; rowCount: number }> {
+    if (client === undefined) await this.ready()
+    const result = await (client ?? this.pool).query<R>({ ...this.statement(text), values })
+    return { rows: result.rows, rowCount: result.rowCount ?? 0 }
+  }
+
+  /**
+   * Runs `work` in a transaction. `work` returns `[result, commit]`: an expected refusal rolls
+   * back without an exception. Deadlocks and serialization failures are retried.
+   */
+  private async transaction<T>(
+    work: (client: PoolClient) => Promise<[T, boolean]>,
+    migrateFirst = true
+  ): Promise<T> {
+    if (migrateFirst) await this.ready()
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect()
+      let failure: unknown
+      // A checked-out client whose connection drops emits 'error'; unheard, it would crash the
+      // process. The query under way rejects as well, which rolls the transaction back.
+      const onClientError = (error: unknown): void => {
+        failure ??= error
+        this.onError(error)
+      }
+      client.on('error', onClientError)
+      try {
+        await client.query('BEGIN')
+        const [result, commit] = await work(client)
+        await client.query(commit ? 'COMMIT' : 'ROLLBACK')
+        return result
+      } catch (error) {
+        failure = error
+        await client.query('ROLLBACK').catch(() => undefined)
+        const code = (error as { code?: unknown }).code
+        if (attempt < 3 && typeof code === 'string' && RETRYABLE.has(code)) continue
+        throw error
+      } finally {
+        // A client that failed for an unknown reason may be broken: discard it.
+        client.off('error', onClientError)
+        const code = (failure as { code?: unknown } | undefined)?.code
+        client.release(failure !== undefined && !(typeof code === 'string' && RETRYABLE.has(code)))
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- stores
+
+  private accountStore(): AccountStore {
+    const t = this.tables
+    const q = this.query.bind(this)
+
+    const lockIdentity = `SELECT recovery_hash FROM ${t.identities} WHERE identity = $1 FOR UPDATE`
+    const casDevice = `UPDATE ${t.devices} SET public_key = $3, rotation_hash = $4
+       WHERE identity = $1 AND device = $2 AND rotation_hash = $5`
+    const deviceExists = `SELECT 1 FROM ${t.devices} WHERE identity = $1 AND device = $2`
+    const insertDevice = `INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash)
+       VALUES ($1, $2, $3, $4) ON CONFLICT (identity, device) DO NOTHING`
+
+    /** Why a compare-and-set matched no row. */
+    const refusal = async (identity: string, device: string, c?: Queryable) =>
+      (await q(deviceExists, [identity, device], c)).rowCount === 0
+        ? ('unknown-device' as const)
+        : ('hash-mismatch' as const)
+
+    return {
+      createAccount: async a => {
+        // One statement: the identity (with its recovery hash) and its first device, or nothing.
+        const { rowCount } = await q(
+          `WITH created AS (
+             INSERT INTO ${t.identities} (identity, recovery_hash, created_at)
+             VALUES ($1, $2, $3) ON CONFLICT (identity) DO NOTHING RETURNING identity
+           )
+           INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash)
+           SELECT identity, $4, $5, $6 FROM created`,
+          [a.identity, a.recoveryHash, this.now(), a.device, a.publicKey, a.rotationHash]
+        )
+        return rowCount === 1
+      },
+
+      hasIdentity: async identity =>
+        (await q(`SELECT 1 FROM ${t.identities} WHERE identity = $1`, [identity])).rowCount > 0,
+
+      getDeviceKey: async (identity, device) => {
+        const { rows } = await q<{ public_key: string; rotation_hash: string }>(
+          `SELECT public_key, rotation_hash FROM ${t.devices} WHERE identity = $1 AND device = $2`,
+          [identity, device]
+        )
+        const row = rows[0]
+        return row === undefined
+          ? undefined
+          : { publicKey: row.public_key, rotationHash: row.rotation_hash }
+      },
+
+      getRecoveryHash: async identity => {
+        const { rows } = await q<{ recovery_hash: string }>(
+          `SELECT recovery_hash FROM ${t.identities} WHERE identity = $1`,
+          [identity]
+        )
+        return rows[0]?.recovery_hash
+      },
+
+      rotate: async (identity, device, expected, next, effect) => {
+        const cas = [identity, device, next.publicKey, next.rotationHash, expected]
+        if (effect.kind === 'none') {
+          // A single conditional UPDATE: atomic on its own, one round trip.
+          if ((await q(casDevice, cas)).rowCount === 1) return 'ok'
+          return refusal(identity, device)
+        }
+        return this.transaction<RotateResult>(async c => {
+          // Lock order: identity, then devices (as a cascading delete takes them).
+          if ((await q(lockIdentity, [identity], c)).rowCount === 0) {
+            return ['unknown-device', false]
+          }
+          if ((await q(casDevice, cas, c)).rowCount === 0) {
+            return [await refusal(identity, device, c), false]
+          }
+          switch (effect.kind) {
+            case 'deleteIdentity':
+              await q(`DELETE FROM ${t.identities} WHERE identity = $1`, [identity], c)
+              break
+            case 'revokeDevice': {
+              const { rowCount } = await q(
+                `DELETE FROM ${t.devices} WHERE identity = $1 AND device = $2`,
+                [identity, effect.device],
+                c
+              )
+              if (rowCount === 0) return ['target-unknown', false]
+              break
+            }
+            case 'linkDevice': {
+              const { rowCount } = await q(
+                insertDevice,
+                [identity, effect.device, effect.publicKey, effect.rotationHash],
+                c
+              )
+              if (rowCount === 0) return ['target-exists', false]
+              break
+            }
+            case 'changeRecoveryHash':
+              await q(
+                `UPDATE ${t.identities} SET recovery_hash = $2 WHERE identity = $1`,
+                [identity, effect.recoveryHash],
+                c
+              )
+              break
+          }
+          return ['ok', true]
+        })
+      },
+
+      recover: async (identity, expected, recoveryHash, d) =>
+        this.transaction<RecoverResult>(async c => {
+          const { rows } = await q<{ recovery_hash: string }>(lockIdentity, [identity], c)
+          const current = rows[0]?.recovery_hash
+          if (current === undefined) return ['unknown-identity', false]
+          if (current !== expected) return ['hash-mismatch', false]
+          await q(
+            `UPDATE ${t.identities} SET recovery_hash = $2 WHERE identity = $1`,
+            [identity, recoveryHash],
+            c
+          )
+          await q(`DELETE FROM ${t.devices} WHERE identity = $1`, [identity], c)
+          await q(insertDevice, [identity, d.device, d.publicKey, d.rotationHash], c)
+          return ['ok', true]
+        }),
+    }
+  }
+
+  private challengeStore(): ChallengeStore {
+    const t = this.tables
+    return {
+      create: async (nonce, identity, ttlMs) => {
+        await this.query(
+          `INSERT INTO ${t.challenges} (nonce, identity, expires_at) VALUES ($1, $2, $3)
+           ON CONFLICT (nonce) DO UPDATE SET identity = EXCLUDED.identity, expires_at = EXCLUDED.expires_at`,
+          [nonce, identity, this.now() + ttlMs]
+        )
+      },
+      peek: async nonce => {
+        const { rows } = await this.query<{ identity: string }>(
+          `SELECT identity FROM ${t.challenges} WHERE nonce = $1 AND expires_at > $2`,
+          [nonce, this.now()]
+        )
+        return rows[0]?.identity
+      },
+      consume: async nonce => {
+        const { rows } = await this.query<{ identity: string }>(
+          `DELETE FROM ${t.challenges} WHERE nonce = $1 AND expires_at > $2 RETURNING identity`,
+          [nonce, this.now()]
+        )
+        return rows[0]?.identity
+      },
+    }
+  }
+
+  private timeLockStore(scope: string): TimeLockStore {
+    const t = this.tables
+    const text = `INSERT INTO ${t.timeLocks} AS lock (scope, value, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT (scope, value) DO UPDATE SET expires_at = EXCLUDED.expires_at
+       WHERE lock.expires_at <= $4`
+    return {
+      reserve: async (value, ttlMs) => {
+        const now = this.now()
+        return (await this.query(text, [scope, value, now + ttlMs, now])).rowCount === 1
+      },
+    }
+  }
+
+  private keyStore(): KeyStore {
+    const t = this.tables
+    const columns = 'public_key, private_key, created_at, retire_at'
+    const insert = `INSERT INTO ${t.keys} (kind, public_key, private_key, created_at, retire_at)
+       VALUES ($1, $2, $3, $4, NULL) ON CONFLICT DO NOTHING`
+    return {
+      initKey: async (kind: KeyKind, key: StoredKey) => {
+        await this.query(insert, [kind, key.publicKey, key.privateKey, key.createdAt])
+        const { rows } = await this.query<KeyRow>(
+          `SELECT ${columns} FROM ${t.keys} WHERE kind = $1 AND retire_at IS NULL`,
+          [kind]
+        )
+        const row = rows[0]
+        if (row === undefined) throw new Error('key store: no current key after initKey')
+        return toStoredKey(row)
+      },
+      listKeys: async (kind, now) => {
+        const { rows } = await this.query<KeyRow>(
+          `SELECT ${columns} FROM ${t.keys}
+           WHERE kind = $1 AND (retire_at IS NULL OR retire_at > $2)
+           ORDER BY retire_at IS NULL DESC, retire_at DESC, created_at DESC`,
+          [kind, now]
+        )
+        return rows.map(toStoredKey)
+      },
+      rotateKey: async (kind, key, retireAt) =>
+        this.transaction(async c => {
+          // Rotations of one kind run one at a time, so each sees the key the last one made.
+          await c.query('SELECT pg_advisory_xact_lock($1)', [advisoryKey(`${t.keys}:${kind}`)])
+          await this.query(
+            `UPDATE ${t.keys} SET retire_at = $2 WHERE kind = $1 AND retire_at IS NULL`,
+            [kind, retireAt],
+            c
+          )
+          const { rowCount } = await this.query(
+            insert,
+            [kind, key.publicKey, key.privateKey, key.createdAt],
+            c
+          )
+          if (rowCount !== 1) throw new Error('key store: that key was stored before')
+          return [undefined, true]
+        }),
+      retireKey: async (kind, publicKey, retireAt) => {
+        const { rowCount } = await this.query(
+          `UPDATE ${t.keys} SET retire_at = LEAST(retire_at, $3)
+           WHERE kind = $1 AND public_key = $2 AND retire_at IS NOT NULL AND retire_at > $4`,
+          [kind, publicKey, retireAt, this.now()]
+        )
+        return rowCount === 1
+      },
+    }
+  }
+}

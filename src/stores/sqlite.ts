@@ -1,0 +1,391 @@
+/**
+ * SQLite store (better-sqlite3): every kind of server state, plus the server keys, in one
+ * file. For a single node: the default of the example server.
+ *
+ * Each operation is one SQLite transaction (`BEGIN IMMEDIATE`, so it also holds when several
+ * processes open the same file), and better-sqlite3 runs it synchronously, so nothing else in
+ * the process interleaves with it. The database runs in WAL mode with a busy timeout.
+ *
+ *   import { SqliteStore } from 'better-auth-protocol/stores/sqlite'
+ *   const store = new SqliteStore({ path: './better-auth.db' })
+ */
+import Database from 'better-sqlite3'
+import { DEFAULT_TABLE_PREFIX, SCOPE, tableNames, type TableNames } from './sql'
+import type {
+  AccountStore,
+  ChallengeStore,
+  DeviceKey,
+  KeyKind,
+  KeyStore,
+  NewAccount,
+  NewDevice,
+  RecoverResult,
+  RotateResult,
+  RotationEffect,
+  ServerStore,
+  StoredKey,
+  TimeLockStore,
+} from './types'
+
+export type SqliteDatabase = Database.Database
+
+export interface SqliteStoreOptions {
+  /** Database file; `':memory:'` for a private in-memory database. @default './better-auth.db' */
+  path?: string
+  /** An open better-sqlite3 database to use instead of `path` (the store does not close it). */
+  database?: SqliteDatabase
+  /** Prefix of the table names. @default 'better_auth_' */
+  tablePrefix?: string
+  /** Create or upgrade the tables on open. @default true */
+  migrate?: boolean
+  /** How long to wait for another process's write lock, ms. @default 5000 */
+  busyTimeoutMs?: number
+  /** How often expired challenges, time-locks and retired keys are deleted, ms (0: never). @default 60000 */
+  sweepIntervalMs?: number
+  /** Clock, for tests. @default Date.now */
+  now?: () => number
+}
+
+/** Schema versions; each runs once, in order, inside one transaction. */
+function migrations(t: TableNames, prefix: string): string[] {
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t.identities} (
+       identity TEXT PRIMARY KEY,
+       recovery_hash TEXT NOT NULL,
+       created_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS ${t.devices} (
+       identity TEXT NOT NULL REFERENCES ${t.identities} (identity) ON DELETE CASCADE,
+       device TEXT NOT NULL,
+       public_key TEXT NOT NULL,
+       rotation_hash TEXT NOT NULL,
+       PRIMARY KEY (identity, device)
+     ) WITHOUT ROWID;
+     CREATE TABLE IF NOT EXISTS ${t.challenges} (
+       nonce TEXT PRIMARY KEY,
+       identity TEXT NOT NULL,
+       expires_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS "${prefix}challenges_expiry" ON ${t.challenges} (expires_at);
+     CREATE TABLE IF NOT EXISTS ${t.timeLocks} (
+       scope TEXT NOT NULL,
+       value TEXT NOT NULL,
+       expires_at INTEGER NOT NULL,
+       PRIMARY KEY (scope, value)
+     ) WITHOUT ROWID;
+     CREATE INDEX IF NOT EXISTS "${prefix}time_locks_expiry" ON ${t.timeLocks} (expires_at);
+     CREATE TABLE IF NOT EXISTS ${t.keys} (
+       kind TEXT NOT NULL,
+       public_key TEXT NOT NULL,
+       private_key TEXT NOT NULL,
+       created_at INTEGER NOT NULL,
+       retire_at INTEGER,
+       PRIMARY KEY (kind, public_key)
+     );
+     CREATE UNIQUE INDEX IF NOT EXISTS "${prefix}keys_current" ON ${t.keys} (kind)
+       WHERE retire_at IS NULL;`,
+  ]
+}
+
+interface DeviceRow {
+  public_key: string
+  rotation_hash: string
+}
+
+interface KeyRow {
+  public_key: string
+  private_key: string
+  created_at: number
+  retire_at: number | null
+}
+
+const toStoredKey = (row: KeyRow): StoredKey => ({
+  publicKey: row.public_key,
+  privateKey: row.private_key,
+  createdAt: Number(row.created_at),
+  retireAt: row.retire_at === null ? null : Number(row.retire_at),
+})
+
+/** The SQLite ServerStore. Construct, use, `close()`. */
+export class SqliteStore implements ServerStore {
+  readonly db: SqliteDatabase
+  readonly accounts: AccountStore
+  readonly challenges: ChallengeStore
+  readonly refreshKeys: TimeLockStore
+  readonly accessNonces: TimeLockStore
+  readonly keys: KeyStore
+  readonly tables: TableNames
+  private readonly owned: boolean
+  private readonly now: () => number
+  private readonly prefix: string
+  private timer: ReturnType<typeof setInterval> | undefined
+  private statements: ReturnType<SqliteStore['prepare']> | undefined
+
+  constructor(options: SqliteStoreOptions = {}) {
+    this.owned = options.database === undefined
+    this.db = options.database ?? new Database(options.path ?? './better-auth.db')
+    this.now = options.now ?? Date.now
+    this.prefix = options.tablePrefix ?? DEFAULT_TABLE_PREFIX
+    this.tables = tableNames(this.prefix)
+    if (this.owned) {
+      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
+      // WAL lets readers and one writer proceed together; not available for :memory:.
+      this.db.pragma('journal_mode = WAL')
+      this.db.pragma('synchronous = NORMAL')
+    }
+    this.db.pragma('foreign_keys = ON')
+    if (options.migrate ?? true) this.migrate()
+    this.accounts = this.accountStore()
+    this.challenges = this.challengeStore()
+    this.refreshKeys = this.timeLockStore(SCOPE.refreshKeys)
+    this.accessNonces = this.timeLockStore(SCOPE.accessNonces)
+    this.keys = this.keyStore()
+    const interval = options.sweepIntervalMs ?? 60_000
+    if (interval > 0) {
+      this.timer = setInterval(() => {
+        try {
+          this.sweep()
+        } catch {
+          // A busy or closed database: the next sweep tries again.
+        }
+      }, interval)
+      this.timer.unref()
+    }
+  }
+
+  /** Creates or upgrades the tables (idempotent; safe to run from several processes). */
+  migrate(): number {
+    const t = this.tables
+    const steps = migrations(t, this.prefix)
+    const run = this.db.transaction((): number => {
+      this.db.exec(
+        `CREATE TABLE IF NOT EXISTS ${t.migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`
+      )
+      const row = this.db.prepare(`SELECT MAX(version) AS v FROM ${t.migrations}`).get() as {
+        v: number | null
+      }
+      const applied = row.v ?? 0
+      for (let version = applied + 1; version <= steps.length; version++) {
+        this.db.exec(steps[version - 1] as string)
+        this.db
+          .prepare(`INSERT INTO ${t.migrations} (version, applied_at) VALUES (?, ?)`)
+          .run(version, Date.now())
+      }
+      return steps.length - applied
+    })
+    return run.immediate()
+  }
+
+  /** Deletes expired challenges and time-locks, and retired keys. */
+  sweep(): void {
+    const now = this.now()
+    const s = this.stmts()
+    s.sweepChallenges.run(now)
+    s.sweepTimeLocks.run(now)
+    s.sweepKeys.run(now)
+  }
+
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+    if (this.owned && this.db.open) this.db.close()
+  }
+
+  private stmts(): ReturnType<SqliteStore['prepare']> {
+    this.statements ??= this.prepare()
+    return this.statements
+  }
+
+  private prepare() {
+    const t = this.tables
+    const db = this.db
+    return {
+      insertIdentity: db.prepare(
+        `INSERT INTO ${t.identities} (identity, recovery_hash, created_at) VALUES (?, ?, ?)
+         ON CONFLICT (identity) DO NOTHING`
+      ),
+      hasIdentity: db.prepare(`SELECT 1 FROM ${t.identities} WHERE identity = ?`).pluck(),
+      recoveryHash: db
+        .prepare(`SELECT recovery_hash FROM ${t.identities} WHERE identity = ?`)
+        .pluck(),
+      setRecoveryHash: db.prepare(
+        `UPDATE ${t.identities} SET recovery_hash = ? WHERE identity = ?`
+      ),
+      deleteIdentity: db.prepare(`DELETE FROM ${t.identities} WHERE identity = ?`),
+      device: db.prepare(
+        `SELECT public_key, rotation_hash FROM ${t.devices} WHERE identity = ? AND device = ?`
+      ),
+      insertDevice: db.prepare(
+        `INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash) VALUES (?, ?, ?, ?)`
+      ),
+      updateDevice: db.prepare(
+        `UPDATE ${t.devices} SET public_key = ?, rotation_hash = ? WHERE identity = ? AND device = ?`
+      ),
+      deleteDevice: db.prepare(`DELETE FROM ${t.devices} WHERE identity = ? AND device = ?`),
+      deleteDevices: db.prepare(`DELETE FROM ${t.devices} WHERE identity = ?`),
+      createChallenge: db.prepare(
+        `INSERT INTO ${t.challenges} (nonce, identity, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (nonce) DO UPDATE SET identity = excluded.identity, expires_at = excluded.expires_at`
+      ),
+      peekChallenge: db
+        .prepare(`SELECT identity FROM ${t.challenges} WHERE nonce = ? AND expires_at > ?`)
+        .pluck(),
+      consumeChallenge: db
+        .prepare(
+          `DELETE FROM ${t.challenges} WHERE nonce = ? AND expires_at > ? RETURNING identity`
+        )
+        .pluck(),
+      reserve: db.prepare(
+        `INSERT INTO ${t.timeLocks} (scope, value, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (scope, value) DO UPDATE SET expires_at = excluded.expires_at
+         WHERE ${t.timeLocks}.expires_at <= ?`
+      ),
+      sweepChallenges: db.prepare(`DELETE FROM ${t.challenges} WHERE expires_at <= ?`),
+      sweepTimeLocks: db.prepare(`DELETE FROM ${t.timeLocks} WHERE expires_at <= ?`),
+      sweepKeys: db.prepare(`DELETE FROM ${t.keys} WHERE retire_at IS NOT NULL AND retire_at <= ?`),
+      insertKey: db.prepare(
+        `INSERT INTO ${t.keys} (kind, public_key, private_key, created_at, retire_at)
+         VALUES (?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`
+      ),
+      currentKey: db.prepare(
+        `SELECT public_key, private_key, created_at, retire_at FROM ${t.keys}
+         WHERE kind = ? AND retire_at IS NULL`
+      ),
+      listKeys: db.prepare(
+        `SELECT public_key, private_key, created_at, retire_at FROM ${t.keys}
+         WHERE kind = ? AND (retire_at IS NULL OR retire_at > ?)
+         ORDER BY retire_at IS NULL DESC, retire_at DESC, created_at DESC`
+      ),
+      retireCurrent: db.prepare(
+        `UPDATE ${t.keys} SET retire_at = ? WHERE kind = ? AND retire_at IS NULL`
+      ),
+      retireKey: db.prepare(
+        `UPDATE ${t.keys} SET retire_at = MIN(retire_at, ?)
+         WHERE kind = ? AND public_key = ? AND retire_at IS NOT NULL AND retire_at > ?`
+      ),
+    }
+  }
+
+  private accountStore(): AccountStore {
+    const db = this.db
+    const s = (): ReturnType<SqliteStore['prepare']> => this.stmts()
+    const now = this.now
+
+    const create = db.transaction((a: NewAccount): boolean => {
+      if (s().insertIdentity.run(a.identity, a.recoveryHash, now()).changes === 0) return false
+      s().insertDevice.run(a.identity, a.device, a.publicKey, a.rotationHash)
+      return true
+    })
+
+    const rotate = db.transaction(
+      (
+        identity: string,
+        device: string,
+        expected: string,
+        next: DeviceKey,
+        effect: RotationEffect
+      ): RotateResult => {
+        const row = s().device.get(identity, device) as DeviceRow | undefined
+        if (row === undefined) return 'unknown-device'
+        if (row.rotation_hash !== expected) return 'hash-mismatch'
+        // Preconditions of the effect first: a refused effect changes nothing.
+        if (
+          effect.kind === 'revokeDevice' &&
+          s().device.get(identity, effect.device) === undefined
+        ) {
+          return 'target-unknown'
+        }
+        if (effect.kind === 'linkDevice' && s().device.get(identity, effect.device) !== undefined) {
+          return 'target-exists'
+        }
+        s().updateDevice.run(next.publicKey, next.rotationHash, identity, device)
+        switch (effect.kind) {
+          case 'deleteIdentity':
+            s().deleteIdentity.run(identity)
+            break
+          case 'revokeDevice':
+            s().deleteDevice.run(identity, effect.device)
+            break
+          case 'linkDevice':
+            s().insertDevice.run(identity, effect.device, effect.publicKey, effect.rotationHash)
+            break
+          case 'changeRecoveryHash':
+            s().setRecoveryHash.run(effect.recoveryHash, identity)
+            break
+          case 'none':
+            break
+        }
+        return 'ok'
+      }
+    )
+
+    const recover = db.transaction(
+      (identity: string, expected: string, recoveryHash: string, d: NewDevice): RecoverResult => {
+        const current = s().recoveryHash.get(identity) as string | undefined
+        if (current === undefined) return 'unknown-identity'
+        if (current !== expected) return 'hash-mismatch'
+        s().setRecoveryHash.run(recoveryHash, identity)
+        s().deleteDevices.run(identity)
+        s().insertDevice.run(identity, d.device, d.publicKey, d.rotationHash)
+        return 'ok'
+      }
+    )
+
+    return {
+      createAccount: async account => create.immediate(account),
+      hasIdentity: async identity => s().hasIdentity.get(identity) !== undefined,
+      getDeviceKey: async (identity, device) => {
+        const row = s().device.get(identity, device) as DeviceRow | undefined
+        return row === undefined
+          ? undefined
+          : { publicKey: row.public_key, rotationHash: row.rotation_hash }
+      },
+      getRecoveryHash: async identity => s().recoveryHash.get(identity) as string | undefined,
+      rotate: async (identity, device, expected, next, effect) =>
+        rotate.immediate(identity, device, expected, next, effect),
+      recover: async (identity, expected, recoveryHash, device) =>
+        recover.immediate(identity, expected, recoveryHash, device),
+    }
+  }
+
+  private challengeStore(): ChallengeStore {
+    const s = (): ReturnType<SqliteStore['prepare']> => this.stmts()
+    return {
+      create: async (nonce, identity, ttlMs) => {
+        s().createChallenge.run(nonce, identity, this.now() + ttlMs)
+      },
+      peek: async nonce => s().peekChallenge.get(nonce, this.now()) as string | undefined,
+      consume: async nonce => s().consumeChallenge.get(nonce, this.now()) as string | undefined,
+    }
+  }
+
+  private timeLockStore(scope: string): TimeLockStore {
+    return {
+      reserve: async (value, ttlMs) => {
+        const now = this.now()
+        return this.stmts().reserve.run(scope, value, now + ttlMs, now).changes === 1
+      },
+    }
+  }
+
+  private keyStore(): KeyStore {
+    const s = (): ReturnType<SqliteStore['prepare']> => this.stmts()
+    const init = this.db.transaction((kind: KeyKind, key: StoredKey): StoredKey => {
+      s().insertKey.run(kind, key.publicKey, key.privateKey, key.createdAt)
+      return toStoredKey(s().currentKey.get(kind) as KeyRow)
+    })
+    const rotate = this.db.transaction((kind: KeyKind, key: StoredKey, retireAt: number) => {
+      s().retireCurrent.run(retireAt, kind)
+      if (s().insertKey.run(kind, key.publicKey, key.privateKey, key.createdAt).changes !== 1) {
+        throw new Error('key store: that key was stored before')
+      }
+    })
+    return {
+      initKey: async (kind, key) => init.immediate(kind, key),
+      listKeys: async (kind, now) => (s().listKeys.all(kind, now) as KeyRow[]).map(toStoredKey),
+      rotateKey: async (kind, key, retireAt) => rotate.immediate(kind, key, retireAt),
+      retireKey: async (kind, publicKey, retireAt) =>
+        s().retireKey.run(retireAt, kind, publicKey, this.now()).changes === 1,
+    }
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * Stores by URL, for configuration from the environment:
+ *
+ *   BETTER_AUTH_DATABASE  memory:  |  sqlite:PATH (sqlite::memory:)  |  postgres://…  (?schema=NAME)
+ *   BETTER_AUTH_REDIS     redis://… | rediss://…  (optional; ?prefix=PREFIX)
+ *
+ * With a Redis URL, challenges and time-locks live in Redis and accounts and keys in the
+ * database. Drivers load only when their URL is used (pg, ioredis, better-sqlite3 are optional).
+ */
+import { combineStores } from './combine'
+import { MemoryStore } from './memory'
+import type { ServerStore } from './types'
+
+/**
+ * Loads a store module (and so its driver) only when its URL is used. A plain `require` at
+ * call time: the package is CommonJS, and ECMAScript `import()` of a relative path would need
+ * the built file's extension.
+ */
+function load<T>(path: string): T {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path) as T
+}
+
+export interface StoreUrls {
+  /** `memory:`, `sqlite:PATH` or `postgres://…`. @default 'memory:' */
+  database?: string
+  /** `redis://…` or `rediss://…`: challenges and time-locks in Redis. */
+  redis?: string
+  /** Run the PostgreSQL migration before resolving (SQLite migrates on open). @default true */
+  migrate?: boolean
+}
+
+export type DatabaseUrl =
+  | { kind: 'memory' }
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'postgres'; connectionString: string; schema?: string }
+
+/** Reads a database URL; throws a TypeError naming the accepted forms. */
+export function parseDatabaseUrl(url: string): DatabaseUrl {
+  const text = url.trim()
+  if (text === 'memory:' || text === 'memory') return { kind: 'memory' }
+  if (text.startsWith('sqlite:')) {
+    let path = text.slice('sqlite:'.length)
+    if (path.startsWith('//')) path = path.slice(2)
+    if (path === '') throw new TypeError('sqlite: URL names no file (e.g. sqlite:./better-auth.db)')
+    return { kind: 'sqlite', path }
+  }
+  if (text.startsWith('postgres://') || text.startsWith('postgresql://')) {
+    const parsed = new URL(text)
+    const schema = parsed.searchParams.get('schema')
+    parsed.searchParams.delete('schema')
+    const connectionString = parsed.toString()
+    return schema === null
+      ? { kind: 'postgres', connectionString }
+      : { kind: 'postgres', connectionString, schema }
+  }
+  throw new TypeError(
+    `unsupported database URL ${JSON.stringify(redact(text))}: use memory:, sqlite:PATH or postgres://…`
+  )
+}
+
+/** A store from URLs; PostgreSQL is migrated and Redis checked before this resolves. */
+export async function createStore(urls: StoreUrls = {}): Promise<ServerStore> {
+  const durable = await openDatabase(parseDatabaseUrl(urls.database ?? 'memory:'), urls)
+  if (urls.redis === undefined || urls.redis.trim() === '') return durable
+  try {
+    const { RedisEphemeralStore } = load<typeof import('./redis')>('./redis')
+    const { url, prefix } = redisUrl(urls.redis.trim())
+    const ephemeral = new RedisEphemeralStore(prefix === undefined ? { url } : { url, prefix })
+    try {
+      await ephemeral.client.ping()
+    } catch (error) {
+      await ephemeral.close()
+      throw new Error(`cannot reach Redis at ${redact(url)}`, { cause: error })
+    }
+    return combineStores(durable, ephemeral)
+  } catch (error) {
+    await durable.close?.()
+    throw error
+  }
+}
+
+/**
+ * A store from `BETTER_AUTH_DATABASE` and `BETTER_AUTH_REDIS`; `defaults.database` applies when
+ * the first is unset (the example server defaults to `sqlite:./better-auth.db`).
+ */
+export function createStoreFromEnv(
+  env: Record<string, string | undefined> = process.env,
+  defaults: { database?: string } = {}
+): Promise<ServerStore> {
+  const urls: StoreUrls = {}
+  const database = env.BETTER_AUTH_DATABASE?.trim() || defaults.database
+  if (database !== undefined) urls.database = database
+  if (env.BETTER_AUTH_REDIS?.trim()) urls.redis = env.BETTER_AUTH_REDIS
+  return createStore(urls)
+}
+
+async function openDatabase(db: DatabaseUrl, urls: StoreUrls): Promise<ServerStore> {
+  switch (db.kind) {
+    case 'memory':
+      return new MemoryStore()
+    case 'sqlite': {
+      const { SqliteStore } = load<typeof import('./sqlite')>('./sqlite')
+      return new SqliteStore({ path: db.path })
+    }
+    case 'postgres': {
+      const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
+      const store = new PostgresStore(
+        db.schema === undefined
+          ? { connectionString: db.connectionString }
+          : { connectionString: db.connectionString, schema: db.schema }
+      )
+      if (urls.migrate ?? true) {
+        try {
+          await store.migrate()
+        } catch (error) {
+          await store.close()
+          throw new Error(`cannot migrate PostgreSQL at ${redact(db.connectionString)}`, {
+            cause: error,
+          })
+        }
+      }
+      return store
+    }
+  }
+}
+
+/**
+ * Creates or upgrades the tables of a SQLite or PostgreSQL database (idempotent). Returns how
+ * many migration steps ran.
+ */
+export async function migrateDatabase(url: string): Promise<number> {
+  const db = parseDatabaseUrl(url)
+  if (db.kind === 'sqlite') {
+    const { SqliteStore } = load<typeof import('./sqlite')>('./sqlite')
+    const store = new SqliteStore({ path: db.path, migrate: false, sweepIntervalMs: 0 })
+    try {
+      return store.migrate()
+    } finally {
+      await store.close()
+    }
+  }
+  if (db.kind === 'postgres') {
+    const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
+    const store = new PostgresStore({
+      connectionString: db.connectionString,
+      sweepIntervalMs: 0,
+      ...(db.schema === undefined ? {} : { schema: db.schema }),
+    })
+    try {
+      return await store.migrate()
+    } finally {
+      await store.close()
+    }
+  }
+  throw new TypeError('only sqlite: and postgres:// databases have tables to migrate')
+}
+
+function redisUrl(url: string): { url: string; prefix?: string } {
+  if (!url.startsWith('redis://') && !url.startsWith('rediss://')) {
+    throw new TypeError(`unsupported Redis URL ${JSON.stringify(redact(url))}: use redis://…`)
+  }
+  const parsed = new URL(url)
+  const prefix = parsed.searchParams.get('prefix')
+  parsed.searchParams.delete('prefix')
+  return prefix === null ? { url: parsed.toString() } : { url: parsed.toString(), prefix }
+}
+
+/** A URL without its password, for messages. */
+export function redact(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@')
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The conformance flows over real HTTP against the conformance server: `make server` (the
+ * standalone node:http server) and the same server as an Express app.
+ */
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { createConformanceApp } from '../examples/express-conformance'
+import { createConformanceServer } from '../examples/server'
+import { conformanceFlows } from './integration/flows'
+
+const names = [
+  'completes auth flows',
+  'recovers from loss',
+  'links another device',
+  'detects mismatched access nonce',
+  'refuses replayed access requests',
+  'refuses replayed refreshes and rotations',
+]
+
+interface Running {
+  url: string
+  close(): Promise<void>
+}
+
+const servers: [string, () => Promise<Running>][] = [
+  [
+    'standalone (make server)',
+    async () => {
+      const { server, auth } = createConformanceServer()
+      await auth.ready()
+      const { port } = await server.listen(0)
+      return { url: `http://127.0.0.1:${port}`, close: () => server.close() }
+    },
+  ],
+  [
+    'Express',
+    async () => {
+      const { app, auth } = createConformanceApp()
+      await auth.ready()
+      const server = await new Promise<Server>(resolve => {
+        const s = app.listen(0, '127.0.0.1', () => resolve(s))
+      })
+      return {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        close: () => new Promise(resolve => server.close(() => resolve())),
+      }
+    },
+  ],
+]
+
+describe.each(servers)('conformance flows against the %s conformance server', (_name, start) => {
+  let running: Running
+  let flows: Record<string, () => Promise<void>>
+
+  beforeAll(async () => {
+    running = await start()
+    flows = conformanceFlows(running.url)
+  })
+
+  afterAll(async () => {
+    await running.close()
+  })
+
+  it('covers every flow the integration runner has', () => {
+    expect(Object.keys(flows).sort()).toEqual([...names].sort())
+  })
+
+  it.each(names)('%s', async name => {
+    await (flows[name] as () => Promise<void>)()
+  })
+})

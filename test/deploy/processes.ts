@@ -1,0 +1,111 @@
+/**
+ * Real server processes for the deployment tests: the example server (`make server`) or the
+ * CLI's `serve`, started with tsx and stopped by their pid.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
+import { BetterAuthClient, FetchNetwork, type Network } from '../../src'
+
+const ROOT = join(__dirname, '..', '..')
+
+export interface ServerProcess {
+  url: string
+  child: ChildProcess
+  /** Everything the process wrote, for failure messages. */
+  output(): string
+  /** SIGTERM (or `signal`), then waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>
+}
+
+/** Starts `script` (relative to the project root) and waits until it answers /key/response. */
+export async function startServer(
+  script: string,
+  port: number,
+  env: Record<string, string>,
+  args: string[] = []
+): Promise<ServerProcess> {
+  if (await answers(`http://127.0.0.1:${port}`)) throw new Error(`port ${port} is taken`)
+  // One process (node with tsx as a loader), so a signal reaches the server itself.
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout?.on('data', chunk => (output += String(chunk)))
+  child.stderr?.on('data', chunk => (output += String(chunk)))
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  const url = `http://127.0.0.1:${port}`
+  const started = Date.now()
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`)
+    if (await answers(url)) break
+    if (Date.now() - started > 20_000) {
+      child.kill('SIGKILL')
+      throw new Error(`server did not start:\n${output}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  return {
+    url,
+    child,
+    output: () => output,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+      await exited
+      clearTimeout(timer)
+    },
+  }
+}
+
+/** Whether a server answers /key/response at `url`. */
+async function answers(url: string): Promise<boolean> {
+  try {
+    const reply = await fetch(`${url}/key/response`, {
+      method: 'POST',
+      signal: AbortSignal.timeout(1000),
+    })
+    await reply.text()
+    return reply.status === 200
+  } catch {
+    return false
+  }
+}
+
+/** A network whose target can be switched between servers (a load balancer, by hand). */
+export class SwitchNetwork implements Network {
+  private inner: Network
+  constructor(url: string) {
+    this.inner = new FetchNetwork(url)
+  }
+  to(url: string): void {
+    this.inner = new FetchNetwork(url)
+  }
+  send(path: string, body: string): Promise<{ status: number; body: string }> {
+    return this.inner.send(path, body)
+  }
+}
+
+export function clientOn(network: Network): BetterAuthClient {
+  return new BetterAuthClient({ network })
+}
+
+/** POSTs a body and returns the status and the parsed reply. */
+export async function post(
+  url: string,
+  body: string
+): Promise<{ status: number; json: { error?: { code: string }; payload?: unknown } }> {
+  const reply = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  })
+  return { status: reply.status, json: (await reply.json()) as { error?: { code: string } } }
+}

@@ -1,0 +1,241 @@
+/**
+ * The package as users get it: `npm pack` (which builds dist/ through prepack), the tarball
+ * unpacked into a fresh project's node_modules, every subpath loaded with `require` and with
+ * `import`, its types compiled from CommonJS and ES module consumers, and the tarball checked by
+ * publint and @arethetypeswrong/cli.
+ */
+import { execFileSync } from 'node:child_process'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+const root = resolve(__dirname, '..')
+const SUBPATHS = [
+  '',
+  '/express',
+  '/koa',
+  '/nestjs',
+  '/fetch',
+  '/noble',
+  '/stores/sqlite',
+  '/stores/postgres',
+  '/stores/redis',
+] as const
+/** One export each subpath must have, whichever way it is loaded. */
+const EXPECTED: Record<(typeof SUBPATHS)[number], string[]> = {
+  '': [
+    'createBetterAuth',
+    'BetterAuthServer',
+    'BetterAuthClient',
+    'openApiDocument',
+    'createStoreFromEnv',
+    'RemoteAccessKeys',
+  ],
+  '/express': ['betterAuth', 'requireAccess', 'protocolRouter', 'keepRawBody', 'UnauthorizedError'],
+  '/koa': ['betterAuth', 'requireAccess', 'protocolMiddleware', 'getPrincipal'],
+  '/nestjs': ['BetterAuthModule', 'BetterAuthGuard', 'BetterAuthAccess', 'AccessData'],
+  '/fetch': ['betterAuth', 'FetchBetterAuth', 'readRequestBody'],
+  '/noble': ['NobleP256Verifier', 'NobleSigningKey'],
+  '/stores/sqlite': ['SqliteStore'],
+  '/stores/postgres': ['PostgresStore'],
+  '/stores/redis': ['RedisEphemeralStore'],
+}
+/** What the consumer project links from ours: dependencies, peers, and types for the type check. */
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  dependencies: Record<string, string>
+  peerDependencies: Record<string, string>
+}
+const LINKED = [
+  ...new Set(
+    [
+      ...Object.keys(manifest.dependencies),
+      ...Object.keys(manifest.peerDependencies),
+      '@types/x',
+    ].map(name => (name.startsWith('@') ? name.split('/')[0] : name) as string)
+  ),
+]
+
+let work: string
+let project: string
+let tarball: string
+
+const run = (command: string, args: string[], cwd = project): string =>
+  execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'better-auth-package-'))
+  run('npm', ['pack', '--pack-destination', work, '--silent'], root)
+  const name = readdirSync(work).find(file => file.endsWith('.tgz'))
+  if (name === undefined) throw new Error('npm pack produced no tarball')
+  tarball = join(work, name)
+  project = join(work, 'project')
+  const installed = join(project, 'node_modules', 'better-auth-protocol')
+  mkdirSync(installed, { recursive: true })
+  run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1'])
+  for (const dependency of LINKED) {
+    symlinkSync(join(root, 'node_modules', dependency), join(project, 'node_modules', dependency))
+  }
+  writeFileSync(join(project, 'package.json'), '{"name":"consumer","private":true}\n')
+}, 120_000)
+
+afterAll(() => {
+  rmSync(work, { recursive: true, force: true })
+})
+
+it('ships the build and nothing else', () => {
+  const files = run('tar', ['-tzf', tarball]).trim().split('\n')
+  expect(files).toContain('package/dist/esm/express.mjs')
+  expect(files).toContain('package/dist/cjs/adapters/express/index.js')
+  expect(files).toContain('package/dist/cjs/adapters/nestjs/index.d.ts')
+  expect(files.filter(f => !/^package\/(dist\/|package\.json|README\.md|LICENSE)/.test(f))).toEqual(
+    []
+  )
+  expect(files.some(f => f.includes('/test/') || f.endsWith('.test.js'))).toBe(false)
+})
+
+it('loads every subpath with require', () => {
+  const script = `
+    const result = {}
+    for (const sub of ${JSON.stringify(SUBPATHS)}) {
+      const m = require('better-auth-protocol' + sub)
+      result[sub] = Object.keys(m)
+    }
+    const { betterAuth } = require('better-auth-protocol/fetch')
+    betterAuth({ keys: { env: false } }).fetch(new Request('http://x/key/response')).then(
+      async r => console.log(JSON.stringify({ result, key: await r.text() })))`
+  const out = JSON.parse(run(process.execPath, ['-e', script])) as {
+    result: Record<string, string[]>
+    key: string
+  }
+  for (const sub of SUBPATHS) expect(out.result[sub]).toEqual(expect.arrayContaining(EXPECTED[sub]))
+  expect(out.key).toMatch(/^1AAI[A-Za-z0-9_-]{44}$/)
+})
+
+it('loads every subpath with import, sharing the CommonJS instances', () => {
+  const script = `
+    import { createRequire } from 'node:module'
+    import * as core from 'better-auth-protocol'
+    import { betterAuth } from 'better-auth-protocol/express'
+    const result = {}
+    for (const sub of ${JSON.stringify(SUBPATHS)}) {
+      result[sub] = Object.keys(await import('better-auth-protocol' + sub))
+    }
+    const required = createRequire(import.meta.url)('better-auth-protocol')
+    const auth = betterAuth({ keys: { env: false } })
+    console.log(JSON.stringify({
+      result,
+      sameClass: core.BetterAuthServer === required.BetterAuthServer,
+      instance: auth.core instanceof required.BetterAuthServer,
+      key: await auth.responsePublicKey(),
+    }))`
+  const out = JSON.parse(run(process.execPath, ['--input-type=module', '-e', script])) as {
+    result: Record<string, string[]>
+    sameClass: boolean
+    instance: boolean
+    key: string
+  }
+  for (const sub of SUBPATHS) expect(out.result[sub]).toEqual(expect.arrayContaining(EXPECTED[sub]))
+  expect(out).toMatchObject({ sameClass: true, instance: true })
+  expect(out.key).toMatch(/^1AAI/)
+})
+
+it('type-checks from CommonJS and ES module consumers', () => {
+  const source = `
+    import { createBetterAuth, type AccessPrincipal } from 'better-auth-protocol'
+    import { betterAuth, type AuthedRequest } from 'better-auth-protocol/express'
+    import { betterAuth as koaAuth } from 'better-auth-protocol/koa'
+    import { betterAuth as fetchAuth } from 'better-auth-protocol/fetch'
+    import { BetterAuthModule, BetterAuthAccess } from 'better-auth-protocol/nestjs'
+    import { NobleP256Verifier } from 'better-auth-protocol/noble'
+    import { SqliteStore } from 'better-auth-protocol/stores/sqlite'
+    import { PostgresStore } from 'better-auth-protocol/stores/postgres'
+    import { RedisEphemeralStore } from 'better-auth-protocol/stores/redis'
+    interface Attributes { roles: string[] }
+    const core = createBetterAuth<Attributes>({ keys: { env: false } })
+    const auth = betterAuth(core)
+    const handler = auth.requireAccess<{ foo: string }>({ authorize: p => p.attributes.roles.length > 0 })
+    const principal: AccessPrincipal<Attributes> | undefined = undefined
+    type R = AuthedRequest<Attributes, { foo: string }>
+    const f = fetchAuth(core).requireAccess<{ n: number }>(({ data }) => data.n + 1)
+    const stores = (s: SqliteStore, p: PostgresStore, r: RedisEphemeralStore) => [createBetterAuth({ store: s }), p.migrate(), r.clear()]
+    export const all = [handler, principal, koaAuth(core).koa(), f, BetterAuthModule, BetterAuthAccess, NobleP256Verifier, stores]
+    export type { R }
+  `
+  writeFileSync(join(project, 'consumer.mts'), source)
+  writeFileSync(join(project, 'consumer.cts'), source)
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const args = ['--noEmit', '--strict', '--module', 'node16', '--moduleResolution', 'node16']
+  const compile = (file: string) =>
+    run(process.execPath, [tsc, ...args, '--types', 'node', '--skipLibCheck', file])
+  expect(compile('consumer.mts')).toBe('')
+  expect(compile('consumer.cts')).toBe('')
+  // And a wrong use is caught, so the check above is a real one.
+  writeFileSync(
+    join(project, 'wrong.mts'),
+    "import { betterAuth } from 'better-auth-protocol/express'\nbetterAuth().requireAcess()\n"
+  )
+  let output = ''
+  try {
+    compile('wrong.mts')
+  } catch (error) {
+    output = String((error as { stdout?: string }).stdout)
+  }
+  expect(output).toMatch(/TS2551: Property 'requireAcess' does not exist/)
+})
+
+it('ships the command line, whose stores load from the build', () => {
+  const cli = join(project, 'node_modules', 'better-auth-protocol', 'dist', 'cjs', 'src', 'cli.js')
+  const manifestBin = (
+    JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>
+    }
+  ).bin
+  expect(
+    join(
+      project,
+      'node_modules',
+      'better-auth-protocol',
+      manifestBin['better-auth-protocol'] as string
+    )
+  ).toBe(cli)
+  expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true)
+  const database = `sqlite:${join(project, 'cli.db')}`
+  expect(run(process.execPath, [cli, 'migrate', '--database', database])).toContain(
+    'applied 1 migration'
+  )
+  expect(run(process.execPath, [cli, 'keys', '--database', database])).toMatch(/^response 1AAI/)
+  const script = `
+    const { createStore } = require('better-auth-protocol')
+    createStore({ database: ${JSON.stringify(database)} }).then(async store => {
+      console.log(store.constructor.name)
+      await store.close()
+    })`
+  expect(run(process.execPath, ['-e', script]).trim()).toBe('SqliteStore')
+})
+
+it('passes publint and @arethetypeswrong/cli', () => {
+  const cli = join(root, 'node_modules', 'publint', 'src', 'cli.js')
+  const publint = run(process.execPath, [cli, 'run', tarball, '--pack', 'false'])
+  expect(publint).toContain('All good!')
+  const attwBin = JSON.parse(
+    readFileSync(join(root, 'node_modules', '@arethetypeswrong', 'cli', 'package.json'), 'utf8')
+  ) as { bin: Record<string, string> }
+  const attw = join(root, 'node_modules', '@arethetypeswrong', 'cli', attwBin.bin.attw as string)
+  const report = JSON.parse(run(process.execPath, [attw, tarball, '--format', 'json'])) as {
+    problems: Record<string, unknown>
+    analysis: { problems: unknown[]; entrypoints: Record<string, unknown> }
+  }
+  expect(Object.keys(report.analysis.entrypoints).sort()).toEqual(
+    ['.', ...SUBPATHS.filter(s => s !== '').map(s => `.${s}`), './package.json'].sort()
+  )
+  expect(report.analysis.problems).toEqual([])
+  expect(report.problems).toEqual({})
+}, 120_000)

@@ -1,0 +1,147 @@
+import { Pool } from 'pg'
+import { PostgresStore } from '../../src/stores/postgres'
+import { Clock } from '../helpers'
+import { describeStoreConformance, randomHash, randomKey, type StoreHarness } from './conformance'
+import { POSTGRES_URL, dropSchema, uniqueName } from './services'
+
+type Harness = StoreHarness & { store: PostgresStore; schema: string }
+
+function harness(store: PostgresStore, schema: string, clock: Clock): Harness {
+  return {
+    store,
+    schema,
+    accounts: store.accounts,
+    challenges: store.challenges,
+    refreshKeys: store.refreshKeys,
+    accessNonces: store.accessNonces,
+    keys: store.keys,
+    now: clock.now,
+    advance: async ms => clock.advance(ms / 1000),
+  }
+}
+
+async function teardown(h: StoreHarness): Promise<void> {
+  const { store, schema } = h as Harness
+  await store.close()
+  await dropSchema(schema)
+}
+
+describeStoreConformance(
+  'postgres',
+  async () => {
+    const clock = new Clock()
+    const schema = uniqueName('pg')
+    const store = new PostgresStore({
+      connectionString: POSTGRES_URL,
+      schema,
+      now: clock.now,
+      sweepIntervalMs: 0,
+    })
+    return harness(store, schema, clock)
+  },
+  teardown,
+  { parts: ['accounts', 'ephemeral', 'keys'] }
+)
+
+describe('PostgresStore', () => {
+  const schema = uniqueName('pgx')
+  const pool = new Pool({ connectionString: POSTGRES_URL, max: 4 })
+  afterAll(async () => {
+    await pool.end()
+    await dropSchema(schema)
+  })
+
+  const account = () => ({
+    identity: randomHash(),
+    device: randomHash(),
+    publicKey: randomKey(),
+    rotationHash: randomHash(),
+    recoveryHash: randomHash(),
+  })
+
+  it('migrates once, idempotently, even when instances start together', async () => {
+    const stores = Array.from(
+      { length: 5 },
+      () => new PostgresStore({ pool, schema, sweepIntervalMs: 0 })
+    )
+    const steps = await Promise.all(stores.map(s => s.migrate()))
+    expect(steps.slice().sort()).toEqual([0, 0, 0, 0, 1])
+    const { rows } = await pool.query(
+      `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`,
+      [schema]
+    )
+    expect(rows.map(r => r.table_name)).toEqual([
+      'better_auth_challenges',
+      'better_auth_devices',
+      'better_auth_identities',
+      'better_auth_keys',
+      'better_auth_migrations',
+      'better_auth_time_locks',
+    ])
+    await Promise.all(stores.map(s => s.close()))
+  })
+
+  it('shares a pool without ending it, and sees what another instance wrote', async () => {
+    const a = new PostgresStore({ pool, schema, sweepIntervalMs: 0 })
+    const b = new PostgresStore({ pool, schema, sweepIntervalMs: 0 })
+    const acc = account()
+    expect(await a.accounts.createAccount(acc)).toBe(true)
+    expect(await b.accounts.createAccount(acc)).toBe(false)
+    expect(await b.accounts.getRecoveryHash(acc.identity)).toBe(acc.recoveryHash)
+    await a.close()
+    await b.close()
+    expect((await pool.query('SELECT 1 AS one')).rows[0].one).toBe(1)
+  })
+
+  it('sweeps expired challenges, time-locks and retired keys', async () => {
+    const clock = new Clock()
+    const sweepSchema = uniqueName('pgsweep')
+    const store = new PostgresStore({
+      pool,
+      schema: sweepSchema,
+      now: clock.now,
+      sweepIntervalMs: 0,
+    })
+    try {
+      await store.challenges.create('0Achallenge', randomHash(), 1000)
+      await store.refreshKeys.reserve(randomHash(), 1000)
+      await store.accessNonces.reserve(randomHash(), 5000)
+      await store.keys.initKey('access', {
+        publicKey: randomKey(),
+        privateKey: 'a',
+        createdAt: 0,
+        retireAt: null,
+      })
+      await store.keys.rotateKey(
+        'access',
+        { publicKey: randomKey(), privateKey: 'b', createdAt: 0, retireAt: null },
+        clock.ms + 1000
+      )
+      clock.advance(2)
+      await store.sweep()
+      const count = async (table: string) =>
+        Number((await pool.query(`SELECT COUNT(*) AS n FROM ${table}`)).rows[0].n)
+      expect(await count(store.tables.challenges)).toBe(0)
+      expect(await count(store.tables.timeLocks)).toBe(1)
+      expect(await count(store.tables.keys)).toBe(1)
+    } finally {
+      await store.close()
+      await dropSchema(sweepSchema)
+    }
+  })
+
+  it('rejects when PostgreSQL cannot be reached (recovery: test/deploy/faults.test.ts)', async () => {
+    const store = new PostgresStore({
+      connectionString: 'postgres://postgres@127.0.0.1:18299/test',
+      poolConfig: { connectionTimeoutMillis: 500 },
+      sweepIntervalMs: 0,
+    })
+    await expect(store.accounts.hasIdentity(randomHash())).rejects.toThrow()
+    await expect(store.challenges.peek('0A')).rejects.toThrow()
+    await store.close()
+  })
+
+  it('rejects a schema name that is not a plain identifier', () => {
+    expect(() => new PostgresStore({ pool, schema: 'a"b' })).toThrow(TypeError)
+  })
+})

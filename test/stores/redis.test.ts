@@ -1,0 +1,158 @@
+import { Redis } from 'ioredis'
+import { combineStores } from '../../src/stores/combine'
+import { PostgresStore } from '../../src/stores/postgres'
+import { RedisEphemeralStore } from '../../src/stores/redis'
+import { SqliteStore } from '../../src/stores/sqlite'
+import { Clock } from '../helpers'
+import { describeStoreConformance, randomHash, type StoreHarness } from './conformance'
+import { POSTGRES_URL, REDIS_URL, dropSchema, uniqueName } from './services'
+
+const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
+
+// Redis TTLs run on the server: expiry tests really wait, with short lifetimes.
+const TTL = 150
+
+type Harness = StoreHarness & { cleanup(): Promise<void> }
+
+describeStoreConformance(
+  'redis',
+  async (): Promise<Harness> => {
+    const store = new RedisEphemeralStore({ url: REDIS_URL, prefix: `${uniqueName('redis')}:` })
+    return {
+      challenges: store.challenges,
+      refreshKeys: store.refreshKeys,
+      accessNonces: store.accessNonces,
+      ttlMs: TTL,
+      advance: sleep,
+      cleanup: async () => {
+        await store.clear()
+        await store.close()
+      },
+    }
+  },
+  h => (h as Harness).cleanup(),
+  { parts: ['ephemeral'] }
+)
+
+describeStoreConformance(
+  'postgres + redis',
+  async (): Promise<Harness> => {
+    const clock = new Clock()
+    const schema = uniqueName('pgredis')
+    const durable = new PostgresStore({
+      connectionString: POSTGRES_URL,
+      schema,
+      now: clock.now,
+      sweepIntervalMs: 0,
+    })
+    const ephemeral = new RedisEphemeralStore({
+      url: REDIS_URL,
+      prefix: `${uniqueName('pgredis')}:`,
+    })
+    const store = combineStores(durable, ephemeral)
+    return {
+      ...store,
+      keys: store.keys,
+      ttlMs: TTL,
+      now: clock.now,
+      // Both clocks move: the store's (PostgreSQL rows) and real time (Redis TTLs).
+      advance: async ms => {
+        clock.advance(ms / 1000)
+        await sleep(ms)
+      },
+      cleanup: async () => {
+        await ephemeral.clear()
+        await store.close?.()
+        await dropSchema(schema)
+      },
+    }
+  },
+  h => (h as Harness).cleanup(),
+  { parts: ['accounts', 'ephemeral', 'keys'] }
+)
+
+describeStoreConformance(
+  'sqlite + redis',
+  async (): Promise<Harness> => {
+    const clock = new Clock()
+    const durable = new SqliteStore({ path: ':memory:', now: clock.now, sweepIntervalMs: 0 })
+    const ephemeral = new RedisEphemeralStore({
+      url: REDIS_URL,
+      prefix: `${uniqueName('sqlredis')}:`,
+    })
+    const store = combineStores(durable, ephemeral)
+    return {
+      ...store,
+      keys: store.keys,
+      ttlMs: TTL,
+      now: clock.now,
+      advance: async ms => {
+        clock.advance(ms / 1000)
+        await sleep(ms)
+      },
+      cleanup: async () => {
+        await ephemeral.clear()
+        await store.close?.()
+      },
+    }
+  },
+  h => (h as Harness).cleanup(),
+  { parts: ['accounts', 'ephemeral', 'keys'] }
+)
+
+describe('RedisEphemeralStore', () => {
+  const prefix = `${uniqueName('redisx')}:`
+  let client: Redis
+  beforeAll(() => {
+    client = new Redis(REDIS_URL)
+  })
+  afterAll(async () => {
+    const store = new RedisEphemeralStore({ client, prefix })
+    await store.clear()
+    await client.quit()
+  })
+
+  it('keeps every key under its prefix, with a lifetime', async () => {
+    const store = new RedisEphemeralStore({ client, prefix })
+    const value = randomHash()
+    await store.challenges.create('0Achallenge', value, 60_000)
+    await store.refreshKeys.reserve(value, 60_000)
+    await store.accessNonces.reserve('0Anonce', 60_000)
+    const keys = (await client.keys(`${prefix}*`)).sort()
+    expect(keys).toEqual([
+      `${prefix}challenge:0Achallenge`,
+      `${prefix}nonce:0Anonce`,
+      `${prefix}refresh:${value}`,
+    ])
+    for (const key of keys) {
+      const pttl = await client.pttl(key)
+      expect(pttl).toBeGreaterThan(59_000)
+      expect(pttl).toBeLessThanOrEqual(60_000)
+    }
+  })
+
+  it('uses a shared client without closing it', async () => {
+    const store = new RedisEphemeralStore({ client, prefix })
+    await store.close()
+    expect(await client.ping()).toBe('PONG')
+  })
+
+  it('two stores with different prefixes do not see each other', async () => {
+    const other = `${uniqueName('redisy')}:`
+    const a = new RedisEphemeralStore({ client, prefix })
+    const b = new RedisEphemeralStore({ client, prefix: other })
+    const value = randomHash()
+    expect(await a.accessNonces.reserve(value, 60_000)).toBe(true)
+    expect(await b.accessNonces.reserve(value, 60_000)).toBe(true)
+    expect(await b.clear()).toBe(1)
+    expect(await a.accessNonces.reserve(value, 60_000)).toBe(false)
+  })
+
+  it('rejects quickly when Redis cannot be reached', async () => {
+    const store = new RedisEphemeralStore({ url: 'redis://127.0.0.1:18298' })
+    const started = Date.now()
+    await expect(store.accessNonces.reserve(randomHash(), 1000)).rejects.toThrow()
+    expect(Date.now() - started).toBeLessThan(5000)
+    await store.close()
+  })
+})

@@ -1,0 +1,98 @@
+/** Stores by URL (BETTER_AUTH_DATABASE, BETTER_AUTH_REDIS). */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MemoryStore, createStore, createStoreFromEnv } from '../../src'
+import { PostgresStore } from '../../src/stores/postgres'
+import { RedisEphemeralStore } from '../../src/stores/redis'
+import { SqliteStore } from '../../src/stores/sqlite'
+import { parseDatabaseUrl } from '../../src/stores/url'
+import { randomHash } from './conformance'
+import { POSTGRES_URL, REDIS_URL, dropSchema, uniqueName } from './services'
+
+const dir = mkdtempSync(join(tmpdir(), 'better-auth-url-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('parseDatabaseUrl', () => {
+  it('reads memory, sqlite and postgres URLs', () => {
+    expect(parseDatabaseUrl('memory:')).toEqual({ kind: 'memory' })
+    expect(parseDatabaseUrl('sqlite:./better-auth.db')).toEqual({
+      kind: 'sqlite',
+      path: './better-auth.db',
+    })
+    expect(parseDatabaseUrl('sqlite:///var/lib/auth.db')).toEqual({
+      kind: 'sqlite',
+      path: '/var/lib/auth.db',
+    })
+    expect(parseDatabaseUrl('sqlite::memory:')).toEqual({ kind: 'sqlite', path: ':memory:' })
+    expect(parseDatabaseUrl('postgres://u:p@db:5432/app?schema=auth&sslmode=require')).toEqual({
+      kind: 'postgres',
+      connectionString: 'postgres://u:p@db:5432/app?sslmode=require',
+      schema: 'auth',
+    })
+  })
+
+  it('refuses other URLs without echoing a password', () => {
+    expect(() => parseDatabaseUrl('sqlite:')).toThrow(/names no file/)
+    expect(() => parseDatabaseUrl('mysql://root:hunter2@db/app')).toThrow(TypeError)
+    try {
+      parseDatabaseUrl('mysql://root:hunter2@db/app')
+    } catch (error) {
+      expect((error as Error).message).not.toContain('hunter2')
+    }
+  })
+})
+
+describe('createStore', () => {
+  it('opens memory and SQLite stores', async () => {
+    const memory = await createStore({ database: 'memory:' })
+    expect(memory).toBeInstanceOf(MemoryStore)
+    await memory.close?.()
+    const sqlite = await createStoreFromEnv({}, { database: `sqlite:${join(dir, 'a.db')}` })
+    expect(sqlite).toBeInstanceOf(SqliteStore)
+    expect(sqlite.keys).toBeDefined()
+    await sqlite.close?.()
+    // The environment wins over the default.
+    const fromEnv = await createStoreFromEnv(
+      { BETTER_AUTH_DATABASE: 'memory:' },
+      { database: `sqlite:${join(dir, 'b.db')}` }
+    )
+    expect(fromEnv).toBeInstanceOf(MemoryStore)
+    await fromEnv.close?.()
+  })
+
+  it('opens PostgreSQL (migrated, in the schema of the URL) with Redis beside it', async () => {
+    const schema = uniqueName('url')
+    const prefix = `${uniqueName('url')}:`
+    const store = await createStoreFromEnv({
+      BETTER_AUTH_DATABASE: `${POSTGRES_URL}?schema=${schema}`,
+      BETTER_AUTH_REDIS: `${REDIS_URL}?prefix=${encodeURIComponent(prefix)}`,
+    })
+    try {
+      expect(store.accounts).toBeDefined()
+      expect(store.keys).toBeDefined()
+      const nonce = randomHash()
+      expect(await store.accessNonces.reserve(nonce, 10_000)).toBe(true)
+      const redis = new RedisEphemeralStore({ url: REDIS_URL, prefix })
+      expect(await redis.client.exists(`${prefix}nonce:${nonce}`)).toBe(1)
+      await redis.clear()
+      await redis.close()
+      const pg = new PostgresStore({ connectionString: POSTGRES_URL, schema, migrate: false })
+      expect(await pg.migrate()).toBe(0)
+      await pg.close()
+    } finally {
+      await store.close?.()
+      await dropSchema(schema)
+    }
+  })
+
+  it('fails at once, naming the service, when PostgreSQL or Redis cannot be reached', async () => {
+    await expect(
+      createStore({ database: 'postgres://postgres@127.0.0.1:18297/test' })
+    ).rejects.toThrow(/cannot migrate PostgreSQL/)
+    await expect(
+      createStore({ database: 'memory:', redis: 'redis://127.0.0.1:18296' })
+    ).rejects.toThrow(/cannot reach Redis/)
+    await expect(createStore({ database: 'memory:', redis: 'http://x' })).rejects.toThrow(TypeError)
+  })
+})

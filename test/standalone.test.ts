@@ -553,6 +553,23 @@ describe('connections and context', () => {
     expect(() => standalone.protect('foo', () => ({}))).toThrow(TypeError)
   })
 
+  test('createServer builds its core from options when given no core', async () => {
+    const built = createServer<Attributes>({
+      keys: { env: false },
+      attributes: () => ATTRIBUTES,
+      rateLimit: false,
+    })
+    const { port: other } = await built.listen(0)
+    try {
+      const key = await send('GET', '/key/response', undefined, {}, other)
+      expect(key.body).toBe(await built.auth.responsePublicKey())
+      expect(key.body).not.toBe(await base.auth.responsePublicKey())
+    } finally {
+      await built.close()
+      await built.auth.close()
+    }
+  })
+
   test('close() stops listening and is idempotent', async () => {
     const other = createServer(base.auth)
     await other.listen(0)

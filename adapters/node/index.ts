@@ -3,9 +3,11 @@
  * protocol endpoints and the response-key endpoint from the core's route table, and serves
  * access-protected routes whose return values are signed into response envelopes.
  *
- *   const server = createServer(auth)
+ *   const server = createServer(auth)          // a core, or BetterAuthOptions to build one
  *   server.protect('/foo/bar', ({ request }) => ({ wasFoo: request.foo }))
  *   await server.listen(8080, '127.0.0.1')
+ *
+ * Imported as `better-auth-protocol/node`.
  *
  * Keep-alive is on (node's default); bodies are read with a size limit (BA603, 413); an unknown
  * path answers BA604 (404) and a known path with another method BA605 (405, with `Allow`).
@@ -19,16 +21,19 @@ import {
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../../src/errors'
-import type {
-  AccessPrincipal,
-  BetterAuthServer,
-  HandlerResult,
-  RequestContext,
+import {
+  createBetterAuth,
+  type AccessPrincipal,
+  type BetterAuthOptions,
+  type BetterAuthServer,
+  type HandlerResult,
+  type RequestContext,
 } from '../../src/server/core'
 import { openApiDocument, type OpenApiOptions } from '../../src/server/openapi'
 import type { Endpoint } from '../../src/server/routes'
 import {
   checkAccess,
+  isCore,
   normalizePath,
   normalizePrefix,
   openapiPath,
@@ -281,10 +286,14 @@ export class StandaloneServer<Attributes = unknown> {
   }
 }
 
-/** Creates a standalone server for `auth` (call `listen` to start it). */
+/**
+ * Creates a standalone server (call `listen` to start it) for a core, or for a core built from
+ * `BetterAuthOptions`.
+ */
 export function createServer<Attributes = unknown>(
-  auth: BetterAuthServer<Attributes>,
+  auth: BetterAuthServer<Attributes> | BetterAuthOptions<Attributes>,
   options: StandaloneOptions<Attributes> = {}
 ): StandaloneServer<Attributes> {
-  return new StandaloneServer(auth, options)
+  const core = isCore<Attributes>(auth) ? auth : createBetterAuth<Attributes>(auth)
+  return new StandaloneServer(core, options)
 }

@@ -6,7 +6,7 @@ TSX := node_modules/.bin/tsx
 BASE_URL ?= http://127.0.0.1:8080
 
 .PHONY: help setup build test fuzz type-check lint format format-check server test-integration bench \
-	bench-smoke clean example-express example-koa example-nestjs example-fetch
+	bench-smoke clean example-express example-koa example-nestjs example-fetch example-node
 
 help:
 	@echo "make server            run the conformance auth server on 127.0.0.1:8080 (PORT, HOST)"
@@ -14,7 +14,7 @@ help:
 	@echo "make fuzz              fuzz every operation longer (FUZZ_RUNS per target, FUZZ_SEED)"
 	@echo "make test-integration  run our client through every flow against BASE_URL"
 	@echo "make example-express   the Express example on 127.0.0.1:8080 (PORT, HOST); also"
-	@echo "                       example-koa, example-nestjs, example-fetch"
+	@echo "                       example-koa, example-nestjs, example-fetch, example-node"
 	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: under a minute"
 	@echo "other targets: setup build type-check lint format format-check clean"
 
@@ -64,6 +64,9 @@ example-nestjs: $(DEPS)
 
 example-fetch: $(DEPS)
 	$(TSX) examples/fetch/server.ts
+
+example-node: $(DEPS)
+	$(TSX) examples/node/server.ts
 
 test-integration: $(DEPS)
 	BASE_URL=$(BASE_URL) $(TSX) test/integration/run.ts

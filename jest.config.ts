@@ -12,7 +12,7 @@ const config: Config = {
   // run under test exactly as written for users.
   moduleNameMapper: {
     '^better-auth-protocol$': '<rootDir>/src/index.ts',
-    '^better-auth-protocol/(express|koa|nestjs|fetch)$': '<rootDir>/adapters/$1/index.ts',
+    '^better-auth-protocol/(express|koa|nestjs|node|fetch)$': '<rootDir>/adapters/$1/index.ts',
     '^better-auth-protocol/noble$': '<rootDir>/src/noble.ts',
     '^better-auth-protocol/stores/(sqlite|postgres|redis)$': '<rootDir>/src/stores/$1.ts',
   },

@@ -12,6 +12,7 @@ import { app as expressApp } from '../examples/express/server'
 import { app as koaApp } from '../examples/koa/server'
 import { AppModule } from '../examples/nestjs/main'
 import { handle } from '../examples/fetch/server'
+import { server as nodeServer } from '../examples/node/server'
 
 class TargetNetwork implements Network {
   constructor(private readonly target: Target) {}
@@ -49,6 +50,7 @@ const examples: [string, () => Promise<Target>][] = [
     },
   ],
   ['fetch', async () => fetchTarget()],
+  ['node', async () => supertestTarget(nodeServer.listener)],
 ]
 
 describe.each(examples)('examples/%s', (_name, start) => {
@@ -98,6 +100,7 @@ describe('README', () => {
       'examples/koa/server.ts',
       'examples/nestjs/main.ts',
       'examples/fetch/server.ts',
+      'examples/node/server.ts',
     ])
     for (const [, file, code] of blocks) {
       expect({ file, code }).toEqual({

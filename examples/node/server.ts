@@ -1,0 +1,59 @@
+/**
+ * Better Auth as a standalone server on node:http, no framework: the protocol endpoints and
+ * protected routes, for a deployment where the auth server is its own service.
+ *
+ *   make example-node             # http://127.0.0.1:8080 (PORT, HOST)
+ */
+import { createServer } from 'better-auth-protocol/node'
+
+interface Attributes {
+  permissionsByRole: Record<string, string[]>
+}
+interface FooBar {
+  foo: string
+  bar: string
+}
+
+// The protocol endpoints (/account/create, /session/create, …, /key/response) and their OpenAPI
+// document at /openapi.json. createServer takes the core's options, or a core.
+export const server = createServer<Attributes>(
+  { attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }) },
+  { openapi: true }
+)
+
+// A protected route: the handler gets the verified principal, and what it returns is sent as a
+// signed response envelope echoing the request nonce.
+server.protect<FooBar>('/foo/bar', ({ request }) => ({
+  wasFoo: request.foo,
+  wasBar: request.bar,
+}))
+
+// Authorization from the token's attributes: 403 (BA306) for anyone who may not write.
+server.protect<{ text: string }>(
+  '/notes',
+  ({ request, identity }) => ({ saved: request.text, by: identity }),
+  { authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true }
+)
+
+// An unprotected route answers whatever it returns.
+server.route(
+  '/health',
+  () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{"ok":true}' }),
+  ['GET']
+)
+
+// Conformance (PROTOCOL.md §4): a reply echoing a wrong nonce, which clients must refuse.
+server.route('/bad/nonce', async (body, _req, context) => {
+  const { request } = await server.auth.verifyAccess<FooBar>(body, context)
+  const nonce = server.auth.noncer.generate128()
+  const reply = await server.auth.respond(nonce, { wasFoo: request.foo, wasBar: request.bar })
+  return { status: 200, headers: { 'content-type': 'application/json' }, body: reply }
+})
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 8080)
+  const host = process.env.HOST ?? '127.0.0.1'
+  void server
+    .listen(port, host)
+    .then(() => console.log(`node:http example on http://${host}:${port}`))
+}

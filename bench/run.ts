@@ -15,9 +15,11 @@
  *   BENCH_REFERENCE_URL   a running reference server to compare with (see docs/performance.md)
  *   BENCH_PORT_BASE       first port for the servers (default: ephemeral ports)
  *   BENCH_CPU_PROF=dir    write a V8 CPU profile of every server into dir
+ *   UV_THREADPOOL_SIZE    the servers' libuv threadpool, where ECDSA runs (default: CPUs − 1,
+ *                         at least 1, as docs/performance.md recommends; node's own default is 4)
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { cpus, totalmem } from 'node:os'
+import { availableParallelism, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { NodeSigningKey } from '../src'
@@ -46,6 +48,7 @@ const MEMORY_WARMUP = SMOKE ? 10_000 : 100_000
 const REFERENCE_URL = process.env.BENCH_REFERENCE_URL?.replace(/\/+$/, '')
 const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 0)
 const CPU_PROF = process.env.BENCH_CPU_PROF
+const THREADPOOL = process.env.UV_THREADPOOL_SIZE ?? String(Math.max(1, availableParallelism() - 1))
 /** Longest stretch sent from one batch of signed requests, seconds (the window is 30 s). */
 const SEGMENT = 10
 const ONLY = process.env.BENCH_TARGETS?.split(',').map(s => s.trim())
@@ -68,7 +71,7 @@ function startChild(name: string, env: NodeJS.ProcessEnv): Promise<Child> {
   if (CPU_PROF !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`)
   const child = fork(join(__dirname, 'child.ts'), [name, String(port)], {
     execArgv,
-    env: { ...env, NODE_ENV: 'production' },
+    env: { ...env, NODE_ENV: 'production', UV_THREADPOOL_SIZE: THREADPOOL },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   return new Promise((resolve, reject) => {
@@ -348,7 +351,8 @@ async function main(): Promise<void> {
   }
   log(
     `better-auth-protocol benchmark: ${SMOKE ? 'smoke' : 'full'} mode, ${DURATION} s per run, ` +
-      `${CONNECTIONS} connections, ${cpus().length} CPUs, node ${process.version}`
+      `${CONNECTIONS} connections, ${cpus().length} CPUs, node ${process.version}, ` +
+      `servers' threadpool ${THREADPOOL}`
   )
 
   const names = new Set<string>(['standalone'])
@@ -475,6 +479,11 @@ async function main(): Promise<void> {
   }
 
   console.log('')
+  console.log(
+    `${SMOKE ? 'smoke' : 'full'} mode, ${DURATION} s per run, ${CONNECTIONS} connections; ` +
+      `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, node ${process.version} ` +
+      `(OpenSSL ${process.versions.openssl}), servers' UV_THREADPOOL_SIZE ${THREADPOOL}`
+  )
   console.log(table(rows))
   console.log('')
   for (const [name, r] of Object.entries(ratios)) {
@@ -504,6 +513,7 @@ async function main(): Promise<void> {
       memoryGB: round(totalmem() / 1024 ** 3, 1),
       connections: CONNECTIONS,
       duration: DURATION,
+      threadpool: Number(THREADPOOL),
       seconds: round((Date.now() - started) / 1000),
       results: rows.map(r => ({
         target: r.target,

@@ -196,7 +196,9 @@ async function main(): Promise<void> {
           const challenge = challengeOf(
             await ok(auth, 'requestSession', requestSessionBody(account.identity))
           )
-          return createSessionBody(account, challenge, accessKey)
+          // A fresh access key per session, as clients make them.
+          const fresh = { ...accessKey, publicKey: NodeSigningKey.generate().publicKeyText }
+          return createSessionBody(account, challenge, fresh)
         },
         body => ok(auth, 'createSession', body)
       ),

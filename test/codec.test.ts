@@ -1,7 +1,9 @@
 /** Codecs: strict base64url, qualified forms, public key points, timestamps, JSON, gzip, tokens. */
+import { randomBytes } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
 import {
   NodeP256Verifier,
+  ThreadpoolP256Verifier,
   NodeSigningKey,
   decodeBase64Url,
   decodeHash,
@@ -86,6 +88,7 @@ describe('qualified forms', () => {
 
 describe.each([
   ['node:crypto', new NodeP256Verifier()],
+  ['node:crypto (threadpool)', new ThreadpoolP256Verifier()],
   ['@noble/curves', new NobleP256Verifier()],
 ])('public key validation with %s', (_name, verifier) => {
   const point = (prefix: number, x: Buffer) =>
@@ -104,6 +107,30 @@ describe.each([
     expect(verifier.isValidPublicKey(point(3, Buffer.alloc(32, 0xff)))).toBe(false)
     expect(verifier.isValidPublicKey('1AAI')).toBe(false)
     expect(verifier.isValidPublicKey(`1AAIAA${'A'.repeat(42)}`)).toBe(false)
+  })
+
+  it('agrees with an independent implementation on random x coordinates', () => {
+    const reference = new NobleP256Verifier()
+    let valid = 0
+    for (let i = 0; i < 200; i++) {
+      const text = point(2 + (i % 2), randomBytes(32))
+      const expected = reference.isValidPublicKey(text)
+      expect([text, verifier.isValidPublicKey(text)]).toEqual([text, expected])
+      if (expected) valid++
+    }
+    // About half of all x have a point; both outcomes were exercised.
+    expect(valid).toBeGreaterThan(50)
+    expect(valid).toBeLessThan(150)
+  })
+
+  it('verifies with a key it first only checked', async () => {
+    const key = NodeSigningKey.generate()
+    const message = Buffer.from('checked, then used')
+    expect(verifier.isValidPublicKey(key.publicKeyText)).toBe(true)
+    expect(await verifier.verify(message, key.signSync(message), key.publicKeyText)).toBe(true)
+    expect(
+      await verifier.verify(message, key.signSync(Buffer.from('other')), key.publicKeyText)
+    ).toBe(false)
   })
 
   it('never throws on malformed signatures and refuses them', async () => {

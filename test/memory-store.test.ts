@@ -38,6 +38,31 @@ describe('TtlMap', () => {
     expect(map.size).toBeLessThan(30)
   })
 
+  it('keeps values of any kind, and `true` without storing it', () => {
+    const map = new TtlMap<unknown>()
+    const values: [string, unknown][] = [
+      ['t', true],
+      ['f', false],
+      ['z', null],
+      ['o', { a: 1 }],
+      ['s', 'identity'],
+    ]
+    for (const [key, value] of values) map.set(key, value, 1000)
+    for (const [key, value] of values) expect([key, map.get(key)]).toEqual([key, value])
+    map.set('s', true, 1000)
+    expect(map.get('s')).toBe(true)
+    expect(map.size).toBe(values.length)
+  })
+
+  it('a key sliced from a long text is stored on its own and found by an equal string', () => {
+    const body = `{"nonce":"0A${'x'.repeat(22)}","padding":"${'p'.repeat(4096)}"}`
+    const nonce = JSON.parse(body).nonce as string
+    const map = new TtlMap<true>()
+    expect(map.setIfAbsent(body.slice(10, 34), true, 1000)).toBe(true)
+    expect(map.setIfAbsent(nonce, true, 1000)).toBe(false)
+    expect(map.keys()).toEqual([nonce])
+  })
+
   it('take() removes a live entry exactly once', () => {
     const map = new TtlMap<string>()
     map.set('n', 'identity', 1000)

@@ -1,9 +1,11 @@
 /**
  * The benchmark (`make bench`; `make bench-smoke` or BENCH_SMOKE=1 for a run under a minute).
  *
- * Every server runs in its own child process; this process is the load generator. Access
- * requests are signed before each timed run (fresh nonce, current timestamp, in segments short
- * enough to stay inside the 30 s window) and sent over keep-alive connections with autocannon.
+ * Every server runs in its own child process; this process is the load generator (bench/load.ts,
+ * keep-alive connections). Access requests are signed before each timed slice (fresh nonce,
+ * current timestamp; a slice lasts about 2 s, well inside the 30 s window). Targets compared
+ * with each other (a bare route and its protected twin; ours and the reference) are measured in
+ * alternating slices, so changes in the machine's load fall on both alike.
  *
  * Environment:
  *   BENCH_DURATION        seconds per measured run (default 10; smoke 2)
@@ -51,6 +53,8 @@ const CPU_PROF = process.env.BENCH_CPU_PROF
 const THREADPOOL = process.env.UV_THREADPOOL_SIZE ?? String(Math.max(1, availableParallelism() - 1))
 /** Longest stretch sent from one batch of signed requests, seconds (the window is 30 s). */
 const SEGMENT = 10
+/** Length of a turn when a group of targets is measured side by side, seconds. */
+const SLICE = 2
 const ONLY = process.env.BENCH_TARGETS?.split(',').map(s => s.trim())
 const wanted = (name: string): boolean => ONLY === undefined || ONLY.includes(name)
 
@@ -124,17 +128,66 @@ function presign(sessions: Session[], count: number): string[] {
 }
 
 /**
- * Access requests against one route: a warm-up that also estimates the rate, then DURATION
- * seconds' worth in segments, each signed just before it is sent. A bare route cycles one pool.
+ * One thing measured: `warm` runs a warm-up and returns the rate seen (units per second);
+ * `prepare(count)` builds `count` units outside the clock (signing, opening sessions) and
+ * returns the timed run.
  */
-async function measureAccess(
+interface Measure {
+  server: Child | string
+  warm(): Promise<number>
+  prepare(count: number): Promise<() => Promise<Sample>>
+}
+
+async function cpuOf(server: Child | string): Promise<number> {
+  return typeof server === 'string' ? 0 : (await ask<{ micros: number }>(server, 'cpu')).micros
+}
+
+/**
+ * Measures a group side by side (a bare route and its protected twin, or ours and the
+ * reference): each is warmed up, then they take turns in slices of about SLICE seconds until
+ * each has run DURATION seconds. A change in the machine's load (other processes) then falls
+ * on all of them alike, so their ratios stay fair. Signed requests of a slice are at most a few
+ * seconds old when sent.
+ */
+async function interleaved(measures: Measure[]): Promise<Stats[]> {
+  const rates: number[] = []
+  for (const m of measures) rates.push(Math.max(100, await m.warm()))
+  const samples: Sample[][] = measures.map(() => [])
+  const cpu = measures.map(() => 0)
+  const elapsed = measures.map(() => 0)
+  const slices = Math.max(2, Math.round(DURATION / SLICE))
+  for (let slice = 0; slice < slices; slice++) {
+    for (const [i, m] of measures.entries()) {
+      const seconds = (DURATION - (elapsed[i] as number)) / (slices - slice)
+      if (seconds <= 0.05) continue
+      const run = await m.prepare(Math.max(CONNECTIONS, Math.ceil((rates[i] as number) * seconds)))
+      const before = await cpuOf(m.server)
+      const sample = await run()
+      cpu[i] = (cpu[i] as number) + (await cpuOf(m.server)) - before
+      ;(samples[i] as Sample[]).push(sample)
+      elapsed[i] = (elapsed[i] as number) + sample.elapsed
+      rates[i] = Math.max(100, sample.ok / sample.elapsed)
+    }
+  }
+  return measures.map((m, i) => {
+    const sample = combine(samples[i] as Sample[])
+    const result = stats(sample)
+    if (typeof m.server !== 'string') result.cpuPerRequest = (cpu[i] as number) / sample.ok
+    return result
+  })
+}
+
+/**
+ * Access requests to one route, each signed (fresh nonce, current timestamp) just before its
+ * slice; a bare route cycles one pool of them.
+ */
+function access(
   server: Child | string,
   path: string,
   sessions: Session[],
   protectedRoute: boolean
-): Promise<Stats> {
+): Measure {
   const url = typeof server === 'string' ? server : server.url
-  const guess = SMOKE ? 3000 : 8000
   let pool: string[] | undefined
   const bodies = (count: number): string[] => {
     if (protectedRoute) return presign(sessions, count)
@@ -142,45 +195,22 @@ async function measureAccess(
     const p = pool
     return Array.from({ length: count }, (_, i) => p[i % p.length] as string)
   }
-  const warm = await blast(url, path, bodies(guess * WARMUP), CONNECTIONS)
-  return withCpu(server, () =>
-    timed(warm.ok / warm.elapsed, count => blast(url, path, bodies(count), CONNECTIONS))
-  )
-}
-
-/** Stats of a run, with the server's CPU time per request when it is one of ours. */
-async function withCpu(
-  server: Child | string,
-  run: () => Promise<Sample>,
-  unitsPerOk = 1
-): Promise<Stats> {
-  if (typeof server === 'string') return stats(await run(), unitsPerOk)
-  const before = await ask<{ micros: number }>(server, 'cpu')
-  const sample = await run()
-  const after = await ask<{ micros: number }>(server, 'cpu')
-  return { ...stats(sample, unitsPerOk), cpuPerRequest: (after.micros - before.micros) / sample.ok }
-}
-
-/**
- * Runs `send` in segments (each at most SEGMENT seconds at the latest rate seen, so signed
- * requests stay well inside the window) until DURATION seconds have been measured.
- */
-async function timed(rate: number, send: (count: number) => Promise<Sample>): Promise<Sample> {
-  const samples: Sample[] = []
-  let elapsed = 0
-  while (elapsed < DURATION * 0.95) {
-    const seconds = Math.min(SEGMENT, DURATION - elapsed)
-    const sample = await send(Math.max(CONNECTIONS, Math.ceil(rate * seconds)))
-    samples.push(sample)
-    elapsed += sample.elapsed
-    rate = Math.max(100, sample.ok / sample.elapsed)
+  return {
+    server,
+    async warm() {
+      const sample = await blast(url, path, bodies((SMOKE ? 3000 : 8000) * WARMUP), CONNECTIONS)
+      return sample.ok / sample.elapsed
+    },
+    async prepare(count) {
+      const prepared = bodies(count)
+      return () => blast(url, path, prepared, CONNECTIONS)
+    },
   }
-  return combine(samples)
 }
 
 /**
  * Fresh access public keys for new sessions, made before the timed phase: a real client makes a
- * new access key per session, and the server checks each new point (which costs it ~120 µs).
+ * new access key per session, and the server checks each new point.
  */
 function accessKeys(count: number): { publicKey: string; rotationHash: string }[] {
   const rotationHash = hash(NodeSigningKey.generate().publicKeyText)
@@ -190,59 +220,80 @@ function accessKeys(count: number): { publicKey: string; rotationHash: string }[
   }))
 }
 
-/** Session flows (requestSession, then createSession signed over the challenge). */
-async function measureSessions(server: Child | string, accounts: Account[]): Promise<Stats> {
+/**
+ * Session flows: requestSession, then createSession signed over the challenge it returned (that
+ * signature is made in the timed phase: the challenge only exists then). A sample's `ok` counts
+ * flows, its latencies span both requests.
+ */
+function sessionFlows(server: Child | string, accounts: Account[]): Measure {
   const url = typeof server === 'string' ? server : server.url
   let picked = 0
-  const once = async (wanted: number): Promise<Sample> => {
+  const prepare = async (wanted: number) => {
     // Whole flows on every connection.
     const flows = Math.ceil(wanted / CONNECTIONS) * CONNECTIONS
     const keys = accessKeys(flows)
-    let used = 0
-    const latencies: number[] = []
-    const sample = await flow(url, CONNECTIONS, flows / CONNECTIONS, [
-      {
-        path: '/session/request',
-        body: context => {
-          const account = accounts[picked++ % accounts.length] as Account
-          context.account = account
-          context.started = performance.now()
-          return requestSessionBody(account.identity)
+    return async (): Promise<Sample> => {
+      let used = 0
+      const latencies: number[] = []
+      const sample = await flow(url, CONNECTIONS, flows / CONNECTIONS, [
+        {
+          path: '/session/request',
+          body: context => {
+            const account = accounts[picked++ % accounts.length] as Account
+            context.account = account
+            context.started = performance.now()
+            return requestSessionBody(account.identity)
+          },
+          onResponse: (status, body, context) => {
+            context.challenge = status === 200 ? challengeOf(JSON.parse(body).payload.response) : ''
+          },
         },
-        onResponse: (status, body, context) => {
-          context.challenge = status === 200 ? challengeOf(JSON.parse(body).payload.response) : ''
+        {
+          path: '/session/create',
+          body: context => {
+            const key = keys[Math.min(used++, flows - 1)] as (typeof keys)[number]
+            return createSessionBody(context.account as Account, context.challenge as string, key)
+          },
+          onResponse: (status, body, context) => {
+            if (status === 200) tokenOf(JSON.parse(body).payload.response)
+            latencies.push(performance.now() - (context.started as number))
+          },
         },
-      },
-      {
-        path: '/session/create',
-        body: context => {
-          const key = keys[Math.min(used++, flows - 1)] as (typeof keys)[number]
-          return createSessionBody(context.account as Account, context.challenge as string, key)
-        },
-        onResponse: (status, body, context) => {
-          if (status === 200) tokenOf(JSON.parse(body).payload.response)
-          latencies.push(performance.now() - (context.started as number))
-        },
-      },
-    ])
-    // A flow's latency spans both requests.
-    return { ...sample, ok: sample.ok / 2, latencies: Float64Array.from(latencies) }
+      ])
+      const failed = Object.values(sample.failures).reduce((n, v) => n + v, 0)
+      return {
+        ...sample,
+        ok: (sample.requests - failed) / 2,
+        latencies: Float64Array.from(latencies),
+      }
+    }
   }
-  const warm = await once(SMOKE ? 500 : 2000)
-  return withCpu(server, () => timed(warm.ok / warm.elapsed, once))
+  return {
+    server,
+    async warm() {
+      const sample = await (await prepare(SMOKE ? 500 : 2000))()
+      return sample.ok / sample.elapsed
+    },
+    prepare,
+  }
 }
 
-/** Refreshes of sessions opened beforehand (each reveals its own next key once). */
-async function measureRefresh(server: Child | string, accounts: Account[]): Promise<Stats> {
+/** Refreshes of sessions opened just before the slice (each reveals its own next key once). */
+function refreshes(server: Child | string, accounts: Account[]): Measure {
   const url = typeof server === 'string' ? server : server.url
-  const warmSessions = await openSessions(url, accounts, SMOKE ? 300 : 1000)
-  const warm = await blast(url, '/session/refresh', warmSessions.map(refreshBody), CONNECTIONS)
-  const rate = Math.max(200, warm.ok / warm.elapsed)
-  const count = Math.min(Math.ceil(rate * DURATION), SMOKE ? 2000 : 30_000)
-  log(`  opening ${count} sessions to refresh`)
-  const sessions = await openSessions(url, accounts, count)
-  const bodies = sessions.map(refreshBody)
-  return withCpu(server, () => blast(url, '/session/refresh', bodies, CONNECTIONS))
+  const prepare = async (count: number) => {
+    const sessions = await openSessions(url, accounts, Math.min(count, SMOKE ? 1000 : 15_000))
+    const bodies = sessions.map(refreshBody)
+    return () => blast(url, '/session/refresh', bodies, CONNECTIONS)
+  }
+  return {
+    server,
+    async warm() {
+      const sample = await (await prepare(SMOKE ? 300 : 1000))()
+      return sample.ok / sample.elapsed
+    },
+    prepare,
+  }
 }
 
 interface Memory {
@@ -369,84 +420,74 @@ async function main(): Promise<void> {
   // Sessions are opened on the standalone server; every target shares its access key.
   const accounts = await createAccounts(standalone.url, 8)
   const sessions = await openSessions(standalone.url, accounts, CONNECTIONS)
+  const reference =
+    REFERENCE_URL !== undefined && wanted('reference')
+      ? await (async () => {
+          const refAccounts = await createAccounts(REFERENCE_URL, 8)
+          const refSessions = await openSessions(REFERENCE_URL, refAccounts, CONNECTIONS)
+          return { url: REFERENCE_URL, accounts: refAccounts, sessions: refSessions }
+        })()
+      : undefined
 
   const rows: Row[] = []
+  const group = async (
+    title: string,
+    entries: { row: Omit<Row, 'stats'>; measure: Measure }[]
+  ): Promise<void> => {
+    log(`${title} …`)
+    const results = await interleaved(entries.map(e => e.measure))
+    entries.forEach((e, i) => rows.push({ ...e.row, stats: results[i] as Stats }))
+  }
+
   for (const f of FRAMEWORKS) {
     if (!wanted(f.name) && !wanted(f.child)) continue
     const bareServer = servers.get(f.name === 'node' ? 'node' : f.child) as Child
     const protectedServer = servers.get(f.child) as Child
-    log(`${f.bare} …`)
-    rows.push({
-      target: f.bare,
-      framework: f.name,
-      kind: 'bare',
-      server: 'ours',
-      stats: await measureAccess(bareServer, BARE_PATH, sessions, false),
-    })
-    log(`${f.protectedLabel} …`)
-    rows.push({
-      target: f.protectedLabel,
-      framework: f.name,
-      kind: 'protected',
-      server: 'ours',
-      stats: await measureAccess(protectedServer, PROTECTED_PATH, sessions, true),
-    })
+    const entries: { row: Omit<Row, 'stats'>; measure: Measure }[] = [
+      {
+        row: { target: f.bare, framework: f.name, kind: 'bare', server: 'ours' },
+        measure: access(bareServer, BARE_PATH, sessions, false),
+      },
+      {
+        row: { target: f.protectedLabel, framework: f.name, kind: 'protected', server: 'ours' },
+        measure: access(protectedServer, PROTECTED_PATH, sessions, true),
+      },
+    ]
+    if (f.name === 'node' && reference !== undefined) {
+      entries.push({
+        row: {
+          target: 'reference protected',
+          framework: 'reference',
+          kind: 'protected',
+          server: 'reference',
+        },
+        measure: access(reference.url, PROTECTED_PATH, reference.sessions, true),
+      })
+    }
+    await group(entries.map(e => e.row.target).join(' / '), entries)
     if (f.child !== 'standalone') await stopChild(protectedServer)
   }
   if (servers.has('node')) await stopChild(servers.get('node') as Child)
 
-  if (wanted('sessions')) {
-    log('standalone session flows …')
-    rows.push({
-      target: 'standalone sessions (flows/s)',
-      framework: 'node',
-      kind: 'sessions',
-      server: 'ours',
-      stats: await measureSessions(standalone, accounts),
-    })
-  }
-  if (wanted('refresh')) {
-    log('standalone refresh …')
-    rows.push({
-      target: 'standalone refresh',
-      framework: 'node',
-      kind: 'refresh',
-      server: 'ours',
-      stats: await measureRefresh(standalone, accounts),
-    })
+  for (const kind of ['sessions', 'refresh'] as const) {
+    if (!wanted(kind)) continue
+    const label = kind === 'sessions' ? 'sessions (flows/s)' : 'refresh'
+    const make = kind === 'sessions' ? sessionFlows : refreshes
+    const entries: { row: Omit<Row, 'stats'>; measure: Measure }[] = [
+      {
+        row: { target: `standalone ${label}`, framework: 'node', kind, server: 'ours' },
+        measure: make(standalone, accounts),
+      },
+    ]
+    if (reference !== undefined) {
+      entries.push({
+        row: { target: `reference ${label}`, framework: 'reference', kind, server: 'reference' },
+        measure: make(reference.url, reference.accounts),
+      })
+    }
+    await group(entries.map(e => e.row.target).join(' / '), entries)
   }
   await stopChild(standalone)
-
-  if (REFERENCE_URL !== undefined && wanted('reference')) {
-    log(`reference server at ${REFERENCE_URL} …`)
-    const refAccounts = await createAccounts(REFERENCE_URL, 8)
-    const refSessions = await openSessions(REFERENCE_URL, refAccounts, CONNECTIONS)
-    rows.push({
-      target: 'reference protected',
-      framework: 'reference',
-      kind: 'protected',
-      server: 'reference',
-      stats: await measureAccess(REFERENCE_URL, PROTECTED_PATH, refSessions, true),
-    })
-    if (wanted('sessions')) {
-      rows.push({
-        target: 'reference sessions (flows/s)',
-        framework: 'reference',
-        kind: 'sessions',
-        server: 'reference',
-        stats: await measureSessions(REFERENCE_URL, refAccounts),
-      })
-    }
-    if (wanted('refresh')) {
-      rows.push({
-        target: 'reference refresh',
-        framework: 'reference',
-        kind: 'refresh',
-        server: 'reference',
-        stats: await measureRefresh(REFERENCE_URL, refAccounts),
-      })
-    }
-  }
 
   let memory: Awaited<ReturnType<typeof measureMemory>> | undefined
   if (wanted('memory')) {

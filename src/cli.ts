@@ -234,7 +234,12 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     database: databaseOf(values.database, io),
     ...(redis === undefined ? {} : { redis }),
   })
-  const auth = createBetterAuth({ store, keys: { env: io.env } })
+  // With Redis, rate limits are shared by every instance using it.
+  const auth = createBetterAuth({
+    store,
+    keys: { env: io.env },
+    rateLimit: store.redis === undefined ? {} : { redis: store.redis },
+  })
   try {
     await auth.ready()
   } catch (error) {

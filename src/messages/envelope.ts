@@ -85,3 +85,27 @@ export async function verifySigned(
   }
   throw new InvalidSignatureError(what)
 }
+
+/**
+ * True when a body carries no access request at all: it is empty, or it is a JSON object
+ * without `payload.access.token`. A protected route answers such a body "credentials required"
+ * (BA404) rather than "invalid message" (BA101), which stays the answer for anything else it
+ * cannot read (malformed JSON, a non-object body, a bad access request).
+ */
+export function lacksCredentials(body: string | Uint8Array): boolean {
+  const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8')
+  if (text.trim() === '') return true
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return false
+  }
+  if (!isObject(value)) return false
+  const payload = value.payload
+  if (payload === undefined) return true
+  if (!isObject(payload)) return false
+  const access = payload.access
+  if (access === undefined) return true
+  return isObject(access) && !('token' in access)
+}

@@ -10,6 +10,7 @@ import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import {
   BetterAuthError,
   ConflictError,
+  CredentialsRequiredError,
   ERROR_CODES,
   ExpiredTokenError,
   FutureRequestError,
@@ -28,7 +29,13 @@ import {
   UnknownServerKeyError,
   toBetterAuthError,
 } from '../errors'
-import { parseEnvelope, verifySigned, type Envelope, type ParseLimits } from '../messages/envelope'
+import {
+  lacksCredentials,
+  parseEnvelope,
+  verifySigned,
+  type Envelope,
+  type ParseLimits,
+} from '../messages/envelope'
 import {
   readAccessKeysRequest,
   readAccessRequest,
@@ -137,6 +144,13 @@ export interface BetterAuthOptions<Attributes = unknown> {
 
 /** Per-route options of an access check. */
 export interface AccessCheckOptions {
+  /**
+   * Whether the route requires an access request. A body without one is refused with 401 BA404
+   * either way; with `false` the refusal is not reported as an audit event, because the adapter
+   * lets such requests through without a principal (optional access), and their replies are not
+   * signed. A body with a bad access request is always refused. @default true
+   */
+  credentialsRequired?: boolean
   /**
    * Refuse tokens of devices that are no longer active (unlinked, recovered away, deleted),
    * at the cost of a store read, cached for `cacheMs`. Tokens are stateless otherwise: they
@@ -759,8 +773,21 @@ export class BetterAuthServer<Attributes = unknown> {
     try {
       return await this.checkAccess<Request>(body, context, options, trace)
     } catch (error) {
-      const e = toBetterAuthError(error)
-      this.emit(e.code === 'BA601' ? 'rate.limited' : 'access.denied', 'access', trace, context, e)
+      let e = toBetterAuthError(error)
+      // Only a message the core could not read can be "no credentials"; the check runs on the
+      // failure path only, so a valid request is parsed once.
+      if (e.code === 'BA101' && lacksCredentials(body)) {
+        e = new CredentialsRequiredError({ cause: e })
+      }
+      if (e.code !== 'BA404' || options.credentialsRequired !== false) {
+        this.emit(
+          e.code === 'BA601' ? 'rate.limited' : 'access.denied',
+          'access',
+          trace,
+          context,
+          e
+        )
+      }
       throw e
     }
   }

@@ -19,7 +19,7 @@ import { readBody } from '../adapters/shared/body'
 import { NodeSigningKey } from './crypto/node'
 import { MethodNotAllowedError, NotFoundError } from './errors'
 import { createBetterAuth, type BetterAuthServer } from './server/core'
-import { ServerKeys } from './server/keys'
+import { DEFAULT_RETIRE_AFTER_MS, ServerKeys } from './server/keys'
 import type { Endpoint } from './server/routes'
 import type { ServerStore } from './stores/types'
 import { createStore, migrateDatabase, parseDatabaseUrl, redact } from './stores/url'
@@ -181,7 +181,10 @@ async function rotateAccessKey(args: string[], io: CliIo): Promise<number> {
     args,
     options: { database: { type: 'string' }, 'retire-after': { type: 'string' } },
   })
-  const seconds = values['retire-after'] === undefined ? 43_205 : Number(values['retire-after'])
+  const seconds =
+    values['retire-after'] === undefined
+      ? DEFAULT_RETIRE_AFTER_MS / 1000
+      : Number(values['retire-after'])
   if (!Number.isFinite(seconds) || seconds < 0) {
     throw new UsageError('--retire-after must be a number of seconds')
   }

@@ -6,7 +6,13 @@
  * text does not verify and differs from the compact re-serialization, that form is tried too.
  */
 import type { Verifier } from '../crypto/types'
-import { InvalidMessageError, InvalidSignatureError, PayloadTooLargeError } from '../errors'
+import {
+  IncorrectNonceError,
+  InvalidMessageError,
+  InvalidResponseError,
+  InvalidSignatureError,
+  PayloadTooLargeError,
+} from '../errors'
 import { isObject, object, signature as signatureField, type JsonObject } from './fields'
 import { decodeUtf8, parseStrictJson, type JsonLimits } from './json'
 
@@ -108,4 +114,25 @@ export function lacksCredentials(body: string | Uint8Array): boolean {
   const access = payload.access
   if (access === undefined) return true
   return isObject(access) && !('token' in access)
+}
+
+/**
+ * Checks a server's response envelope: it names `responseKey` as its server identity, its
+ * signature by that key verifies over the exact payload text, and it echoes `nonce`. Throws
+ * InvalidResponseError (BA204), InvalidSignatureError (BA201) or IncorrectNonceError (BA203).
+ */
+export async function checkResponse(
+  verifier: Verifier,
+  part: SignedPart,
+  responseKey: string,
+  nonce: string,
+  what = 'response'
+): Promise<void> {
+  const access = part.payload.access
+  if (!isObject(access)) throw new InvalidResponseError(`${what}: payload.access is missing`)
+  if (access.serverIdentity !== responseKey) {
+    throw new InvalidResponseError(`${what}: not signed by the pinned response key`)
+  }
+  await verifySigned(verifier, part, responseKey, what)
+  if (access.nonce !== nonce) throw new IncorrectNonceError(nonce, access.nonce)
 }

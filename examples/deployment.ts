@@ -28,7 +28,11 @@ import { betterAuth } from 'better-auth-protocol/express'
 /** The auth server: state and keys from BETTER_AUTH_DATABASE and BETTER_AUTH_REDIS. */
 export async function authServer(env = process.env) {
   const store = await createStoreFromEnv(env)
-  const auth = betterAuth({ store })
+  // With Redis, rate limits are shared by every instance too.
+  const auth = betterAuth({
+    store,
+    rateLimit: store.redis === undefined ? {} : { redis: store.redis },
+  })
   const app = express()
   app.use(auth.express()) // the protocol, /key/response and /key/access
   return { app, auth }
@@ -55,6 +59,7 @@ export async function resourceServer(authUrl: string, authResponseKey: string, r
       new RedisEphemeralStore({ client: redis, prefix: 'resource:' })
     ),
     keys: { accessKeySource: accessKeys },
+    rateLimit: { redis },
   })
   await accessKeys.ready() // fails fast if the auth server cannot be reached
   const app = express()

@@ -19,7 +19,7 @@ import { readBody } from '../adapters/shared/body'
 import { NodeSigningKey } from './crypto/node'
 import { MethodNotAllowedError, NotFoundError } from './errors'
 import { createBetterAuth, type BetterAuthServer } from './server/core'
-import { ServerKeys } from './server/keys'
+import { DEFAULT_RETIRE_AFTER_MS, ServerKeys } from './server/keys'
 import type { Endpoint } from './server/routes'
 import type { ServerStore } from './stores/types'
 import { createStore, migrateDatabase, parseDatabaseUrl, redact } from './stores/url'
@@ -181,7 +181,10 @@ async function rotateAccessKey(args: string[], io: CliIo): Promise<number> {
     args,
     options: { database: { type: 'string' }, 'retire-after': { type: 'string' } },
   })
-  const seconds = values['retire-after'] === undefined ? 43_205 : Number(values['retire-after'])
+  const seconds =
+    values['retire-after'] === undefined
+      ? DEFAULT_RETIRE_AFTER_MS / 1000
+      : Number(values['retire-after'])
   if (!Number.isFinite(seconds) || seconds < 0) {
     throw new UsageError('--retire-after must be a number of seconds')
   }
@@ -234,7 +237,12 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     database: databaseOf(values.database, io),
     ...(redis === undefined ? {} : { redis }),
   })
-  const auth = createBetterAuth({ store, keys: { env: io.env } })
+  // With Redis, rate limits are shared by every instance using it.
+  const auth = createBetterAuth({
+    store,
+    keys: { env: io.env },
+    rateLimit: store.redis === undefined ? {} : { redis: store.redis },
+  })
   try {
     await auth.ready()
   } catch (error) {

@@ -725,11 +725,16 @@ describe('JSON structure', () => {
     ['a number', '42'],
     ['null', 'null'],
     ['true', 'true'],
-    ['whitespace only', ' \n'],
   ])('a body that is %s is refused (BA101)', async (_name, body) => {
     const w = await world()
     await expectRejected(w.server, 'access', body, 'BA101', 400)
     await expectRejected(w.server, 'createAccount', body, 'BA101', 400)
+  })
+
+  it('a body of whitespace only is refused: no credentials on a protected route (401 BA404)', async () => {
+    const w = await world()
+    await expectRejected(w.server, 'access', ' \n', 'BA404', 401)
+    await expectRejected(w.server, 'createAccount', ' \n', 'BA101', 400)
   })
 
   it.each([

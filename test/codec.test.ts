@@ -220,11 +220,19 @@ describe('timestamps', () => {
 
 describe('strict JSON', () => {
   it('parses like JSON.parse on valid input and records payload spans', () => {
-    const text = '{"payload":{"a":[1,2.5e3,-0,true,false,null],"b":"\\u00e9\\n"},"signature":"x"}'
+    const text = '{"payload":{"a":[1,2.5e3,-1.5,true,false,null],"b":"\\u00e9\\n"},"signature":"x"}'
     const { value, payloadSpans } = parseStrictJson(text)
     expect(value).toEqual(JSON.parse(text))
     const [start, end] = payloadSpans.get('payload') as [number, number]
-    expect(text.slice(start, end)).toBe('{"a":[1,2.5e3,-0,true,false,null],"b":"\\u00e9\\n"}')
+    expect(text.slice(start, end)).toBe('{"a":[1,2.5e3,-1.5,true,false,null],"b":"\\u00e9\\n"}')
+  })
+
+  it('reads only numbers that re-serialize as they verify: -0 as 0, no Infinity', () => {
+    expect(Object.is(parseStrictJson('[-0]').value, 0)).toBe(false)
+    expect(Object.is((parseStrictJson('[-0]').value as number[])[0], 0)).toBe(true)
+    expect(() => parseStrictJson('{"amount":1e400}')).toThrow(/out of range/)
+    expect(() => parseStrictJson('[-1e309]')).toThrow(/out of range/)
+    expect(parseStrictJson('[1e308]').value).toEqual([1e308])
   })
 
   it('records nested payload spans by path', () => {

@@ -88,7 +88,18 @@ describe('audit events', () => {
     await server.auth
       .verifyAccess('{"payload":{}}', { ip: '203.0.113.4', path: '/orders' })
       .catch(() => undefined)
-    expect(events[2]).toMatchObject({ type: 'access.denied', route: '/orders', code: 'BA101' })
+    // No access request at all: credentials required (BA404).
+    expect(events[2]).toMatchObject({ type: 'access.denied', route: '/orders', code: 'BA404' })
+    // A malformed one: invalid message (BA101).
+    await server.auth
+      .verifyAccess('{"payload":{"access":{"token":"x"}}}', { path: '/orders' })
+      .catch(() => undefined)
+    expect(events[3]).toMatchObject({ type: 'access.denied', code: 'BA101' })
+    // Optional access: a request without credentials passes anonymously and is not an event.
+    await expect(
+      server.auth.verifyAccess('', { path: '/feed' }, { credentialsRequired: false })
+    ).rejects.toMatchObject({ code: 'BA404' })
+    expect(events).toHaveLength(4)
   })
 
   it('report rate limiting', async () => {

@@ -279,7 +279,23 @@ export async function challenge(server: TestServer, identity: string): Promise<s
   return payload.response.authentication.nonce
 }
 
-/** A createSession body answering `challengeNonce` for `device`, for the access key pair. */
+/** A createSession payload answering `challengeNonce` for `device`, for the access key pair. */
+export function createSessionPayload(
+  device: TestDevice,
+  challengeNonce: string,
+  access: NodeSigningKey,
+  next: NodeSigningKey
+): Record<string, unknown> {
+  return {
+    access: { nonce: nonce() },
+    request: {
+      access: { publicKey: access.publicKeyText, rotationHash: hash(next.publicKeyText) },
+      authentication: { device: device.device, nonce: challengeNonce },
+    },
+  }
+}
+
+/** The same, signed (by the device's current key unless another signer is given). */
 export function createSessionBody(
   device: TestDevice,
   challengeNonce: string,
@@ -287,16 +303,7 @@ export function createSessionBody(
   next: NodeSigningKey,
   signer = device.current
 ): string {
-  return signed(
-    {
-      access: { nonce: nonce() },
-      request: {
-        access: { publicKey: access.publicKeyText, rotationHash: hash(next.publicKeyText) },
-        authentication: { device: device.device, nonce: challengeNonce },
-      },
-    },
-    signer
-  )
+  return signed(createSessionPayload(device, challengeNonce, access, next), signer)
 }
 
 export interface Session {

@@ -18,6 +18,7 @@ import {
   nonce,
   payloadOf,
   signed,
+  type Session,
   type TestServer,
 } from './helpers'
 
@@ -133,63 +134,15 @@ export async function expectOk(
   return payloadOf(result)
 }
 
-export async function created(server: TestServer): Promise<TestAccount> {
-  const account = new TestAccount()
-  await expectOk(server, 'createAccount', account.createAccountBody())
-  return account
-}
-
-export function sessionRequest(identity: string): string {
-  return JSON.stringify({
-    payload: { access: { nonce: nonce() }, request: { authentication: { identity } } },
-  })
-}
-
-export async function challenge(server: TestServer, identity: string): Promise<string> {
-  const payload = await expectOk(server, 'requestSession', sessionRequest(identity))
-  return (payload.response as { authentication: { nonce: string } }).authentication.nonce
-}
-
-export function createSessionPayload(
-  device: TestDevice,
-  challengeNonce: string,
-  access: NodeSigningKey,
-  next: NodeSigningKey
-): Record<string, unknown> {
-  return {
-    access: { nonce: nonce() },
-    request: {
-      access: { publicKey: access.publicKeyText, rotationHash: hash(next.publicKeyText) },
-      authentication: { device: device.device, nonce: challengeNonce },
-    },
-  }
-}
-
-export function createSessionBody(
-  device: TestDevice,
-  challengeNonce: string,
-  access: NodeSigningKey,
-  next: NodeSigningKey,
-  signer = device.current
-): string {
-  return signed(createSessionPayload(device, challengeNonce, access, next), signer)
-}
-
-export interface Session {
-  token: string
-  /** The key the token is bound to (signs access requests). */
-  key: NodeSigningKey
-  /** The committed next key (signs the refresh). */
-  next: NodeSigningKey
-}
-
-export async function openSession(server: TestServer, device: TestDevice): Promise<Session> {
-  const key = NodeSigningKey.generate()
-  const next = NodeSigningKey.generate()
-  const c = await challenge(server, device.identity)
-  const payload = await expectOk(server, 'createSession', createSessionBody(device, c, key, next))
-  return { token: (payload.response as { access: { token: string } }).access.token, key, next }
-}
+export {
+  challenge,
+  createSessionBody,
+  createSessionPayload,
+  createdAccount as created,
+  openSession,
+  sessionRequest,
+  type Session,
+} from './helpers'
 
 export function refreshPayload(session: Session, token = session.token): Record<string, unknown> {
   return {

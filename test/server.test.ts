@@ -887,7 +887,8 @@ describe('access requests', () => {
     const body = (access: Record<string, unknown>, withRequest = true) =>
       signed(withRequest ? { access, request: {} } : { access }, session.key)
     const timestamp = formatTimestamp(server.clock.ms)
-    await expectRejected(server, 'access', body({ nonce: nonce(), timestamp }), 'BA101', 400)
+    // No token at all: credentials required.
+    await expectRejected(server, 'access', body({ nonce: nonce(), timestamp }), 'BA404', 401)
     await expectRejected(
       server,
       'access',

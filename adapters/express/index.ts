@@ -233,6 +233,7 @@ export function requireAccess<Attributes = unknown, Body = unknown>(
       Promise.resolve()
         .then(() => options.authorize === undefined || options.authorize(previous, req))
         .then(allowed => (allowed ? next() : fail(new ForbiddenError())), fail)
+        .catch(next)
       return
     }
 

@@ -1,9 +1,9 @@
 /** The access guard: verifies the access request of a route and attaches the principal. */
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common'
 import { Reflector } from '@nestjs/core'
-import { BetterAuthError, InternalError } from '../../src/errors'
+import { BetterAuthError, ForbiddenError, InternalError } from '../../src/errors'
 import { BetterAuthServer, type AccessPrincipal } from '../../src/server/core'
-import { checkAccess, failure, principals } from '../shared/access'
+import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
 import {
   DEFAULT_BODY_LIMIT,
   nodeRawBody,
@@ -19,6 +19,7 @@ import {
   OPTIONAL_ACCESS,
   type AccessMetadata,
   type BetterAuthModuleOptions,
+  type NestAuthorize,
 } from './options'
 import type { IncomingMessage } from 'node:http'
 
@@ -78,32 +79,61 @@ export class BetterAuthGuard implements CanActivate {
     throw toHttpException(result.error)
   }
 
+  /** The access options of a handler, built once per handler (the core caches per object). */
+  private readonly routeOptions = new WeakMap<object, RouteOptions>()
+
+  private optionsFor(context: ExecutionContext): RouteOptions | undefined {
+    const handler = context.getHandler()
+    const cached = this.routeOptions.get(handler)
+    if (cached !== undefined) return cached
+    const targets = [handler, context.getClass()]
+    const onHandler = this.reflector.get<AccessMetadata | undefined>(ACCESS_METADATA, handler)
+    const onClass = this.reflector.get<AccessMetadata | undefined>(
+      ACCESS_METADATA,
+      context.getClass()
+    )
+    if (onHandler === undefined && onClass === undefined && !this.global) return undefined
+    const hooks = [this.options.authorize, onClass?.authorize, onHandler?.authorize].filter(
+      (hook): hook is NestAuthorize => hook !== undefined
+    )
+    const { authorize: _c, ...classRest } = onClass ?? {}
+    const { authorize: _h, ...handlerRest } = onHandler ?? {}
+    const optional =
+      this.reflector.getAllAndOverride<boolean>(OPTIONAL_ACCESS, targets) === true ||
+      (onHandler?.credentialsRequired ?? onClass?.credentialsRequired) === false
+    const options: RouteOptions = {
+      ...classRest,
+      ...handlerRest,
+      credentialsRequired: !optional,
+    }
+    if (hooks.length > 0) {
+      options.authorize = async (principal, ctx) => {
+        for (const hook of hooks) if (!(await hook(principal, ctx))) return false
+        return true
+      }
+    }
+    this.routeOptions.set(handler, options)
+    return options
+  }
+
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const targets = [context.getHandler(), context.getClass()]
     if (this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS, targets) === true) return true
-    const metadata = this.reflector.getAllAndOverride<AccessMetadata | undefined>(
-      ACCESS_METADATA,
-      targets
-    )
-    if (metadata === undefined && !this.global) return true
+    const options = this.optionsFor(context)
+    if (options === undefined) return true
     const request = this.getRequest(context)
-    if (principals.has(request)) return true // verified already (guard applied twice)
-
-    const optional =
-      this.reflector.getAllAndOverride<boolean>(OPTIONAL_ACCESS, targets) === true ||
-      metadata?.credentialsRequired === false
-    const moduleAuthorize = this.options.authorize
-    const routeAuthorize = metadata?.authorize
-    const authorize =
-      moduleAuthorize === undefined && routeAuthorize === undefined
-        ? undefined
-        : async (principal: AccessPrincipal<unknown, unknown>, ctx: ExecutionContext) =>
-            (moduleAuthorize === undefined || (await moduleAuthorize(principal, ctx))) &&
-            (routeAuthorize === undefined || (await routeAuthorize(principal, ctx)))
 
     let principal: AccessPrincipal<unknown, unknown> | undefined
     let error: unknown
     try {
+      const verified = principals.get(request)
+      if (verified !== undefined) {
+        // Verified already (the guard applied twice): only this route's authorization remains.
+        if (options.authorize !== undefined && !(await options.authorize(verified, context))) {
+          throw new ForbiddenError()
+        }
+        return true
+      }
       const limit = this.auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
       const { body, source } = await nodeRawBody(request, request as ParsedBody, limit)
       if (source === 'reserialized') warnReserialized(this.auth, ADVICE)
@@ -113,7 +143,7 @@ export class BetterAuthGuard implements CanActivate {
         body,
         { ip: request.ip ?? request.socket?.remoteAddress, path },
         context,
-        { credentialsRequired: !optional, authorize }
+        options
       )
       // A body the guard read itself (no parser took it) stays available to the handler.
       if (principal === undefined && source === 'stream') request.body = parsedForHandler(body)
@@ -129,6 +159,8 @@ export class BetterAuthGuard implements CanActivate {
     return true
   }
 }
+
+type RouteOptions = AccessOptions<unknown, unknown, ExecutionContext>
 
 /** The guard registered as `APP_GUARD` in global-guard mode. */
 @Injectable()

@@ -1,6 +1,11 @@
 /** Options of BetterAuthModule and its injection tokens. */
 import type { ExecutionContext } from '@nestjs/common'
-import type { AccessPrincipal, BetterAuthOptions, BetterAuthServer } from '../../src/server/core'
+import type {
+  AccessCheckOptions,
+  AccessPrincipal,
+  BetterAuthOptions,
+  BetterAuthServer,
+} from '../../src/server/core'
 import type { OpenApiOptions } from '../../src/server/openapi'
 
 /** Decides whether a verified caller may use the route (`false`: 403, BA306). */
@@ -43,11 +48,16 @@ export interface BetterAuthModuleExtras {
   globalGuard?: boolean
 }
 
-/** Per-route options of `@BetterAuthAccess()`. */
-export interface AccessMetadata {
+/**
+ * Per-route options of `@BetterAuthAccess()`, on a controller or a handler. A handler's options
+ * override its controller's, except `authorize`: the module's, the controller's and the
+ * handler's hooks must all pass. The core's per-route options apply too (`checkRevocation`,
+ * `rateLimit`).
+ */
+export interface AccessMetadata extends AccessCheckOptions {
   /** Like `credentialsRequired` of the other adapters; `@OptionalAccess()` sets it. @default true */
   credentialsRequired?: boolean
-  /** Authorization of this route (after the module's). */
+  /** Authorization of this controller or route (after the module's). */
   authorize?: NestAuthorize
 }
 

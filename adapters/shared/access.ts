@@ -4,7 +4,6 @@
  */
 import {
   BetterAuthError,
-  CredentialsRequiredError,
   ForbiddenError,
   toBetterAuthError,
   type ErrorCode,
@@ -35,31 +34,8 @@ export interface AccessOptions<
   Request = unknown,
   Source = unknown,
 > extends AccessCheckOptions {
-  /**
-   * Whether an access request is required. With `false`, a request that carries no access request
-   * at all (empty body, or no `payload.access.token`) passes through without a principal and its
-   * reply is not signed; one that carries a bad access request is still refused.
-   * @default true
-   */
-  credentialsRequired?: boolean
   /** Authorization of a verified caller; see {@link Authorize}. */
   authorize?: Authorize<Attributes, Request, Source>
-}
-
-/** True when the body carries something meant as an access request (`payload.access.token`). */
-export function carriesCredentials(body: string | Uint8Array): boolean {
-  const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8')
-  if (text.trim() === '') return false
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    return false // not JSON: no access request (a protocol client always sends JSON)
-  }
-  const payload = (value as { payload?: unknown } | null)?.payload
-  if (typeof payload !== 'object' || payload === null) return false
-  const access = (payload as { access?: unknown }).access
-  return typeof access === 'object' && access !== null && 'token' in access
 }
 
 /**
@@ -77,11 +53,13 @@ export async function checkAccess<Attributes, Request, Source>(
   try {
     principal = await core.verifyAccess<Request>(body, context, options)
   } catch (error) {
-    // Only a message the core could not read can be "no credentials"; the check runs on that
-    // failure path only, so a valid request is parsed once.
-    if (error instanceof BetterAuthError && error.code === 'BA101' && !carriesCredentials(body)) {
-      if (options.credentialsRequired === false) return undefined
-      throw new CredentialsRequiredError({ cause: error })
+    // The core answers BA404 for a body that carries no access request at all.
+    if (
+      options.credentialsRequired === false &&
+      error instanceof BetterAuthError &&
+      error.code === 'BA404'
+    ) {
+      return undefined
     }
     throw error
   }

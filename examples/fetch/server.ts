@@ -22,7 +22,9 @@ export const auth = betterAuth<Attributes>(
   { openapi: true }
 )
 
-const routes: Record<string, (request: Request) => Promise<Response>> = {
+type Route = (request: Request, context: { ip?: string }) => Promise<Response>
+
+const routes: Record<string, Route> = {
   // A protected route: the handler gets the verified data; what it returns is sent as a signed
   // response envelope echoing the request nonce.
   'POST /foo/bar': auth.requireAccess<FooBar>(({ data }) => ({
@@ -48,13 +50,16 @@ const routes: Record<string, (request: Request) => Promise<Response>> = {
   }),
 }
 
-/** The whole app: the protocol endpoints (`auth.fetch`), then the app's own routes. */
-export async function handle(request: Request): Promise<Response> {
-  if (auth.matches(request)) return auth.fetch(request)
+/**
+ * The whole app: the protocol endpoints (`auth.fetch`), then the app's own routes. `context.ip`
+ * is the client address, where the runtime knows it (rate limits count per client).
+ */
+export async function handle(request: Request, context: { ip?: string } = {}): Promise<Response> {
+  if (auth.matches(request)) return auth.fetch(request, context)
   const route = routes[`${request.method} ${new URL(request.url).pathname}`]
   return route === undefined
     ? Response.json({ error: 'not found' }, { status: 404 })
-    : route(request)
+    : route(request, context)
 }
 
 if (require.main === module) {
@@ -69,7 +74,7 @@ if (require.main === module) {
       body: body as ReadableStream | null,
       duplex: 'half',
     } as RequestInit)
-    handle(request)
+    handle(request, { ip: req.socket.remoteAddress })
       .then(async response => {
         response.headers.forEach((value, name) => res.setHeader(name, value))
         res.writeHead(response.status)

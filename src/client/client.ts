@@ -7,14 +7,8 @@ import { Blake3Hasher } from '../crypto/blake3'
 import { NodeP256Verifier } from '../crypto/node'
 import { RandomNoncer } from '../crypto/nonce'
 import type { Hasher, Noncer, SigningKey, Verifier } from '../crypto/types'
-import {
-  BetterAuthError,
-  ERROR_CODES,
-  IncorrectNonceError,
-  InvalidResponseError,
-  type ErrorCode,
-} from '../errors'
-import { verifySigned, type SignedPart } from '../messages/envelope'
+import { BetterAuthError, ERROR_CODES, InvalidResponseError, type ErrorCode } from '../errors'
+import { checkResponse, type SignedPart } from '../messages/envelope'
 import { isObject, type JsonObject } from '../messages/fields'
 import { parseStrictJson } from '../messages/json'
 import { DEFAULT_PATHS, type Paths } from '../server/routes'
@@ -332,14 +326,7 @@ export class BetterAuthClient {
       text: reply.body.slice(span[0], span[1]),
       signature: typeof root.signature === 'string' ? root.signature : undefined,
     }
-    const access = root.payload.access
-    if (!isObject(access)) throw new InvalidResponseError('payload.access is missing')
-    const responseKey = await this.responseKey()
-    if (access.serverIdentity !== responseKey) {
-      throw new InvalidResponseError('response is not from the pinned server key')
-    }
-    await verifySigned(this.verifier, part, responseKey, 'response')
-    if (access.nonce !== nonce) throw new IncorrectNonceError(nonce, access.nonce)
+    await checkResponse(this.verifier, part, await this.responseKey(), nonce)
     return { response: root.payload.response, payload: root.payload }
   }
 }

@@ -7,20 +7,41 @@ import { sha256 } from '@noble/hashes/sha2'
 import { decodePublicKey, decodeSignature, encodePublicKey, encodeSignature } from '../codec/cesr'
 import type { SigningKey, Verifier } from './types'
 
+/**
+ * ECDSA P-256 verification on @noble/curves. Keys are validated once (a bounded cache), so an
+ * invalid key costs no exception on later calls.
+ */
 export class NobleP256Verifier implements Verifier {
-  isValidPublicKey(publicKey: string): boolean {
-    const bytes = decodePublicKey(publicKey)
-    if (bytes === undefined) return false
-    try {
-      p256.ProjectivePoint.fromHex(bytes).assertValidity()
-      return true
-    } catch {
-      return false
+  private readonly valid = new Map<string, Uint8Array | null>()
+
+  constructor(private readonly cacheSize = 10_000) {}
+
+  /** The compressed point of a qualified key if it is on the curve, else undefined. */
+  private point(publicKey: string): Uint8Array | undefined {
+    const cached = this.valid.get(publicKey)
+    if (cached !== undefined) return cached ?? undefined
+    let bytes: Uint8Array | null = decodePublicKey(publicKey) ?? null
+    if (bytes !== null) {
+      try {
+        p256.ProjectivePoint.fromHex(bytes).assertValidity()
+      } catch {
+        bytes = null
+      }
     }
+    if (this.valid.size >= this.cacheSize) {
+      const oldest = this.valid.keys().next().value
+      if (oldest !== undefined) this.valid.delete(oldest)
+    }
+    this.valid.set(publicKey, bytes)
+    return bytes ?? undefined
+  }
+
+  isValidPublicKey(publicKey: string): boolean {
+    return this.point(publicKey) !== undefined
   }
 
   verify(message: Uint8Array, signature: string, publicKey: string): boolean {
-    const key = decodePublicKey(publicKey)
+    const key = this.point(publicKey)
     const rs = decodeSignature(signature)
     if (key === undefined || rs === undefined) return false
     try {

@@ -6,7 +6,13 @@
  * text does not verify and differs from the compact re-serialization, that form is tried too.
  */
 import type { Verifier } from '../crypto/types'
-import { InvalidMessageError, InvalidSignatureError, PayloadTooLargeError } from '../errors'
+import {
+  IncorrectNonceError,
+  InvalidMessageError,
+  InvalidResponseError,
+  InvalidSignatureError,
+  PayloadTooLargeError,
+} from '../errors'
 import { isObject, object, signature as signatureField, type JsonObject } from './fields'
 import { decodeUtf8, parseStrictJson, type JsonLimits } from './json'
 
@@ -84,4 +90,49 @@ export async function verifySigned(
     return
   }
   throw new InvalidSignatureError(what)
+}
+
+/**
+ * True when a body carries no access request at all: it is empty, or it is a JSON object
+ * without `payload.access.token`. A protected route answers such a body "credentials required"
+ * (BA404) rather than "invalid message" (BA101), which stays the answer for anything else it
+ * cannot read (malformed JSON, a non-object body, a bad access request).
+ */
+export function lacksCredentials(body: string | Uint8Array): boolean {
+  const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8')
+  if (text.trim() === '') return true
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return false
+  }
+  if (!isObject(value)) return false
+  const payload = value.payload
+  if (payload === undefined) return true
+  if (!isObject(payload)) return false
+  const access = payload.access
+  if (access === undefined) return true
+  return isObject(access) && !('token' in access)
+}
+
+/**
+ * Checks a server's response envelope: it names `responseKey` as its server identity, its
+ * signature by that key verifies over the exact payload text, and it echoes `nonce`. Throws
+ * InvalidResponseError (BA204), InvalidSignatureError (BA201) or IncorrectNonceError (BA203).
+ */
+export async function checkResponse(
+  verifier: Verifier,
+  part: SignedPart,
+  responseKey: string,
+  nonce: string,
+  what = 'response'
+): Promise<void> {
+  const access = part.payload.access
+  if (!isObject(access)) throw new InvalidResponseError(`${what}: payload.access is missing`)
+  if (access.serverIdentity !== responseKey) {
+    throw new InvalidResponseError(`${what}: not signed by the pinned response key`)
+  }
+  await verifySigned(verifier, part, responseKey, what)
+  if (access.nonce !== nonce) throw new IncorrectNonceError(nonce, access.nonce)
 }

@@ -83,8 +83,12 @@ class Parser {
     NUMBER.lastIndex = this.pos
     const m = NUMBER.exec(this.text)
     if (m === null) return this.fail('invalid number')
+    const value = Number(m[0])
+    // 1e400 would read as Infinity, which re-serializes as null: refuse what has no JSON form.
+    if (!Number.isFinite(value)) return this.fail('number out of range')
     this.pos += m[0].length
-    return Number(m[0])
+    // -0 re-serializes as 0; read it as 0 so what is verified and what is used agree.
+    return value === 0 ? 0 : value
   }
 
   parseString(): string {

@@ -124,13 +124,11 @@ export function readDeleteAccount(envelope: Envelope, isPoint: PointCheck): Dele
 
 export const readRotateDevice = readDeleteAccount
 
-export function readChangeRecoveryKey(
+/** changeRecoveryKey has createAccount's shape (authentication with a new recoveryHash). */
+export const readChangeRecoveryKey: (
   envelope: Envelope,
   isPoint: PointCheck
-): ChangeRecoveryKeyRequest {
-  const nonce = requestNonce(envelope)
-  return { nonce, authentication: withRecoveryHash(requestBody(envelope), R, isPoint) }
-}
+) => ChangeRecoveryKeyRequest = readCreateAccount
 
 export function readRecoverAccount(envelope: Envelope, isPoint: PointCheck): RecoverAccountRequest {
   const nonce = requestNonce(envelope)

@@ -10,6 +10,7 @@ import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import {
   BetterAuthError,
   ConflictError,
+  CredentialsRequiredError,
   ERROR_CODES,
   ExpiredTokenError,
   FutureRequestError,
@@ -28,7 +29,13 @@ import {
   UnknownServerKeyError,
   toBetterAuthError,
 } from '../errors'
-import { parseEnvelope, verifySigned, type Envelope, type ParseLimits } from '../messages/envelope'
+import {
+  lacksCredentials,
+  parseEnvelope,
+  verifySigned,
+  type Envelope,
+  type ParseLimits,
+} from '../messages/envelope'
 import {
   readAccessKeysRequest,
   readAccessRequest,
@@ -142,14 +149,22 @@ export interface BetterAuthOptions<Attributes = unknown> {
 /** Per-route options of an access check. */
 export interface AccessCheckOptions {
   /**
+   * Whether the route requires an access request. A body without one is refused with 401 BA404
+   * either way; with `false` the refusal is not reported as an audit event, because the adapter
+   * lets such requests through without a principal (optional access), and their replies are not
+   * signed. A body with a bad access request is always refused. @default true
+   */
+  credentialsRequired?: boolean
+  /**
    * Refuse tokens of devices that are no longer active (unlinked, recovered away, deleted),
    * at the cost of a store read, cached for `cacheMs`. Tokens are stateless otherwise: they
    * stay valid until they expire. @default false
    */
   checkRevocation?: boolean | { cacheMs?: number }
   /**
-   * Rate limits of this route, per client IP and per identity. Counters are keyed by `name`
-   * (default: the request path), so instances sharing a Redis backend share them.
+   * Rate limits of this route, per client IP and per identity. Counters are keyed by `name`, so
+   * instances sharing a Redis backend share them; routes left unnamed share counters with the
+   * other unnamed routes of the same rules.
    */
   rateLimit?: { ip?: RateRule; identity?: RateRule; name?: string }
 }
@@ -382,7 +397,10 @@ export class BetterAuthServer<Attributes = unknown> {
       await this.rateLimiter?.checkIp(operation, context.ip)
       const reply = await this.dispatch(operation, parseEnvelope(body, this.limits), trace)
       if (operation === 'createSession' && trace.identity !== undefined) {
-        await this.rateLimiter?.recordSuccess(trace.identity)
+        // The session exists already: a limiter failure here must not turn it into an error.
+        await this.rateLimiter
+          ?.recordSuccess(trace.identity)
+          .catch((error: unknown) => this.logger.warn({ err: error }, 'rate limiter unavailable'))
       }
       this.emit(SUCCESS_EVENTS[operation], operation, trace, context)
       return reply
@@ -528,10 +546,13 @@ export class BetterAuthServer<Attributes = unknown> {
     envelope: Envelope,
     trace: RequestTrace,
     a: { identity: string; device: string; publicKey: string; rotationHash: string },
-    effect: RotationEffect
+    effect: RotationEffect,
+    /** Further checks of the message, after its signature and before the rotation. */
+    check?: () => Promise<void>
   ): Promise<void> {
     await this.seen(operation, trace, a.identity, a.device)
     await verifySigned(this.verifier, envelope, a.publicKey)
+    await check?.()
     const result = await this.store.accounts.rotate(
       a.identity,
       a.device,
@@ -581,30 +602,25 @@ export class BetterAuthServer<Attributes = unknown> {
     const { nonce, authentication, link } = readLinkDevice(envelope, this.isPoint)
     const linked = link.authentication
     trace.targetDevice = linked.device
-    await this.seen('linkDevice', trace, authentication.identity, authentication.device)
-    await verifySigned(this.verifier, envelope, authentication.publicKey)
-    await verifySigned(
-      this.verifier,
-      link,
-      linked.publicKey,
-      'link container',
-      'payload.request.link.signature'
-    )
-    if (linked.identity !== authentication.identity) throw new MismatchedIdentitiesError()
-    this.checkDevice(linked.device, linked.publicKey, linked.rotationHash)
-    const result = await this.store.accounts.rotate(
-      authentication.identity,
-      authentication.device,
-      this.hasher.sum(authentication.publicKey),
-      { publicKey: authentication.publicKey, rotationHash: authentication.rotationHash },
-      {
-        kind: 'linkDevice',
-        device: linked.device,
-        publicKey: linked.publicKey,
-        rotationHash: linked.rotationHash,
+    const { device, publicKey, rotationHash } = linked
+    await this.rotateWith(
+      'linkDevice',
+      envelope,
+      trace,
+      authentication,
+      { kind: 'linkDevice', device, publicKey, rotationHash },
+      async () => {
+        await verifySigned(
+          this.verifier,
+          link,
+          publicKey,
+          'link container',
+          'payload.request.link.signature'
+        )
+        if (linked.identity !== authentication.identity) throw new MismatchedIdentitiesError()
+        this.checkDevice(device, publicKey, rotationHash)
       }
     )
-    throwForRotation(result)
     return this.respond(nonce, {})
   }
 
@@ -741,6 +757,8 @@ export class BetterAuthServer<Attributes = unknown> {
       token.serverIdentity
     )
     if (!valid) throw new InvalidSignatureError('token')
+    // Cached tokens are shared by every request that presents them: make them read-only.
+    deepFreeze(token)
     if (this.tokenCache.size >= this.tokenCacheSize) {
       const oldest = this.tokenCache.keys().next().value
       if (oldest !== undefined) this.tokenCache.delete(oldest)
@@ -763,8 +781,21 @@ export class BetterAuthServer<Attributes = unknown> {
     try {
       return await this.checkAccess<Request>(body, context, options, trace)
     } catch (error) {
-      const e = toBetterAuthError(error)
-      this.emit(e.code === 'BA601' ? 'rate.limited' : 'access.denied', 'access', trace, context, e)
+      let e = toBetterAuthError(error)
+      // Only a message the core could not read can be "no credentials"; the check runs on the
+      // failure path only, so a valid request is parsed once.
+      if (e.code === 'BA101' && lacksCredentials(body)) {
+        e = new CredentialsRequiredError({ cause: e })
+      }
+      if (e.code !== 'BA404' || options.credentialsRequired !== false) {
+        this.emit(
+          e.code === 'BA601' ? 'rate.limited' : 'access.denied',
+          'access',
+          trace,
+          context,
+          e
+        )
+      }
       throw e
     }
   }
@@ -775,7 +806,7 @@ export class BetterAuthServer<Attributes = unknown> {
     options: AccessCheckOptions,
     trace: RequestTrace
   ): Promise<AccessPrincipal<Attributes, Request>> {
-    const limiters = this.routeLimitersFor(options, context)
+    const limiters = this.routeLimitersFor(options)
     if (limiters?.ip !== undefined && context.ip !== undefined) {
       await consume(limiters.ip, context.ip)
     }
@@ -808,12 +839,12 @@ export class BetterAuthServer<Attributes = unknown> {
     }
   }
 
-  private routeLimitersFor(options: AccessCheckOptions, context: RequestContext) {
+  private routeLimitersFor(options: AccessCheckOptions) {
     const rule = options.rateLimit
     if (rule === undefined || this.rateLimiter === undefined) return undefined
     let limiters = this.routeLimiters.get(options)
     if (limiters === undefined) {
-      const id = rule.name ?? context.path ?? 'access'
+      const id = rule.name ?? `rules:${JSON.stringify([rule.ip, rule.identity])}`
       limiters = {}
       if (rule.ip !== undefined) limiters.ip = this.rateLimiter.limiter(`route:${id}:ip`, rule.ip)
       if (rule.identity !== undefined) {
@@ -848,6 +879,15 @@ export class BetterAuthServer<Attributes = unknown> {
     }
     if (!active) throw new UnknownAccountError('device (revoked)')
   }
+}
+
+/** Freezes a JSON-like value and everything in it. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const child of Object.values(value)) deepFreeze(child)
+  }
+  return value
 }
 
 const SUCCESS_EVENTS: Record<Operation, AuditEventType> = {

@@ -26,7 +26,10 @@ export interface AuditEvent {
   type: AuditEventType
   /** RFC 3339 time of the event. */
   time: string
-  /** The endpoint (operation name) or, for protected routes, the request path. */
+  /**
+   * The request path when the adapter gave one (`RequestContext.path`); otherwise the operation
+   * name, or `access` for access checks.
+   */
   route: string
   identity?: string
   device?: string

@@ -35,6 +35,13 @@ import { BetterAuthError, StorageUnavailableError } from '../errors'
 import type { KeyKind, KeyStore, StoredKey } from '../stores/types'
 
 /** A PEM or JWK (text or object), a node KeyObject, a file, or any SigningKey (HSM, KMS…). */
+
+/**
+ * How long a previous access key keeps verifying after a rotation, by default: the refresh
+ * window plus the clock skew (12 h + 5 s), so every token it signed can still refresh.
+ */
+export const DEFAULT_RETIRE_AFTER_MS = 43_205_000
+
 export type KeyInput = string | JsonWebKey | KeyObject | SigningKey | { file: string }
 
 /**
@@ -242,7 +249,7 @@ export class ServerKeys {
       { key: access, identity: await access.publicKey() },
       {
         now,
-        retireAfterMs: options.retireAfterMs ?? 43_205_000,
+        retireAfterMs: options.retireAfterMs ?? DEFAULT_RETIRE_AFTER_MS,
         secret,
         keyStore: accessFromStore ? store : undefined,
         source: options.accessKeySource,

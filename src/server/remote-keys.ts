@@ -24,8 +24,8 @@ import { parseTimestamp } from '../codec/timestamp'
 import { NodeP256Verifier } from '../crypto/node'
 import { RandomNoncer } from '../crypto/nonce'
 import type { Noncer, Verifier } from '../crypto/types'
-import { IncorrectNonceError, InvalidResponseError } from '../errors'
-import { parseEnvelope, verifySigned } from '../messages/envelope'
+import { InvalidResponseError } from '../errors'
+import { checkResponse, parseEnvelope } from '../messages/envelope'
 import type { AccessKeySource } from './keys'
 
 export interface RemoteAccessKeysOptions {
@@ -129,15 +129,7 @@ export class RemoteAccessKeys implements AccessKeySource {
       clearTimeout(timer)
     }
     const envelope = parseEnvelope(text, { maxBodyBytes: 1 << 20 })
-    const access = envelope.payload.access as { nonce?: unknown; serverIdentity?: unknown }
-    if (typeof access !== 'object' || access === null) {
-      throw new InvalidResponseError('access keys: payload.access is missing')
-    }
-    if (access.serverIdentity !== this.options.responseKey) {
-      throw new InvalidResponseError('access keys: not signed by the pinned response key')
-    }
-    await verifySigned(this.verifier, envelope, this.options.responseKey, 'access keys')
-    if (access.nonce !== nonce) throw new IncorrectNonceError(nonce, access.nonce)
+    await checkResponse(this.verifier, envelope, this.options.responseKey, nonce, 'access keys')
     const list = (envelope.payload.response as { accessKeys?: unknown } | undefined)?.accessKeys
     if (!Array.isArray(list)) throw new InvalidResponseError('access keys: list is missing')
     const keys = new Map<string, number>()

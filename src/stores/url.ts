@@ -59,8 +59,14 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
   )
 }
 
+/**
+ * A store configured from URLs. With a Redis URL, `redis` is its client: pass it to the rate
+ * limiter (`rateLimit: { redis }`) so limits hold across instances too.
+ */
+export type ConfiguredStore = ServerStore & { redis?: unknown }
+
 /** A store from URLs; PostgreSQL is migrated and Redis checked before this resolves. */
-export async function createStore(urls: StoreUrls = {}): Promise<ServerStore> {
+export async function createStore(urls: StoreUrls = {}): Promise<ConfiguredStore> {
   const durable = await openDatabase(parseDatabaseUrl(urls.database ?? 'memory:'), urls)
   if (urls.redis === undefined || urls.redis.trim() === '') return durable
   try {
@@ -73,7 +79,7 @@ export async function createStore(urls: StoreUrls = {}): Promise<ServerStore> {
       await ephemeral.close()
       throw new Error(`cannot reach Redis at ${redact(url)}`, { cause: error })
     }
-    return combineStores(durable, ephemeral)
+    return { ...combineStores(durable, ephemeral), redis: ephemeral.client }
   } catch (error) {
     await durable.close?.()
     throw error
@@ -87,7 +93,7 @@ export async function createStore(urls: StoreUrls = {}): Promise<ServerStore> {
 export function createStoreFromEnv(
   env: Record<string, string | undefined> = process.env,
   defaults: { database?: string } = {}
-): Promise<ServerStore> {
+): Promise<ConfiguredStore> {
   const urls: StoreUrls = {}
   const database = env.BETTER_AUTH_DATABASE?.trim() || defaults.database
   if (database !== undefined) urls.database = database

@@ -340,4 +340,50 @@ describe('NestJS: Nest specifics', () => {
     })
     expect([denied.status, errorCode(denied)]).toEqual([403, 'BA306'])
   })
+
+  it("runs the controller's authorize too when a handler has its own @BetterAuthAccess()", async () => {
+    @Controller()
+    @BetterAuthAccess({ authorize: () => false })
+    class Locked {
+      @Post('locked')
+      @HttpCode(200)
+      @BetterAuthAccess()
+      read() {
+        return { read: true }
+      }
+    }
+    const started = await start([BetterAuthModule.forRoot(options(core()))], [Locked])
+    app = started.app
+    const { key, token } = await session(server)
+    const denied = await started.target.post('/locked', accessBody(token, key, { at: now() }))
+    expect([denied.status, errorCode(denied)]).toEqual([403, 'BA306'])
+  })
+
+  it('takes the core per-route options: checkRevocation and rateLimit', async () => {
+    @Controller()
+    class Routes {
+      @Post('revocable')
+      @HttpCode(200)
+      @BetterAuthAccess({ checkRevocation: { cacheMs: 0 } })
+      revocable() {
+        return { ok: true }
+      }
+
+      @Post('limited')
+      @HttpCode(200)
+      @BetterAuthAccess({ rateLimit: { identity: { points: 1, duration: 60 } } })
+      limited() {
+        return { ok: true }
+      }
+    }
+    const started = await start([BetterAuthModule.forRoot(options(core()))], [Routes])
+    app = started.app
+    // The session helper's device was never registered: the revocation check refuses it.
+    const { key, token } = await session(server)
+    const revoked = await started.target.post('/revocable', accessBody(token, key, { at: now() }))
+    expect([revoked.status, errorCode(revoked)]).toEqual([401, 'BA301'])
+    const first = await started.target.post('/limited', accessBody(token, key, { at: now() }))
+    const second = await started.target.post('/limited', accessBody(token, key, { at: now() }))
+    expect([first.status, second.status, errorCode(second)]).toEqual([200, 429, 'BA601'])
+  })
 })

@@ -1,5 +1,6 @@
 /** Pieces every adapter shares. */
-import { carriesCredentials, normalizePrefix, openapiPath } from '../../adapters/shared/access'
+import { normalizePrefix, openapiPath } from '../../adapters/shared/access'
+import { lacksCredentials } from '../../src/messages/envelope'
 import { betterAuth } from '../../adapters/fetch'
 import { makeServer } from '../helpers'
 
@@ -20,16 +21,18 @@ describe('adapter helpers', () => {
   })
 
   it('tells a missing access request from a malformed one', () => {
-    expect(carriesCredentials('')).toBe(false)
-    expect(carriesCredentials(' \n')).toBe(false)
-    expect(carriesCredentials(new Uint8Array())).toBe(false)
-    expect(carriesCredentials('name=value')).toBe(false)
-    expect(carriesCredentials('{}')).toBe(false)
-    expect(carriesCredentials('null')).toBe(false)
-    expect(carriesCredentials('{"payload":{"request":{}}}')).toBe(false)
-    expect(carriesCredentials('{"payload":{"access":{"nonce":"x"}}}')).toBe(false)
-    expect(carriesCredentials('{"payload":{"access":{"token":""}}}')).toBe(true)
-    expect(carriesCredentials(Buffer.from('{"payload":{"access":{"token":1}}}'))).toBe(true)
+    expect(lacksCredentials('')).toBe(true)
+    expect(lacksCredentials(' \n')).toBe(true)
+    expect(lacksCredentials(new Uint8Array())).toBe(true)
+    expect(lacksCredentials('{}')).toBe(true)
+    expect(lacksCredentials('{"payload":{"request":{}}}')).toBe(true)
+    expect(lacksCredentials('{"payload":{"access":{"nonce":"x"}}}')).toBe(true)
+    // Malformed or carrying a token: not "missing", so refused as they are (BA101 …).
+    expect(lacksCredentials('name=value')).toBe(false)
+    expect(lacksCredentials('null')).toBe(false)
+    expect(lacksCredentials('[{"payload":{}}]')).toBe(false)
+    expect(lacksCredentials('{"payload":{"access":{"token":""}}}')).toBe(false)
+    expect(lacksCredentials(Buffer.from('{"payload":{"access":{"token":1}}}'))).toBe(false)
   })
 
   it('mounts under a prefix written without its leading slash', async () => {

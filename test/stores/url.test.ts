@@ -2,11 +2,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MemoryStore, createStore, createStoreFromEnv } from '../../src'
+import { MemoryStore, createBetterAuth, createStore, createStoreFromEnv } from '../../src'
 import { PostgresStore } from '../../src/stores/postgres'
 import { RedisEphemeralStore } from '../../src/stores/redis'
 import { SqliteStore } from '../../src/stores/sqlite'
 import { parseDatabaseUrl } from '../../src/stores/url'
+import { hash } from '../helpers'
 import { randomHash } from './conformance'
 import { POSTGRES_URL, REDIS_URL, dropSchema, uniqueName } from './services'
 
@@ -80,6 +81,41 @@ describe('createStore', () => {
       const pg = new PostgresStore({ connectionString: POSTGRES_URL, schema, migrate: false })
       expect(await pg.migrate()).toBe(0)
       await pg.close()
+    } finally {
+      await store.close?.()
+      await dropSchema(schema)
+    }
+  })
+
+  it('hands out its Redis client, so rate limits are shared by instances', async () => {
+    const schema = uniqueName('url')
+    const store = await createStore({
+      database: `${POSTGRES_URL}?schema=${schema}`,
+      redis: `${REDIS_URL}?prefix=${encodeURIComponent(`${uniqueName('url')}:`)}`,
+    })
+    try {
+      expect(store.redis).toBeDefined()
+      const rateLimit = {
+        redis: store.redis,
+        keyPrefix: uniqueName('rl'),
+        ip: { requestSession: { points: 2, duration: 60 } },
+      }
+      const one = createBetterAuth({ store, rateLimit, keys: { env: false } })
+      const two = createBetterAuth({ store, rateLimit, keys: { env: false } })
+      const body = JSON.stringify({
+        payload: {
+          access: { nonce: `0A${'A'.repeat(22)}` },
+          request: { authentication: { identity: hash('nobody') } },
+        },
+      })
+      const ip = { ip: '203.0.113.99' }
+      const codes = [
+        (await one.handle('requestSession', body, ip)).status,
+        (await two.handle('requestSession', body, ip)).status,
+        (await two.handle('requestSession', body, ip)).status,
+      ]
+      // Two unknown-identity refusals (401), then the shared limit (429).
+      expect(codes).toEqual([401, 401, 429])
     } finally {
       await store.close?.()
       await dropSchema(schema)

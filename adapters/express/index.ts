@@ -12,24 +12,15 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import {
-  createBetterAuth,
   type AccessPrincipal,
   type BetterAuthOptions,
   type BetterAuthServer,
   type RequestContext,
 } from '../../src/server/core'
-import { openApiDocument, type OpenApiOptions } from '../../src/server/openapi'
+
+import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 import type { Endpoint } from '../../src/server/routes'
-import {
-  checkAccess,
-  failure,
-  isCore,
-  normalizePath,
-  normalizePrefix,
-  openapiPath,
-  principals,
-  type AccessOptions,
-} from '../shared/access'
+import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
 import { BetterAuthError, ForbiddenError } from '../../src/errors'
 import {
   DEFAULT_BODY_LIMIT,
@@ -49,16 +40,7 @@ const ADVICE =
   'express.json({ verify: keepRawBody }).'
 
 /** Options of the protocol endpoints middleware. */
-export interface ExpressMountOptions {
-  /** Path prefix of the protocol endpoints, e.g. `/auth`. @default '' */
-  prefix?: string
-  /**
-   * Serve the OpenAPI 3.1 document of the endpoints with GET at this path under the prefix
-   * (`true`: `/openapi.json`). @default false
-   */
-  openapi?: boolean | string
-  /** `info`/`servers` of the served OpenAPI document. */
-  openapiOptions?: OpenApiOptions
+export interface ExpressMountOptions extends MountOptions {
   /**
    * The client IP given to the core (rate limiting, events). @default `req.ip`, which honours the
    * app's `trust proxy` setting
@@ -145,30 +127,20 @@ export function protocolRouter(
   auth: BetterAuthServer<unknown>,
   options: ExpressMountOptions = {}
 ): RequestHandler {
-  const routes = auth.routes(normalizePrefix(options.prefix))
-  const table = new Map<string, { methods: readonly string[]; handler: RequestHandler }>()
-  for (const route of routes) {
-    table.set(route.path, {
-      methods: route.methods,
-      handler: endpointHandler(auth, route.endpoint, options),
-    })
-  }
-  const openapi = openapiPath(options.prefix, options.openapi)
-  let document: string | undefined
-
+  const routes = new ProtocolRoutes(auth, options)
+  const handlers = new Map(
+    routes.routes.map(route => [route.path, endpointHandler(auth, route.endpoint, options)])
+  )
+  // A protocol path asked with another method goes on to the app, like any unmatched route.
   return (req: Request, res: Response, next: NextFunction) => {
-    const path = normalizePath(req.path)
-    const route = table.get(path)
-    if (route !== undefined && route.methods.includes(req.method)) {
-      route.handler(req, res, next)
-      return
+    const match = routes.match(req.path, req.method)
+    if (match?.kind === 'endpoint') {
+      ;(handlers.get(match.route.path) as RequestHandler)(req, res, next)
+    } else if (match?.kind === 'openapi') {
+      res.type('application/json').send(match.document)
+    } else {
+      next()
     }
-    if (openapi !== undefined && path === openapi && req.method === 'GET') {
-      document ??= JSON.stringify(openApiDocument(routes, options.openapiOptions))
-      res.type('application/json').send(document)
-      return
-    }
-    next()
   }
 }
 
@@ -270,9 +242,7 @@ export function getPrincipal<Attributes = unknown, Body = unknown>(
 }
 
 /** The core wrapped with Express middleware factories. */
-export class ExpressBetterAuth<Attributes = unknown> {
-  constructor(readonly core: BetterAuthServer<Attributes>) {}
-
+export class ExpressBetterAuth<Attributes = unknown> extends AdapterBase<Attributes> {
   /** Middleware answering the protocol endpoints (see {@link ExpressMountOptions}). */
   express(options: ExpressMountOptions = {}): RequestHandler {
     return protocolRouter(this.core as BetterAuthServer<unknown>, options)
@@ -285,37 +255,8 @@ export class ExpressBetterAuth<Attributes = unknown> {
     return requireAccess<Attributes, Body>(this.core, options)
   }
 
-  /**
-   * The principal of a request that passed `requireAccess`, typed with this core's attributes.
-   * Throws when there is none (a route without `requireAccess`, or optional auth without one).
-   */
-  principal<Body = unknown>(req: Request): AccessPrincipal<Attributes, Body> {
-    const principal = getPrincipal<Attributes, Body>(req)
-    if (principal === undefined) {
-      throw new Error(
-        'no Better Auth principal on this request: is the route behind requireAccess()?'
-      )
-    }
-    return principal
-  }
-
   /** A body-parser `verify` hook keeping the raw bytes: `express.json({ verify: auth.verify })`. */
   readonly verify = keepRawBody
-
-  /** Resolves when the server keys are loaded. */
-  ready(): Promise<void> {
-    return this.core.ready()
-  }
-
-  /** The response public key (the server's identity). */
-  responsePublicKey(): Promise<string> {
-    return this.core.responsePublicKey()
-  }
-
-  /** Closes the store. */
-  close(): Promise<void> {
-    return this.core.close()
-  }
 }
 
 /**
@@ -325,7 +266,5 @@ export class ExpressBetterAuth<Attributes = unknown> {
 export function betterAuth<Attributes = unknown>(
   coreOrOptions: BetterAuthServer<Attributes> | BetterAuthOptions<Attributes> = {}
 ): ExpressBetterAuth<Attributes> {
-  return new ExpressBetterAuth(
-    isCore<Attributes>(coreOrOptions) ? coreOrOptions : createBetterAuth(coreOrOptions)
-  )
+  return new ExpressBetterAuth(coreOf(coreOrOptions))
 }

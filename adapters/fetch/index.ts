@@ -14,38 +14,20 @@ import {
   toBetterAuthError,
 } from '../../src/errors'
 import {
-  createBetterAuth,
   type AccessPrincipal,
   type BetterAuthOptions,
   type BetterAuthServer,
   type HandlerResult,
   type RequestContext,
 } from '../../src/server/core'
-import { openApiDocument, type OpenApiOptions } from '../../src/server/openapi'
-import type { Endpoint } from '../../src/server/routes'
-import {
-  checkAccess,
-  isCore,
-  normalizePath,
-  normalizePrefix,
-  openapiPath,
-  type AccessOptions,
-} from '../shared/access'
+
+import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
+import { checkAccess, normalizePath, type AccessOptions } from '../shared/access'
 import { DEFAULT_BODY_LIMIT } from '../shared/node'
 
 export type { Authorize, AccessOptions } from '../shared/access'
 
-export interface FetchOptions {
-  /** Path prefix of the protocol endpoints, e.g. `/auth`. @default '' */
-  prefix?: string
-  /**
-   * Serve the OpenAPI 3.1 document with GET at this path under the prefix (`true`:
-   * `/openapi.json`). @default false
-   */
-  openapi?: boolean | string
-  /** `info`/`servers` of the served OpenAPI document. */
-  openapiOptions?: OpenApiOptions
-}
+export type FetchOptions = MountOptions
 
 /** Options of an access check on a `Request`. */
 export type FetchAccessOptions<Attributes = unknown, Body = unknown> = AccessOptions<
@@ -127,26 +109,19 @@ export async function readRequestBody(request: Request, limit: number): Promise<
 }
 
 /** The core with Web-standard `Request → Response` entry points. */
-export class FetchBetterAuth<Attributes = unknown> {
-  private readonly table = new Map<string, { endpoint: Endpoint; methods: readonly string[] }>()
-  private readonly openapiPath: string | undefined
-  private document: string | undefined
+export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attributes> {
+  private readonly routes: ProtocolRoutes
   private readonly limit: number
 
-  constructor(
-    readonly core: BetterAuthServer<Attributes>,
-    private readonly options: FetchOptions = {}
-  ) {
-    for (const route of core.routes(normalizePrefix(options.prefix)))
-      this.table.set(route.path, route)
+  constructor(core: BetterAuthServer<Attributes>, options: FetchOptions = {}) {
+    super(core)
+    this.routes = new ProtocolRoutes(core as BetterAuthServer<unknown>, options)
     this.limit = core.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
-    this.openapiPath = openapiPath(options.prefix, options.openapi)
   }
 
   /** Whether `request` is for a protocol endpoint (or the OpenAPI document). */
   matches(request: Request): boolean {
-    const path = normalizePath(new URL(request.url).pathname)
-    return this.table.has(path) || path === this.openapiPath
+    return this.routes.has(new URL(request.url).pathname)
   }
 
   /**
@@ -156,32 +131,26 @@ export class FetchBetterAuth<Attributes = unknown> {
    */
   readonly fetch = async (request: Request, context: RequestContext = {}): Promise<Response> => {
     const path = normalizePath(new URL(request.url).pathname)
-    const route = this.table.get(path)
     const ctx: RequestContext = { path, ...context }
-    if (route === undefined) {
-      if (path === this.openapiPath && request.method === 'GET') {
-        this.document ??= JSON.stringify(
-          openApiDocument(
-            this.core.routes(normalizePrefix(this.options.prefix)),
-            this.options.openapiOptions
-          )
-        )
-        return new Response(this.document, { headers: { 'content-type': JSON_TYPE } })
-      }
+    const match = this.routes.match(path, request.method)
+    if (match === undefined) {
       return toResponse(this.core.errorResult(new NotFoundError(), { ...ctx }))
     }
-    if (!route.methods.includes(request.method)) {
+    if (match.kind === 'openapi') {
+      return new Response(match.document, { headers: { 'content-type': JSON_TYPE } })
+    }
+    if (match.kind === 'method') {
       return toResponse(this.core.errorResult(new MethodNotAllowedError(), { ...ctx }), {
-        headers: { allow: route.methods.join(', ') },
+        headers: { allow: match.route.methods.join(', ') },
       })
     }
     let body: Uint8Array
     try {
       body = await readRequestBody(request, this.limit)
     } catch (error) {
-      return toResponse(this.core.errorResult(error, { endpoint: route.endpoint, ...ctx }))
+      return toResponse(this.core.errorResult(error, { endpoint: match.route.endpoint, ...ctx }))
     }
-    return toResponse(await this.core.handle(route.endpoint, body, ctx))
+    return toResponse(await this.core.handle(match.route.endpoint, body, ctx))
   }
 
   /**
@@ -265,18 +234,6 @@ export class FetchBetterAuth<Attributes = unknown> {
       }
     }
   }
-
-  ready(): Promise<void> {
-    return this.core.ready()
-  }
-
-  responsePublicKey(): Promise<string> {
-    return this.core.responsePublicKey()
-  }
-
-  close(): Promise<void> {
-    return this.core.close()
-  }
 }
 
 /**
@@ -287,6 +244,5 @@ export function betterAuth<Attributes = unknown>(
   coreOrOptions: BetterAuthServer<Attributes> | BetterAuthOptions<Attributes> = {},
   options: FetchOptions = {}
 ): FetchBetterAuth<Attributes> {
-  const core = isCore<Attributes>(coreOrOptions) ? coreOrOptions : createBetterAuth(coreOrOptions)
-  return new FetchBetterAuth(core, options)
+  return new FetchBetterAuth(coreOf(coreOrOptions), options)
 }

@@ -12,24 +12,14 @@
 import type { Context, Middleware, Next, ParameterizedContext } from 'koa'
 import { BetterAuthError, ForbiddenError } from '../../src/errors'
 import {
-  createBetterAuth,
   type AccessPrincipal,
   type BetterAuthOptions,
   type BetterAuthServer,
   type RequestContext,
 } from '../../src/server/core'
-import { openApiDocument, type OpenApiOptions } from '../../src/server/openapi'
-import type { Endpoint } from '../../src/server/routes'
-import {
-  checkAccess,
-  failure,
-  isCore,
-  normalizePath,
-  normalizePrefix,
-  openapiPath,
-  principals,
-  type AccessOptions,
-} from '../shared/access'
+
+import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
+import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
 import {
   DEFAULT_BODY_LIMIT,
   nodeRawBody,
@@ -45,16 +35,7 @@ const ADVICE =
   'ctx.request.rawBody (koa-bodyparser, @koa/bodyparser).'
 
 /** Options of the protocol endpoints middleware. */
-export interface KoaMountOptions {
-  /** Path prefix of the protocol endpoints, e.g. `/auth`. @default '' */
-  prefix?: string
-  /**
-   * Serve the OpenAPI 3.1 document with GET at this path under the prefix (`true`:
-   * `/openapi.json`). @default false
-   */
-  openapi?: boolean | string
-  /** `info`/`servers` of the served OpenAPI document. */
-  openapiOptions?: OpenApiOptions
+export interface KoaMountOptions extends MountOptions {
   /** The client IP given to the core. @default `ctx.ip`, which honours `app.proxy` */
   clientIp?: (ctx: Context) => string | undefined
 }
@@ -119,27 +100,23 @@ export function protocolMiddleware(
   auth: BetterAuthServer<unknown>,
   options: KoaMountOptions = {}
 ): Middleware {
-  const table = new Map<string, { endpoint: Endpoint; methods: readonly string[] }>()
-  const routes = auth.routes(normalizePrefix(options.prefix))
-  for (const route of routes) table.set(route.path, route)
+  const routes = new ProtocolRoutes(auth, options)
   const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
   const clientIp = options.clientIp ?? ((ctx: Context) => ctx.ip)
-  const openapi = openapiPath(options.prefix, options.openapi)
-  let document: string | undefined
 
+  // A protocol path asked with another method goes on to the app, like any unmatched route.
   return async (ctx: Context, next: Next) => {
-    const path = normalizePath(ctx.path)
-    const route = table.get(path)
-    if (route === undefined || !route.methods.includes(ctx.method)) {
-      if (openapi !== undefined && path === openapi && ctx.method === 'GET') {
-        document ??= JSON.stringify(openApiDocument(routes, options.openapiOptions))
-        ctx.type = 'application/json'
-        ctx.body = document
-        return
-      }
+    const match = routes.match(ctx.path, ctx.method)
+    if (match?.kind === 'openapi') {
+      ctx.type = 'application/json'
+      ctx.body = match.document
+      return
+    }
+    if (match?.kind !== 'endpoint') {
       await next()
       return
     }
+    const route = match.route
     const context: RequestContext = { ip: clientIp(ctx), path: ctx.path }
     let result
     try {
@@ -232,9 +209,7 @@ export function getPrincipal<Attributes = unknown, Body = unknown>(
 }
 
 /** The core wrapped with Koa middleware factories. */
-export class KoaBetterAuth<Attributes = unknown> {
-  constructor(readonly core: BetterAuthServer<Attributes>) {}
-
+export class KoaBetterAuth<Attributes = unknown> extends AdapterBase<Attributes> {
   /** Middleware answering the protocol endpoints (see {@link KoaMountOptions}). */
   koa(options: KoaMountOptions = {}): Middleware {
     return protocolMiddleware(this.core as BetterAuthServer<unknown>, options)
@@ -246,36 +221,11 @@ export class KoaBetterAuth<Attributes = unknown> {
   ): Middleware<BetterAuthState<Attributes, Body, Key>> {
     return requireAccess<Attributes, Body, Key>(this.core, options)
   }
-
-  /** The principal of a context that passed `requireAccess`; throws when there is none. */
-  principal<Body = unknown>(ctx: object): AccessPrincipal<Attributes, Body> {
-    const principal = getPrincipal<Attributes, Body>(ctx)
-    if (principal === undefined) {
-      throw new Error(
-        'no Better Auth principal on this context: is the route behind requireAccess()?'
-      )
-    }
-    return principal
-  }
-
-  ready(): Promise<void> {
-    return this.core.ready()
-  }
-
-  responsePublicKey(): Promise<string> {
-    return this.core.responsePublicKey()
-  }
-
-  close(): Promise<void> {
-    return this.core.close()
-  }
 }
 
 /** Better Auth for Koa: from core options (a new core), or around an existing core. */
 export function betterAuth<Attributes = unknown>(
   coreOrOptions: BetterAuthServer<Attributes> | BetterAuthOptions<Attributes> = {}
 ): KoaBetterAuth<Attributes> {
-  return new KoaBetterAuth(
-    isCore<Attributes>(coreOrOptions) ? coreOrOptions : createBetterAuth(coreOrOptions)
-  )
+  return new KoaBetterAuth(coreOf(coreOrOptions))
 }

@@ -21,26 +21,18 @@ import {
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../../src/errors'
-import {
-  createBetterAuth,
-  type AccessPrincipal,
-  type BetterAuthOptions,
-  type BetterAuthServer,
-  type HandlerResult,
-  type RequestContext,
+import type {
+  AccessPrincipal,
+  BetterAuthOptions,
+  BetterAuthServer,
+  HandlerResult,
+  RequestContext,
 } from '../../src/server/core'
-import { openApiDocument, type OpenApiOptions } from '../../src/server/openapi'
 import type { Endpoint } from '../../src/server/routes'
-import {
-  checkAccess,
-  isCore,
-  normalizePath,
-  normalizePrefix,
-  openapiPath,
-  type AccessOptions,
-} from '../shared/access'
+import { checkAccess, normalizePath, openapiPath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
 import { clientIp, type TrustProxy } from '../shared/ip'
+import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 
 export { UnauthorizedError, type Authorize } from '../shared/access'
 
@@ -69,16 +61,7 @@ export type ProtectOptions<Attributes = unknown, Request = unknown> = Omit<
   'credentialsRequired'
 >
 
-export interface StandaloneOptions<Attributes = unknown> {
-  /** Path prefix of the protocol endpoints, e.g. `/auth`. @default '' */
-  prefix?: string
-  /**
-   * Serve the OpenAPI 3.1 document with GET at this path under the prefix (`true`:
-   * `/openapi.json`). @default false
-   */
-  openapi?: boolean | string
-  /** `info`/`servers` of the served OpenAPI document. */
-  openapiOptions?: OpenApiOptions
+export interface StandaloneOptions<Attributes = unknown> extends MountOptions {
   /** Protected routes to add at once: path → handler (POST). Same as calling `protect`. */
   routes?: Record<string, ProtectedHandler<Attributes>>
   /** Largest request body, in bytes. @default the core's `limits.maxBodyBytes`, else 65536 */
@@ -132,13 +115,16 @@ export class StandaloneServer<Attributes = unknown> {
     this.maxBodyBytes = options.maxBodyBytes ?? auth.limits.maxBodyBytes ?? 65536
     this.trustProxy = options.trustProxy ?? false
     this.cors = options.cors
-    const routes = auth.routes(normalizePrefix(options.prefix))
-    for (const info of routes) this.add(info.path, info.methods, this.endpoint(info.endpoint))
+    // The protocol endpoints and their OpenAPI document, as every adapter mounts them.
+    const protocol = new ProtocolRoutes(auth as BetterAuthServer<unknown>, options)
+    for (const info of protocol.routes) {
+      this.add(info.path, info.methods, this.endpoint(info.endpoint))
+    }
     const openapi = openapiPath(options.prefix, options.openapi)
     if (openapi !== undefined) {
-      let document: string | undefined
       this.route(openapi, () => {
-        document ??= JSON.stringify(openApiDocument(routes, options.openapiOptions))
+        const match = protocol.match(openapi, 'GET')
+        const document = match?.kind === 'openapi' ? match.document : '{}'
         return { status: 200, headers: { ...JSON_HEADERS }, body: document }
       }, ['GET'])
     }
@@ -294,6 +280,5 @@ export function createServer<Attributes = unknown>(
   auth: BetterAuthServer<Attributes> | BetterAuthOptions<Attributes>,
   options: StandaloneOptions<Attributes> = {}
 ): StandaloneServer<Attributes> {
-  const core = isCore<Attributes>(auth) ? auth : createBetterAuth<Attributes>(auth)
-  return new StandaloneServer(core, options)
+  return new StandaloneServer(coreOf(auth), options)
 }

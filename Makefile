@@ -18,9 +18,10 @@ help:
 	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: under a minute"
 	@echo "other targets: setup build type-check lint format format-check clean"
 
+# One install at a time (two targets started together on a fresh clone share node_modules); the
+# second waits, then finds the dependencies installed.
 $(DEPS): package.json package-lock.json
-	npm ci --no-audit --no-fund
-	@touch $(DEPS)
+	@flock .npm-install.lock sh -c 'if [ -f $(DEPS) ] && [ $(DEPS) -nt package.json ] && [ $(DEPS) -nt package-lock.json ]; then :; else npm ci --no-audit --no-fund && touch $(DEPS); fi'
 
 setup: $(DEPS)
 

@@ -199,7 +199,7 @@ describe('protected routes', () => {
       accessBody(token, key, { at: base.clock.now(), nonce: n, request: { foo: 'a', bar: 'b' } })
     )
     expect(reply.status).toBe(200)
-    expect(reply.headers['content-type']).toBe('application/json')
+    expect(reply.headers['content-type']).toBe('application/json; charset=utf-8')
     expect(Number(reply.headers['content-length'])).toBe(Buffer.byteLength(reply.body))
     const envelope = JSON.parse(reply.body) as {
       payload: { access: { nonce: string; serverIdentity: string }; response: unknown }

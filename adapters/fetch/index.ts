@@ -72,7 +72,7 @@ export type AccessHandler<Attributes, Body, Principal = AccessPrincipal<Attribut
   context: AccessContext<Attributes, Body, Principal>
 ) => unknown
 
-const JSON_TYPE = 'application/json'
+const JSON_TYPE = 'application/json; charset=utf-8'
 
 function toResponse(result: HandlerResult, init: ResponseInit = {}): Response {
   const headers = new Headers(result.headers)

@@ -92,7 +92,7 @@ interface Route {
 }
 
 const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'content-type': 'application/json',
+  'content-type': 'application/json; charset=utf-8',
 })
 const READS_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 

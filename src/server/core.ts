@@ -199,7 +199,8 @@ export interface AccessPrincipal<Attributes = unknown, Request = unknown> {
   request: Request
 }
 
-const JSON_HEADERS = Object.freeze({ 'content-type': 'application/json' })
+// The charset keeps clients that read other types as Latin-1 (older Dart http) on UTF-8.
+const JSON_HEADERS = Object.freeze({ 'content-type': 'application/json; charset=utf-8' })
 
 const consoleLogger: Logger = {
   error: (object, message) => console.error(message ?? 'better-auth error', object),

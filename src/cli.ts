@@ -13,14 +13,11 @@
  * BETTER_AUTH_REDIS; sealed keys need BETTER_AUTH_KEY_SECRET.
  */
 import { writeFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { parseArgs } from 'node:util'
-import { readBody } from '../adapters/shared/body'
+import { createServer } from '../adapters/node'
 import { NodeSigningKey } from './crypto/node'
-import { MethodNotAllowedError, NotFoundError } from './errors'
-import { createBetterAuth, type BetterAuthServer } from './server/core'
+import { createBetterAuth } from './server/core'
 import { DEFAULT_RETIRE_AFTER_MS, ServerKeys } from './server/keys'
-import type { Endpoint } from './server/routes'
 import type { ServerStore } from './stores/types'
 import { createStore, migrateDatabase, parseDatabaseUrl, redact } from './stores/url'
 
@@ -155,11 +152,12 @@ async function withStoredKeys<T>(
     await store.close?.()
     throw new UsageError('this database keeps no keys: use sqlite: or postgres://')
   }
-  const keys = await ServerKeys.load({ store: store.keys, env: io.env, reloadIntervalMs: 0 })
+  let keys: ServerKeys | undefined
   try {
+    keys = await ServerKeys.load({ store: store.keys, env: io.env, reloadIntervalMs: 0 })
     return await work(keys, store)
   } finally {
-    keys.close()
+    keys?.close()
     await store.close?.()
   }
 }
@@ -243,61 +241,25 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     keys: { env: io.env },
     rateLimit: store.redis === undefined ? {} : { redis: store.redis },
   })
+  const server = createServer(auth)
+  let address
   try {
     await auth.ready()
+    address = await server.listen(port, values.host)
   } catch (error) {
-    await auth.close()
+    await auth.close() // closes the store: nothing is left open when start-up fails
     throw error
   }
-  const server = createServer(httpHandler(auth))
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, values.host, () => resolve())
-  })
-  const address = server.address()
-  const where = typeof address === 'object' && address !== null ? address.port : port
-  io.out(`better-auth server on http://${values.host}:${where}\n`)
+  io.out(`better-auth server on http://${values.host}:${address.port}\n`)
   io.out(`response key: ${await auth.responsePublicKey()}\n`)
   const stop = (): void => {
-    server.close(() => {
+    server.close().finally(() => {
       auth.close().finally(() => process.exit(0))
     })
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   return 0
-}
-
-/** A node:http handler answering the protocol routes of `auth`. */
-export function httpHandler(auth: BetterAuthServer<unknown>) {
-  const routes = new Map<string, { endpoint: Endpoint; methods: readonly string[] }>()
-  for (const route of auth.routes()) routes.set(route.path, route)
-  const limit = auth.limits.maxBodyBytes ?? 65536
-  return (req: IncomingMessage, res: ServerResponse): void => {
-    const path = (req.url ?? '/').split('?')[0] as string
-    const route = routes.get(path)
-    const send = (result: { status: number; headers: Record<string, string>; body: string }) => {
-      res.writeHead(result.status, result.headers).end(result.body)
-    }
-    if (route === undefined) {
-      req.resume()
-      send(auth.errorResult(new NotFoundError(), { path }))
-      return
-    }
-    if (!route.methods.includes(req.method ?? '')) {
-      req.resume()
-      const result = auth.errorResult(new MethodNotAllowedError(), { path })
-      send({ ...result, headers: { ...result.headers, allow: route.methods.join(', ') } })
-      return
-    }
-    const context = { ip: req.socket.remoteAddress, path }
-    readBody(req, limit)
-      .then(
-        body => auth.handle(route.endpoint, body, context),
-        error => auth.errorResult(error, context)
-      )
-      .then(send, () => res.destroy())
-  }
 }
 
 if (require.main === module) {

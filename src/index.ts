@@ -42,4 +42,11 @@ export * from './client/stores'
 export * from './server/remote-keys'
 export * from './stores/combine'
 // Stores by URL; their drivers (better-sqlite3, pg, ioredis) load only when a URL needs them.
-export { createStore, createStoreFromEnv, type ConfiguredStore, type StoreUrls } from './stores/url'
+export {
+  createStore,
+  createStoreFromEnv,
+  openStore,
+  storeFromEnv,
+  type ConfiguredStore,
+  type StoreUrls,
+} from './stores/url'

@@ -4,6 +4,7 @@
  *   make example-express          # http://127.0.0.1:8080 (PORT, HOST)
  */
 import express from 'express'
+import { storeFromEnv } from 'better-auth-protocol'
 import { betterAuth } from 'better-auth-protocol/express'
 
 interface Attributes {
@@ -15,6 +16,8 @@ interface FooBar {
 }
 
 export const auth = betterAuth<Attributes>({
+  // State in SQLite (./better-auth.db), or BETTER_AUTH_DATABASE / BETTER_AUTH_REDIS.
+  store: storeFromEnv(process.env, { database: 'sqlite:./better-auth.db' }),
   // The attributes every new session's token carries.
   attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
 })

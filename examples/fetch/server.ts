@@ -6,6 +6,7 @@
  */
 import { createServer } from 'node:http'
 import { Readable } from 'node:stream'
+import { storeFromEnv } from 'better-auth-protocol'
 import { betterAuth } from 'better-auth-protocol/fetch'
 
 interface Attributes {
@@ -17,8 +18,12 @@ interface FooBar {
 }
 
 export const auth = betterAuth<Attributes>(
-  // The attributes every new session's token carries.
-  { attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }) },
+  {
+    // State in SQLite (./better-auth.db), or BETTER_AUTH_DATABASE / BETTER_AUTH_REDIS.
+    store: storeFromEnv(process.env, { database: 'sqlite:./better-auth.db' }),
+    // The attributes every new session's token carries.
+    attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+  },
   { openapi: true }
 )
 

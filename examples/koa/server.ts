@@ -5,6 +5,7 @@
  */
 import Koa from 'koa'
 import Router from '@koa/router'
+import { storeFromEnv } from 'better-auth-protocol'
 import { betterAuth } from 'better-auth-protocol/koa'
 
 interface Attributes {
@@ -16,6 +17,8 @@ interface FooBar {
 }
 
 export const auth = betterAuth<Attributes>({
+  // State in SQLite (./better-auth.db), or BETTER_AUTH_DATABASE / BETTER_AUTH_REDIS.
+  store: storeFromEnv(process.env, { database: 'sqlite:./better-auth.db' }),
   // The attributes every new session's token carries.
   attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
 })

@@ -4,6 +4,7 @@
  *   make example-nestjs           # http://127.0.0.1:8080 (PORT, HOST)
  */
 import 'reflect-metadata'
+import { storeFromEnv } from 'better-auth-protocol'
 import { Body, Controller, Get, HttpCode, Module, Post, Res } from '@nestjs/common'
 import { NestFactory } from '@nestjs/core'
 import type { Response } from 'express'
@@ -66,6 +67,8 @@ export class AppController {
     // The protocol endpoints (/account/create, /session/create, …, /key/response) and their
     // OpenAPI document; the core is injectable as BetterAuthServer.
     BetterAuthModule.forRoot({
+      // State in SQLite (./better-auth.db), or BETTER_AUTH_DATABASE / BETTER_AUTH_REDIS.
+      store: storeFromEnv(process.env, { database: 'sqlite:./better-auth.db' }),
       attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
       openapi: true,
     }),

@@ -4,6 +4,7 @@
  *
  *   make example-node             # http://127.0.0.1:8080 (PORT, HOST)
  */
+import { storeFromEnv } from 'better-auth-protocol'
 import { createServer } from 'better-auth-protocol/node'
 
 interface Attributes {
@@ -17,7 +18,11 @@ interface FooBar {
 // The protocol endpoints (/account/create, /session/create, …, /key/response) and their OpenAPI
 // document at /openapi.json. createServer takes the core's options, or a core.
 export const server = createServer<Attributes>(
-  { attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }) },
+  {
+    // State in SQLite (./better-auth.db), or BETTER_AUTH_DATABASE / BETTER_AUTH_REDIS.
+    store: storeFromEnv(process.env, { database: 'sqlite:./better-auth.db' }),
+    attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+  },
   { openapi: true }
 )
 

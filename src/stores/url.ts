@@ -65,43 +65,90 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
  */
 export type ConfiguredStore = ServerStore & { redis?: unknown }
 
-/** A store from URLs; PostgreSQL is migrated and Redis checked before this resolves. */
-export async function createStore(urls: StoreUrls = {}): Promise<ConfiguredStore> {
-  const durable = await openDatabase(parseDatabaseUrl(urls.database ?? 'memory:'), urls)
-  if (urls.redis === undefined || urls.redis.trim() === '') return durable
+/** The store, and its durable part (to migrate) and Redis client (to check). */
+function open(urls: StoreUrls): { store: ConfiguredStore; durable: ServerStore } {
+  const durable = openDatabase(parseDatabaseUrl(urls.database ?? 'memory:'), urls)
+  if (urls.redis === undefined || urls.redis.trim() === '') return { store: durable, durable }
   try {
     const { RedisEphemeralStore } = load<typeof import('./redis')>('./redis')
     const { url, prefix } = redisUrl(urls.redis.trim())
     const ephemeral = new RedisEphemeralStore(prefix === undefined ? { url } : { url, prefix })
-    try {
-      await ephemeral.client.ping()
-    } catch (error) {
-      await ephemeral.close()
-      throw new Error(`cannot reach Redis at ${redact(url)}`, { cause: error })
-    }
-    return { ...combineStores(durable, ephemeral), redis: ephemeral.client }
+    return { store: { ...combineStores(durable, ephemeral), redis: ephemeral.client }, durable }
   } catch (error) {
-    await durable.close?.()
+    void durable.close?.()
     throw error
   }
 }
 
 /**
+ * A store from URLs, at once: SQLite opens (and migrates) now, PostgreSQL migrates on first use,
+ * Redis connects in the background. For module-level setup; `createStore` checks the services
+ * before it resolves.
+ */
+export function openStore(urls: StoreUrls = {}): ConfiguredStore {
+  return open(urls).store
+}
+
+/** A store from URLs; PostgreSQL is migrated and Redis checked before this resolves. */
+export async function createStore(urls: StoreUrls = {}): Promise<ConfiguredStore> {
+  const { store, durable } = open(urls)
+  try {
+    const postgres = parseDatabaseUrl(urls.database ?? 'memory:').kind === 'postgres'
+    if (postgres && (urls.migrate ?? true)) {
+      await (durable as unknown as { migrate(): Promise<number> })
+        .migrate()
+        .catch((error: unknown) => {
+          throw new Error(`cannot migrate PostgreSQL at ${redact(urls.database ?? '')}`, {
+            cause: error,
+          })
+        })
+    }
+    if (store.redis !== undefined) {
+      await (store.redis as { ping(): Promise<unknown> }).ping().catch((error: unknown) => {
+        throw new Error(`cannot reach Redis at ${redact(redisUrl(urls.redis ?? '').url)}`, {
+          cause: error,
+        })
+      })
+    }
+    return store
+  } catch (error) {
+    await store.close?.()
+    throw error
+  }
+}
+
+/** The database and Redis URLs of the environment, with a default database. */
+function urlsFromEnv(
+  env: Record<string, string | undefined>,
+  defaults: { database?: string }
+): StoreUrls {
+  const urls: StoreUrls = {}
+  const database = env.BETTER_AUTH_DATABASE?.trim() || defaults.database
+  if (database !== undefined) urls.database = database
+  if (env.BETTER_AUTH_REDIS?.trim()) urls.redis = env.BETTER_AUTH_REDIS
+  return urls
+}
+
+/**
  * A store from `BETTER_AUTH_DATABASE` and `BETTER_AUTH_REDIS`; `defaults.database` applies when
- * the first is unset (the example server defaults to `sqlite:./better-auth.db`).
+ * the first is unset (the examples default to `sqlite:./better-auth.db`).
  */
 export function createStoreFromEnv(
   env: Record<string, string | undefined> = process.env,
   defaults: { database?: string } = {}
 ): Promise<ConfiguredStore> {
-  const urls: StoreUrls = {}
-  const database = env.BETTER_AUTH_DATABASE?.trim() || defaults.database
-  if (database !== undefined) urls.database = database
-  if (env.BETTER_AUTH_REDIS?.trim()) urls.redis = env.BETTER_AUTH_REDIS
-  return createStore(urls)
+  return createStore(urlsFromEnv(env, defaults))
 }
 
-async function openDatabase(db: DatabaseUrl, urls: StoreUrls): Promise<ServerStore> {
+/** The same, at once (see `openStore`), for module-level setup. */
+export function storeFromEnv(
+  env: Record<string, string | undefined> = process.env,
+  defaults: { database?: string } = {}
+): ConfiguredStore {
+  return openStore(urlsFromEnv(env, defaults))
+}
+
+function openDatabase(db: DatabaseUrl, urls: StoreUrls): ServerStore {
   switch (db.kind) {
     case 'memory':
       return new MemoryStore()
@@ -111,22 +158,11 @@ async function openDatabase(db: DatabaseUrl, urls: StoreUrls): Promise<ServerSto
     }
     case 'postgres': {
       const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
-      const store = new PostgresStore(
-        db.schema === undefined
-          ? { connectionString: db.connectionString }
-          : { connectionString: db.connectionString, schema: db.schema }
-      )
-      if (urls.migrate ?? true) {
-        try {
-          await store.migrate()
-        } catch (error) {
-          await store.close()
-          throw new Error(`cannot migrate PostgreSQL at ${redact(db.connectionString)}`, {
-            cause: error,
-          })
-        }
-      }
-      return store
+      return new PostgresStore({
+        connectionString: db.connectionString,
+        ...(db.schema === undefined ? {} : { schema: db.schema }),
+        ...(urls.migrate === false ? { migrate: false } : {}),
+      })
     }
   }
 }

@@ -2,7 +2,14 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MemoryStore, createBetterAuth, createStore, createStoreFromEnv } from '../../src'
+import {
+  MemoryStore,
+  createBetterAuth,
+  createStore,
+  createStoreFromEnv,
+  openStore,
+  storeFromEnv,
+} from '../../src'
 import { PostgresStore } from '../../src/stores/postgres'
 import { RedisEphemeralStore } from '../../src/stores/redis'
 import { SqliteStore } from '../../src/stores/sqlite'
@@ -130,5 +137,51 @@ describe('createStore', () => {
       createStore({ database: 'memory:', redis: 'redis://127.0.0.1:18296' })
     ).rejects.toThrow(/cannot reach Redis/)
     await expect(createStore({ database: 'memory:', redis: 'http://x' })).rejects.toThrow(TypeError)
+  })
+})
+
+describe('openStore and storeFromEnv (synchronous, for module-level setup)', () => {
+  it('returns the store at once; the environment wins over the default', async () => {
+    const sqlite = storeFromEnv({}, { database: `sqlite:${join(dir, 'sync.db')}` })
+    expect(sqlite).toBeInstanceOf(SqliteStore)
+    await sqlite.close?.()
+    const memory = storeFromEnv(
+      { BETTER_AUTH_DATABASE: ' memory: ', BETTER_AUTH_REDIS: '  ' },
+      { database: `sqlite:${join(dir, 'unused.db')}` }
+    )
+    expect(memory).toBeInstanceOf(MemoryStore)
+    expect(memory.redis).toBeUndefined()
+    await memory.close?.()
+    expect(() => openStore({ database: 'mysql://db/app' })).toThrow(TypeError)
+  })
+
+  it('migrates PostgreSQL on first use and reaches Redis once it is connected', async () => {
+    const schema = uniqueName('sync')
+    const prefix = `${uniqueName('sync')}:`
+    const store = openStore({
+      database: `${POSTGRES_URL}?schema=${schema}`,
+      redis: `${REDIS_URL}?prefix=${encodeURIComponent(prefix)}`,
+    })
+    try {
+      // Nothing was created yet: the schema appears with the first query.
+      const probe = new PostgresStore({ connectionString: POSTGRES_URL, migrate: false })
+      const exists = async (): Promise<boolean> =>
+        (
+          await probe.pool.query(
+            'SELECT 1 FROM information_schema.schemata WHERE schema_name = $1',
+            [schema]
+          )
+        ).rowCount === 1
+      expect(await exists()).toBe(false)
+      expect(await store.accounts.hasIdentity(hash('nobody'))).toBe(false)
+      expect(await exists()).toBe(true)
+      await probe.close()
+      const nonce = randomHash()
+      expect(await store.accessNonces.reserve(nonce, 10_000)).toBe(true)
+      expect(await store.accessNonces.reserve(nonce, 10_000)).toBe(false)
+    } finally {
+      await store.close?.()
+      await dropSchema(schema)
+    }
   })
 })

@@ -18,7 +18,14 @@
  */
 import { createHash } from 'node:crypto'
 import { Pool, type PoolClient, type PoolConfig, type QueryResultRow } from 'pg'
-import { DEFAULT_TABLE_PREFIX, SCOPE, sqlIdentifier, tableNames, type TableNames } from './sql'
+import {
+  DEFAULT_TABLE_PREFIX,
+  SCOPE,
+  migrations,
+  sqlIdentifier,
+  tableNames,
+  type TableNames,
+} from './sql'
 import type {
   AccountStore,
   ChallengeStore,
@@ -50,46 +57,6 @@ export interface PostgresStoreOptions {
   onError?: (error: unknown) => void
   /** Clock, for tests. @default Date.now */
   now?: () => number
-}
-
-function migrations(t: TableNames, prefix: string): string[] {
-  return [
-    `CREATE TABLE IF NOT EXISTS ${t.identities} (
-       identity TEXT PRIMARY KEY,
-       recovery_hash TEXT NOT NULL,
-       created_at BIGINT NOT NULL
-     );
-     CREATE TABLE IF NOT EXISTS ${t.devices} (
-       identity TEXT NOT NULL REFERENCES ${t.identities} (identity) ON DELETE CASCADE,
-       device TEXT NOT NULL,
-       public_key TEXT NOT NULL,
-       rotation_hash TEXT NOT NULL,
-       PRIMARY KEY (identity, device)
-     );
-     CREATE TABLE IF NOT EXISTS ${t.challenges} (
-       nonce TEXT PRIMARY KEY,
-       identity TEXT NOT NULL,
-       expires_at BIGINT NOT NULL
-     );
-     CREATE INDEX IF NOT EXISTS "${prefix}challenges_expiry" ON ${t.challenges} (expires_at);
-     CREATE TABLE IF NOT EXISTS ${t.timeLocks} (
-       scope TEXT NOT NULL,
-       value TEXT NOT NULL,
-       expires_at BIGINT NOT NULL,
-       PRIMARY KEY (scope, value)
-     );
-     CREATE INDEX IF NOT EXISTS "${prefix}time_locks_expiry" ON ${t.timeLocks} (expires_at);
-     CREATE TABLE IF NOT EXISTS ${t.keys} (
-       kind TEXT NOT NULL,
-       public_key TEXT NOT NULL,
-       private_key TEXT NOT NULL,
-       created_at BIGINT NOT NULL,
-       retire_at BIGINT,
-       PRIMARY KEY (kind, public_key)
-     );
-     CREATE UNIQUE INDEX IF NOT EXISTS "${prefix}keys_current" ON ${t.keys} (kind)
-       WHERE retire_at IS NULL;`,
-  ]
 }
 
 interface KeyRow {
@@ -176,7 +143,7 @@ export class PostgresStore implements ServerStore {
    */
   async migrate(): Promise<number> {
     const t = this.tables
-    const steps = migrations(t, this.prefix)
+    const steps = migrations(t, this.prefix, { integer: 'BIGINT', tableOptions: '' })
     return this.transaction(async c => {
       // One migration at a time per table set, across every instance.
       await c.query('SELECT pg_advisory_xact_lock($1)', [advisoryKey(t.migrations)])

@@ -38,3 +38,57 @@ export function tableNames(prefix: string, schema?: string): TableNames {
 export const SCOPE = { refreshKeys: 'refresh', accessNonces: 'nonce' } as const
 
 export const DEFAULT_TABLE_PREFIX = 'better_auth_'
+
+/** Where the two SQL dialects differ in the schema. */
+export interface SqlDialect {
+  /** The type of millisecond timestamps. */
+  integer: 'INTEGER' | 'BIGINT'
+  /** What follows the tables keyed by text (SQLite: `WITHOUT ROWID`). */
+  tableOptions: string
+}
+
+/**
+ * Schema versions; each runs once, in order, inside one transaction. A released version is never
+ * edited: a change is a new version.
+ */
+export function migrations(t: TableNames, prefix: string, dialect: SqlDialect): string[] {
+  const { integer, tableOptions } = dialect
+  const options = tableOptions === '' ? '' : ` ${tableOptions}`
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t.identities} (
+       identity TEXT PRIMARY KEY,
+       recovery_hash TEXT NOT NULL,
+       created_at ${integer} NOT NULL
+     )${options};
+     CREATE TABLE IF NOT EXISTS ${t.devices} (
+       identity TEXT NOT NULL REFERENCES ${t.identities} (identity) ON DELETE CASCADE,
+       device TEXT NOT NULL,
+       public_key TEXT NOT NULL,
+       rotation_hash TEXT NOT NULL,
+       PRIMARY KEY (identity, device)
+     )${options};
+     CREATE TABLE IF NOT EXISTS ${t.challenges} (
+       nonce TEXT PRIMARY KEY,
+       identity TEXT NOT NULL,
+       expires_at ${integer} NOT NULL
+     )${options};
+     CREATE INDEX IF NOT EXISTS "${prefix}challenges_expiry" ON ${t.challenges} (expires_at);
+     CREATE TABLE IF NOT EXISTS ${t.timeLocks} (
+       scope TEXT NOT NULL,
+       value TEXT NOT NULL,
+       expires_at ${integer} NOT NULL,
+       PRIMARY KEY (scope, value)
+     )${options};
+     CREATE INDEX IF NOT EXISTS "${prefix}time_locks_expiry" ON ${t.timeLocks} (expires_at);
+     CREATE TABLE IF NOT EXISTS ${t.keys} (
+       kind TEXT NOT NULL,
+       public_key TEXT NOT NULL,
+       private_key TEXT NOT NULL,
+       created_at ${integer} NOT NULL,
+       retire_at ${integer},
+       PRIMARY KEY (kind, public_key)
+     );
+     CREATE UNIQUE INDEX IF NOT EXISTS "${prefix}keys_current" ON ${t.keys} (kind)
+       WHERE retire_at IS NULL;`,
+  ]
+}

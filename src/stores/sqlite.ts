@@ -10,7 +10,7 @@
  *   const store = new SqliteStore({ path: './better-auth.db' })
  */
 import Database from 'better-sqlite3'
-import { DEFAULT_TABLE_PREFIX, SCOPE, tableNames, type TableNames } from './sql'
+import { DEFAULT_TABLE_PREFIX, SCOPE, migrations, tableNames, type TableNames } from './sql'
 import type {
   AccountStore,
   ChallengeStore,
@@ -44,47 +44,6 @@ export interface SqliteStoreOptions {
   sweepIntervalMs?: number
   /** Clock, for tests. @default Date.now */
   now?: () => number
-}
-
-/** Schema versions; each runs once, in order, inside one transaction. */
-function migrations(t: TableNames, prefix: string): string[] {
-  return [
-    `CREATE TABLE IF NOT EXISTS ${t.identities} (
-       identity TEXT PRIMARY KEY,
-       recovery_hash TEXT NOT NULL,
-       created_at INTEGER NOT NULL
-     ) WITHOUT ROWID;
-     CREATE TABLE IF NOT EXISTS ${t.devices} (
-       identity TEXT NOT NULL REFERENCES ${t.identities} (identity) ON DELETE CASCADE,
-       device TEXT NOT NULL,
-       public_key TEXT NOT NULL,
-       rotation_hash TEXT NOT NULL,
-       PRIMARY KEY (identity, device)
-     ) WITHOUT ROWID;
-     CREATE TABLE IF NOT EXISTS ${t.challenges} (
-       nonce TEXT PRIMARY KEY,
-       identity TEXT NOT NULL,
-       expires_at INTEGER NOT NULL
-     ) WITHOUT ROWID;
-     CREATE INDEX IF NOT EXISTS "${prefix}challenges_expiry" ON ${t.challenges} (expires_at);
-     CREATE TABLE IF NOT EXISTS ${t.timeLocks} (
-       scope TEXT NOT NULL,
-       value TEXT NOT NULL,
-       expires_at INTEGER NOT NULL,
-       PRIMARY KEY (scope, value)
-     ) WITHOUT ROWID;
-     CREATE INDEX IF NOT EXISTS "${prefix}time_locks_expiry" ON ${t.timeLocks} (expires_at);
-     CREATE TABLE IF NOT EXISTS ${t.keys} (
-       kind TEXT NOT NULL,
-       public_key TEXT NOT NULL,
-       private_key TEXT NOT NULL,
-       created_at INTEGER NOT NULL,
-       retire_at INTEGER,
-       PRIMARY KEY (kind, public_key)
-     );
-     CREATE UNIQUE INDEX IF NOT EXISTS "${prefix}keys_current" ON ${t.keys} (kind)
-       WHERE retire_at IS NULL;`,
-  ]
 }
 
 interface DeviceRow {
@@ -156,7 +115,7 @@ export class SqliteStore implements ServerStore {
   /** Creates or upgrades the tables (idempotent; safe to run from several processes). */
   migrate(): number {
     const t = this.tables
-    const steps = migrations(t, this.prefix)
+    const steps = migrations(t, this.prefix, { integer: 'INTEGER', tableOptions: 'WITHOUT ROWID' })
     const run = this.db.transaction((): number => {
       this.db.exec(
         `CREATE TABLE IF NOT EXISTS ${t.migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`

@@ -5,6 +5,7 @@ import {
   NodeP256Verifier,
   ThreadpoolP256Verifier,
   NodeSigningKey,
+  RandomNoncer,
   decodeBase64Url,
   decodeHash,
   decodeNonce,
@@ -157,6 +158,38 @@ describe.each([
       Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'),
     ])
     expect(await verifier.verify(message, encodeSignature(twin), key.publicKeyText)).toBe(true)
+  })
+})
+
+describe('nonces', () => {
+  it('are valid 128-bit nonces, distinct across refills of the random pool', () => {
+    const noncer = new RandomNoncer()
+    const seen = new Set<string>()
+    // Three refills of the 4 KiB pool (256 nonces each) and a part of a fourth.
+    for (let i = 0; i < 900; i++) {
+      const nonce = noncer.generate128()
+      expect(decodeNonce(nonce)).toHaveLength(16)
+      seen.add(nonce)
+    }
+    expect(seen.size).toBe(900)
+  })
+
+  it('draw every byte from the CSPRNG once (no slice is handed out twice)', () => {
+    const calls: number[] = []
+    const real = globalThis.crypto.getRandomValues.bind(globalThis.crypto)
+    const spy = jest
+      .spyOn(globalThis.crypto, 'getRandomValues')
+      .mockImplementation(<T extends ArrayBufferView | null>(array: T): T => {
+        calls.push((array as unknown as Uint8Array).length)
+        return real(array as unknown as Uint8Array) as unknown as T
+      })
+    try {
+      const noncer = new RandomNoncer()
+      for (let i = 0; i < 513; i++) noncer.generate128()
+      expect(calls).toEqual([4096, 4096, 4096])
+    } finally {
+      spy.mockRestore()
+    }
   })
 })
 

@@ -13,6 +13,13 @@ import {
 } from '../shared/node'
 import { toHttpException } from './exceptions'
 import {
+  RAW_BODY_ADVICE,
+  nodeRequestOf,
+  pathOf,
+  setResponseHeader,
+  type PlatformResponse,
+} from './http'
+import {
   ACCESS_METADATA,
   ALLOW_ANONYMOUS,
   BETTER_AUTH_OPTIONS,
@@ -23,11 +30,12 @@ import {
 } from './options'
 import type { IncomingMessage } from 'node:http'
 
-const ADVICE =
-  'Create the app with NestFactory.create(AppModule, { rawBody: true }) so the raw bytes are kept.'
-
-/** The HTTP request as the guard sees it (Nest on Express). */
-export type GuardRequest = IncomingMessage & {
+/**
+ * The HTTP request as the guard sees it: Express's request (a node:http one), or Fastify's, which
+ * keeps the node:http request as `raw`.
+ */
+export type GuardRequest = Partial<IncomingMessage> & {
+  raw?: IncomingMessage
   ip?: string
   body?: unknown
   rawBody?: unknown
@@ -70,12 +78,11 @@ export class BetterAuthGuard implements CanActivate {
     if (error === undefined) return principal
     if (!(error instanceof BetterAuthError)) throw error
     const request = this.getRequest(context)
-    const result = failure(this.auth, error, { route: request.originalUrl ?? request.url })
-    const response = context
-      .switchToHttp()
-      .getResponse<{ setHeader?: (n: string, v: string) => void }>()
-    for (const [name, value] of Object.entries(result.error.headers))
-      response.setHeader?.(name, value)
+    const result = failure(this.auth, error, { route: pathOf(request) })
+    const response = context.switchToHttp().getResponse<PlatformResponse>()
+    for (const [name, value] of Object.entries(result.error.headers)) {
+      setResponseHeader(response, name, value)
+    }
     throw toHttpException(result.error)
   }
 
@@ -135,13 +142,13 @@ export class BetterAuthGuard implements CanActivate {
         return true
       }
       const limit = this.auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
-      const { body, source } = await nodeRawBody(request, request as ParsedBody, limit)
-      if (source === 'reserialized') warnReserialized(this.auth, ADVICE)
-      const path = (request.originalUrl ?? request.url ?? '').split('?', 1)[0]
+      const raw = nodeRequestOf(request)
+      const { body, source } = await nodeRawBody(raw, request as ParsedBody, limit)
+      if (source === 'reserialized') warnReserialized(this.auth, RAW_BODY_ADVICE)
       principal = await checkAccess(
         this.auth,
         body,
-        { ip: request.ip ?? request.socket?.remoteAddress, path },
+        { ip: request.ip ?? raw.socket?.remoteAddress, path: pathOf(request) },
         context,
         options
       )

@@ -10,12 +10,7 @@ import {
 import { mergeMap, type Observable } from 'rxjs'
 import { BetterAuthServer } from '../../src/server/core'
 import { principals } from '../shared/access'
-
-interface ReplyResponse {
-  statusCode?: number
-  headersSent?: boolean
-  setHeader?(name: string, value: string): void
-}
+import { responseSent, setResponseHeader, type PlatformResponse } from './http'
 
 const signing = new WeakSet<object>()
 
@@ -35,18 +30,18 @@ export class BetterAuthInterceptor implements NestInterceptor {
     const principal = principals.get(request)
     if (principal === undefined || signing.has(request)) return next.handle()
     signing.add(request) // once, even when registered globally and on the route
-    const response = context.switchToHttp().getResponse<ReplyResponse>()
+    const response = context.switchToHttp().getResponse<PlatformResponse>()
     return next.handle().pipe(
       mergeMap(async (data: unknown) => {
         if (
           data instanceof StreamableFile ||
-          response.headersSent === true ||
+          responseSent(response) ||
           (response.statusCode ?? 200) >= 400
         ) {
           return data
         }
         const text = await this.auth.respond(principal.nonce, data)
-        response.setHeader?.('content-type', 'application/json; charset=utf-8')
+        setResponseHeader(response, 'content-type', 'application/json; charset=utf-8')
         return text
       })
     )

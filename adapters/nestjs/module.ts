@@ -10,18 +10,21 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common'
 import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core'
-import type { Request, Response } from 'express'
+import type { ServerResponse } from 'node:http'
 import { BetterAuthServer, createBetterAuth } from '../../src/server/core'
 import { openApiDocument } from '../../src/server/openapi'
-import { endpointHandler } from '../express'
 import { normalizePrefix, openapiPath } from '../shared/access'
+import { writeResult } from '../shared/node'
 import { BetterAuthGlobalGuard } from './guard'
+import { endpointMiddleware } from './http'
 import { BetterAuthInterceptor } from './interceptor'
 import {
   BETTER_AUTH_OPTIONS,
   type BetterAuthModuleExtras,
   type BetterAuthModuleOptions,
 } from './options'
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' }
 
 const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<BetterAuthModuleOptions>({
   moduleName: 'BetterAuth',
@@ -83,7 +86,7 @@ export class BetterAuthModule
     if (this.options.endpoints === false) return
     const routes = this.auth.routes(normalizePrefix(this.options.prefix))
     for (const route of routes) {
-      const handler = endpointHandler(this.auth, route.endpoint)
+      const handler = endpointMiddleware(this.auth, route.endpoint)
       for (const method of route.methods) {
         consumer.apply(handler).forRoutes({
           path: route.path,
@@ -95,8 +98,8 @@ export class BetterAuthModule
     if (openapi !== undefined) {
       const document = JSON.stringify(openApiDocument(routes, this.options.openapiOptions))
       consumer
-        .apply((_req: Request, res: Response) => {
-          res.type('application/json').send(document)
+        .apply((_req: unknown, res: ServerResponse) => {
+          writeResult(res, { status: 200, headers: JSON_HEADERS, body: document })
         })
         .forRoutes({ path: openapi, method: RequestMethod.GET })
     }

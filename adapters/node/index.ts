@@ -31,6 +31,7 @@ import type {
 import type { Endpoint } from '../../src/server/routes'
 import { checkAccess, normalizePath, openapiPath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
+import { writeResult } from '../shared/node'
 import { clientIp, type TrustProxy } from '../shared/ip'
 import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 
@@ -265,10 +266,7 @@ export class StandaloneServer<Attributes = unknown> {
   private send(res: ServerResponse, result: HandlerResult): void {
     if (res.headersSent || res.destroyed) return
     if (this.cors !== undefined) res.setHeader('access-control-allow-origin', this.cors)
-    // An explicit length: no chunked framing on keep-alive connections.
-    res.setHeader('content-length', Buffer.byteLength(result.body))
-    res.writeHead(result.status, result.headers)
-    res.end(result.body)
+    writeResult(res, result)
   }
 }
 

@@ -2,7 +2,7 @@
  * The raw request body on node:http frameworks (Express, Koa, NestJS on Express), whatever body
  * parser ran before the adapter.
  */
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BetterAuthServer } from '../../src/server/core'
 import { readBody } from './body'
 
@@ -82,4 +82,15 @@ export function parsedForHandler(body: Buffer | string): unknown {
   } catch {
     return text
   }
+}
+
+/** Writes a core answer on a plain node:http response, with an explicit length. */
+export function writeResult(
+  res: ServerResponse,
+  result: { status: number; headers: Record<string, string>; body: string }
+): void {
+  // An explicit length: no chunked framing on keep-alive connections.
+  res.setHeader('content-length', Buffer.byteLength(result.body))
+  res.writeHead(result.status, result.headers)
+  res.end(result.body)
 }

@@ -1,4 +1,4 @@
-/** The NestJS adapter (Express platform). */
+/** The NestJS adapter, on Nest's Express platform and on its Fastify platform. */
 import 'reflect-metadata'
 import {
   Body,
@@ -12,6 +12,7 @@ import {
   type ExecutionContext,
   type INestApplication,
 } from '@nestjs/common'
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify'
 import { Test } from '@nestjs/testing'
 import {
   AccessData,
@@ -121,17 +122,31 @@ class GlobalController {
   }
 }
 
+type Platform = 'express' | 'fastify'
+
 async function start(
   imports: unknown[],
   controllers: unknown[],
-  rawBody = true
+  rawBody = true,
+  platform: Platform = 'express'
 ): Promise<{ app: INestApplication; target: Target }> {
   const moduleRef = await Test.createTestingModule({
     imports: imports as never[],
     controllers: controllers as never[],
   }).compile()
-  const app = moduleRef.createNestApplication({ rawBody, logger: false })
-  await app.init()
+  let app: INestApplication
+  if (platform === 'fastify') {
+    const fastify = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
+      rawBody,
+      logger: false,
+    })
+    await fastify.init()
+    await fastify.getHttpAdapter().getInstance().ready()
+    app = fastify
+  } else {
+    app = moduleRef.createNestApplication({ rawBody, logger: false })
+    await app.init()
+  }
   return { app, target: supertestTarget(app.getHttpServer(), () => app.close()) }
 }
 
@@ -154,6 +169,41 @@ adapterContract('NestJS without rawBody (re-serialized bodies)', async core => {
     [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
     [ContractController],
     false
+  )
+  return target
+})
+
+adapterContract('NestJS on Fastify', async core => {
+  const { target } = await start(
+    [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
+    [ContractController],
+    true,
+    'fastify'
+  )
+  return target
+})
+
+adapterContract('NestJS on Fastify without rawBody (re-serialized bodies)', async core => {
+  const { target } = await start(
+    [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
+    [ContractController],
+    false,
+    'fastify'
+  )
+  return target
+})
+
+adapterContract('NestJS on Fastify, global guard', async core => {
+  const { target } = await start(
+    [
+      BetterAuthModule.forRoot({
+        ...options(core as BetterAuthServer<unknown>),
+        globalGuard: true,
+      }),
+    ],
+    [GlobalController],
+    true,
+    'fastify'
   )
   return target
 })
@@ -199,6 +249,27 @@ describe('NestJS: Nest specifics', () => {
     const { body, nonce } = numericKeyBody(token, key, now())
     const reply = await started.target.post('/foo/bar', body)
     expect(await verifiedReply(server.auth, reply, nonce)).toEqual({ wasFoo: 'bar', wasBar: 'foo' })
+  })
+
+  it('on Fastify: verifies over the exact bytes, answers endpoints, sets WWW-Authenticate', async () => {
+    const started = await start(
+      [BetterAuthModule.forRoot(options(core()))],
+      [ContractController],
+      true,
+      'fastify'
+    )
+    app = started.app
+    expect(app.getHttpAdapter().getType()).toBe('fastify')
+    const key = await started.target.post('/auth/key/response', '')
+    expect([key.status, key.text]).toEqual([200, await server.auth.responsePublicKey()])
+    const { key: signer, token } = await session(server)
+    const { body, nonce } = numericKeyBody(token, signer, now())
+    const reply = await started.target.post('/foo/bar', body)
+    expect(reply.headers['content-type']).toMatch(/^application\/json/)
+    expect(await verifiedReply(server.auth, reply, nonce)).toEqual({ wasFoo: 'bar', wasBar: 'foo' })
+    const missing = await started.target.post('/foo/bar', undefined, {})
+    expect([missing.status, errorCode(missing)]).toEqual([401, 'BA404'])
+    expect(missing.headers['www-authenticate']).toBe('BetterAuth error="BA404"')
   })
 
   it('provides the core and the options, builds a core from options when none is given', async () => {

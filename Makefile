@@ -6,7 +6,7 @@ TSX := node_modules/.bin/tsx
 BASE_URL ?= http://127.0.0.1:8080
 
 .PHONY: help setup build test fuzz type-check lint format format-check server test-integration bench \
-	bench-smoke clean example-express example-koa example-nestjs example-fetch example-node
+	bench-smoke clean example-express example-koa example-nestjs example-nestjs-fastify example-fetch example-node
 
 help:
 	@echo "make server            run the conformance auth server on 127.0.0.1:8080 (PORT, HOST)"
@@ -14,7 +14,8 @@ help:
 	@echo "make fuzz              fuzz every operation longer (FUZZ_RUNS per target, FUZZ_SEED)"
 	@echo "make test-integration  run our client through every flow against BASE_URL"
 	@echo "make example-express   the Express example on 127.0.0.1:8080 (PORT, HOST); also"
-	@echo "                       example-koa, example-nestjs, example-fetch, example-node"
+	@echo "                       example-koa, example-nestjs, example-nestjs-fastify,"
+	@echo "                       example-fetch, example-node"
 	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: under a minute"
 	@echo "other targets: setup build type-check lint format format-check clean"
 
@@ -62,6 +63,9 @@ example-koa: $(DEPS)
 
 example-nestjs: $(DEPS)
 	$(TSX) examples/nestjs/main.ts
+
+example-nestjs-fastify: $(DEPS)
+	$(TSX) examples/nestjs/fastify.ts
 
 example-fetch: $(DEPS)
 	$(TSX) examples/fetch/server.ts

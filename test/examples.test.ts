@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify'
 import { Test } from '@nestjs/testing'
 import { BetterAuthClient, NodeSigningKey, type Network } from '../src'
 import { hash } from './helpers'
@@ -46,6 +47,19 @@ const examples: [string, () => Promise<Target>][] = [
       const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile()
       const app = moduleRef.createNestApplication({ rawBody: true, logger: false })
       await app.init()
+      return supertestTarget(app.getHttpServer(), () => app.close())
+    },
+  ],
+  [
+    'nestjs on Fastify',
+    async () => {
+      const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile()
+      const app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
+        rawBody: true,
+        logger: false,
+      })
+      await app.init()
+      await app.getHttpAdapter().getInstance().ready()
       return supertestTarget(app.getHttpServer(), () => app.close())
     },
   ],

@@ -7,7 +7,6 @@ import 'reflect-metadata'
 import { storeFromEnv } from 'better-auth-protocol'
 import { Body, Controller, Get, HttpCode, Module, Post, Res } from '@nestjs/common'
 import { NestFactory } from '@nestjs/core'
-import type { Response } from 'express'
 import {
   BetterAuthAccess,
   BetterAuthModule,
@@ -19,6 +18,11 @@ import {
 interface FooBar {
   foo: string
   bar: string
+}
+
+/** What `@Res()` gives on both of Nest's platforms (Express's response, Fastify's reply). */
+interface Reply {
+  header(name: string, value: string): { send(body: string): unknown }
 }
 
 const canWrite = ({ attributes }: { attributes: unknown }) =>
@@ -55,10 +59,10 @@ export class AppController {
   // Conformance (PROTOCOL.md §4): a reply echoing a wrong nonce, which clients must refuse.
   @Post('bad/nonce')
   @BetterAuthAccess()
-  async badNonce(@Body() body: FooBar, @Res() res: Response) {
+  async badNonce(@Body() body: FooBar, @Res() res: Reply) {
     const nonce = this.auth.noncer.generate128()
     const reply = await this.auth.respond(nonce, { wasFoo: body.foo, wasBar: body.bar })
-    res.type('application/json').send(reply)
+    res.header('content-type', 'application/json').send(reply)
   }
 }
 

@@ -1,0 +1,26 @@
+/**
+ * The NestJS example's module on Nest's Fastify platform.
+ *
+ *   make example-nestjs-fastify   # http://127.0.0.1:8080 (PORT, HOST)
+ */
+import 'reflect-metadata'
+import { NestFactory } from '@nestjs/core'
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify'
+import { AppModule } from './main'
+
+export async function bootstrap(port: number, host: string): Promise<NestFastifyApplication> {
+  // rawBody: Fastify's JSON parser keeps the bytes, so signatures are checked over exactly them.
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter(), {
+    rawBody: true,
+  })
+  await app.listen(port, host)
+  return app
+}
+
+if (require.main === module) {
+  const port = Number(process.env.PORT ?? 8080)
+  const host = process.env.HOST ?? '127.0.0.1'
+  void bootstrap(port, host).then(() =>
+    console.log(`NestJS (Fastify) example on http://${host}:${port}`)
+  )
+}

@@ -15,6 +15,7 @@ const TARGETS: Record<string, () => Promise<{ start: Start }>> = {
   express: () => import('./targets/express.js'),
   koa: () => import('./targets/koa.js'),
   nest: () => import('./targets/nest.js'),
+  'nest-fastify': () => import('./targets/nest-fastify.js'),
 }
 
 interface Message {

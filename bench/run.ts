@@ -12,8 +12,8 @@
  *   BENCH_CONNECTIONS     concurrent keep-alive connections (default 32)
  *   BENCH_SMOKE=1         short run: less time, 50,000 requests for the memory phase
  *   BENCH_MEMORY_REQUESTS protected requests in the memory phase (default 1,000,000)
- *   BENCH_TARGETS         comma-separated subset: node,standalone,express,koa,nest,sessions,
- *                         refresh,memory,reference (default all)
+ *   BENCH_TARGETS         comma-separated subset: node,standalone,express,koa,nest,nest-fastify,
+ *                         sessions,refresh,memory,reference (default all)
  *   BENCH_REFERENCE_URL   a running reference server to compare with (see docs/performance.md)
  *   BENCH_PORT_BASE       first port for the servers (default: ephemeral ports)
  *   BENCH_CPU_PROF=dir    write a V8 CPU profile of every server into dir
@@ -391,6 +391,12 @@ const FRAMEWORKS: { name: string; bare: string; protectedLabel: string; child: s
   { name: 'express', bare: 'express bare', protectedLabel: 'express protected', child: 'express' },
   { name: 'koa', bare: 'koa bare', protectedLabel: 'koa protected', child: 'koa' },
   { name: 'nest', bare: 'nest bare', protectedLabel: 'nest protected', child: 'nest' },
+  {
+    name: 'nest-fastify',
+    bare: 'nest-fastify bare',
+    protectedLabel: 'nest-fastify protected',
+    child: 'nest-fastify',
+  },
 ]
 
 async function main(): Promise<void> {

@@ -36,7 +36,7 @@ class BenchController {
   }
 }
 
-function appModule(auth: BetterAuthServer<Attributes>) {
+export function appModule(auth: BetterAuthServer<Attributes>) {
   @Module({
     imports: [BetterAuthModule.forRoot({ auth: auth as BetterAuthServer<unknown> })],
     controllers: [BenchController],

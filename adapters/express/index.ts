@@ -24,8 +24,11 @@ import { checkAccess, failure, principals, type AccessOptions } from '../shared/
 import { BetterAuthError, ForbiddenError } from '../../src/errors'
 import {
   DEFAULT_BODY_LIMIT,
+  endpointMiddleware,
   keepRawBody,
   nodeRawBody,
+  requestIp,
+  requestPath,
   parsedForHandler,
   warnReserialized,
   type BodySource,
@@ -84,10 +87,6 @@ export type AuthedRequest<
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- route params come from the path
 export type AccessHandler<Body> = RequestHandler<any, unknown, Body>
 
-const ipOf = (req: Request): string | undefined => req.ip ?? req.socket?.remoteAddress
-
-const pathOf = (req: Request): string => (req.originalUrl ?? req.url).split('?', 1)[0] as string
-
 function send(
   res: Response,
   result: { status: number; headers: Record<string, string> },
@@ -105,21 +104,11 @@ export function endpointHandler(
   endpoint: Endpoint,
   options: Pick<ExpressMountOptions, 'clientIp'> = {}
 ): RequestHandler {
-  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
-  const clientIp = options.clientIp ?? ipOf
-  return (req: Request, res: Response, next: NextFunction) => {
-    const context: RequestContext = { ip: clientIp(req), path: pathOf(req) }
-    nodeRawBody(req, req as ParsedBody, limit)
-      .then(
-        ({ body, source }) => {
-          if (source === 'reserialized') warnReserialized(auth, ADVICE)
-          return auth.handle(endpoint, body, context)
-        },
-        error => auth.errorResult(error, { endpoint, ...context })
-      )
-      .then(result => send(res, result, result.body))
-      .catch(next)
-  }
+  return endpointMiddleware<Request, Response>(auth, endpoint, {
+    advice: ADVICE,
+    clientIp: options.clientIp,
+    write: (res, result) => send(res, result, result.body),
+  })
 }
 
 /** Middleware answering the protocol endpoints; every other request goes to `next()`. */
@@ -183,11 +172,11 @@ export function requireAccess<Attributes = unknown, Body = unknown>(
   const property = options.requestProperty ?? 'betterAuth'
   const replaceBody = options.replaceBody ?? true
   const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
-  const clientIp = options.clientIp ?? ipOf
+  const clientIp = options.clientIp ?? requestIp
   const core = auth as BetterAuthServer<unknown>
 
   return (req: Request, res: Response, next: NextFunction) => {
-    const context: RequestContext = { ip: clientIp(req), path: pathOf(req) }
+    const context: RequestContext = { ip: clientIp(req), path: requestPath(req) }
 
     const fail = (error: unknown): void => {
       if (options.failWithError === true && !(error instanceof BetterAuthError)) {

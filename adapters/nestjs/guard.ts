@@ -8,17 +8,12 @@ import {
   DEFAULT_BODY_LIMIT,
   nodeRawBody,
   parsedForHandler,
+  requestPath,
   warnReserialized,
   type ParsedBody,
 } from '../shared/node'
 import { toHttpException } from './exceptions'
-import {
-  RAW_BODY_ADVICE,
-  nodeRequestOf,
-  pathOf,
-  setResponseHeader,
-  type PlatformResponse,
-} from './http'
+import { RAW_BODY_ADVICE, nodeRequestOf, setResponseHeader, type PlatformResponse } from './http'
 import {
   ACCESS_METADATA,
   ALLOW_ANONYMOUS,
@@ -78,7 +73,7 @@ export class BetterAuthGuard implements CanActivate {
     if (error === undefined) return principal
     if (!(error instanceof BetterAuthError)) throw error
     const request = this.getRequest(context)
-    const result = failure(this.auth, error, { route: pathOf(request) })
+    const result = failure(this.auth, error, { route: requestPath(request) })
     const response = context.switchToHttp().getResponse<PlatformResponse>()
     for (const [name, value] of Object.entries(result.error.headers)) {
       setResponseHeader(response, name, value)
@@ -148,7 +143,7 @@ export class BetterAuthGuard implements CanActivate {
       principal = await checkAccess(
         this.auth,
         body,
-        { ip: request.ip ?? raw.socket?.remoteAddress, path: pathOf(request) },
+        { ip: request.ip ?? raw.socket?.remoteAddress, path: requestPath(request) },
         context,
         options
       )

@@ -1,53 +1,12 @@
 /**
- * What the Nest adapter needs of the HTTP platform, for Express and Fastify alike: endpoint
- * middleware on node:http's request and response (what both platforms hand to middleware), and
- * the few places where their request and response objects differ.
+ * Where Nest's Express and Fastify platforms differ, for the guard and the interceptor: the
+ * node:http request under a platform request, and setting headers on a platform response.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { BetterAuthServer, RequestContext } from '../../src/server/core'
-import type { Endpoint } from '../../src/server/routes'
-import {
-  DEFAULT_BODY_LIMIT,
-  nodeRawBody,
-  warnReserialized,
-  writeResult,
-  type ParsedBody,
-} from '../shared/node'
+import type { IncomingMessage } from 'node:http'
 
-/** A request as middleware sees it: Express's, or the node:http one @fastify/middie passes on. */
-export type MiddlewareRequest = IncomingMessage & { ip?: string; originalUrl?: string }
-
-const ADVICE =
+/** How to keep the raw bytes, logged once when a body was re-serialized. */
+export const RAW_BODY_ADVICE =
   'Create the app with NestFactory.create(AppModule, { rawBody: true }) so the raw bytes are kept.'
-
-/** The path of a request, without its query. */
-export const pathOf = (req: { originalUrl?: string; url?: string }): string =>
-  (req.originalUrl ?? req.url ?? '').split('?', 1)[0] as string
-
-/**
- * Middleware answering one protocol endpoint. On Express it runs after Nest's body parser (which
- * keeps the raw bytes with `rawBody: true`); on Fastify before the content parser, so it reads
- * the unread stream itself.
- */
-export function endpointMiddleware(
-  auth: BetterAuthServer<unknown>,
-  endpoint: Endpoint
-): (req: MiddlewareRequest, res: ServerResponse, next: (error?: unknown) => void) => void {
-  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
-  return (req, res, next) => {
-    const context: RequestContext = { ip: req.ip ?? req.socket?.remoteAddress, path: pathOf(req) }
-    nodeRawBody(req, req as ParsedBody, limit)
-      .then(
-        ({ body, source }) => {
-          if (source === 'reserialized') warnReserialized(auth, ADVICE)
-          return auth.handle(endpoint, body, context)
-        },
-        error => auth.errorResult(error, { endpoint, ...context })
-      )
-      .then(result => writeResult(res, result))
-      .catch(next)
-  }
-}
 
 /** Express's response (`setHeader`, `headersSent`) or Fastify's reply (`header`, `sent`). */
 export interface PlatformResponse {
@@ -78,5 +37,3 @@ export function nodeRequestOf(request: object): IncomingMessage {
     raw !== null && typeof raw === 'object' && 'headers' in raw ? raw : request
   ) as IncomingMessage
 }
-
-export { ADVICE as RAW_BODY_ADVICE }

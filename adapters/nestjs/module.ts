@@ -14,9 +14,9 @@ import type { ServerResponse } from 'node:http'
 import { BetterAuthServer, createBetterAuth } from '../../src/server/core'
 import { openApiDocument } from '../../src/server/openapi'
 import { normalizePrefix, openapiPath } from '../shared/access'
-import { writeResult } from '../shared/node'
+import { endpointMiddleware, writeResult } from '../shared/node'
 import { BetterAuthGlobalGuard } from './guard'
-import { endpointMiddleware } from './http'
+import { RAW_BODY_ADVICE } from './http'
 import { BetterAuthInterceptor } from './interceptor'
 import {
   BETTER_AUTH_OPTIONS,
@@ -86,7 +86,7 @@ export class BetterAuthModule
     if (this.options.endpoints === false) return
     const routes = this.auth.routes(normalizePrefix(this.options.prefix))
     for (const route of routes) {
-      const handler = endpointMiddleware(this.auth, route.endpoint)
+      const handler = endpointMiddleware(this.auth, route.endpoint, { advice: RAW_BODY_ADVICE })
       for (const method of route.methods) {
         consumer.apply(handler).forRoutes({
           path: route.path,

@@ -3,7 +3,8 @@
  * parser ran before the adapter.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { BetterAuthServer } from '../../src/server/core'
+import type { BetterAuthServer, HandlerResult, RequestContext } from '../../src/server/core'
+import type { Endpoint } from '../../src/server/routes'
 import { readBody } from './body'
 
 /** Where the bytes came from. */
@@ -85,12 +86,55 @@ export function parsedForHandler(body: Buffer | string): unknown {
 }
 
 /** Writes a core answer on a plain node:http response, with an explicit length. */
-export function writeResult(
-  res: ServerResponse,
-  result: { status: number; headers: Record<string, string>; body: string }
-): void {
+export function writeResult(res: ServerResponse, result: HandlerResult): void {
   // An explicit length: no chunked framing on keep-alive connections.
   res.setHeader('content-length', Buffer.byteLength(result.body))
   res.writeHead(result.status, result.headers)
   res.end(result.body)
+}
+
+/** A request as node:http middleware sees it: Express's, or the one @fastify/middie passes on. */
+export type MiddlewareRequest = IncomingMessage & { ip?: string; originalUrl?: string }
+
+/** The path of a request, without its query (`originalUrl` where a router rewrote `url`). */
+export const requestPath = (req: { originalUrl?: string; url?: string }): string =>
+  (req.originalUrl ?? req.url ?? '').split('?', 1)[0] as string
+
+/** The client IP a framework worked out (`req.ip`), else the socket's peer. */
+export const requestIp = (req: MiddlewareRequest): string | undefined =>
+  req.ip ?? req.socket?.remoteAddress
+
+/**
+ * node:http middleware answering one protocol endpoint (whatever the path it is mounted at):
+ * reads the raw body (kept by a parser, or from the unread stream) and writes the core's answer.
+ */
+export function endpointMiddleware<
+  Req extends MiddlewareRequest = MiddlewareRequest,
+  Res extends ServerResponse = ServerResponse,
+>(
+  auth: BetterAuthServer<unknown>,
+  endpoint: Endpoint,
+  options: {
+    /** How to keep the raw bytes, logged once if a parser re-serialized the body. */
+    advice: string
+    clientIp?: ((req: Req) => string | undefined) | undefined
+    write?: (res: Res, result: HandlerResult) => void
+  }
+): (req: Req, res: Res, next: (error?: unknown) => void) => void {
+  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
+  const clientIp = options.clientIp ?? requestIp
+  const write = options.write ?? writeResult
+  return (req, res, next) => {
+    const context: RequestContext = { ip: clientIp(req), path: requestPath(req) }
+    nodeRawBody(req, req as ParsedBody, limit)
+      .then(
+        ({ body, source }) => {
+          if (source === 'reserialized') warnReserialized(auth, options.advice)
+          return auth.handle(endpoint, body, context)
+        },
+        error => auth.errorResult(error, { endpoint, ...context })
+      )
+      .then(result => write(res, result))
+      .catch(next)
+  }
 }

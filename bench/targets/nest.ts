@@ -6,8 +6,7 @@
 import 'reflect-metadata'
 import type { AddressInfo } from 'node:net'
 import { Body, Controller, HttpCode, Module, Post } from '@nestjs/common'
-import { NestFactory } from '@nestjs/core'
-import type { NestExpressApplication } from '@nestjs/platform-express'
+import { NestFactory, type AbstractHttpAdapter } from '@nestjs/core'
 import { BetterAuthAccess, BetterAuthModule } from '../../adapters/nestjs'
 import type { BetterAuthServer } from '../../src'
 import {
@@ -17,6 +16,7 @@ import {
   storeStats,
   type Attributes,
   type FooBar,
+  type Running,
   type Start,
 } from './common'
 
@@ -36,7 +36,7 @@ class BenchController {
   }
 }
 
-export function appModule(auth: BetterAuthServer<Attributes>) {
+function appModule(auth: BetterAuthServer<Attributes>) {
   @Module({
     imports: [BetterAuthModule.forRoot({ auth: auth as BetterAuthServer<unknown> })],
     controllers: [BenchController],
@@ -45,14 +45,17 @@ export function appModule(auth: BetterAuthServer<Attributes>) {
   return BenchModule
 }
 
-export const start: Start = async port => {
+/** The app on Nest's Express platform, or on the platform `adapter` gives (Fastify). */
+export async function startNest(port: number, adapter?: AbstractHttpAdapter): Promise<Running> {
   const { auth, store } = benchAuth()
   await auth.ready()
   // rawBody: the guard checks signatures over exactly the bytes received.
-  const app = await NestFactory.create<NestExpressApplication>(appModule(auth), {
-    logger: false,
-    rawBody: true,
-  })
+  const options = { logger: false as const, rawBody: true }
+  const module = appModule(auth)
+  const app =
+    adapter === undefined
+      ? await NestFactory.create(module, options)
+      : await NestFactory.create(module, adapter, options)
   await app.listen(port, '127.0.0.1')
   return {
     port: (app.getHttpServer().address() as AddressInfo).port,
@@ -63,3 +66,5 @@ export const start: Start = async port => {
     stats: () => storeStats(store),
   }
 }
+
+export const start: Start = port => startNest(port)

@@ -1,6 +1,6 @@
 /**
- * The raw request body on node:http frameworks (Express, Koa, NestJS on Express), whatever body
- * parser ran before the adapter.
+ * What the node:http frameworks share (Express, Koa, NestJS on Express or Fastify): the raw request
+ * body whatever body parser ran before the adapter, and protocol endpoints as node:http middleware.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BetterAuthServer, HandlerResult, RequestContext } from '../../src/server/core'

@@ -24,6 +24,7 @@ import { checkAccess, failure, principals, type AccessOptions } from '../shared/
 import { BetterAuthError, ForbiddenError } from '../../src/errors'
 import {
   DEFAULT_BODY_LIMIT,
+  closeAfterOverlongBody,
   endpointMiddleware,
   keepRawBody,
   nodeRawBody,
@@ -183,6 +184,7 @@ export function requireAccess<Attributes = unknown, Body = unknown>(
         next(error) // not ours (e.g. thrown by authorize): the application's error handler decides
         return
       }
+      closeAfterOverlongBody(error, (name, value) => res.setHeader(name, value))
       const result = failure(core, error, { route: context.path, ip: context.ip })
       if (options.failWithError === true) next(result.error)
       else send(res, result, result.body)

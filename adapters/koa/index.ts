@@ -22,6 +22,7 @@ import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../share
 import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
 import {
   DEFAULT_BODY_LIMIT,
+  closeAfterOverlongBody,
   nodeRawBody,
   parsedForHandler,
   warnReserialized,
@@ -124,6 +125,7 @@ export function protocolMiddleware(
       if (source === 'reserialized') warnReserialized(auth, ADVICE)
       result = await auth.handle(route.endpoint, body, context)
     } catch (error) {
+      closeAfterOverlongBody(error, (name, value) => ctx.set(name, value))
       result = auth.errorResult(error, { endpoint: route.endpoint, ...context })
     }
     answer(ctx, result)
@@ -180,6 +182,7 @@ export function requireAccess<
       }
     } catch (error) {
       if (options.failWithError === true && !(error instanceof BetterAuthError)) throw error
+      closeAfterOverlongBody(error, (name, value) => ctx.set(name, value))
       const result = failure(core, error, { route: context.path, ip: context.ip })
       if (options.failWithError === true) throw result.error
       answer(ctx, result)

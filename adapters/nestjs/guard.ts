@@ -6,6 +6,7 @@ import { BetterAuthServer, type AccessPrincipal } from '../../src/server/core'
 import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
 import {
   DEFAULT_BODY_LIMIT,
+  closeAfterOverlongBody,
   nodeRawBody,
   parsedForHandler,
   requestPath,
@@ -75,6 +76,7 @@ export class BetterAuthGuard implements CanActivate {
     const request = this.getRequest(context)
     const result = failure(this.auth, error, { route: requestPath(request) })
     const response = context.switchToHttp().getResponse<PlatformResponse>()
+    closeAfterOverlongBody(error, (name, value) => setResponseHeader(response, name, value))
     for (const [name, value] of Object.entries(result.error.headers)) {
       setResponseHeader(response, name, value)
     }

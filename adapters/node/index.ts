@@ -20,7 +20,7 @@ import {
   type ServerResponse,
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from '../../src/errors'
+import { MethodNotAllowedError, NotFoundError } from '../../src/errors'
 import type {
   AccessPrincipal,
   BetterAuthOptions,
@@ -31,7 +31,7 @@ import type {
 import type { Endpoint } from '../../src/server/routes'
 import { checkAccess, normalizePath, openapiPath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
-import { writeResult } from '../shared/node'
+import { closeAfterOverlongBody, writeResult } from '../shared/node'
 import { clientIp, type TrustProxy } from '../shared/ip'
 import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 
@@ -242,8 +242,7 @@ export class StandaloneServer<Attributes = unknown> {
         result => this.send(res, result),
         error => {
           if (res.writableEnded || req.socket.destroyed) return // the client went away
-          // An over-long body is not drained: the connection closes after the answer.
-          if (error instanceof PayloadTooLargeError) res.setHeader('connection', 'close')
+          closeAfterOverlongBody(error, (name, value) => res.setHeader(name, value))
           this.send(res, this.auth.errorResult(error, { ...context }))
         }
       )

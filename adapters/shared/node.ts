@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BetterAuthServer, HandlerResult, RequestContext } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
+import { PayloadTooLargeError } from '../../src/errors'
 import { readBody } from './body'
 
 /** Where the bytes came from. */
@@ -85,6 +86,17 @@ export function parsedForHandler(body: Buffer | string): unknown {
   }
 }
 
+/**
+ * After a body over the limit the rest of it is not read: the connection closes once the answer is
+ * sent, instead of draining an upload of any length to keep it alive.
+ */
+export function closeAfterOverlongBody(
+  error: unknown,
+  setHeader: (name: string, value: string) => unknown
+): void {
+  if (error instanceof PayloadTooLargeError) setHeader('connection', 'close')
+}
+
 /** Writes a core answer on a plain node:http response, with an explicit length. */
 export function writeResult(res: ServerResponse, result: HandlerResult): void {
   // An explicit length: no chunked framing on keep-alive connections.
@@ -132,9 +144,14 @@ export function endpointMiddleware<
           if (source === 'reserialized') warnReserialized(auth, options.advice)
           return auth.handle(endpoint, body, context)
         },
-        error => auth.errorResult(error, { endpoint, ...context })
+        error => {
+          closeAfterOverlongBody(error, (name, value) => res.setHeader(name, value))
+          return auth.errorResult(error, { endpoint, ...context })
+        }
       )
-      .then(result => write(res, result))
+      .then(result => {
+        if (!res.destroyed) write(res, result) // else the client went away: nothing to answer
+      })
       .catch(next)
   }
 }

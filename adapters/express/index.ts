@@ -148,12 +148,19 @@ function signReplies(
   const json = res.json
   let signed = false
   res.json = function signedJson(this: Response, data?: unknown): Response {
-    if (signed || this.statusCode >= 400) return json.call(this, data)
+    if (signed) return this // a reply is being signed already: never send a second, unsigned one
+    if (this.statusCode >= 400) return json.call(this, data)
     signed = true
-    auth.respond(nonce, data).then(text => {
-      this.set('Content-Type', 'application/json; charset=utf-8')
-      this.send(text)
-    }, next)
+    auth.respond(nonce, data).then(
+      text => {
+        if (this.headersSent) return // something else answered meanwhile
+        this.set('Content-Type', 'application/json; charset=utf-8')
+        this.send(text)
+      },
+      error => {
+        if (!this.headersSent) next(error)
+      }
+    )
     return this
   } as Response['json']
 }

@@ -8,6 +8,7 @@
  */
 import {
   BetterAuthError,
+  InvalidMessageError,
   MethodNotAllowedError,
   NotFoundError,
   PayloadTooLargeError,
@@ -89,7 +90,15 @@ export async function readRequestBody(request: Request, limit: number): Promise<
   const chunks: Uint8Array[] = []
   let size = 0
   for (;;) {
-    const { done, value } = await reader.read()
+    let chunk: ReadableStreamReadResult<Uint8Array>
+    try {
+      chunk = await reader.read()
+    } catch (cause) {
+      throw new InvalidMessageError('body', 'the connection closed before it was complete', {
+        cause,
+      })
+    }
+    const { done, value } = chunk
     if (done) break
     size += value.byteLength
     if (size > limit) {

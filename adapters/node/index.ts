@@ -238,14 +238,13 @@ export class StandaloneServer<Attributes = unknown> {
       : Promise.resolve(Buffer.alloc(0))
     body
       .then(bytes => route.run(bytes, req, context))
-      .then(
-        result => this.send(res, result),
-        error => {
-          if (res.writableEnded || req.socket.destroyed) return // the client went away
-          closeAfterOverlongBody(error, (name, value) => res.setHeader(name, value))
-          this.send(res, this.auth.errorResult(error, { ...context }))
-        }
-      )
+      .then(result => this.send(res, result))
+      .catch(error => {
+        if (res.headersSent) return
+        if (res.writableEnded || req.socket.destroyed) return // the client went away
+        closeAfterOverlongBody(error, (name, value) => res.setHeader(name, value))
+        this.send(res, this.auth.errorResult(error, { ...context }))
+      })
   }
 
   private fail(res: ServerResponse, error: Error, context: Record<string, unknown>): void {

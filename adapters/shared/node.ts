@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { BetterAuthServer, HandlerResult, RequestContext } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
-import { PayloadTooLargeError } from '../../src/errors'
+import { InvalidMessageError, PayloadTooLargeError } from '../../src/errors'
 import { readBody } from './body'
 
 /** Where the bytes came from. */
@@ -49,7 +49,12 @@ export async function nodeRawBody(
   if (streamConsumed(req)) {
     const body = parsed.body
     if (Buffer.isBuffer(body) || typeof body === 'string') return { body, source: 'raw' }
-    const text = body === undefined || body === null ? '' : JSON.stringify(body)
+    let text: string
+    try {
+      text = body === undefined || body === null ? '' : JSON.stringify(body)
+    } catch (cause) {
+      throw new InvalidMessageError('body', 'cannot be re-serialized', { cause })
+    }
     return { body: text, source: 'reserialized' }
   }
   return { body: await readBody(req, limit), source: 'stream' }

@@ -96,14 +96,15 @@ export async function verifySigned(
  * True when a body carries no access request at all: it is empty, or it is a JSON object
  * without `payload.access.token`. A protected route answers such a body "credentials required"
  * (BA404) rather than "invalid message" (BA101), which stays the answer for anything else it
- * cannot read (malformed JSON, a non-object body, a bad access request).
+ * cannot read (malformed JSON, a non-object body, a bad access request, or a body the strict
+ * parser refuses: invalid UTF-8, duplicate keys, nesting past `limits`).
  */
-export function lacksCredentials(body: string | Uint8Array): boolean {
-  const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8')
-  if (text.trim() === '') return true
+export function lacksCredentials(body: string | Uint8Array, limits: JsonLimits = {}): boolean {
   let value: unknown
   try {
-    value = JSON.parse(text)
+    const text = typeof body === 'string' ? body : decodeUtf8(body)
+    if (text.trim() === '') return true
+    value = parseStrictJson(text, limits).value
   } catch {
     return false
   }

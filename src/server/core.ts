@@ -515,9 +515,11 @@ export class BetterAuthServer<Attributes = unknown> {
   /** A signed response envelope echoing `nonce`, with `response` as its application data. */
   async respond(nonce: string, response: unknown): Promise<string> {
     const keys = this.loadedKeys ?? (await this.currentKeys())
+    const json = JSON.stringify(response ?? {}) as string | undefined
+    if (json === undefined) throw new TypeError('the response data has no JSON form')
     const payload =
       `{"access":{"nonce":${JSON.stringify(nonce)},"serverIdentity":"${keys.responseIdentity}"},` +
-      `"response":${JSON.stringify(response ?? {})}}`
+      `"response":${json}}`
     const signature = await keys.responseKey.sign(Buffer.from(payload))
     return `{"payload":${payload},"signature":"${signature}"}`
   }
@@ -785,7 +787,7 @@ export class BetterAuthServer<Attributes = unknown> {
       let e = toBetterAuthError(error)
       // Only a message the core could not read can be "no credentials"; the check runs on the
       // failure path only, so a valid request is parsed once.
-      if (e.code === 'BA101' && lacksCredentials(body)) {
+      if (e.code === 'BA101' && lacksCredentials(body, this.limits)) {
         e = new CredentialsRequiredError({ cause: e })
       }
       if (e.code !== 'BA404' || options.credentialsRequired !== false) {

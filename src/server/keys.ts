@@ -368,6 +368,9 @@ export class ServerKeys {
           retireAt
         )
       )
+      // A reload begun before the rotation committed would bring back the old list (and drop the
+      // new key from the unsealed cache): let it finish, then load the list that has the new key.
+      await this.reloading?.catch(() => undefined)
       this.unsealed.set(identity, key)
       await this.reload()
       return identity

@@ -6,6 +6,7 @@ import {
   BetterAuthClient,
   NodeSigningKey,
   RemoteAccessKeys,
+  ServerKeys,
   decodeToken,
   openApiDocument,
   parseEnvelope,
@@ -175,6 +176,32 @@ describe('access-key rotation on a shared store', () => {
       await expect(s.auth.verifyToken(await after.accessToken())).resolves.toBeDefined()
     }
     await store.close()
+  })
+
+  it('after rotateAccessKey resolves this instance signs with the new key, even when a reload was under way', async () => {
+    const inner = new SqliteStore({ path: ':memory:', sweepIntervalMs: 0 })
+    let delayMs = 0
+    // A key store whose listing is slow: a reload begun before the rotation commits ends after.
+    const slow: KeyStore = {
+      initKey: (kind, key) => inner.keys.initKey(kind, key),
+      listKeys: async (kind, now) => {
+        const list = await inner.keys.listKeys(kind, now)
+        await new Promise(resolve => setTimeout(resolve, delayMs))
+        return list
+      },
+      rotateKey: (kind, key, retireAt) => inner.keys.rotateKey(kind, key, retireAt),
+      retireKey: (kind, key, retireAt) => inner.keys.retireKey(kind, key, retireAt),
+    }
+    const keys = await ServerKeys.load({ env: false, store: slow, reloadIntervalMs: 0 })
+    const old = keys.accessIdentity
+    delayMs = 100
+    const pending = keys.reload()
+    const rotated = await keys.rotateAccessKey()
+    await pending
+    expect(rotated).not.toBe(old)
+    expect(keys.accessIdentity).toBe(rotated)
+    keys.close()
+    await inner.close()
   })
 
   it('a retired key is refused at once by every instance after they reload', async () => {

@@ -46,10 +46,9 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
     return { kind: 'sqlite', path }
   }
   if (text.startsWith('postgres://') || text.startsWith('postgresql://')) {
-    const parsed = new URL(text)
-    const schema = parsed.searchParams.get('schema')
-    parsed.searchParams.delete('schema')
-    const connectionString = parsed.toString()
+    // Only the query is read here; the rest goes to pg as given (its socket form `user@/db?host=`,
+    // passwords with characters a URL parser refuses), so no error here can carry the password.
+    const { rest: connectionString, value: schema } = takeParam(text, 'schema')
     return schema === null
       ? { kind: 'postgres', connectionString }
       : { kind: 'postgres', connectionString, schema }
@@ -202,10 +201,24 @@ function redisUrl(url: string): { url: string; prefix?: string } {
   if (!url.startsWith('redis://') && !url.startsWith('rediss://')) {
     throw new TypeError(`unsupported Redis URL ${JSON.stringify(redact(url))}: use redis://…`)
   }
-  const parsed = new URL(url)
-  const prefix = parsed.searchParams.get('prefix')
-  parsed.searchParams.delete('prefix')
-  return prefix === null ? { url: parsed.toString() } : { url: parsed.toString(), prefix }
+  const { rest, value: prefix } = takeParam(url, 'prefix')
+  if (!URL.canParse(rest)) {
+    throw new TypeError(
+      `invalid Redis URL ${JSON.stringify(redact(rest))}: percent-encode special characters of the password`
+    )
+  }
+  return prefix === null ? { url: rest } : { url: rest, prefix }
+}
+
+/** Takes one parameter off a URL's query, leaving the rest of the text as it was. */
+function takeParam(text: string, name: string): { rest: string; value: string | null } {
+  const at = text.indexOf('?')
+  if (at < 0) return { rest: text, value: null }
+  const params = new URLSearchParams(text.slice(at + 1))
+  const value = params.get(name)
+  params.delete(name)
+  const query = params.toString()
+  return { rest: text.slice(0, at) + (query === '' ? '' : `?${query}`), value }
 }
 
 /** A URL without its password, for messages. */
@@ -215,6 +228,7 @@ export function redact(url: string): string {
     if (parsed.password !== '') parsed.password = '***'
     return parsed.toString()
   } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@')
+    // Up to the last '@': a password may hold '/', '#' or '?' that a URL parser stops at.
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/).*@/i, '$1***@')
   }
 }

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { inspect } from 'node:util'
 import {
   MemoryStore,
   createBetterAuth,
@@ -48,6 +49,41 @@ describe('parseDatabaseUrl', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('hunter2')
     }
+  })
+})
+
+describe('URLs with passwords a URL parser refuses', () => {
+  const SECRET = 'S3cr3tPw'
+  const leaks = (error: unknown): boolean =>
+    inspect(error, { depth: 5 }).includes(SECRET) ||
+    String((error as Error | undefined)?.message).includes(SECRET)
+
+  it.each([
+    ['an unsupported scheme, / in the password', { database: `mysql://u:${SECRET}/x@h/db` }],
+    ['PostgreSQL, / in the password', { database: `postgres://u:${SECRET}/x@127.0.0.1:1/db` }],
+    ['PostgreSQL, # in the password', { database: `postgres://u:${SECRET}#x@127.0.0.1:1/db` }],
+    ['Redis, / in the password', { database: 'memory:', redis: `redis://:${SECRET}/x@h:6379/2` }],
+  ])('errors never carry the password: %s', async (_label, urls) => {
+    let error: unknown
+    try {
+      await createStore(urls)
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(Error)
+    expect(leaks(error)).toBe(false)
+  })
+
+  it('keeps the rest of a PostgreSQL URL as pg reads it (its socket form too)', () => {
+    expect(parseDatabaseUrl('postgres://u:pw@/db?host=/var/run/postgresql&schema=auth')).toEqual({
+      kind: 'postgres',
+      connectionString: 'postgres://u:pw@/db?host=%2Fvar%2Frun%2Fpostgresql',
+      schema: 'auth',
+    })
+    expect(parseDatabaseUrl('postgres://u:p%2Fw@db/app')).toEqual({
+      kind: 'postgres',
+      connectionString: 'postgres://u:p%2Fw@db/app',
+    })
   })
 })
 

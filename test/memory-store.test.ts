@@ -27,6 +27,22 @@ describe('TtlMap', () => {
     expect(map.size).toBe(1)
   })
 
+  it('when full of live entries, scans for expired ones at most once a second', () => {
+    const clock = new Clock(0)
+    const map = new TtlMap<true>({ now: clock.now, maxEntries: 50 })
+    for (let i = 0; i < 50; i++) map.set(`k${i}`, true, 60_000)
+    const sweep = jest.spyOn(map, 'sweep')
+    for (let i = 0; i < 100; i++) {
+      expect(() => map.set(`new${i}`, true, 60_000)).toThrow(
+        expect.objectContaining({ code: 'BA602' })
+      )
+    }
+    expect(sweep).toHaveBeenCalledTimes(1)
+    clock.ms += 1000
+    expect(() => map.set('later', true, 60_000)).toThrow(expect.objectContaining({ code: 'BA602' }))
+    expect(sweep).toHaveBeenCalledTimes(2)
+  })
+
   it('sweeps expired entries at the head as new ones arrive', () => {
     const clock = new Clock(0)
     const map = new TtlMap<true>({ now: clock.now })

@@ -25,6 +25,9 @@ export interface TtlMapOptions {
   now?: () => number
 }
 
+/** When a map is full, how often its refusals may scan it for expired entries. */
+const FULL_SWEEP_INTERVAL_MS = 1000
+
 /**
  * A flat copy of a key. A key sliced from a larger string (a nonce parsed out of a request body)
  * is, in V8, a view that keeps that string alive; a time-lock holds hundreds of thousands of them
@@ -47,6 +50,7 @@ export class TtlMap<V> {
   private readonly maxEntries: number
   private readonly now: () => number
   private readonly base: number
+  private lastFullSweep = -Infinity
 
   constructor(options: TtlMapOptions = {}) {
     this.maxEntries = options.maxEntries ?? 1_000_000
@@ -79,7 +83,12 @@ export class TtlMap<V> {
     const now = this.now()
     this.sweepHead(now)
     if (this.expiries.size >= this.maxEntries && !this.expiries.has(key)) {
-      this.sweep()
+      // A full scan at most once a second: while the map stays full of live entries, each refused
+      // insert would otherwise walk all of them (tens of ms at a million entries).
+      if (now - this.lastFullSweep >= FULL_SWEEP_INTERVAL_MS) {
+        this.lastFullSweep = now
+        this.sweep()
+      }
       if (this.expiries.size >= this.maxEntries) {
         throw new StorageUnavailableError({ context: { reason: 'memory store full' } })
       }

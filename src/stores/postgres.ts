@@ -23,6 +23,8 @@ import {
   SCOPE,
   migrations,
   sqlIdentifier,
+  toStoredKey,
+  type KeyRow,
   tableNames,
   type TableNames,
 } from './sql'
@@ -58,20 +60,6 @@ export interface PostgresStoreOptions {
   /** Clock, for tests. @default Date.now */
   now?: () => number
 }
-
-interface KeyRow {
-  public_key: string
-  private_key: string
-  created_at: string
-  retire_at: string | null
-}
-
-const toStoredKey = (row: KeyRow): StoredKey => ({
-  publicKey: row.public_key,
-  privateKey: row.private_key,
-  createdAt: Number(row.created_at),
-  retireAt: row.retire_at === null ? null : Number(row.retire_at),
-})
 
 /** A 64-bit advisory lock key for a name. */
 const advisoryKey = (name: string): string =>

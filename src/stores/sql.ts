@@ -1,4 +1,5 @@
-/** What the SQL stores (SQLite, PostgreSQL) share: table names and identifier checks. */
+/** What the SQL stores (SQLite, PostgreSQL) share: table names, identifier checks, schema, rows. */
+import type { StoredKey } from './types'
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
 
@@ -92,3 +93,18 @@ export function migrations(t: TableNames, prefix: string, dialect: SqlDialect): 
        WHERE retire_at IS NULL;`,
   ]
 }
+
+/** A row of the keys table; PostgreSQL returns BIGINT columns as strings. */
+export interface KeyRow {
+  public_key: string
+  private_key: string
+  created_at: string | number
+  retire_at: string | number | null
+}
+
+export const toStoredKey = (row: KeyRow): StoredKey => ({
+  publicKey: row.public_key,
+  privateKey: row.private_key,
+  createdAt: Number(row.created_at),
+  retireAt: row.retire_at === null ? null : Number(row.retire_at),
+})

@@ -10,7 +10,15 @@
  *   const store = new SqliteStore({ path: './better-auth.db' })
  */
 import Database from 'better-sqlite3'
-import { DEFAULT_TABLE_PREFIX, SCOPE, migrations, tableNames, type TableNames } from './sql'
+import {
+  DEFAULT_TABLE_PREFIX,
+  SCOPE,
+  migrations,
+  toStoredKey,
+  type KeyRow,
+  tableNames,
+  type TableNames,
+} from './sql'
 import type {
   AccountStore,
   ChallengeStore,
@@ -50,20 +58,6 @@ interface DeviceRow {
   public_key: string
   rotation_hash: string
 }
-
-interface KeyRow {
-  public_key: string
-  private_key: string
-  created_at: number
-  retire_at: number | null
-}
-
-const toStoredKey = (row: KeyRow): StoredKey => ({
-  publicKey: row.public_key,
-  privateKey: row.private_key,
-  createdAt: Number(row.created_at),
-  retireAt: row.retire_at === null ? null : Number(row.retire_at),
-})
 
 /** The SQLite ServerStore. Construct, use, `close()`. */
 export class SqliteStore implements ServerStore {

@@ -24,10 +24,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       chunks.length = 0
       reject(error)
     }
-    const incomplete = (cause?: unknown): void =>
+    // 'close' follows every request, complete or not: the error is built only when it is needed.
+    const incomplete = (cause?: unknown): void => {
+      if (settled) return
       fail(
         new InvalidMessageError('body', 'the connection closed before it was complete', { cause })
       )
+    }
     req.on('data', (chunk: Buffer) => {
       if (settled) return
       size += chunk.length

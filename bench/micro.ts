@@ -15,6 +15,7 @@ import {
   MemoryStore,
   NodeP256Verifier,
   NodeSigningKey,
+  TtlMap,
   createBetterAuth,
   decodeToken,
   formatTimestamp,
@@ -135,7 +136,22 @@ async function main(): Promise<void> {
   for (let i = 0; i < 32; i++) sessions.push(await open(accounts[i % accounts.length] as Account))
   const accessKey = { publicKey: sessions[0]?.key.publicKeyText as string, rotationHash: hash('x') }
 
+  // A replay time-lock in its steady state: 200,000 nonces live, one expiring per new one.
+  let clockMs = 0
+  let counter = 0
+  const timeLock = new TtlMap<true>({ now: () => clockMs })
+  const reserveNext = (): boolean => {
+    clockMs += 0.2
+    return timeLock.setIfAbsent(`0A${String(counter++).padStart(22, '0')}`, true, 40_000)
+  }
+  for (let i = 0; i < 400_000; i++) reserveNext()
+
   const cases: Record<string, () => Promise<number>> = {
+    'time-lock reserve (200,000 live)': () =>
+      measure(
+        () => undefined,
+        () => reserveNext()
+      ),
     'parseEnvelope (access request)': () =>
       measure(
         i => accessBody(sessions[i % 32] as Session),

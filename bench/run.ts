@@ -322,11 +322,14 @@ async function measureMemory(env: NodeJS.ProcessEnv) {
         remaining -= count
         if (!SMOKE) log(`  ${total - remaining} / ${total}`)
       }
-      return combine(samples)
+      return samples
     }
     await send(MEMORY_WARMUP)
     const before = await ask<Memory>(child, 'memory')
-    const run = await send(MEMORY_REQUESTS)
+    const segments = await send(MEMORY_REQUESTS)
+    const run = combine(segments)
+    const rate = (sample: Sample | undefined): number =>
+      sample === undefined ? 0 : sample.ok / sample.elapsed
     const after = await ask<Memory>(child, 'memory')
     const failed = Object.values(run.failures).reduce((n, v) => n + v, 0)
     return {
@@ -338,6 +341,10 @@ async function measureMemory(env: NodeJS.ProcessEnv) {
       heapBeforeMB: before.heapUsed / MB,
       heapAfterMB: after.heapUsed / MB,
       liveNonces: after.accessNonces ?? 0,
+      // Throughput at the start and at the end: by the end the replay time-lock is in its steady
+      // state (as many nonces expire as arrive), which short timed slices never reach.
+      firstRps: round(rate(segments[0])),
+      lastRps: round(rate(segments[segments.length - 1])),
     }
   } finally {
     await stopChild(child)
@@ -547,7 +554,8 @@ async function main(): Promise<void> {
         `after ${memory.requests.toLocaleString('en-US')} protected requests ` +
         `(growth ${memory.rssGrowthMB.toFixed(1)} MB; heap ${memory.heapBeforeMB.toFixed(1)} → ` +
         `${memory.heapAfterMB.toFixed(1)} MB; ${memory.liveNonces.toLocaleString('en-US')} live nonces; ` +
-        `${memory.failed} failed)`
+        `${memory.failed} failed); ${memory.firstRps.toLocaleString('en-US')} req/s in its first ` +
+        `segment, ${memory.lastRps.toLocaleString('en-US')} in its last`
     )
   }
   console.log(

@@ -54,6 +54,65 @@ describe('TtlMap', () => {
     expect(map.size).toBeLessThan(30)
   })
 
+  it('sweeps the head where it stopped last, not from the start of the map each time', () => {
+    // A Map keeps deleted entries as holes until it is rebuilt; a sweep that began a new walk at
+    // every insert would step over all of them each time.
+    const clock = new Clock(0)
+    const map = new TtlMap<true>({ now: clock.now })
+    const stream = (from: number, count: number): void => {
+      for (let i = from; i < from + count; i++) {
+        map.set(`k${i}`, true, 100)
+        clock.ms += 0.1
+      }
+    }
+    stream(0, 3000)
+    const walks = [
+      jest.spyOn(Map.prototype, 'entries'),
+      jest.spyOn(Map.prototype, Symbol.iterator),
+      jest.spyOn(Map.prototype, 'keys'),
+      jest.spyOn(Map.prototype, 'forEach'),
+    ]
+    try {
+      stream(3000, 5000)
+      expect(walks.reduce((n, spy) => n + spy.mock.calls.length, 0)).toBeLessThanOrEqual(1)
+    } finally {
+      for (const spy of walks) spy.mockRestore()
+    }
+    // Still only the window's entries are held.
+    expect(map.size).toBeGreaterThanOrEqual(990)
+    expect(map.size).toBeLessThanOrEqual(1010)
+  })
+
+  it('the head sweep copes with entries taken, set anew, and a map that empties', () => {
+    const clock = new Clock(0)
+    const map = new TtlMap<string>({ now: clock.now })
+    map.set('a', 'A', 10)
+    map.set('b', 'B', 10)
+    map.set('c', 'C', 1000)
+    map.set('x', 'X', 5) // the sweep now stops at 'a' (live), and keeps it as the head
+    expect(map.take('a')).toBe('A')
+    map.set('b', 'B2', 1000) // set anew: moves to the end with a later expiry
+    clock.ms = 20
+    map.set('y', 'Y', 1000) // 'a' is gone and 'b' was set anew; 'x' has expired
+    // b, c, y and the expired x, which waits behind the live c (insertion order ≈ expiry order)
+    expect(map.size).toBe(4)
+    expect(map.get('b')).toBe('B2')
+    expect(map.get('c')).toBe('C')
+    expect(map.get('x')).toBeUndefined()
+    clock.ms = 2000
+    map.set('z', 'Z', 10) // everything before has expired: the sweep reaches the end
+    expect(map.size).toBe(1)
+    clock.ms = 3000
+    map.set('w', 'W', 10) // a new walk after the map emptied
+    expect(map.size).toBe(1)
+    expect(map.get('w')).toBe('W')
+    map.sweep()
+    clock.ms = 4000
+    map.set('v', 'V', 10)
+    expect(map.size).toBe(1)
+    expect(map.get('v')).toBe('V')
+  })
+
   it('keeps values of any kind, and `true` without storing it', () => {
     const map = new TtlMap<unknown>()
     const values: [string, unknown][] = [

@@ -1,5 +1,5 @@
 /** Codecs: strict base64url, qualified forms, public key points, timestamps, JSON, gzip, tokens. */
-import { randomBytes } from 'node:crypto'
+import { randomBytes, type KeyObject } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
 import {
   NodeP256Verifier,
@@ -204,6 +204,35 @@ describe('noble signing key', () => {
     expect(
       new NobleP256Verifier().verify(message, node.signSync(message), node.publicKeyText)
     ).toBe(true)
+  })
+})
+
+describe('the parsed-key cache of NodeP256Verifier', () => {
+  it('keeps at most cacheSize keys, the least recently used out first', () => {
+    const verifier = new NodeP256Verifier({ cacheSize: 2 })
+    const [a, b, c] = [1, 2, 3].map(() => NodeSigningKey.generate().publicKeyText) as [
+      string,
+      string,
+      string,
+    ]
+    const ka = verifier.keyObject(a)
+    const kb = verifier.keyObject(b)
+    expect(verifier.keyObject(a)).toBe(ka) // cached, and now the most recently used
+    verifier.keyObject(c) // evicts b
+    expect(verifier.keyObject(a)).toBe(ka)
+    const again = verifier.keyObject(b)
+    expect(again).not.toBe(kb) // parsed anew
+    expect(again?.equals(kb as KeyObject)).toBe(true)
+  })
+
+  it('remembers texts that are not keys, and still refuses them', () => {
+    const verifier = new NodeP256Verifier({ cacheSize: 4 })
+    const one = encodePublicKey(Uint8Array.from([2, ...new Array<number>(31).fill(0), 1]))
+    for (let i = 0; i < 3; i++) {
+      expect(verifier.isValidPublicKey(one)).toBe(false)
+      expect(verifier.keyObject(one)).toBeUndefined()
+      expect(verifier.verify(Buffer.from('m'), `0I${'A'.repeat(86)}`, one)).toBe(false)
+    }
   })
 })
 

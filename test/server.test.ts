@@ -4,6 +4,7 @@
  * changes no state.
  */
 import {
+  NodeP256Verifier,
   NodeSigningKey,
   decodeToken,
   encodePublicKey,
@@ -731,6 +732,39 @@ describe('refreshSession', () => {
     server.clock.advance(-(12 * 3600 + 1))
     await expectOk(server, 'deleteAccount', rotateBody(a.first))
     await expectRejected(server, 'refreshSession', refreshBody(session).body, 'BA301', 401)
+  })
+})
+
+describe('the verified-token cache', () => {
+  it("checks a token's signature once while it stays cached; least recently used out first", async () => {
+    const verifier = new NodeP256Verifier()
+    const server = makeServer({ tokenCacheSize: 2, crypto: { verifier } })
+    const a = await created(server)
+    const [s1, s2, s3] = [
+      await openSession(server, a.first),
+      await openSession(server, a.first),
+      await openSession(server, a.first),
+    ] as [Session, Session, Session]
+    const verify = jest.spyOn(verifier, 'verify')
+    // A token is checked with the server's access key; a request with its session's own key.
+    const sessionKeys = new Set([s1, s2, s3].map(s => s.key.publicKeyText))
+    const tokenChecks = (): number =>
+      verify.mock.calls.filter(([, , publicKey]) => !sessionKeys.has(publicKey)).length
+    const access = async (s: Session): Promise<void> => {
+      const result = await server.access(accessBody(s.token, s.key, { at: server.clock.ms }))
+      expect(result.status).toBe(200)
+    }
+    await access(s1)
+    await access(s2)
+    expect(tokenChecks()).toBe(2)
+    await access(s1) // cached
+    expect(tokenChecks()).toBe(2)
+    await access(s3) // evicts s2, the least recently used
+    expect(tokenChecks()).toBe(3)
+    await access(s1)
+    expect(tokenChecks()).toBe(3)
+    await access(s2) // checked again
+    expect(tokenChecks()).toBe(4)
   })
 })
 

@@ -4,36 +4,38 @@
  */
 import { p256 } from '@noble/curves/p256'
 import { sha256 } from '@noble/hashes/sha2'
+import { LRUCache } from 'lru-cache'
 import { decodePublicKey, decodeSignature, encodePublicKey, encodeSignature } from '../codec/cesr'
 import type { SigningKey, Verifier } from './types'
+
+/** What the cache keeps for a text that is not a P-256 point. */
+const NOT_A_POINT = new Uint8Array(0)
 
 /**
  * ECDSA P-256 verification on @noble/curves. Keys are validated once (a bounded cache), so an
  * invalid key costs no exception on later calls.
  */
 export class NobleP256Verifier implements Verifier {
-  private readonly valid = new Map<string, Uint8Array | null>()
+  private readonly valid: LRUCache<string, Uint8Array>
 
-  constructor(private readonly cacheSize = 10_000) {}
+  constructor(cacheSize = 10_000) {
+    this.valid = new LRUCache({ max: Math.max(1, cacheSize) })
+  }
 
   /** The compressed point of a qualified key if it is on the curve, else undefined. */
   private point(publicKey: string): Uint8Array | undefined {
     const cached = this.valid.get(publicKey)
-    if (cached !== undefined) return cached ?? undefined
-    let bytes: Uint8Array | null = decodePublicKey(publicKey) ?? null
-    if (bytes !== null) {
+    if (cached !== undefined) return cached === NOT_A_POINT ? undefined : cached
+    let bytes = decodePublicKey(publicKey) ?? NOT_A_POINT
+    if (bytes !== NOT_A_POINT) {
       try {
         p256.ProjectivePoint.fromHex(bytes).assertValidity()
       } catch {
-        bytes = null
+        bytes = NOT_A_POINT
       }
     }
-    if (this.valid.size >= this.cacheSize) {
-      const oldest = this.valid.keys().next().value
-      if (oldest !== undefined) this.valid.delete(oldest)
-    }
     this.valid.set(publicKey, bytes)
-    return bytes ?? undefined
+    return bytes === NOT_A_POINT ? undefined : bytes
   }
 
   isValidPublicKey(publicKey: string): boolean {

@@ -12,6 +12,7 @@ import {
   type JsonWebKey,
   type KeyObject,
 } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import { decodePublicKey, decodeSignature, encodePublicKey, encodeSignature } from '../codec/cesr'
 import type { SigningKey, Verifier } from './types'
 
@@ -80,6 +81,9 @@ interface CachedKey {
   key?: KeyObject
 }
 
+/** What the cache keeps for a text that is not a P-256 point. */
+const NOT_A_POINT = Object.freeze({}) as CachedKey
+
 /**
  * ECDSA P-256 verification on node:crypto with a bounded cache of parsed keys. Checking a key
  * (`isValidPublicKey`) only validates the point; the KeyObject is made when a signature is
@@ -87,24 +91,20 @@ interface CachedKey {
  * pays for one.
  */
 export class NodeP256Verifier implements Verifier {
-  private readonly cache = new Map<string, CachedKey | null>()
-  private readonly cacheSize: number
+  private readonly cache: LRUCache<string, CachedKey>
 
   constructor(options: NodeVerifierOptions = {}) {
-    this.cacheSize = Math.max(1, options.cacheSize ?? 10_000)
+    this.cache = new LRUCache({ max: Math.max(1, options.cacheSize ?? 10_000) })
   }
 
   private entry(publicKey: string): CachedKey | undefined {
-    const cached = this.cache.get(publicKey)
-    if (cached !== undefined) return cached ?? undefined
-    const point = uncompressedPoint(publicKey)
-    if (this.cache.size >= this.cacheSize) {
-      const oldest = this.cache.keys().next().value
-      if (oldest !== undefined) this.cache.delete(oldest)
+    let entry = this.cache.get(publicKey)
+    if (entry === undefined) {
+      const point = uncompressedPoint(publicKey)
+      entry = point === undefined ? NOT_A_POINT : { point }
+      this.cache.set(publicKey, entry)
     }
-    const entry = point === undefined ? null : { point }
-    this.cache.set(publicKey, entry)
-    return entry ?? undefined
+    return entry === NOT_A_POINT ? undefined : entry
   }
 
   /** The parsed key (cached), or undefined if `publicKey` is not a P-256 point. */
@@ -115,7 +115,7 @@ export class NodeP256Verifier implements Verifier {
       try {
         entry.key = pointKeyObject(entry.point)
       } catch {
-        this.cache.set(publicKey, null)
+        this.cache.set(publicKey, NOT_A_POINT)
         return undefined
       }
     }

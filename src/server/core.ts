@@ -2,6 +2,7 @@
  * The framework-neutral server core: the ten protocol operations, access-request verification,
  * token issuing and signed responses. Adapters only move bytes in and out of `handle`.
  */
+import { LRUCache } from 'lru-cache'
 import { formatTimestamp } from '../codec/timestamp'
 import { Blake3Hasher } from '../crypto/blake3'
 import { ThreadpoolP256Verifier } from '../crypto/node'
@@ -252,8 +253,11 @@ export class BetterAuthServer<Attributes = unknown> {
   private readonly attributes: AttributesCallback<Attributes>
   private readonly identityVerifier: IdentityVerifier
   private readonly compressionLevel: number
-  private readonly tokenCache = new Map<string, AccessToken<Attributes>>()
-  private readonly tokenCacheSize: number
+  // Typed by its two methods: an LRUCache field would make the class invariant in Attributes.
+  private readonly tokenCache: {
+    get(text: string): AccessToken<Attributes> | undefined
+    set(text: string, token: AccessToken<Attributes>): unknown
+  }
   private readonly keysSource: () => Promise<ServerKeys>
   private keysPromise: Promise<ServerKeys>
   private keysFailed = false
@@ -264,7 +268,9 @@ export class BetterAuthServer<Attributes = unknown> {
     object,
     { ip?: ReturnType<RateLimiter['limiter']>; identity?: ReturnType<RateLimiter['limiter']> }
   >()
-  private readonly revocationCache = new Map<string, { active: boolean; until: number }>()
+  private readonly revocationCache = new LRUCache<string, { active: boolean; until: number }>({
+    max: 10_000,
+  })
 
   constructor(options: BetterAuthOptions<Attributes> = {}) {
     this.rawStore = options.store ?? new MemoryStore()
@@ -291,7 +297,7 @@ export class BetterAuthServer<Attributes = unknown> {
       ((identity, publicKey, rotationHash, recoveryHash) =>
         this.hasher.sum(publicKey + rotationHash + recoveryHash) === identity)
     this.compressionLevel = options.tokenCompressionLevel ?? 1
-    this.tokenCacheSize = options.tokenCacheSize ?? 10_000
+    this.tokenCache = new LRUCache({ max: Math.max(1, options.tokenCacheSize ?? 10_000) })
     this.rateLimiter =
       options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit, OPERATIONS)
     if (options.onEvent !== undefined) this.listeners.push(options.onEvent)
@@ -762,10 +768,6 @@ export class BetterAuthServer<Attributes = unknown> {
     if (!valid) throw new InvalidSignatureError('token')
     // Cached tokens are shared by every request that presents them: make them read-only.
     deepFreeze(token)
-    if (this.tokenCache.size >= this.tokenCacheSize) {
-      const oldest = this.tokenCache.keys().next().value
-      if (oldest !== undefined) this.tokenCache.delete(oldest)
-    }
     this.tokenCache.set(text, token)
     return token
   }
@@ -872,13 +874,7 @@ export class BetterAuthServer<Attributes = unknown> {
       active = cached.active
     } else {
       active = (await this.store.accounts.getDeviceKey(token.identity, token.device)) !== undefined
-      if (cacheMs > 0) {
-        if (this.revocationCache.size >= 10_000) {
-          const oldest = this.revocationCache.keys().next().value
-          if (oldest !== undefined) this.revocationCache.delete(oldest)
-        }
-        this.revocationCache.set(key, { active, until: now + cacheMs })
-      }
+      if (cacheMs > 0) this.revocationCache.set(key, { active, until: now + cacheMs })
     }
     if (!active) throw new UnknownAccountError('device (revoked)')
   }

@@ -100,6 +100,23 @@ async function measure<T>(
   return micros
 }
 
+/**
+ * A replay time-lock in its steady state: 200,000 nonces live, one expiring per new one (a fake
+ * clock advancing 0.2 ms per reservation, 40 s lifetimes). Returns the next reservation.
+ */
+function steadyTimeLock(): () => boolean {
+  let clockMs = 0
+  let counter = 0
+  const map = new TtlMap<true>({ now: () => clockMs })
+  const reserve = (): boolean => {
+    clockMs += 0.2
+    return map.setIfAbsent(`0A${String(counter++).padStart(22, '0')}`, true, 40_000)
+  }
+  for (let i = 0; i < 400_000; i++) reserve()
+  return reserve
+}
+let timeLock: (() => boolean) | undefined
+
 async function main(): Promise<void> {
   const store = new MemoryStore()
   const auth = createBetterAuth({
@@ -136,22 +153,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < 32; i++) sessions.push(await open(accounts[i % accounts.length] as Account))
   const accessKey = { publicKey: sessions[0]?.key.publicKeyText as string, rotationHash: hash('x') }
 
-  // A replay time-lock in its steady state: 200,000 nonces live, one expiring per new one.
-  let clockMs = 0
-  let counter = 0
-  const timeLock = new TtlMap<true>({ now: () => clockMs })
-  const reserveNext = (): boolean => {
-    clockMs += 0.2
-    return timeLock.setIfAbsent(`0A${String(counter++).padStart(22, '0')}`, true, 40_000)
-  }
-  for (let i = 0; i < 400_000; i++) reserveNext()
-
   const cases: Record<string, () => Promise<number>> = {
-    'time-lock reserve (200,000 live)': () =>
-      measure(
-        () => undefined,
-        () => reserveNext()
-      ),
     'parseEnvelope (access request)': () =>
       measure(
         i => accessBody(sessions[i % 32] as Session),
@@ -227,6 +229,15 @@ async function main(): Promise<void> {
         i => refreshBody(fresh[i] as Session),
         body => ok(auth, 'refreshSession', body),
         n
+      )
+    },
+    // Last, and built on first use: its 200,000 entries would slow the collector in every case.
+    'time-lock reserve (200,000 live)': () => {
+      timeLock ??= steadyTimeLock()
+      const reserve = timeLock
+      return measure(
+        () => undefined,
+        () => reserve()
       )
     },
   }

@@ -260,10 +260,15 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number
 }
 
+/** How many requests of a sample failed, whatever the reason. */
+export function failedCount(sample: Sample): number {
+  return Object.values(sample.failures).reduce((n, v) => n + v, 0)
+}
+
 /** Throughput (2xx per second, or flows when `unitsPerOk` requests make one) and percentiles. */
 export function stats(sample: Sample, unitsPerOk = 1): Stats {
   const sorted = sample.latencies.slice().sort()
-  const failed = Object.values(sample.failures).reduce((n, v) => n + v, 0)
+  const failed = failedCount(sample)
   return {
     rps: sample.ok / unitsPerOk / sample.elapsed,
     p50: percentile(sorted, 50),

@@ -30,9 +30,9 @@ import {
   hash,
   newAccount,
   nonce,
+  openSession,
   refreshBody,
   requestSessionBody,
-  tokenOf,
   type Account,
   type Session,
 } from './protocol'
@@ -137,18 +137,8 @@ async function main(): Promise<void> {
     await ok(auth, 'createAccount', body)
     accounts.push(account)
   }
-  const open = async (account: Account): Promise<Session> => {
-    const key = NodeSigningKey.generate()
-    const next = NodeSigningKey.generate()
-    const challenge = challengeOf(
-      await ok(auth, 'requestSession', requestSessionBody(account.identity))
-    )
-    const body = createSessionBody(account, challenge, {
-      publicKey: key.publicKeyText,
-      rotationHash: hash(next.publicKeyText),
-    })
-    return { token: tokenOf(await ok(auth, 'createSession', body)), key, next }
-  }
+  const open = (account: Account): Promise<Session> =>
+    openSession(account, (operation, body) => ok(auth, operation, body))
   const sessions: Session[] = []
   for (let i = 0; i < 32; i++) sessions.push(await open(accounts[i % accounts.length] as Account))
   const accessKey = { publicKey: sessions[0]?.key.publicKeyText as string, rotationHash: hash('x') }
@@ -233,8 +223,7 @@ async function main(): Promise<void> {
     },
     // Last, and built on first use: its 200,000 entries would slow the collector in every case.
     'time-lock reserve (200,000 live)': () => {
-      timeLock ??= steadyTimeLock()
-      const reserve = timeLock
+      const reserve = (timeLock ??= steadyTimeLock())
       return measure(
         () => undefined,
         () => reserve()

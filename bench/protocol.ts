@@ -128,6 +128,26 @@ export function tokenOf(response: unknown): string {
   return token
 }
 
+/**
+ * Opens one session for `account` with fresh keys: requestSession, then createSession over the
+ * challenge. `call` sends a body to an operation and returns its answer's response data.
+ */
+export async function openSession(
+  account: Account,
+  call: (operation: 'requestSession' | 'createSession', body: string) => Promise<unknown>
+): Promise<Session> {
+  const key = NodeSigningKey.generate()
+  const next = NodeSigningKey.generate()
+  const challenge = challengeOf(await call('requestSession', requestSessionBody(account.identity)))
+  const body = createSessionBody(account, challenge, {
+    publicKey: key.publicKeyText,
+    rotationHash: hash(next.publicKeyText),
+  })
+  return { token: tokenOf(await call('createSession', body)), key, next }
+}
+
+const SESSION_PATHS = { requestSession: '/session/request', createSession: '/session/create' }
+
 /** Opens `count` sessions over HTTP (round-robin over `accounts`), each with its own keys. */
 export async function openSessions(
   baseUrl: string,
@@ -138,16 +158,9 @@ export async function openSessions(
   let i = 0
   await inParallel(count, 8, async () => {
     const account = accounts[i++ % accounts.length] as Account
-    const key = NodeSigningKey.generate()
-    const next = NodeSigningKey.generate()
-    const challenge = challengeOf(
-      await post(baseUrl, '/session/request', requestSessionBody(account.identity))
+    sessions.push(
+      await openSession(account, (operation, body) => post(baseUrl, SESSION_PATHS[operation], body))
     )
-    const body = createSessionBody(account, challenge, {
-      publicKey: key.publicKeyText,
-      rotationHash: hash(next.publicKeyText),
-    })
-    sessions.push({ token: tokenOf(await post(baseUrl, '/session/create', body)), key, next })
   })
   return sessions
 }

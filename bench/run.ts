@@ -25,7 +25,7 @@ import { availableParallelism, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { NodeSigningKey } from '../src'
-import { blast, combine, flow, stats, type Sample, type Stats } from './load'
+import { blast, combine, failedCount, flow, stats, type Sample, type Stats } from './load'
 import {
   accessBody,
   challengeOf,
@@ -138,6 +138,18 @@ interface Measure {
   prepare(count: number): Promise<() => Promise<Sample>>
 }
 
+/** A Measure whose warm-up is a run of `warmUnits` prepared units, timed like any other. */
+function measured(server: Child | string, prepare: Measure['prepare'], warmUnits: number): Measure {
+  return {
+    server,
+    async warm() {
+      const sample = await (await prepare(warmUnits))()
+      return sample.ok / sample.elapsed
+    },
+    prepare,
+  }
+}
+
 async function cpuOf(server: Child | string): Promise<number> {
   return typeof server === 'string' ? 0 : (await ask<{ micros: number }>(server, 'cpu')).micros
 }
@@ -195,17 +207,11 @@ function access(
     const p = pool
     return Array.from({ length: count }, (_, i) => p[i % p.length] as string)
   }
-  return {
-    server,
-    async warm() {
-      const sample = await blast(url, path, bodies((SMOKE ? 3000 : 8000) * WARMUP), CONNECTIONS)
-      return sample.ok / sample.elapsed
-    },
-    async prepare(count) {
-      const prepared = bodies(count)
-      return () => blast(url, path, prepared, CONNECTIONS)
-    },
+  const prepare = async (count: number) => {
+    const prepared = bodies(count)
+    return () => blast(url, path, prepared, CONNECTIONS)
   }
+  return measured(server, prepare, (SMOKE ? 3000 : 8000) * WARMUP)
 }
 
 /**
@@ -260,7 +266,7 @@ function sessionFlows(server: Child | string, accounts: Account[]): Measure {
           },
         },
       ])
-      const failed = Object.values(sample.failures).reduce((n, v) => n + v, 0)
+      const failed = failedCount(sample)
       return {
         ...sample,
         ok: (sample.requests - failed) / 2,
@@ -268,14 +274,7 @@ function sessionFlows(server: Child | string, accounts: Account[]): Measure {
       }
     }
   }
-  return {
-    server,
-    async warm() {
-      const sample = await (await prepare(SMOKE ? 500 : 2000))()
-      return sample.ok / sample.elapsed
-    },
-    prepare,
-  }
+  return measured(server, prepare, SMOKE ? 500 : 2000)
 }
 
 /** Refreshes of sessions opened just before the slice (each reveals its own next key once). */
@@ -286,14 +285,7 @@ function refreshes(server: Child | string, accounts: Account[]): Measure {
     const bodies = sessions.map(refreshBody)
     return () => blast(url, '/session/refresh', bodies, CONNECTIONS)
   }
-  return {
-    server,
-    async warm() {
-      const sample = await (await prepare(SMOKE ? 300 : 1000))()
-      return sample.ok / sample.elapsed
-    },
-    prepare,
-  }
+  return measured(server, prepare, SMOKE ? 300 : 1000)
 }
 
 interface Memory {
@@ -331,7 +323,7 @@ async function measureMemory(env: NodeJS.ProcessEnv) {
     const rate = (sample: Sample | undefined): number =>
       sample === undefined ? 0 : sample.ok / sample.elapsed
     const after = await ask<Memory>(child, 'memory')
-    const failed = Object.values(run.failures).reduce((n, v) => n + v, 0)
+    const failed = failedCount(run)
     return {
       requests: run.requests,
       failed,

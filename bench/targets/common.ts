@@ -2,6 +2,8 @@
  * What every benchmark target shares: the core built from the keys the runner passes in the
  * environment, the protected handler, and the bare handler's reply of the same size.
  */
+import { createServer, type RequestListener } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { createBetterAuth, MemoryStore, type BetterAuthServer } from '../../src'
 
 export const BARE_PATH = '/bare'
@@ -83,5 +85,26 @@ export function bareEnvelope(body: unknown): object {
       response: fooBar(payload?.request ?? {}),
     },
     signature: SIGNATURE,
+  }
+}
+
+/**
+ * Serves a framework's request handler (an Express app, Koa's `app.callback()`) on node:http at
+ * 127.0.0.1:`port`; closing stops the server, then the core.
+ */
+export async function serve(
+  handler: RequestListener,
+  port: number,
+  { auth, store }: { auth: BetterAuthServer<Attributes>; store: MemoryStore }
+): Promise<Running> {
+  const server = createServer(handler)
+  await new Promise<void>(resolve => server.listen(port, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: async () => {
+      await new Promise(resolve => server.close(resolve))
+      await auth.close()
+    },
+    stats: () => storeStats(store),
   }
 }

@@ -2,7 +2,6 @@
  * Express 5: the bare route (`express.json()` + `res.json`) and the same route behind
  * `requireAccess`, in one app.
  */
-import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { requireAccess } from '../../adapters/express'
 import {
@@ -11,14 +10,15 @@ import {
   bareEnvelope,
   benchAuth,
   fooBar,
-  storeStats,
+  serve,
   type Attributes,
   type FooBar,
   type Start,
 } from './common'
 
 export const start: Start = async port => {
-  const { auth, store } = benchAuth()
+  const core = benchAuth()
+  const { auth } = core
   await auth.ready()
   const app = express()
   app.post(BARE_PATH, express.json(), (req, res) => {
@@ -28,15 +28,5 @@ export const start: Start = async port => {
   app.post(PROTECTED_PATH, requireAccess<Attributes, FooBar>(auth), (req, res) => {
     res.json(fooBar(req.body as FooBar))
   })
-  const server = await new Promise<ReturnType<typeof app.listen>>(resolve => {
-    const s = app.listen(port, '127.0.0.1', () => resolve(s))
-  })
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      await new Promise(resolve => server.close(resolve))
-      await auth.close()
-    },
-    stats: () => storeStats(store),
-  }
+  return serve(app, port, core)
 }

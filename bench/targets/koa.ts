@@ -2,7 +2,6 @@
  * Koa 3 with @koa/router: a bare route (raw body + `JSON.parse`, `ctx.body = object`; Koa ships
  * no body parser) and the same route behind the Koa adapter's `requireAccess`.
  */
-import type { AddressInfo } from 'node:net'
 import Router from '@koa/router'
 import Koa from 'koa'
 import { requireAccess } from '../../adapters/koa'
@@ -13,14 +12,15 @@ import {
   bareEnvelope,
   benchAuth,
   fooBar,
-  storeStats,
+  serve,
   type Attributes,
   type FooBar,
   type Start,
 } from './common'
 
 export const start: Start = async port => {
-  const { auth, store } = benchAuth()
+  const core = benchAuth()
+  const { auth } = core
   await auth.ready()
   const router = new Router()
   router.post(BARE_PATH, async ctx => {
@@ -32,14 +32,5 @@ export const start: Start = async port => {
   })
   const app = new Koa()
   app.use(router.routes())
-  const server = app.listen(port, '127.0.0.1')
-  await new Promise(resolve => server.once('listening', resolve))
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      await new Promise(resolve => server.close(resolve))
-      await auth.close()
-    },
-    stats: () => storeStats(store),
-  }
+  return serve(app.callback(), port, core)
 }

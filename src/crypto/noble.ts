@@ -11,6 +11,18 @@ import type { SigningKey, Verifier } from './types'
 /** What the cache keeps for a text that is not a P-256 point. */
 const NOT_A_POINT = new Uint8Array(0)
 
+/** The compressed point of a qualified key if it is on the curve. */
+function checkedPoint(publicKey: string): Uint8Array | undefined {
+  const bytes = decodePublicKey(publicKey)
+  if (bytes === undefined) return undefined
+  try {
+    p256.ProjectivePoint.fromHex(bytes).assertValidity()
+    return bytes
+  } catch {
+    return undefined
+  }
+}
+
 /**
  * ECDSA P-256 verification on @noble/curves. Keys are validated once (a bounded cache), so an
  * invalid key costs no exception on later calls.
@@ -24,17 +36,11 @@ export class NobleP256Verifier implements Verifier {
 
   /** The compressed point of a qualified key if it is on the curve, else undefined. */
   private point(publicKey: string): Uint8Array | undefined {
-    const cached = this.valid.get(publicKey)
-    if (cached !== undefined) return cached === NOT_A_POINT ? undefined : cached
-    let bytes = decodePublicKey(publicKey) ?? NOT_A_POINT
-    if (bytes !== NOT_A_POINT) {
-      try {
-        p256.ProjectivePoint.fromHex(bytes).assertValidity()
-      } catch {
-        bytes = NOT_A_POINT
-      }
+    let bytes = this.valid.get(publicKey)
+    if (bytes === undefined) {
+      bytes = checkedPoint(publicKey) ?? NOT_A_POINT
+      this.valid.set(publicKey, bytes)
     }
-    this.valid.set(publicKey, bytes)
     return bytes === NOT_A_POINT ? undefined : bytes
   }
 

@@ -489,45 +489,27 @@ describe('connections and context', () => {
     expect(untrusted.body).toBe('127.0.0.1')
     expect(contexts[contexts.length - 1]).toEqual({ ip: '127.0.0.1', path: '/whoami' })
 
-    const proxied = createServer(base.auth, { trustProxy: true })
-    proxied.route('/whoami', (_b, _r, context) => ({
-      status: 200,
-      headers: {},
-      body: context.ip ?? '',
-    }))
-    const { port: other } = await proxied.listen(0)
-    try {
-      const reply = await send(
-        'POST',
-        '/whoami',
-        '',
-        { 'x-forwarded-for': '203.0.113.9, 10.0.0.1' },
-        other
-      )
-      expect(reply.body).toBe('203.0.113.9')
-    } finally {
-      await proxied.close()
+    // The address a server with `trustProxy` sees for a request that came through proxies.
+    const seenBehind = async (
+      trustProxy: boolean | number,
+      forwardedFor: string
+    ): Promise<string> => {
+      const proxied = createServer(base.auth, { trustProxy })
+      proxied.route('/whoami', (_b, _r, context) => ({
+        status: 200,
+        headers: {},
+        body: context.ip ?? '',
+      }))
+      const { port: other } = await proxied.listen(0)
+      try {
+        return (await send('POST', '/whoami', '', { 'x-forwarded-for': forwardedFor }, other)).body
+      } finally {
+        await proxied.close()
+      }
     }
+    expect(await seenBehind(true, '203.0.113.9, 10.0.0.1')).toBe('203.0.113.9')
     // One trusted proxy: the address it saw (the last entry), not what the client claimed.
-    const oneHop = createServer(base.auth, { trustProxy: 1 })
-    oneHop.route('/whoami', (_b, _r, context) => ({
-      status: 200,
-      headers: {},
-      body: context.ip ?? '',
-    }))
-    const { port: third } = await oneHop.listen(0)
-    try {
-      const reply = await send(
-        'POST',
-        '/whoami',
-        '',
-        { 'x-forwarded-for': '198.51.100.1, 203.0.113.9' },
-        third
-      )
-      expect(reply.body).toBe('203.0.113.9')
-    } finally {
-      await oneHop.close()
-    }
+    expect(await seenBehind(1, '198.51.100.1, 203.0.113.9')).toBe('203.0.113.9')
   })
 
   test('CORS: preflights of known paths get 204, replies carry the allowed origin', async () => {

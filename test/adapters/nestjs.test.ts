@@ -156,42 +156,22 @@ const options = (auth: BetterAuthServer<unknown>): BetterAuthModuleOptions => ({
   openapi: true,
 })
 
-adapterContract('NestJS', async core => {
-  const { target } = await start(
-    [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
-    [ContractController]
-  )
-  return target
-})
-
-adapterContract('NestJS without rawBody (re-serialized bodies)', async core => {
-  const { target } = await start(
-    [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
-    [ContractController],
-    false
-  )
-  return target
-})
-
-adapterContract('NestJS on Fastify', async core => {
-  const { target } = await start(
-    [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
-    [ContractController],
-    true,
-    'fastify'
-  )
-  return target
-})
-
-adapterContract('NestJS on Fastify without rawBody (re-serialized bodies)', async core => {
-  const { target } = await start(
-    [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
-    [ContractController],
-    false,
-    'fastify'
-  )
-  return target
-})
+for (const [name, rawBody, platform] of [
+  ['NestJS', true, 'express'],
+  ['NestJS without rawBody (re-serialized bodies)', false, 'express'],
+  ['NestJS on Fastify', true, 'fastify'],
+  ['NestJS on Fastify without rawBody (re-serialized bodies)', false, 'fastify'],
+] as const) {
+  adapterContract(name, async core => {
+    const { target } = await start(
+      [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
+      [ContractController],
+      rawBody,
+      platform
+    )
+    return target
+  })
+}
 
 adapterContract('NestJS on Fastify, global guard', async core => {
   const { target } = await start(

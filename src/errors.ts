@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   BA604: { status: 404, title: 'not found' },
   BA605: { status: 405, title: 'method not allowed' },
   BA606: { status: 415, title: 'unsupported media type' },
+  BA607: { status: 401, title: 'replay state reset' },
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -243,6 +244,17 @@ export class MethodNotAllowedError extends BetterAuthError {
 export class UnsupportedMediaTypeError extends BetterAuthError {
   constructor(options: ErrorOptions = {}) {
     super('BA606', 'request body must be application/json', options)
+  }
+}
+
+/**
+ * The ephemeral store lost its replay state (e.g. a Redis restarted empty) after this message could
+ * already have been accepted: it is refused, since it might be a replay. A client signs a new access
+ * request; a refresh whose token predates the reset needs a new session.
+ */
+export class ReplayStateResetError extends BetterAuthError {
+  constructor(options: ErrorOptions = {}) {
+    super('BA607', 'request predates a reset of the replay state; sign a new one', options)
   }
 }
 

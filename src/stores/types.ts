@@ -100,8 +100,16 @@ export interface ChallengeStore {
 }
 
 export interface TimeLockStore {
-  /** Reserves `value` for `ttlMs`. True if it was free, false if already reserved. */
-  reserve(value: string, ttlMs: number): Promise<boolean>
+  /**
+   * Reserves `value` for `ttlMs`. True if it was free, false if already reserved.
+   *
+   * `acceptableFrom` (ms since the epoch) is the earliest moment the message that uses `value`
+   * could have been accepted (its timestamp, or its token's issuedAt, less the clock skew). A store
+   * that can lose its state without the server restarting (a Redis restarted empty) keeps an epoch:
+   * the moment it found its state gone. It throws `ReplayStateResetError` (BA607) for a value whose
+   * `acceptableFrom` is before that epoch, since it may have been reserved before the loss.
+   */
+  reserve(value: string, ttlMs: number, acceptableFrom?: number): Promise<boolean>
 }
 
 /** The two kinds of server signing key. */

@@ -23,6 +23,8 @@ export { encodeBase64Url, decodeBase64Url } from './codec/base64url'
 export { parseTimestamp, formatTimestamp } from './codec/timestamp'
 export { parseStrictJson, decodeUtf8, type JsonLimits, type StrictJson } from './messages/json'
 export {
+  ACCESS_KEYS_SIGNING_CONTEXT,
+  accessKeysSigningInput,
   parseEnvelope,
   verifySigned,
   type Envelope,

@@ -11,6 +11,7 @@ import {
   hash,
   makeServer,
   openSession,
+  payloadOf,
   sessionRequest,
 } from './helpers'
 
@@ -56,19 +57,43 @@ describe.each(backends)('with the %s backend', (_name, backend) => {
     expect(other.status).toBe(200)
   })
 
-  it('holds a per-identity limit across IPs', async () => {
+  it('holds a per-identity limit across IPs, once the identity has signed', async () => {
+    const server = makeServer({
+      rateLimit: { ...backend(), identity: { createSession: { points: 3, duration: 60 } } },
+    })
+    const a = new TestAccount()
+    expect((await server.call('createAccount', a.createAccountBody())).status).toBe(200)
+    const key = NodeSigningKey.generate()
+    const results = await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        const ip = `10.0.0.${i}`
+        const c = payloadOf<{ response: { authentication: { nonce: string } } }>(
+          await server.auth.handle('requestSession', sessionRequest(a.identity), { ip })
+        ).response.authentication.nonce
+        const body = createSessionBody(a.first, c, key, key)
+        return server.auth.handle('createSession', body, { ip })
+      })
+    )
+    expect(results.filter(r => r.status === 200)).toHaveLength(3)
+    expect(results.filter(r => r.status === 429)).toHaveLength(3)
+  })
+
+  it('counts an unsigned requestSession per identity and IP: others cannot use up its budget', async () => {
     const server = makeServer({
       rateLimit: { ...backend(), identity: { requestSession: { points: 3, duration: 60 } } },
     })
     const a = new TestAccount()
     expect((await server.call('createAccount', a.createAccountBody())).status).toBe(200)
-    const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        server.auth.handle('requestSession', sessionRequest(a.identity), { ip: `10.0.0.${i}` })
+    const attacker = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        server.auth.handle('requestSession', sessionRequest(a.identity), { ip: '203.0.113.66' })
       )
     )
-    expect(results.filter(r => r.status === 200)).toHaveLength(3)
-    expect(results.filter(r => r.status === 429)).toHaveLength(7)
+    expect(attacker.map(r => r.status).sort()).toEqual([200, 200, 200, 429, 429, 429])
+    const owner = await server.auth.handle('requestSession', sessionRequest(a.identity), {
+      ip: '198.51.100.20',
+    })
+    expect(owner.status).toBe(200)
   })
 
   it('backs off exponentially after failed session attempts for an identity', async () => {

@@ -118,6 +118,19 @@ export function lacksCredentials(body: string | Uint8Array, limits: JsonLimits =
 }
 
 /**
+ * The signing context of a published access-key list (`/key/access`): the response key signs
+ * these bytes followed by the payload text. No other reply is ever signed with a prefix, and an
+ * application reply's payload starts with `{`, so no application reply (whatever data it echoes)
+ * verifies as a key list, and no key list verifies as an application reply.
+ */
+export const ACCESS_KEYS_SIGNING_CONTEXT = 'better-auth-protocol access-keys v1\n'
+
+/** The exact bytes the response key signs for a key list whose payload text is `payload`. */
+export function accessKeysSigningInput(payload: string): Buffer {
+  return Buffer.from(ACCESS_KEYS_SIGNING_CONTEXT + payload)
+}
+
+/**
  * Checks a server's response envelope: it names `responseKey` as its server identity, its
  * signature by that key verifies over the exact payload text, and it echoes `nonce`. Throws
  * InvalidResponseError (BA204), InvalidSignatureError (BA201) or IncorrectNonceError (BA203).

@@ -20,6 +20,7 @@ import {
   InvalidDeviceError,
   InvalidHashError,
   InvalidIdentityError,
+  InvalidMessageError,
   InvalidSignatureError,
   MismatchedIdentitiesError,
   RateLimitedError,
@@ -31,6 +32,7 @@ import {
   toBetterAuthError,
 } from '../errors'
 import {
+  accessKeysSigningInput,
   lacksCredentials,
   parseEnvelope,
   verifySigned,
@@ -63,7 +65,14 @@ import { MemoryStore } from '../stores/memory'
 import type { RotateResult, RotationEffect, ServerStore } from '../stores/types'
 import type { AuditEvent, AuditEventType, AuditListener, RequestTrace } from './events'
 import { ServerKeys, type ServerKeyOptions } from './keys'
-import { RateLimiter, consume, type RateLimitOptions, type RateRule } from './ratelimit'
+import {
+  RateLimiter,
+  UNKNOWN_IP,
+  consume,
+  identityAtIp,
+  type RateLimitOptions,
+  type RateRule,
+} from './ratelimit'
 import {
   DEFAULT_PATHS,
   OPERATIONS,
@@ -200,14 +209,52 @@ export interface AccessPrincipal<Attributes = unknown, Request = unknown> {
   request: Request
 }
 
+/** A route rule's counters. */
+interface RouteLimiters {
+  ip?: ReturnType<RateLimiter['limiter']>
+  identity?: ReturnType<RateLimiter['limiter']>
+}
+
+/** What an operation learns of its request as it runs, for events and limits. */
+interface OperationTrace extends RequestTrace {
+  /** The client IP, when the adapter knows it. */
+  ip?: string | undefined
+}
+
 // The charset keeps clients that read other types as Latin-1 (older Dart http) on UTF-8.
 const JSON_HEADERS = Object.freeze({ 'content-type': 'application/json; charset=utf-8' })
 
+/** The default logger: errors only, one line each (a full stack only where `err` is given). */
 const consoleLogger: Logger = {
-  error: (object, message) => console.error(message ?? 'better-auth error', object),
+  error: (object, message) => {
+    const { err, ...fields } = object as { err?: unknown }
+    console.error(`${message ?? 'better-auth error'} ${safeJson(fields)}`)
+    if (err instanceof Error && err.stack !== undefined) console.error(err.stack)
+  },
   warn: () => undefined,
   info: () => undefined,
   debug: () => undefined,
+}
+
+/** JSON of log fields; never throws (a cycle or a BigInt becomes a placeholder). */
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? ''
+  } catch {
+    return '"[unserializable]"'
+  }
+}
+
+/** The message of an error's cause, for a one-line log. */
+function causeText(cause: unknown): string | undefined {
+  if (cause === undefined) return undefined
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code
+    return typeof code === 'string'
+      ? `${cause.name} ${code}: ${cause.message}`
+      : `${cause.name}: ${cause.message}`
+  }
+  return String(cause)
 }
 
 /** Converts store failures that are not ours into 503s (fail closed). */
@@ -264,10 +311,12 @@ export class BetterAuthServer<Attributes = unknown> {
   private loadedKeys: ServerKeys | undefined
   private readonly rateLimiter: RateLimiter | undefined
   private readonly listeners: AuditListener[] = []
-  private readonly routeLimiters = new WeakMap<
-    object,
-    { ip?: ReturnType<RateLimiter['limiter']>; identity?: ReturnType<RateLimiter['limiter']> }
-  >()
+  /** Causes of 5xx answers already logged in full. */
+  private readonly loggedCauses = new Set<string>()
+  /** Route limiters by rule value (bounded: rules are written in code, not sent by clients). */
+  private readonly routeLimiters = new LRUCache<string, RouteLimiters>({ max: 10_000 })
+  /** The same, by rule object: a shortcut for options built once. */
+  private readonly routeLimitersByOptions = new WeakMap<object, RouteLimiters>()
   private readonly revocationCache = new LRUCache<string, { active: boolean; until: number }>({
     max: 10_000,
   })
@@ -297,7 +346,8 @@ export class BetterAuthServer<Attributes = unknown> {
       ((identity, publicKey, rotationHash, recoveryHash) =>
         this.hasher.sum(publicKey + rotationHash + recoveryHash) === identity)
     this.compressionLevel = options.tokenCompressionLevel ?? 1
-    this.tokenCache = new LRUCache({ max: Math.max(1, options.tokenCacheSize ?? 10_000) })
+    // Two entries a token: by its text and by its signed content.
+    this.tokenCache = new LRUCache({ max: 2 * Math.max(1, options.tokenCacheSize ?? 10_000) })
     this.rateLimiter =
       options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit, OPERATIONS)
     if (options.onEvent !== undefined) this.listeners.push(options.onEvent)
@@ -399,14 +449,14 @@ export class BetterAuthServer<Attributes = unknown> {
     body: string | Uint8Array,
     context: RequestContext = {}
   ): Promise<string> {
-    const trace: RequestTrace = {}
+    const trace: OperationTrace = { ip: context.ip }
     try {
       await this.rateLimiter?.checkIp(operation, context.ip)
       const reply = await this.dispatch(operation, parseEnvelope(body, this.limits), trace)
       if (operation === 'createSession' && trace.identity !== undefined) {
         // The session exists already: a limiter failure here must not turn it into an error.
         await this.rateLimiter
-          ?.recordSuccess(trace.identity)
+          ?.recordSuccess(identityAtIp(trace.identity, context.ip))
           .catch((error: unknown) => this.logger.warn({ err: error }, 'rate limiter unavailable'))
       }
       this.emit(SUCCESS_EVENTS[operation], operation, trace, context)
@@ -418,7 +468,9 @@ export class BetterAuthServer<Attributes = unknown> {
         trace.identity !== undefined &&
         (e.code === 'BA201' || e.code === 'BA301')
       ) {
-        await this.rateLimiter?.recordFailure(trace.identity).catch(() => undefined)
+        await this.rateLimiter
+          ?.recordFailure(identityAtIp(trace.identity, context.ip))
+          .catch(() => undefined)
       }
       this.emit(
         e.code === 'BA601' ? 'rate.limited' : 'request.rejected',
@@ -431,7 +483,11 @@ export class BetterAuthServer<Attributes = unknown> {
     }
   }
 
-  private dispatch(operation: Operation, envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private dispatch(
+    operation: Operation,
+    envelope: Envelope,
+    trace: OperationTrace
+  ): Promise<string> {
     switch (operation) {
       case 'createAccount':
         return this.createAccount(envelope, trace)
@@ -499,10 +555,18 @@ export class BetterAuthServer<Attributes = unknown> {
     }
   }
 
-  /** Applies the per-identity rate limit once the identity is known. */
-  private async seen(operation: Operation, trace: RequestTrace, identity: string, device?: string) {
+  /** Names the identity (and device) a message concerns, for its audit event. */
+  private seen(trace: OperationTrace, identity: string, device?: string): void {
     trace.identity = identity
     if (device !== undefined) trace.device = device
+  }
+
+  /**
+   * Applies the per-identity rate limit of `operation`. Called only once a signature by a key of
+   * the identity has verified: limits consumed before that would let anyone who knows an identity
+   * (no key of it) block its owner's recovery or login. Until then only per-IP limits apply.
+   */
+  private async limitIdentity(operation: Operation, identity: string): Promise<void> {
     await this.rateLimiter?.checkIdentity(operation, identity)
   }
 
@@ -512,9 +576,24 @@ export class BetterAuthServer<Attributes = unknown> {
     const headers: Record<string, string> = { ...JSON_HEADERS }
     if (e instanceof RateLimitedError) headers['retry-after'] = String(e.retryAfter)
     if (e.status === 401) headers['www-authenticate'] = `BetterAuth error="${e.code}"`
-    const log = { ...context, code: e.code, status: e.status, context: e.context, err: e.cause }
-    if (e.status >= 500) this.logger.error(log, e.message)
-    else this.logger.debug(log, e.message)
+    if (e.status >= 500) {
+      // One line per failure with its code and cause; the full error (stack included) only the
+      // first time a cause is seen, so an outage logs one trace, not one per request.
+      const cause = causeText(e.cause)
+      const log: Record<string, unknown> = { ...context, code: e.code, status: e.status }
+      if (e.context !== undefined) log.context = e.context
+      if (cause !== undefined) log.cause = cause
+      const seen = `${e.code} ${cause ?? ''}`
+      if (!this.loggedCauses.has(seen)) {
+        if (this.loggedCauses.size >= 1000) this.loggedCauses.clear()
+        this.loggedCauses.add(seen)
+        log.err = e.cause ?? e
+      }
+      this.logger.error(log, e.message)
+    } else {
+      const log = { ...context, code: e.code, status: e.status, context: e.context, err: e.cause }
+      this.logger.debug(log, e.message)
+    }
     return { status: e.status, headers, body: JSON.stringify(e.toBody(this.debug)) }
   }
 
@@ -538,10 +617,11 @@ export class BetterAuthServer<Attributes = unknown> {
     if (this.hasher.sum(publicKey + rotationHash) !== device) throw new InvalidDeviceError()
   }
 
-  private async createAccount(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async createAccount(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, authentication: a } = readCreateAccount(envelope, this.isPoint)
-    await this.seen('createAccount', trace, a.identity, a.device)
+    this.seen(trace, a.identity, a.device)
     await verifySigned(this.verifier, envelope, a.publicKey)
+    await this.limitIdentity('createAccount', a.identity)
     if (!(await this.identityVerifier(a.identity, a.publicKey, a.rotationHash, a.recoveryHash))) {
       throw new InvalidIdentityError()
     }
@@ -553,14 +633,15 @@ export class BetterAuthServer<Attributes = unknown> {
   private async rotateWith(
     operation: Operation,
     envelope: Envelope,
-    trace: RequestTrace,
+    trace: OperationTrace,
     a: { identity: string; device: string; publicKey: string; rotationHash: string },
     effect: RotationEffect,
     /** Further checks of the message, after its signature and before the rotation. */
     check?: () => Promise<void>
   ): Promise<void> {
-    await this.seen(operation, trace, a.identity, a.device)
+    this.seen(trace, a.identity, a.device)
     await verifySigned(this.verifier, envelope, a.publicKey)
+    await this.limitIdentity(operation, a.identity)
     await check?.()
     const result = await this.store.accounts.rotate(
       a.identity,
@@ -572,7 +653,7 @@ export class BetterAuthServer<Attributes = unknown> {
     throwForRotation(result)
   }
 
-  private async deleteAccount(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async deleteAccount(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, authentication } = readDeleteAccount(envelope, this.isPoint)
     await this.rotateWith('deleteAccount', envelope, trace, authentication, {
       kind: 'deleteIdentity',
@@ -580,23 +661,32 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, {})
   }
 
-  private async recoverAccount(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async recoverAccount(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, authentication: a } = readRecoverAccount(envelope, this.isPoint)
-    await this.seen('recoverAccount', trace, a.identity, a.device)
+    this.seen(trace, a.identity, a.device)
     await verifySigned(this.verifier, envelope, a.recoveryKey)
+    const recoveryKeyHash = this.hasher.sum(a.recoveryKey)
+    // A recovery that keeps the same recovery hash could be replayed, revoking every device each
+    // time: the new hash must commit to a new recovery key.
+    if (a.recoveryHash === recoveryKeyHash) {
+      throw new InvalidMessageError(
+        'payload.request.authentication.recoveryHash',
+        'must commit to a new recovery key'
+      )
+    }
     this.checkDevice(a.device, a.publicKey, a.rotationHash)
-    const result = await this.store.accounts.recover(
-      a.identity,
-      this.hasher.sum(a.recoveryKey),
-      a.recoveryHash,
-      { device: a.device, publicKey: a.publicKey, rotationHash: a.rotationHash }
-    )
+    await this.limitIdentity('recoverAccount', a.identity)
+    const result = await this.store.accounts.recover(a.identity, recoveryKeyHash, a.recoveryHash, {
+      device: a.device,
+      publicKey: a.publicKey,
+      rotationHash: a.rotationHash,
+    })
     if (result === 'unknown-identity') throw new UnknownAccountError('identity')
     if (result === 'hash-mismatch') throw new InvalidHashError('recovery')
     return this.respond(nonce, {})
   }
 
-  private async changeRecoveryKey(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async changeRecoveryKey(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, authentication: a } = readChangeRecoveryKey(envelope, this.isPoint)
     await this.rotateWith('changeRecoveryKey', envelope, trace, a, {
       kind: 'changeRecoveryHash',
@@ -607,7 +697,7 @@ export class BetterAuthServer<Attributes = unknown> {
 
   // ---------------------------------------------------------------- devices
 
-  private async linkDevice(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async linkDevice(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, authentication, link } = readLinkDevice(envelope, this.isPoint)
     const linked = link.authentication
     trace.targetDevice = linked.device
@@ -633,7 +723,7 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, {})
   }
 
-  private async unlinkDevice(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async unlinkDevice(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, authentication, link } = readUnlinkDevice(envelope, this.isPoint)
     trace.targetDevice = link.device
     await this.rotateWith('unlinkDevice', envelope, trace, authentication, {
@@ -643,7 +733,7 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, {})
   }
 
-  private async rotateDevice(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async rotateDevice(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, authentication } = readRotateDevice(envelope, this.isPoint)
     await this.rotateWith('rotateDevice', envelope, trace, authentication, { kind: 'none' })
     return this.respond(nonce, {})
@@ -651,9 +741,14 @@ export class BetterAuthServer<Attributes = unknown> {
 
   // ---------------------------------------------------------------- sessions
 
-  private async requestSession(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async requestSession(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, identity } = readRequestSession(envelope)
-    await this.seen('requestSession', trace, identity)
+    this.seen(trace, identity)
+    // Unsigned: the identity's limit and backoff count per client IP, so that no one elsewhere
+    // can use them up.
+    const local = identityAtIp(identity, trace.ip)
+    await this.rateLimiter?.checkBackoff(local)
+    await this.limitIdentity('requestSession', local)
     if (!(await this.store.accounts.hasIdentity(identity)))
       throw new UnknownAccountError('identity')
     const challenge = this.noncer.generate128()
@@ -661,15 +756,17 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, { authentication: { nonce: challenge } })
   }
 
-  private async createSession(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async createSession(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, access, authentication } = readCreateSession(envelope, this.isPoint)
     trace.device = authentication.device
     const identity = await this.store.challenges.peek(authentication.nonce)
     if (identity === undefined) throw new InvalidChallengeError()
-    await this.seen('createSession', trace, identity)
+    this.seen(trace, identity)
+    await this.rateLimiter?.checkBackoff(identityAtIp(identity, trace.ip))
     const key = await this.store.accounts.getDeviceKey(identity, authentication.device)
     if (key === undefined) throw new UnknownAccountError('device')
     await verifySigned(this.verifier, envelope, key.publicKey)
+    await this.limitIdentity('createSession', identity)
     const attributes = await this.attributes(identity, authentication.device)
     // Consume only now, so a rejected message leaves the challenge usable; the atomic
     // consume lets exactly one of several concurrent valid answers through.
@@ -690,20 +787,27 @@ export class BetterAuthServer<Attributes = unknown> {
     return this.respond(nonce, { access: { token } })
   }
 
-  private async refreshSession(envelope: Envelope, trace: RequestTrace): Promise<string> {
+  private async refreshSession(envelope: Envelope, trace: OperationTrace): Promise<string> {
     const { nonce, access } = readRefreshSession(envelope, this.isPoint)
     await verifySigned(this.verifier, envelope, access.publicKey)
     const token = await this.verifyToken(access.token)
-    await this.seen('refreshSession', trace, token.identity, token.device)
+    this.seen(trace, token.identity, token.device)
     const keyHash = this.hasher.sum(access.publicKey)
     if (keyHash !== token.rotationHash) throw new InvalidHashError('rotation')
+    // The signature is by the key the token commits to: the identity's own session.
+    await this.limitIdentity('refreshSession', token.identity)
     if ((await this.store.accounts.getDeviceKey(token.identity, token.device)) === undefined) {
       throw new UnknownAccountError('device')
     }
     const now = this.now()
     if (now > token.refreshExpiryMs) throw new ExpiredTokenError('refresh')
     const lock = Math.max(1, token.refreshExpiryMs - now) + this.ms.clockSkew
-    if (!(await this.store.refreshKeys.reserve(keyHash, lock))) throw new ReplayError('access key')
+    // The key could have been used from the token's issue (less the skew between instances): a
+    // store that lost its state since then refuses (BA607) rather than allow a second refresh.
+    const usableFrom = token.issuedAtMs - this.ms.clockSkew
+    if (!(await this.store.refreshKeys.reserve(keyHash, lock, usableFrom))) {
+      throw new ReplayError('access key')
+    }
     const fresh = await this.issueToken({
       device: token.device,
       identity: token.identity,
@@ -718,8 +822,9 @@ export class BetterAuthServer<Attributes = unknown> {
   }
 
   /**
-   * The access verification keys, in a response envelope signed by the response key, so
-   * resource servers can trust them (RemoteAccessKeys). A body `{"payload":{"access":{"nonce":N}}}`
+   * The access verification keys, in a response envelope signed by the response key in the
+   * key-list signing context (not as an application reply), so resource servers can trust them
+   * (RemoteAccessKeys). A body `{"payload":{"access":{"nonce":N}}}`
    * makes the reply echo N (freshness); without a body the server picks the nonce.
    */
   async accessKeys(body: string | Uint8Array = ''): Promise<string> {
@@ -729,7 +834,13 @@ export class BetterAuthServer<Attributes = unknown> {
         ? this.noncer.generate128()
         : readAccessKeysRequest(parseEnvelope(body, this.limits))
     const keys = this.loadedKeys ?? (await this.currentKeys())
-    return this.respond(nonce, { accessKeys: keys.publishedAccessKeys() })
+    // Signed in its own context (see ACCESS_KEYS_SIGNING_CONTEXT), never as an application reply:
+    // a route that echoes caller data as `{"accessKeys":[…]}` must not yield a usable key list.
+    const payload =
+      `{"access":{"nonce":${JSON.stringify(nonce)},"serverIdentity":"${keys.responseIdentity}"},` +
+      `"response":${JSON.stringify({ accessKeys: keys.publishedAccessKeys() })}}`
+    const signature = await keys.responseKey.sign(accessKeysSigningInput(payload))
+    return `{"payload":${payload},"signature":"${signature}"}`
   }
 
   /** Signs and encodes a new token with the current access key. */
@@ -744,22 +855,24 @@ export class BetterAuthServer<Attributes = unknown> {
 
   /**
    * Decodes a token and checks that a trusted access key signed it (not its lifetime).
-   * Verified tokens are cached by their text, so each signature is checked once.
+   *
+   * Verified tokens are cached by their text (the fast path) and by their signed content. A token
+   * text is malleable (other implementations compress differently, so any gzip level, header or
+   * block layout decodes; an ECDSA signature has two valid forms): a variant of a token already
+   * verified costs one decode, finds the cached token by its signed JSON, and is not cached under
+   * its own text, so variants cost no further signature check and cannot flush the cache.
    */
   async verifyToken(text: string): Promise<AccessToken<Attributes>> {
     const keys = this.loadedKeys ?? (await this.currentKeys())
     const cached = this.tokenCache.get(text)
     if (cached !== undefined) {
-      if (!keys.isTrustedAccessKey(cached.serverIdentity)) {
-        if (!(await keys.resolveAccessKey(cached.serverIdentity))) throw new UnknownServerKeyError()
-      }
-      return cached
+      this.tokenCache.get(contentKey(cached.json)) // both entries stay recently used
+      return this.trusted(keys, cached)
     }
     const token = decodeToken<Attributes>(text, this.limits)
-    // An unknown key may be a rotation this instance has not seen yet: look once more.
-    if (!keys.isTrustedAccessKey(token.serverIdentity)) {
-      if (!(await keys.resolveAccessKey(token.serverIdentity))) throw new UnknownServerKeyError()
-    }
+    const known = this.tokenCache.get(contentKey(token.json))
+    if (known !== undefined) return this.trusted(keys, known)
+    await this.trusted(keys, token)
     const valid = await this.verifier.verify(
       Buffer.from(token.json),
       token.signature,
@@ -769,6 +882,27 @@ export class BetterAuthServer<Attributes = unknown> {
     // Cached tokens are shared by every request that presents them: make them read-only.
     deepFreeze(token)
     this.tokenCache.set(text, token)
+    this.tokenCache.set(contentKey(token.json), token)
+    return token
+  }
+
+  /**
+   * A canonical id of a token: the hash of its signed JSON, the same for every encoding of it.
+   * Anything kept per token (a cache, a deny list) is keyed by this, never by the token text.
+   */
+  tokenId(token: AccessToken<Attributes> | string): string {
+    const json = typeof token === 'string' ? decodeToken(token, this.limits).json : token.json
+    return this.hasher.sum(json)
+  }
+
+  /** The token, if a trusted access key signed it; an unknown key may be a rotation not seen yet. */
+  private async trusted(
+    keys: ServerKeys,
+    token: AccessToken<Attributes>
+  ): Promise<AccessToken<Attributes>> {
+    if (!keys.isTrustedAccessKey(token.serverIdentity)) {
+      if (!(await keys.resolveAccessKey(token.serverIdentity))) throw new UnknownServerKeyError()
+    }
     return token
   }
 
@@ -812,9 +946,7 @@ export class BetterAuthServer<Attributes = unknown> {
     trace: RequestTrace
   ): Promise<AccessPrincipal<Attributes, Request>> {
     const limiters = this.routeLimitersFor(options)
-    if (limiters?.ip !== undefined && context.ip !== undefined) {
-      await consume(limiters.ip, context.ip)
-    }
+    if (limiters?.ip !== undefined) await consume(limiters.ip, context.ip ?? UNKNOWN_IP)
     const envelope = parseEnvelope(body, this.limits)
     const fields = readAccessRequest<Request>(envelope)
     const token = await this.verifyToken(fields.token)
@@ -830,7 +962,9 @@ export class BetterAuthServer<Attributes = unknown> {
     if (limiters?.identity !== undefined) await consume(limiters.identity, token.identity)
     if (options.checkRevocation) await this.ensureActive(token, options.checkRevocation, now)
     const lock = this.ms.accessWindow + 2 * this.ms.clockSkew
-    if (!(await this.store.accessNonces.reserve(fields.nonce, lock))) {
+    // A request may have been accepted from its timestamp less the skew: a store that lost its
+    // state since then refuses it (BA607) rather than accept it a second time.
+    if (!(await this.store.accessNonces.reserve(fields.nonce, lock, t - this.ms.clockSkew))) {
       throw new ReplayError('request nonce')
     }
     return {
@@ -844,19 +978,29 @@ export class BetterAuthServer<Attributes = unknown> {
     }
   }
 
-  private routeLimitersFor(options: AccessCheckOptions) {
+  /**
+   * The limiters of a route's rule. They are found by the rule's value (its name and limits), not
+   * by the options object: options written inline (`verifyAccess(body, ctx, { rateLimit: … })`)
+   * are a new object on every call, and must still share one set of counters.
+   */
+  private routeLimitersFor(options: AccessCheckOptions): RouteLimiters | undefined {
     const rule = options.rateLimit
     if (rule === undefined || this.rateLimiter === undefined) return undefined
-    let limiters = this.routeLimiters.get(options)
+    const byObject = this.routeLimitersByOptions.get(rule)
+    if (byObject !== undefined) return byObject
+    const limits = JSON.stringify([rule.ip ?? null, rule.identity ?? null])
+    const key = `${rule.name ?? ''}\u0000${limits}`
+    let limiters = this.routeLimiters.get(key)
     if (limiters === undefined) {
-      const id = rule.name ?? `rules:${JSON.stringify([rule.ip, rule.identity])}`
+      const id = rule.name ?? `rules:${limits}`
       limiters = {}
       if (rule.ip !== undefined) limiters.ip = this.rateLimiter.limiter(`route:${id}:ip`, rule.ip)
       if (rule.identity !== undefined) {
         limiters.identity = this.rateLimiter.limiter(`route:${id}:id`, rule.identity)
       }
-      this.routeLimiters.set(options, limiters)
+      this.routeLimiters.set(key, limiters)
     }
+    this.routeLimitersByOptions.set(rule, limiters)
     return limiters
   }
 
@@ -879,6 +1023,13 @@ export class BetterAuthServer<Attributes = unknown> {
     if (!active) throw new UnknownAccountError('device (revoked)')
   }
 }
+
+/**
+ * The token cache's key for a token's signed content. A token text starts with its 88-character
+ * signature and so never starts with `{`, while its JSON always does: the two kinds of key cannot
+ * collide.
+ */
+const contentKey = (json: string): string => json
 
 /** Freezes a JSON-like value and everything in it. */
 function deepFreeze<T>(value: T): T {

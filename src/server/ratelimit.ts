@@ -52,11 +52,18 @@ export const DEFAULT_IP_RULES: Readonly<RateRules> = Object.freeze({
   createSession: { points: 60, duration: 60 },
 })
 
+/**
+ * Per-identity limits. They are consumed only after a signature by a key of the identity has
+ * verified (requestSession, which is unsigned, counts the identity per client IP), so they bound
+ * what an identity's own keys can do — e.g. how many refresh-lock entries one identity can add
+ * (20 a minute) — and no one else can use them up.
+ */
 export const DEFAULT_IDENTITY_RULES: Readonly<RateRules> = Object.freeze({
   default: false,
   recoverAccount: { points: 5, duration: 60 },
   requestSession: { points: 30, duration: 60 },
   createSession: { points: 30, duration: 60 },
+  refreshSession: { points: 20, duration: 60 },
 })
 
 type Limiters = Partial<Record<Operation, RateLimiterAbstract>>
@@ -107,42 +114,57 @@ export class RateLimiter {
     }
   }
 
-  /** Counts a request from `ip` to `endpoint`. */
+  /**
+   * Counts a request from `ip` to `endpoint`. An unknown IP (an adapter that could not tell, a
+   * fetch handler called without `context.ip`) is never a free pass: all such requests share one
+   * bucket, `UNKNOWN_IP`.
+   */
   async checkIp(endpoint: Endpoint, ip: string | undefined): Promise<void> {
-    if (ip === undefined || endpoint === 'responseKey' || endpoint === 'accessKeys') return
-    await consume(this.byIp[endpoint], ip)
+    if (endpoint === 'responseKey' || endpoint === 'accessKeys') return
+    await consume(this.byIp[endpoint], ip ?? UNKNOWN_IP)
   }
 
-  /** Counts a request for `identity` to `operation`, and refuses while it is backing off. */
-  async checkIdentity(operation: Operation, identity: string): Promise<void> {
-    if (this.blocked !== undefined && isSessionOperation(operation)) {
-      const state = await guard(this.blocked.get(identity))
-      if (state !== null && state.consumedPoints > 1 && state.msBeforeNext > 0) {
-        throw new RateLimitedError(state.msBeforeNext / 1000, { context: { reason: 'backoff' } })
-      }
+  /**
+   * Counts a request for `key` to `operation`. The core calls it with the bare identity only
+   * once a signature by a key of that identity has verified, so no one who merely knows an
+   * identity can spend its budget; for an unsigned message (requestSession) the key is the
+   * identity and the client IP together (`identityAtIp`).
+   */
+  async checkIdentity(operation: Operation, key: string): Promise<void> {
+    await consume(this.byIdentity[operation], key)
+  }
+
+  /** Refuses while `key` (an identity at an IP, see `identityAtIp`) is backing off. */
+  async checkBackoff(key: string): Promise<void> {
+    if (this.blocked === undefined) return
+    const state = await guard(this.blocked.get(key))
+    if (state !== null && state.consumedPoints > 1 && state.msBeforeNext > 0) {
+      throw new RateLimitedError(state.msBeforeNext / 1000, { context: { reason: 'backoff' } })
     }
-    await consume(this.byIdentity[operation], identity)
   }
 
-  /** Records a failed session attempt; past the threshold, blocks the identity exponentially. */
-  async recordFailure(identity: string): Promise<void> {
+  /**
+   * Records a failed session attempt for `key` (an identity at an IP: failures from one client
+   * never block the identity's owner elsewhere); past the threshold, blocks it exponentially.
+   */
+  async recordFailure(key: string): Promise<void> {
     if (this.failures === undefined || this.blocked === undefined || this.backoff === undefined) {
       return
     }
-    const { consumedPoints } = await guard(this.failures.penalty(identity, 1))
+    const { consumedPoints } = await guard(this.failures.penalty(key, 1))
     const excess = consumedPoints - this.backoff.threshold
     if (excess > 0) {
       const seconds = Math.min(
         this.backoff.maxSeconds,
         this.backoff.baseSeconds * 2 ** (excess - 1)
       )
-      await guard(this.blocked.block(identity, seconds))
+      await guard(this.blocked.block(key, seconds))
     }
   }
 
-  /** Forgets failures after a successful session. */
-  async recordSuccess(identity: string): Promise<void> {
-    if (this.failures !== undefined) await guard(this.failures.delete(identity))
+  /** Forgets failures of `key` after a successful session. */
+  async recordSuccess(key: string): Promise<void> {
+    if (this.failures !== undefined) await guard(this.failures.delete(key))
   }
 
   /** A limiter for a protected route's own rule (used by access checks). */
@@ -151,8 +173,12 @@ export class RateLimiter {
   }
 }
 
-export function isSessionOperation(operation: Operation): boolean {
-  return operation === 'requestSession' || operation === 'createSession'
+/** The bucket of every request whose client IP is unknown. */
+export const UNKNOWN_IP = 'unknown'
+
+/** The rate-limit key of an identity as seen from one client IP. */
+export function identityAtIp(identity: string, ip: string | undefined): string {
+  return `${identity}@${ip ?? UNKNOWN_IP}`
 }
 
 /** Consumes a point; a refusal becomes RateLimitedError, a backend failure a 503. */

@@ -3,7 +3,8 @@
  * that verifies access requests without holding the access key: like a JWKS client.
  *
  * The key list comes in a response envelope signed by the auth server's response key, which
- * the resource server pins; each fetch sends a fresh nonce the reply must echo. Known keys are
+ * the resource server pins, in a signing context of its own (`ACCESS_KEYS_SIGNING_CONTEXT`) that
+ * no application reply uses; each fetch sends a fresh nonce the reply must echo. Known keys are
  * answered synchronously from the cache (no await on the hot path). A token naming an unknown
  * key triggers a fetch (at most one per `cooldownMs`); a list older than `maxAgeMs` is fetched
  * again in the background. When a fetch fails, the keys already known stay in use until their
@@ -24,8 +25,9 @@ import { parseTimestamp } from '../codec/timestamp'
 import { NodeP256Verifier } from '../crypto/node'
 import { RandomNoncer } from '../crypto/nonce'
 import type { Noncer, Verifier } from '../crypto/types'
-import { InvalidResponseError } from '../errors'
-import { checkResponse, parseEnvelope } from '../messages/envelope'
+import { IncorrectNonceError, InvalidResponseError, InvalidSignatureError } from '../errors'
+import { accessKeysSigningInput, parseEnvelope, type Envelope } from '../messages/envelope'
+import { isObject } from '../messages/fields'
 import type { AccessKeySource } from './keys'
 
 export interface RemoteAccessKeysOptions {
@@ -111,6 +113,30 @@ export class RemoteAccessKeys implements AccessKeySource {
     return new Map(this.keys)
   }
 
+  /**
+   * The list must be signed by the pinned response key in the key-list context over the exact
+   * payload text (no re-serialized form), and echo this fetch's nonce. An ordinary signed reply of
+   * the auth server does not verify here, whatever data it carries.
+   */
+  private async checkKeyList(envelope: Envelope, nonce: string): Promise<void> {
+    const access = envelope.payload.access
+    if (!isObject(access)) throw new InvalidResponseError('access keys: payload.access is missing')
+    if (access.serverIdentity !== this.options.responseKey) {
+      throw new InvalidResponseError('access keys: not signed by the pinned response key')
+    }
+    if (
+      envelope.signature === undefined ||
+      !(await this.verifier.verify(
+        accessKeysSigningInput(envelope.text),
+        envelope.signature,
+        this.options.responseKey
+      ))
+    ) {
+      throw new InvalidSignatureError('access key list')
+    }
+    if (access.nonce !== nonce) throw new IncorrectNonceError(nonce, access.nonce)
+  }
+
   private async fetchKeys(): Promise<void> {
     const nonce = this.noncer.generate128()
     const controller = new AbortController()
@@ -129,7 +155,7 @@ export class RemoteAccessKeys implements AccessKeySource {
       clearTimeout(timer)
     }
     const envelope = parseEnvelope(text, { maxBodyBytes: 1 << 20 })
-    await checkResponse(this.verifier, envelope, this.options.responseKey, nonce, 'access keys')
+    await this.checkKeyList(envelope, nonce)
     const list = (envelope.payload.response as { accessKeys?: unknown } | undefined)?.accessKeys
     if (!Array.isArray(list)) throw new InvalidResponseError('access keys: list is missing')
     const keys = new Map<string, number>()

@@ -7,6 +7,7 @@ import {
   NodeSigningKey,
   RemoteAccessKeys,
   ServerKeys,
+  accessKeysSigningInput,
   decodeToken,
   openApiDocument,
   parseEnvelope,
@@ -245,12 +246,11 @@ describe('published access keys (/key/access)', () => {
         ],
       },
     })
-    const verified = server.auth.verifier.verify(
-      Buffer.from(envelope.text),
-      envelope.signature as string,
-      keys.responseIdentity
-    )
-    expect(await verified).toBe(true)
+    // Signed in the key-list context, never as an application reply would be.
+    const verify = (bytes: Buffer) =>
+      server.auth.verifier.verify(bytes, envelope.signature as string, keys.responseIdentity)
+    expect(await verify(accessKeysSigningInput(envelope.text))).toBe(true)
+    expect(await verify(Buffer.from(envelope.text))).toBe(false)
   })
 
   it('picks a nonce itself for an empty body, and refuses a malformed one with 400', async () => {

@@ -52,8 +52,11 @@ format: $(DEPS)
 format-check: $(DEPS)
 	npx prettier --check .
 
+# The conformance server runs without rate limits (clients' integration suites send bursts);
+# BETTER_AUTH_RATE_LIMIT=on gives it the defaults that `npx better-auth-protocol serve` has.
+BETTER_AUTH_RATE_LIMIT ?= off
 server: $(DEPS)
-	$(TSX) examples/server.ts
+	BETTER_AUTH_RATE_LIMIT=$(BETTER_AUTH_RATE_LIMIT) $(TSX) examples/server.ts
 
 example-express: $(DEPS)
 	$(TSX) examples/express/server.ts

@@ -1,6 +1,6 @@
 /** Rate limiting: per IP and identity, backoff, per-route limits, memory and Redis backends. */
 import Redis from 'ioredis'
-import { NodeSigningKey, type RateLimitOptions } from '../src'
+import { NodeSigningKey, rateLimitFromEnv, type RateLimitOptions } from '../src'
 import { clientIp } from '../adapters/shared/ip'
 import {
   TestAccount,
@@ -190,5 +190,20 @@ describe('clientIp', () => {
     // The client forged "1.2.3.4"; one trusted proxy appended the real client address.
     expect(clientIp('10.0.0.1', '1.2.3.4, 203.0.113.5', 1)).toBe('203.0.113.5')
     expect(clientIp('::ffff:10.0.0.1', undefined, 1)).toBe('10.0.0.1')
+  })
+})
+
+describe('rateLimitFromEnv', () => {
+  it('is on unless BETTER_AUTH_RATE_LIMIT says off, and refuses other words', () => {
+    expect(rateLimitFromEnv({})).toEqual({})
+    expect(rateLimitFromEnv({ BETTER_AUTH_RATE_LIMIT: 'on' })).toEqual({})
+    for (const off of ['off', 'OFF', 'false', '0']) {
+      expect(rateLimitFromEnv({ BETTER_AUTH_RATE_LIMIT: off })).toBe(false)
+    }
+    const client = {}
+    expect(rateLimitFromEnv({}, client)).toEqual({ redis: client })
+    expect(() => rateLimitFromEnv({ BETTER_AUTH_RATE_LIMIT: 'maybe' })).toThrow(
+      'BETTER_AUTH_RATE_LIMIT'
+    )
   })
 })

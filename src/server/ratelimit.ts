@@ -202,3 +202,20 @@ async function guard<T>(promise: Promise<T>): Promise<T> {
     throw new StorageUnavailableError({ cause: error, context: { reason: 'rate limiter' } })
   }
 }
+
+/**
+ * Rate limiting as the environment asks: `BETTER_AUTH_RATE_LIMIT=off` (or `false`, `0`) turns it
+ * off — the conformance server's setting (`make server`), never a default — and anything else
+ * keeps the defaults, shared through `redis` when one is given.
+ */
+export function rateLimitFromEnv(
+  env: Record<string, string | undefined> = process.env,
+  redis?: unknown
+): RateLimitOptions | false {
+  const setting = (env.BETTER_AUTH_RATE_LIMIT ?? '').trim().toLowerCase()
+  if (setting === 'off' || setting === 'false' || setting === '0') return false
+  if (setting !== '' && setting !== 'on' && setting !== 'true' && setting !== '1') {
+    throw new TypeError(`BETTER_AUTH_RATE_LIMIT must be on or off, not ${JSON.stringify(setting)}`)
+  }
+  return redis === undefined ? {} : { redis }
+}

@@ -10,6 +10,11 @@
  *
  * The resource server signs its replies with the auth server's response key (the same
  * `BETTER_AUTH_RESPONSE_KEY`), so clients pin a single key.
+ *
+ * Both answer `GET /healthz` (liveness) and `GET /readyz` (readiness: 503 when PostgreSQL or
+ * Redis does not answer within 1.5 s) for the load balancer, and shut down gracefully on
+ * SIGTERM or SIGINT (requests in flight are answered, connections cut after
+ * `BETTER_AUTH_SHUTDOWN_TIMEOUT_MS`, 10 s by default).
  */
 import express from 'express'
 import type { Pool } from 'pg'
@@ -24,6 +29,7 @@ import {
 import { PostgresStore } from 'better-auth-protocol/stores/postgres'
 import { RedisEphemeralStore } from 'better-auth-protocol/stores/redis'
 import { betterAuth } from 'better-auth-protocol/express'
+import { gracefulShutdown, healthHandler } from 'better-auth-protocol/node'
 
 /** The auth server: state and keys from BETTER_AUTH_DATABASE and BETTER_AUTH_REDIS. */
 export async function authServer(env = process.env) {
@@ -35,6 +41,7 @@ export async function authServer(env = process.env) {
   })
   const app = express()
   app.use(auth.express()) // the protocol, /key/response and /key/access
+  app.use(healthHandler(auth.core)) // GET /healthz and /readyz for the load balancer
   return { app, auth }
 }
 
@@ -63,6 +70,7 @@ export async function resourceServer(authUrl: string, authResponseKey: string, r
   })
   await accessKeys.ready() // fails fast if the auth server cannot be reached
   const app = express()
+  app.use(healthHandler(auth.core)) // GET /healthz and /readyz for the load balancer
   app.post('/foo/bar', auth.requireAccess<{ foo: number }>(), (req, res) => {
     res.json({ identity: auth.principal(req).identity, echo: req.body })
   })
@@ -83,7 +91,11 @@ if (require.main === module) {
     throw new Error('usage: deployment.ts auth|resource')
   }
   start()
-    .then(({ app }) => app.listen(port, '127.0.0.1', () => console.log(`${role} on :${port}`)))
+    .then(({ app, auth }) => {
+      const server = app.listen(port, '127.0.0.1', () => console.log(`${role} on :${port}`))
+      // SIGTERM / SIGINT: stop accepting, answer what is in flight, close the stores, exit 0.
+      gracefulShutdown(server, { onClose: () => auth.close() })
+    })
     .catch(error => {
       console.error(error)
       process.exit(1)

@@ -8,9 +8,22 @@
  * State and keys live in `./better-auth.db` (SQLite) unless `BETTER_AUTH_DATABASE` says
  * otherwise (`memory:`, `sqlite:PATH`, `postgres://…`); `BETTER_AUTH_REDIS` (`redis://…`) puts
  * challenges and nonces in Redis.
+ *
+ * `GET /healthz` (liveness) and `GET /readyz` (readiness: 503 BA602 when a store does not answer
+ * within 1.5 s) are served too. SIGTERM or SIGINT: it stops accepting, answers the requests in
+ * flight (with `Connection: close`), cuts what is still open after 10 s
+ * (`BETTER_AUTH_SHUTDOWN_TIMEOUT_MS`), closes the store and exits 0. Failures are logged one line
+ * each.
  */
-import { createBetterAuth, createStoreFromEnv, type ServerStore } from '../src'
-import { createServer } from '../adapters/node'
+import {
+  createBetterAuth,
+  createStoreFromEnv,
+  rateLimitFromEnv,
+  type Logger,
+  type RateLimitOptions,
+  type ServerStore,
+} from '../src'
+import { createServer, lineLogger } from '../adapters/node'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -21,13 +34,16 @@ interface FooBar {
   bar: unknown
 }
 
-export function createConformanceServer(options: { store?: ServerStore } = {}) {
+export function createConformanceServer(
+  options: { store?: ServerStore; logger?: Logger; rateLimit?: RateLimitOptions | false } = {}
+) {
   const auth = createBetterAuth<Attributes>({
     store: options.store,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
-    // Conformance suites of every client implementation run back to back from one address;
-    // a production server keeps the default limits.
-    rateLimit: false,
+    // Conformance suites of every client implementation run back to back from one address, so
+    // `make server` sets BETTER_AUTH_RATE_LIMIT=off; unset, the defaults hold, as with `serve`.
+    rateLimit: options.rateLimit ?? rateLimitFromEnv(),
   })
   const server = createServer(auth)
 
@@ -54,22 +70,17 @@ if (require.main === module) {
   const host = process.env.HOST ?? '127.0.0.1'
   createStoreFromEnv(process.env, { database: 'sqlite:./better-auth.db' })
     .then(async store => {
-      const { server, auth } = createConformanceServer({ store })
+      const logger = lineLogger()
+      const { server, auth } = createConformanceServer({ store, logger })
       await auth.ready()
       await server.listen(port, host)
+      // SIGTERM / SIGINT: graceful close, then auth.close(), then exit 0.
+      server.closeOnSignals({ logger })
       console.log(`better-auth conformance server on http://${host}:${port}`)
       console.log(`response key: ${await auth.responsePublicKey()}`)
-      const stop = () => {
-        server
-          .close()
-          .then(() => auth.close())
-          .finally(() => process.exit(0))
-      }
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
     })
-    .catch(error => {
-      console.error(error)
+    .catch((error: unknown) => {
+      console.error(`better-auth conformance server: ${(error as Error).message ?? error}`)
       process.exit(1)
     })
 }

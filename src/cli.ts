@@ -7,17 +7,20 @@
  *   keys                list the server keys kept in the database (public parts)
  *   rotate-access-key   make a new access key current; the previous one retires later
  *   retire-access-key   stop accepting a previous access key now
- *   serve               run the auth server (protocol endpoints, /key/response, /key/access)
+ *   serve               run the auth server (protocol endpoints, /key/response, /key/access,
+ *                       /healthz, /readyz); SIGTERM or SIGINT shut it down gracefully
  *
  * The database and Redis come from --database / --redis or BETTER_AUTH_DATABASE /
  * BETTER_AUTH_REDIS; sealed keys need BETTER_AUTH_KEY_SECRET.
  */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { createServer } from '../adapters/node'
+import { createServer, gracefulShutdown } from '../adapters/node'
 import { NodeSigningKey } from './crypto/node'
 import { createBetterAuth } from './server/core'
+import { lineLogger } from './server/health'
 import { DEFAULT_RETIRE_AFTER_MS, ServerKeys } from './server/keys'
+import { rateLimitFromEnv } from './server/ratelimit'
 import type { ServerStore } from './stores/types'
 import { createStore, migrateDatabase, parseDatabaseUrl, redact } from './stores/url'
 
@@ -31,18 +34,23 @@ commands:
   keys [--database URL]
       List the server keys kept in the database, creating them if there are none.
   rotate-access-key [--database URL] [--retire-after SECONDS]
-      Store a new current access key. Running servers switch within a minute; the previous key
+      Store a new current access key. Running servers switch within seconds; the previous key
       keeps verifying for SECONDS (default 43205: every token it signed can still refresh).
   retire-access-key PUBLIC_KEY [--database URL]
-      Stop accepting tokens of a previous access key now (e.g. after a compromise).
+      Stop accepting tokens of a previous access key (every running server within 5 s).
   serve [--port 8080] [--host 127.0.0.1] [--database URL] [--redis URL]
-      Run the auth server: the protocol endpoints, /key/response and /key/access.
+      Run the auth server: the protocol endpoints, /key/response and /key/access, and
+      GET /healthz (liveness) and GET /readyz (readiness: 503 when a store does not answer).
+      SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.
 
 environment:
   BETTER_AUTH_DATABASE   memory: | sqlite:PATH | postgres://…[?schema=NAME]  (default sqlite:./better-auth.db)
-  BETTER_AUTH_REDIS      redis://…[?prefix=PREFIX]  (challenges and nonces in Redis)
+  BETTER_AUTH_REDIS      redis://…[?prefix=PREFIX] | redis+cluster://host:port,host:port  (challenges and nonces in Redis)
+  BETTER_AUTH_RATE_LIMIT on | off  (default on; off only for conformance runs)
   BETTER_AUTH_RESPONSE_KEY(_FILE), BETTER_AUTH_ACCESS_KEY(_FILE)  keys instead of the database's
   BETTER_AUTH_KEY_SECRET seals the private keys kept in the database
+  BETTER_AUTH_READY_TIMEOUT_MS     deadline of the /readyz checks (default 1500)
+  BETTER_AUTH_SHUTDOWN_TIMEOUT_MS  connections still open this long after SIGTERM are cut (default 10000)
 `
 
 const DEFAULT_DATABASE = 'sqlite:./better-auth.db'
@@ -230,18 +238,26 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   })
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port: 0–65535')
+  const readyTimeoutMs = millisecondsOf(io.env, 'BETTER_AUTH_READY_TIMEOUT_MS')
+  const shutdownTimeoutMs = millisecondsOf(io.env, 'BETTER_AUTH_SHUTDOWN_TIMEOUT_MS')
   const redis = values.redis ?? io.env.BETTER_AUTH_REDIS
   const store = await createStore({
     database: databaseOf(values.database, io),
     ...(redis === undefined ? {} : { redis }),
   })
+  // One line per failure (no stack traces): an outage is one short line per refused request.
+  const logger = lineLogger({ write: line => io.err(`${line}\n`) })
   // With Redis, rate limits are shared by every instance using it.
   const auth = createBetterAuth({
     store,
     keys: { env: io.env },
-    rateLimit: store.redis === undefined ? {} : { redis: store.redis },
+    logger,
+    // BETTER_AUTH_RATE_LIMIT=off turns them off (the conformance server's setting); on by default.
+    rateLimit: rateLimitFromEnv(io.env, store.redis),
   })
-  const server = createServer(auth)
+  const server = createServer(auth, {
+    health: { timeoutMs: readyTimeoutMs },
+  })
   let address
   try {
     await auth.ready()
@@ -252,14 +268,23 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   }
   io.out(`better-auth server on http://${values.host}:${address.port}\n`)
   io.out(`response key: ${await auth.responsePublicKey()}\n`)
-  const stop = (): void => {
-    server.close().finally(() => {
-      auth.close().finally(() => process.exit(0))
-    })
-  }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  // SIGTERM / SIGINT: stop accepting, answer what is in flight, cut the rest at the deadline,
+  // close the store, exit 0.
+  gracefulShutdown(server.server, {
+    deadlineMs: shutdownTimeoutMs,
+    onClose: () => auth.close(),
+    logger,
+  })
   return 0
+}
+
+/** A duration in ms from the environment, or undefined for the default. */
+function millisecondsOf(env: CliIo['env'], name: string): number | undefined {
+  const text = env[name]?.trim()
+  if (text === undefined || text === '') return undefined
+  const value = Number(text)
+  if (!Number.isFinite(value) || value < 0) throw new UsageError(`${name}: a number of ms`)
+  return value
 }
 
 if (require.main === module) {

@@ -26,7 +26,7 @@ const servers: [string, () => Promise<Running>][] = [
   [
     'standalone (make server)',
     async () => {
-      const { server, auth } = createConformanceServer()
+      const { server, auth } = createConformanceServer({ rateLimit: false })
       await auth.ready()
       const { port } = await server.listen(0)
       return { url: `http://127.0.0.1:${port}`, close: () => server.close() }

@@ -1,7 +1,19 @@
 /** The standalone node:http server: endpoints, protected routes, HTTP-level errors, keep-alive. */
-import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { createServer, type StandaloneServer } from '../adapters/node'
+import {
+  Agent,
+  createServer as createHttpServer,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+} from 'node:http'
+import { connect, type AddressInfo } from 'node:net'
+import {
+  createServer,
+  gracefulShutdown,
+  healthHandler,
+  lineLogger,
+  readiness,
+  type StandaloneServer,
+} from '../adapters/node'
 import {
   BetterAuthClient,
   FetchNetwork,
@@ -545,5 +557,212 @@ describe('connections and context', () => {
     await other.close()
     expect(other.server.listening).toBe(false)
     await other.close()
+  })
+})
+
+describe('health and readiness', () => {
+  test('GET /healthz is 200 ok; GET /readyz is 200 ready with every check ok; HEAD too', async () => {
+    const live = await send('GET', '/healthz')
+    expect([live.status, JSON.parse(live.body)]).toEqual([200, { status: 'ok' }])
+    expect(live.headers['cache-control']).toBe('no-store')
+    const ready = await send('GET', '/readyz')
+    expect([ready.status, JSON.parse(ready.body)]).toEqual([
+      200,
+      { status: 'ready', checks: { accounts: 'ok', challenges: 'ok', keys: 'ok' } },
+    ])
+    const head = await send('HEAD', '/readyz')
+    expect([head.status, head.body]).toEqual([200, ''])
+    expect((await send('POST', '/healthz', '{}')).status).toBe(405)
+  })
+
+  test('the paths can be renamed or turned off', async () => {
+    const renamed = createServer(base.auth, { health: { healthPath: '/live', readyPath: false } })
+    const off = createServer(base.auth, { health: false })
+    const { port: a } = await renamed.listen(0)
+    const { port: b } = await off.listen(0)
+    try {
+      expect((await send('GET', '/live', undefined, {}, a)).status).toBe(200)
+      expect((await send('GET', '/readyz', undefined, {}, a)).status).toBe(404)
+      expect((await send('GET', '/healthz', undefined, {}, b)).status).toBe(404)
+      expect((await send('GET', '/readyz', undefined, {}, b)).status).toBe(404)
+    } finally {
+      await renamed.close()
+      await off.close()
+    }
+  })
+
+  test('a store that does not answer is a 503 BA602 naming the check, by the deadline', async () => {
+    const frozen = makeServer()
+    // Accounts hang (a frozen database); challenges fail at once (a refused connection).
+    frozen.store.accounts.hasIdentity = () => new Promise<boolean>(() => undefined)
+    frozen.store.challenges.peek = () => Promise.reject(new Error('connect ECONNREFUSED'))
+    const warnings: string[] = []
+    const logger = { ...lineLogger({ write: line => warnings.push(line) }) }
+    const server = createServer(frozen.auth, { health: { timeoutMs: 300, logger } })
+    const { port: other } = await server.listen(0)
+    try {
+      const started = Date.now()
+      const [first, second] = await Promise.all([
+        send('GET', '/readyz', undefined, {}, other),
+        send('GET', '/readyz', undefined, {}, other),
+      ])
+      expect(Date.now() - started).toBeLessThan(1500)
+      for (const reply of [first, second]) {
+        expect(reply.status).toBe(503)
+        const body = JSON.parse(reply.body) as { error: { code: string }; checks: unknown }
+        expect(body.error.code).toBe('BA602')
+        expect(body.checks).toEqual({ accounts: 'timeout', challenges: 'unavailable', keys: 'ok' })
+      }
+      expect(first.body).not.toContain('ECONNREFUSED')
+      // Liveness does not touch the stores.
+      expect((await send('GET', '/healthz', undefined, {}, other)).status).toBe(200)
+      // The outage is logged once, on one line.
+      expect((await send('GET', '/readyz', undefined, {}, other)).status).toBe(503)
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toMatch(/ warn BA602 not ready \(accounts=timeout challenges=unavailable/)
+    } finally {
+      await server.close()
+      await frozen.auth.close()
+    }
+  })
+
+  test('readiness() on its own: ready, or which check failed', async () => {
+    expect(await readiness(base.auth)).toEqual({
+      ready: true,
+      checks: { accounts: 'ok', challenges: 'ok', keys: 'ok' },
+    })
+    const keyless = makeServer({ keys: { env: false, store: undefined } })
+    const result = await readiness({
+      store: keyless.auth.store,
+      keys: () => Promise.reject(new Error('key store down')),
+    })
+    expect(result).toEqual({
+      ready: false,
+      checks: { accounts: 'ok', challenges: 'ok', keys: 'unavailable' },
+    })
+    await keyless.auth.close()
+  })
+
+  test('healthHandler answers the health paths as node:http middleware and passes the rest on', async () => {
+    const handler = healthHandler(base.auth)
+    const plain = createHttpServer((req, res) =>
+      handler(req, res, () => res.writeHead(418).end('next'))
+    )
+    await new Promise<void>(resolve => plain.listen(0, '127.0.0.1', resolve))
+    const other = (plain.address() as AddressInfo).port
+    try {
+      expect((await send('GET', '/healthz?x=1', undefined, {}, other)).status).toBe(200)
+      expect((await send('GET', '/readyz', undefined, {}, other)).status).toBe(200)
+      expect((await send('GET', '/elsewhere', undefined, {}, other)).status).toBe(418)
+    } finally {
+      plain.closeAllConnections()
+      await new Promise(resolve => plain.close(resolve))
+    }
+  })
+
+  test('lineLogger writes one line per event: level, code, message, the cause', () => {
+    const lines: string[] = []
+    const logger = lineLogger({ write: line => lines.push(line), level: 'warn' })
+    const cause = new Error('connect ECONNREFUSED 127.0.0.1:5432\n    at TCPConnectWrap')
+    logger.error(
+      { endpoint: '/account/create', code: 'BA602', status: 503, err: cause },
+      'storage unavailable'
+    )
+    logger.info({}, 'not written')
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(
+      /^\S+Z error BA602 storage unavailable: connect ECONNREFUSED 127\.0\.0\.1:5432 {5}at TCPConnectWrap \(endpoint=\/account\/create\)$/
+    )
+  })
+})
+
+describe('graceful shutdown', () => {
+  /** A standalone server of its own whose /slow route answers when `release` is called. */
+  async function slowServer(shutdownTimeout = 10_000) {
+    let release: () => void = () => undefined
+    const started: (() => void)[] = []
+    const server = createServer(base.auth, { shutdownTimeout })
+    server.route(
+      '/slow',
+      async () => {
+        started.splice(0).forEach(resolve => resolve())
+        await new Promise<void>(resolve => (release = resolve))
+        return { status: 200, headers: { 'content-type': 'text/plain' }, body: 'done' }
+      },
+      ['GET', 'POST']
+    )
+    const { port: slowPort } = await server.listen(0)
+    const inHandler = () => new Promise<void>(resolve => started.push(resolve))
+    return { server, slowPort, inHandler, release: () => release() }
+  }
+
+  test('answers the request in flight with Connection: close, then stops', async () => {
+    const { server, slowPort, inHandler, release } = await slowServer()
+    const keepAlive = new Agent({ keepAlive: true })
+    try {
+      const get = (path: string) =>
+        new Promise<Reply>((resolve, reject) => {
+          const req = httpRequest(
+            { host: '127.0.0.1', port: slowPort, path, agent: keepAlive },
+            res => {
+              let body = ''
+              res.on('data', chunk => (body += String(chunk)))
+              res.on('end', () =>
+                resolve({ status: res.statusCode ?? 0, headers: res.headers, body, reused: false })
+              )
+            }
+          )
+          req.on('error', reject)
+          req.end()
+        })
+      // An idle keep-alive connection, and a busy one.
+      expect((await get('/healthz')).headers.connection).toBe('keep-alive')
+      const entered = inHandler()
+      const slow = get('/slow')
+      await entered
+      const closed = server.close()
+      release()
+      const reply = await slow
+      expect([reply.status, reply.body, reply.headers.connection]).toEqual([200, 'done', 'close'])
+      await closed
+      expect(server.server.listening).toBe(false)
+      await expect(get('/healthz')).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    } finally {
+      keepAlive.destroy()
+    }
+  })
+
+  test('a request still open at the deadline (a slow upload) is cut', async () => {
+    const { server, slowPort } = await slowServer(300)
+    const socket = connect(slowPort, '127.0.0.1')
+    await new Promise(resolve => socket.once('connect', resolve))
+    socket.write('POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{"partial":')
+    const ended = new Promise(resolve => socket.once('close', resolve))
+    await new Promise(resolve => setTimeout(resolve, 50))
+    const started = Date.now()
+    await server.close()
+    await ended
+    expect(Date.now() - started).toBeLessThan(2000)
+  })
+
+  test('gracefulShutdown works on any http.Server and runs onClose after it closed', async () => {
+    const order: string[] = []
+    const plain = createHttpServer((_req, res) => {
+      res.once('finish', () => order.push('sent'))
+      setTimeout(() => res.end('late'), 100)
+    })
+    await new Promise<void>(resolve => plain.listen(0, '127.0.0.1', resolve))
+    const other = (plain.address() as AddressInfo).port
+    const shutdown = gracefulShutdown(plain, {
+      signals: [],
+      deadlineMs: 2000,
+      onClose: () => void order.push('onClose'),
+    })
+    const reply = send('GET', '/', undefined, {}, other)
+    await new Promise(resolve => setTimeout(resolve, 30))
+    await shutdown.close()
+    expect(shutdown.closing).toBe(true)
+    expect(order).toEqual(['sent', 'onClose'])
+    expect((await reply).headers.connection).toBe('close')
   })
 })

@@ -11,6 +11,13 @@
  *
  * Keep-alive is on (node's default); bodies are read with a size limit (BA603, 413); an unknown
  * path answers BA604 (404) and a known path with another method BA605 (405, with `Allow`).
+ * `GET /healthz` (liveness) and `GET /readyz` (readiness: every store answers within a deadline)
+ * are on by default. `close()` shuts down gracefully: in-flight requests are answered with
+ * `Connection: close`, and whatever is still open at the deadline (10 s) is cut;
+ * `closeOnSignals()` does it on SIGTERM and SIGINT, then closes the core and exits.
+ *
+ * `gracefulShutdown(httpServer, …)` and `healthHandler(auth)` do the same for the `http.Server`
+ * of any framework (Express, Koa, NestJS).
  */
 import {
   createServer as createHttpServer,
@@ -26,6 +33,7 @@ import type {
   BetterAuthOptions,
   BetterAuthServer,
   HandlerResult,
+  Logger,
   RequestContext,
 } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
@@ -34,8 +42,28 @@ import { readBody } from '../shared/body'
 import { closeAfterOverlongBody, writeResult } from '../shared/node'
 import { clientIp, type TrustProxy } from '../shared/ip'
 import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
+import {
+  healthRoutes,
+  type HealthOptions,
+  type HealthRoutes,
+  type HealthTarget,
+} from '../../src/server/health'
 
 export { UnauthorizedError, type Authorize } from '../shared/access'
+export {
+  DEFAULT_READINESS_TIMEOUT_MS,
+  HealthRoutes,
+  formatLine,
+  healthRoutes,
+  lineLogger,
+  readiness,
+  type CheckState,
+  type HealthOptions,
+  type HealthTarget,
+  type LineLoggerOptions,
+  type Readiness,
+  type ReadinessOptions,
+} from '../../src/server/health'
 
 /** A protected route's handler: gets the verified principal, returns the data to sign. */
 export type ProtectedHandler<Attributes = unknown, Request = unknown, Response = unknown> = (
@@ -84,6 +112,16 @@ export interface StandaloneOptions<Attributes = unknown> extends MountOptions {
   requestTimeout?: number
   /** Options passed to `http.createServer`. */
   http?: HttpServerOptions
+  /**
+   * `GET /healthz` and `GET /readyz`: paths (`healthPath`, `readyPath`, false for none), the
+   * readiness deadline `timeoutMs` (1500), or false to serve neither. @default on
+   */
+  health?: HealthOptions | false
+  /**
+   * How long `close()` waits for in-flight requests before cutting the connections, ms.
+   * @default BETTER_AUTH_SHUTDOWN_TIMEOUT_MS, else 10000
+   */
+  shutdownTimeout?: number
 }
 
 interface Route {
@@ -132,11 +170,32 @@ export class StandaloneServer<Attributes = unknown> {
     for (const [path, handler] of Object.entries(options.routes ?? {})) {
       this.protect(path, handler)
     }
+    if (options.health !== false) {
+      this.health = healthRoutes(auth as HealthTarget, {
+        logger: auth.logger,
+        ...options.health,
+      })
+      const health = this.health
+      for (const path of health.paths) {
+        this.route(path, () => health.answer('GET', path) as Promise<HandlerResult>, [
+          'GET',
+          'HEAD',
+        ])
+      }
+    }
     this.listener = (req, res) => this.dispatch(req, res)
     this.server = createHttpServer(options.http ?? {}, this.listener)
     this.server.keepAliveTimeout = options.keepAliveTimeout ?? 5000
     this.server.requestTimeout = options.requestTimeout ?? 30_000
+    this.shutdown = gracefulShutdown(this.server, {
+      deadlineMs: options.shutdownTimeout,
+      signals: [],
+    })
   }
+
+  /** The health paths, unless turned off. */
+  readonly health: HealthRoutes | undefined
+  private readonly shutdown: GracefulShutdown
 
   /**
    * Adds an access-protected route: the request must be a valid access request; `handler` gets
@@ -182,16 +241,27 @@ export class StandaloneServer<Attributes = unknown> {
     })
   }
 
-  /** Stops accepting connections, closes idle ones and resolves when all are done. */
-  close(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (!this.server.listening) {
-        resolve()
-        return
-      }
-      this.server.close(error => (error === undefined ? resolve() : reject(error)))
-      this.server.closeIdleConnections()
+  /**
+   * Shuts down gracefully: stops accepting connections, closes idle ones, answers the requests in
+   * flight with `Connection: close` (so each connection closes after its current response), and
+   * cuts whatever is still open after `deadlineMs` (the `shutdownTimeout` option). Resolves when
+   * every connection is closed. The core stays open (`auth.close()` closes it).
+   */
+  close(options: { deadlineMs?: number } = {}): Promise<void> {
+    return this.shutdown.close(options)
+  }
+
+  /**
+   * On SIGTERM or SIGINT (`signals`): `close()`, then `auth.close()`, then exit 0 (1 if closing
+   * failed). A second signal cuts the remaining connections at once.
+   */
+  closeOnSignals(options: Omit<ShutdownOptions, 'onClose'> = {}): this {
+    gracefulShutdown(this.server, {
+      ...options,
+      deadlineMs: options.deadlineMs ?? this.shutdown.deadlineMs,
+      onClose: () => this.auth.close(),
     })
+    return this
   }
 
   // ---------------------------------------------------------------- internals
@@ -277,4 +347,187 @@ export function createServer<Attributes = unknown>(
   options: StandaloneOptions<Attributes> = {}
 ): StandaloneServer<Attributes> {
   return new StandaloneServer(coreOf(auth), options)
+}
+
+// ------------------------------------------------------------------------------------ shutdown
+
+export interface ShutdownOptions {
+  /**
+   * How long to wait for the requests in flight before cutting every connection, ms.
+   * @default BETTER_AUTH_SHUTDOWN_TIMEOUT_MS, else 10000
+   */
+  deadlineMs?: number
+  /** Runs once the server is closed, e.g. `() => auth.close()`. */
+  onClose?: () => unknown
+  /** The signals that start the shutdown; [] for none. @default ['SIGTERM', 'SIGINT'] */
+  signals?: readonly NodeJS.Signals[]
+  /** After a shutdown started by a signal, exit (0, or 1 if closing failed). @default true */
+  exit?: boolean
+  /** Where the shutdown is logged (one line each). @default none */
+  logger?: Pick<Logger, 'info' | 'error'>
+}
+
+/** A server that closes gracefully; see `gracefulShutdown`. */
+export interface GracefulShutdown {
+  /** The deadline `close()` uses unless told otherwise, ms. */
+  readonly deadlineMs: number
+  /** Whether the shutdown began. */
+  readonly closing: boolean
+  /**
+   * Stops accepting connections, answers the requests in flight with `Connection: close`, cuts
+   * whatever is left after the deadline, then runs `onClose`. Resolves when all that is done;
+   * calling it again returns the same promise.
+   */
+  close(options?: { deadlineMs?: number }): Promise<void>
+}
+
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
+
+/** Per server: the responses in flight and the shutdown, shared by every helper on it. */
+interface Drain {
+  closing: boolean
+  closed: Promise<void> | undefined
+  begin(deadlineMs: number): Promise<void>
+  cutNow(): void
+}
+const drains = new WeakMap<Server, Drain>()
+
+function drainOf(server: Server): Drain {
+  const existing = drains.get(server)
+  if (existing !== undefined) return existing
+  const inFlight = new Set<ServerResponse>()
+  let timer: NodeJS.Timeout | undefined
+  const closeAfter = (res: ServerResponse): void => {
+    if (!res.headersSent) res.setHeader('connection', 'close')
+  }
+  const drain: Drain = {
+    closing: false,
+    closed: undefined,
+    begin(deadlineMs) {
+      if (drain.closed !== undefined) return drain.closed
+      drain.closing = true
+      // Responses not yet written close their connection once sent.
+      for (const res of inFlight) closeAfter(res)
+      drain.closed = new Promise<void>(resolve => {
+        // Stops accepting; resolves when every connection is closed. (An error only says the
+        // server was not listening: nothing is left to wait for.)
+        server.close(() => resolve())
+        server.closeIdleConnections()
+        timer = setTimeout(() => server.closeAllConnections(), Math.max(0, deadlineMs))
+        timer.unref()
+      }).finally(() => clearTimeout(timer))
+      return drain.closed
+    },
+    cutNow() {
+      server.closeAllConnections()
+    },
+  }
+  // First of the request listeners, so the header is set before any handler writes.
+  server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
+    if (drain.closing) {
+      closeAfter(res)
+      return
+    }
+    inFlight.add(res)
+    res.once('close', () => inFlight.delete(res))
+  })
+  // A keep-alive connection that became idle during the shutdown (its response sent without
+  // `Connection: close`, e.g. streamed before) is closed at once.
+  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+    res.once('finish', () => {
+      if (drain.closing) setImmediate(() => server.closeIdleConnections())
+    })
+  })
+  drains.set(server, drain)
+  return drain
+}
+
+function deadlineFromEnv(): number | undefined {
+  const text = process.env.BETTER_AUTH_SHUTDOWN_TIMEOUT_MS?.trim()
+  if (text === undefined || text === '') return undefined
+  const value = Number(text)
+  return Number.isFinite(value) && value >= 0 ? value : undefined
+}
+
+/**
+ * Graceful shutdown of any `http.Server` (the standalone server's, Express's `app.listen()`,
+ * Koa's, NestJS's `app.getHttpServer()`): on SIGTERM or SIGINT it stops accepting connections,
+ * answers the requests in flight (each with `Connection: close`, so its connection closes after
+ * it), closes idle keep-alive connections, cuts whatever is still open after `deadlineMs`, runs
+ * `onClose` (close the core there: `() => auth.close()`), and exits 0. A second signal cuts the
+ * remaining connections at once.
+ *
+ *   gracefulShutdown(app.listen(8080), { onClose: () => auth.close() })
+ */
+export function gracefulShutdown(server: Server, options: ShutdownOptions = {}): GracefulShutdown {
+  const drain = drainOf(server)
+  const deadlineMs = options.deadlineMs ?? deadlineFromEnv() ?? DEFAULT_SHUTDOWN_TIMEOUT_MS
+  const logger = options.logger
+  let done: Promise<void> | undefined
+  const handle: GracefulShutdown = {
+    deadlineMs,
+    get closing() {
+      return drain.closing
+    },
+    close(closeOptions = {}) {
+      if (done === undefined) {
+        done = drain
+          .begin(closeOptions.deadlineMs ?? deadlineMs)
+          .then(async () => void (await options.onClose?.()))
+      }
+      return done
+    },
+  }
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT']
+  if (signals.length > 0) {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (done !== undefined) {
+        drain.cutNow()
+        return
+      }
+      logger?.info({ signal, deadlineMs }, `${signal}: shutting down`)
+      handle.close().then(
+        () => {
+          logger?.info({}, 'closed')
+          if (options.exit !== false) process.exit(0)
+        },
+        (error: unknown) => {
+          logger?.error({ err: error }, 'shutdown failed')
+          if (options.exit !== false) process.exit(1)
+        }
+      )
+    }
+    for (const signal of signals) process.on(signal, onSignal)
+  }
+  return handle
+}
+
+/**
+ * `/healthz` and `/readyz` as a node:http handler: `(req, res, next)` answers a health path and
+ * calls `next()` for any other (so it mounts as Express middleware as it is; without `next`, other
+ * paths get 404).
+ *
+ *   app.use(healthHandler(auth))
+ */
+export function healthHandler(
+  auth: HealthTarget & Partial<Pick<BetterAuthServer<unknown>, 'logger'>>,
+  options: HealthOptions = {}
+): (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void {
+  const routes = healthRoutes(auth, { logger: auth.logger, ...options })
+  return (req, res, next) => {
+    const url = req.url ?? '/'
+    const query = url.indexOf('?')
+    const answer = routes.answer(req.method ?? 'GET', query === -1 ? url : url.slice(0, query))
+    if (answer === undefined) {
+      if (next !== undefined) next()
+      else writeResult(res, { status: 404, headers: {}, body: '' })
+      return
+    }
+    answer.then(
+      result => {
+        if (!res.headersSent && !res.destroyed) writeResult(res, result)
+      },
+      (error: unknown) => (next !== undefined ? next(error) : res.destroy())
+    )
+  }
 }

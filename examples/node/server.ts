@@ -5,7 +5,7 @@
  *   make example-node             # http://127.0.0.1:8080 (PORT, HOST)
  */
 import { storeFromEnv } from 'better-auth-protocol'
-import { createServer } from 'better-auth-protocol/node'
+import { createServer, lineLogger } from 'better-auth-protocol/node'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -15,13 +15,15 @@ interface FooBar {
   bar: string
 }
 
-// The protocol endpoints (/account/create, /session/create, …, /key/response) and their OpenAPI
-// document at /openapi.json. createServer takes the core's options, or a core.
+// The protocol endpoints (/account/create, /session/create, …, /key/response), their OpenAPI
+// document at /openapi.json, and GET /healthz and /readyz. createServer takes the core's options,
+// or a core.
 export const server = createServer<Attributes>(
   {
     // State in SQLite (./better-auth.db), or BETTER_AUTH_DATABASE / BETTER_AUTH_REDIS.
     store: storeFromEnv(process.env, { database: 'sqlite:./better-auth.db' }),
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+    logger: lineLogger(), // one line per failure
   },
   { openapi: true }
 )
@@ -61,4 +63,6 @@ if (require.main === module) {
   void server
     .listen(port, host)
     .then(() => console.log(`node:http example on http://${host}:${port}`))
+  // SIGTERM / SIGINT: finish the requests in flight (10 s at most), close the store, exit 0.
+  server.closeOnSignals()
 }

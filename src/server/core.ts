@@ -357,6 +357,8 @@ export class BetterAuthServer<Attributes = unknown> {
       store: this.rawStore.keys,
       now: this.now,
       retireAfterMs: this.ms.refresh + this.ms.clockSkew,
+      onWarning: (message: string) =>
+        this.logger.warn({ code: 'BETTER_AUTH_UNSEALED_KEYS' }, message),
     }
     this.keysSource = () =>
       keys instanceof ServerKeys

@@ -11,8 +11,9 @@
  *   (AES-256-GCM) when a secret is set (`BETTER_AUTH_KEY_SECRET`).
  * - Access-key rotation: a new key signs new tokens; the previous key keeps verifying until
  *   it retires (by default once every token it signed is past its refresh window), then it is
- *   dropped. Instances on a shared key store pick a rotation up within `reloadIntervalMs`, and
- *   at once when they meet a token of a key they do not know yet.
+ *   dropped. Instances on a shared key store pick a rotation or a retirement up within
+ *   `reloadIntervalMs` (2 s), and at once when they meet a token of a key they do not know yet.
+ * - Private keys stored unsealed (no secret) are reported once through `onWarning`.
  * - A resource server that does not hold the access key trusts the keys an auth server
  *   publishes (`accessKeySource`, see RemoteAccessKeys).
  *
@@ -41,6 +42,18 @@ import type { KeyKind, KeyStore, StoredKey } from '../stores/types'
  * window plus the clock skew (12 h + 5 s), so every token it signed can still refresh.
  */
 export const DEFAULT_RETIRE_AFTER_MS = 43_205_000
+
+/**
+ * How often an instance reloads the access keys from the key store, by default: a key retired
+ * through another instance (or the CLI) is refused everywhere within this, plus one query.
+ */
+export const DEFAULT_RELOAD_INTERVAL_MS = 2000
+
+/** What `onWarning` receives when the key store holds private keys in the clear. */
+export const UNSEALED_KEYS_WARNING =
+  'the server private keys are stored unsealed in the database: whoever can read it (or a ' +
+  'backup of it) can sign as this server. Set BETTER_AUTH_KEY_SECRET (or the keys.secret ' +
+  'option) to seal them, or give the keys in the environment'
 
 export type KeyInput = string | JsonWebKey | KeyObject | SigningKey | { file: string }
 
@@ -80,8 +93,16 @@ export interface ServerKeyOptions {
    * AES-256-GCM). @default env BETTER_AUTH_KEY_SECRET
    */
   secret?: string
-  /** How often keys are reloaded from the key store, ms (0: never). @default 60000 */
+  /**
+   * How often the access keys are reloaded from the key store, ms (0: never): the longest a key
+   * retired elsewhere keeps verifying here. A reload is one small query. @default 2000
+   */
   reloadIntervalMs?: number
+  /**
+   * Receives warnings about the configuration, once per load: private keys stored unsealed.
+   * createBetterAuth passes its logger. @default process.emitWarning
+   */
+  onWarning?: (message: string) => void
   /** After a rotation, how long the previous access key keeps verifying, ms. @default 43205000 (12 h + 5 s) */
   retireAfterMs?: number
   /** Access keys published by another server (resource servers). */
@@ -173,6 +194,18 @@ function toStored(key: NodeSigningKey, now: number, secret: string | undefined):
   }
 }
 
+/** Whether the default warning was emitted: once per process, not once per server. */
+let emittedDefaultWarning = false
+
+function warn(onWarning: ((message: string) => void) | undefined, message: string): void {
+  if (onWarning !== undefined) {
+    onWarning(message)
+  } else if (!emittedDefaultWarning) {
+    emittedDefaultWarning = true
+    process.emitWarning(message, { code: 'BETTER_AUTH_UNSEALED_KEYS' })
+  }
+}
+
 /** Store failures become 503s (the server keeps answering once the store is back). */
 async function viaStore<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -219,11 +252,18 @@ export class ServerKeys {
       if (!isPublicKeyText(key)) throw new TypeError(`not a qualified public key: ${key}`)
     }
 
+    let warned = false
     const persisted = async (kind: KeyKind): Promise<NodeSigningKey> => {
       const stored = await viaStore(() =>
         (store as KeyStore).initKey(kind, toStored(NodeSigningKey.generate(), now(), secret))
       )
-      return NodeSigningKey.from(unsealPrivateKey(stored.privateKey, secret))
+      const key = NodeSigningKey.from(unsealPrivateKey(stored.privateKey, secret))
+      // Without a secret, or stored before one was set: readable by whoever reads the store.
+      if (!stored.privateKey.startsWith(SEALED) && !warned) {
+        warned = true
+        warn(options.onWarning, UNSEALED_KEYS_WARNING)
+      }
+      return key
     }
 
     const responseInput = options.response ?? fromEnv(vars, 'BETTER_AUTH_RESPONSE_KEY')
@@ -258,7 +298,7 @@ export class ServerKeys {
     for (const key of extra) keys.local.set(key, Infinity)
     if (accessFromStore) {
       await keys.reload()
-      const interval = options.reloadIntervalMs ?? 60_000
+      const interval = options.reloadIntervalMs ?? DEFAULT_RELOAD_INTERVAL_MS
       if (interval > 0) {
         keys.timer = setInterval(() => {
           keys.reload().catch(() => undefined) // keep the keys known; try again later

@@ -199,12 +199,17 @@ interface Account {
 }
 
 export interface MemoryAccountStoreOptions {
-  /** Most identities held; account creation beyond it fails with 503. @default 1000000 */
+  /**
+   * Most identities held, deleted ones included (their tombstones); account creation beyond it
+   * fails with 503. @default 1000000
+   */
   maxIdentities?: number
 }
 
 export class MemoryAccountStore implements AccountStore {
   private readonly accounts = new Map<string, Account>()
+  /** Deleted identities: never created again (a replayed createAccount must not revive one). */
+  private readonly deleted = new Set<string>()
   private readonly maxIdentities: number
 
   constructor(options: MemoryAccountStoreOptions = {}) {
@@ -212,8 +217,8 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async createAccount(account: NewAccount): Promise<boolean> {
-    if (this.accounts.has(account.identity)) return false
-    if (this.accounts.size >= this.maxIdentities) {
+    if (this.accounts.has(account.identity) || this.deleted.has(account.identity)) return false
+    if (this.accounts.size + this.deleted.size >= this.maxIdentities) {
       throw new StorageUnavailableError({ context: { reason: 'memory store full' } })
     }
     const devices = new Map<string, DeviceKey>()
@@ -258,6 +263,7 @@ export class MemoryAccountStore implements AccountStore {
     switch (effect.kind) {
       case 'deleteIdentity':
         this.accounts.delete(identity)
+        this.deleted.add(identity)
         break
       case 'revokeDevice':
         account.devices.delete(effect.device)
@@ -293,6 +299,11 @@ export class MemoryAccountStore implements AccountStore {
       rotationHash: device.rotationHash,
     })
     return 'ok'
+  }
+
+  /** Whether the identity was deleted (and so can never be created again). */
+  isDeleted(identity: string): boolean {
+    return this.deleted.has(identity)
   }
 
   /** A deep copy of every account, for tests and debugging. */

@@ -12,6 +12,12 @@
  *
  * When PostgreSQL cannot be reached, methods reject (the server answers 503 BA602) and the pool
  * reconnects on later calls; idle-connection errors are caught so they cannot crash the process.
+ * Every wait is bounded, also when PostgreSQL is reachable but does not answer (frozen,
+ * partitioned): a connection (new, or a free one of the pool) within `connectTimeoutMs`, a
+ * statement within `queryTimeoutMs` (PostgreSQL cancels it: `statement_timeout`; a server that
+ * does not answer at all has its connection dropped shortly after). A transaction whose statement
+ * fails or times out is rolled back — its connection is discarded, never returned to the pool —
+ * so nothing is half-written.
  *
  *   import { PostgresStore } from 'better-auth-protocol/stores/postgres'
  *   const store = new PostgresStore({ connectionString: process.env.DATABASE_URL })
@@ -55,6 +61,19 @@ export interface PostgresStoreOptions {
   migrate?: boolean
   /** How often expired challenges, time-locks and retired keys are deleted, ms (0: never). @default 60000 */
   sweepIntervalMs?: number
+  /** Most rows one sweep statement deletes (a sweep repeats it until done). @default 1000 */
+  sweepBatchSize?: number
+  /**
+   * Longest wait for a connection, new or from the pool, ms; then the call rejects.
+   * @default 3000
+   */
+  connectTimeoutMs?: number
+  /**
+   * Longest run of one statement, ms: PostgreSQL cancels it then (`statement_timeout`, on the
+   * pool the store creates), and a connection that gives no answer within
+   * `QUERY_TIMEOUT_GRACE_MS` more is dropped. @default 3000
+   */
+  queryTimeoutMs?: number
   /** Receives errors that have no caller to reject: idle connections, background sweeps. */
   onError?: (error: unknown) => void
   /** Clock, for tests. @default Date.now */
@@ -64,6 +83,22 @@ export interface PostgresStoreOptions {
 /** A 64-bit advisory lock key for a name. */
 const advisoryKey = (name: string): string =>
   createHash('sha256').update(name).digest().readBigInt64BE(0).toString()
+
+/** Default connection and statement timeouts, ms. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 3000
+export const DEFAULT_QUERY_TIMEOUT_MS = 3000
+/**
+ * How long after `queryTimeoutMs` a statement without any answer is given up on the client side
+ * (a frozen server or a partition: PostgreSQL's own cancellation cannot arrive).
+ */
+export const QUERY_TIMEOUT_GRACE_MS = 250
+
+/** The error of pg's client-side `query_timeout`: the connection is in an unknown state. */
+const isReadTimeout = (error: unknown): boolean =>
+  error instanceof Error && error.message === 'Query read timeout'
+
+const asError = (error: unknown): Error =>
+  error instanceof Error ? error : new Error(String(error))
 
 /** SQLSTATEs after which a transaction may simply run again. */
 const RETRYABLE = new Set(['40001', '40P01'])
@@ -89,15 +124,26 @@ export class PostgresStore implements ServerStore {
   private timer: ReturnType<typeof setInterval> | undefined
   private readonly names = new Map<string, string>()
   private readonly poolErrorListener = (error: unknown): void => this.onError(error)
+  private readonly connectTimeoutMs: number
+  /** The client-side limit of a statement (its `query_timeout`). */
+  private readonly readTimeoutMs: number
+  private readonly batchSize: number
 
   constructor(options: PostgresStoreOptions = {}) {
     this.owned = options.pool === undefined
+    const positive = (value: number | undefined, fallback: number): number =>
+      value !== undefined && Number.isFinite(value) && value > 0 ? Math.ceil(value) : fallback
+    this.connectTimeoutMs = positive(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS)
+    const queryTimeoutMs = positive(options.queryTimeoutMs, DEFAULT_QUERY_TIMEOUT_MS)
+    this.readTimeoutMs = queryTimeoutMs + QUERY_TIMEOUT_GRACE_MS
+    this.batchSize = positive(options.sweepBatchSize, 1000)
     this.pool =
       options.pool ??
       new Pool({
         connectionString: options.connectionString,
         max: 10,
-        connectionTimeoutMillis: 5000,
+        connectionTimeoutMillis: this.connectTimeoutMs,
+        statement_timeout: queryTimeoutMs,
         idleTimeoutMillis: 30_000,
         keepAlive: true,
         ...options.poolConfig,
@@ -134,18 +180,22 @@ export class PostgresStore implements ServerStore {
     const steps = migrations(t, this.prefix, { integer: 'BIGINT', tableOptions: '' })
     return this.transaction(async c => {
       // One migration at a time per table set, across every instance.
-      await c.query('SELECT pg_advisory_xact_lock($1)', [advisoryKey(t.migrations)])
-      if (this.schema !== undefined) await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
-      await c.query(
+      await this.simple(c, 'SELECT pg_advisory_xact_lock($1)', [advisoryKey(t.migrations)])
+      if (this.schema !== undefined) {
+        await this.simple(c, `CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
+      }
+      await this.simple(
+        c,
         `CREATE TABLE IF NOT EXISTS ${t.migrations} (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`
       )
-      const { rows } = await c.query<{ v: number | null }>(
+      const { rows } = await this.simple<{ v: number | null }>(
+        c,
         `SELECT MAX(version) AS v FROM ${t.migrations}`
       )
       const applied = rows[0]?.v ?? 0
       for (let version = applied + 1; version <= steps.length; version++) {
-        await c.query(steps[version - 1] as string)
-        await c.query(`INSERT INTO ${t.migrations} (version, applied_at) VALUES ($1, $2)`, [
+        await this.simple(c, steps[version - 1] as string)
+        await this.simple(c, `INSERT INTO ${t.migrations} (version, applied_at) VALUES ($1, $2)`, [
           version,
           Date.now(),
         ])
@@ -154,20 +204,38 @@ export class PostgresStore implements ServerStore {
     }, false)
   }
 
-  /** Deletes expired challenges and time-locks, and retired keys. */
-  async sweep(): Promise<void> {
+  /**
+   * Deletes expired challenges and time-locks, and retired keys, `sweepBatchSize` rows per
+   * statement (each well within the statement timeout). Resolves to the number of rows deleted.
+   */
+  async sweep(): Promise<number> {
     const now = this.now()
     const t = this.tables
-    await this.query(`DELETE FROM ${t.challenges} WHERE expires_at <= $1`, [now])
-    await this.query(`DELETE FROM ${t.timeLocks} WHERE expires_at <= $1`, [now])
-    await this.query(`DELETE FROM ${t.keys} WHERE retire_at IS NOT NULL AND retire_at <= $1`, [now])
+    const statements = [
+      `DELETE FROM ${t.challenges} WHERE nonce IN
+         (SELECT nonce FROM ${t.challenges} WHERE expires_at <= $1 LIMIT $2)`,
+      `DELETE FROM ${t.timeLocks} WHERE (scope, value) IN
+         (SELECT scope, value FROM ${t.timeLocks} WHERE expires_at <= $1 LIMIT $2)`,
+      `DELETE FROM ${t.keys} WHERE (kind, public_key) IN
+         (SELECT kind, public_key FROM ${t.keys}
+          WHERE retire_at IS NOT NULL AND retire_at <= $1 LIMIT $2)`,
+    ]
+    let total = 0
+    for (const text of statements) {
+      for (;;) {
+        const { rowCount } = await this.query(text, [now, this.batchSize])
+        total += rowCount
+        if (rowCount < this.batchSize) break
+      }
+    }
+    return total
   }
 
   /** Drops every table of the store (tests, uninstall). The schema itself is kept. */
   async dropTables(): Promise<void> {
     const t = this.tables
     await this.pool.query(
-      `DROP TABLE IF EXISTS ${t.devices}, ${t.identities}, ${t.challenges}, ${t.timeLocks}, ${t.keys}, ${t.migrations}`
+      `DROP TABLE IF EXISTS ${t.devices}, ${t.identities}, ${t.deletedIdentities}, ${t.challenges}, ${t.timeLocks}, ${t.keys}, ${t.migrations}`
     )
     this.migrated = undefined
   }
@@ -204,14 +272,84 @@ export class PostgresStore implements ServerStore {
     return { name, text }
   }
 
+  /**
+   * A client of the pool within `connectTimeoutMs` (also for a pool the store did not create,
+   * whose own settings may not bound the wait); a client that comes later goes back to the pool.
+   */
+  private acquire(): Promise<PoolClient> {
+    const ms = this.connectTimeoutMs
+    return new Promise<PoolClient>((resolve, reject) => {
+      let late = false
+      const timer = setTimeout(() => {
+        late = true
+        reject(new Error(`timeout: no PostgreSQL connection within ${ms} ms`))
+      }, ms)
+      this.pool.connect().then(
+        client => {
+          clearTimeout(timer)
+          if (late) client.release()
+          else resolve(client)
+        },
+        (error: unknown) => {
+          clearTimeout(timer)
+          reject(asError(error))
+        }
+      )
+    })
+  }
+
+  /** Runs `work` on a client of the pool; a client that failed is discarded, not reused. */
+  private async withClient<T>(
+    work: (client: PoolClient) => Promise<T>,
+    /** Whether a failure leaves the client fit for reuse. */
+    reusable: (failure: unknown) => boolean = () => false
+  ): Promise<T> {
+    const client = await this.acquire()
+    let failure: unknown
+    // A checked-out client whose connection drops emits 'error'; unheard, it would crash the
+    // process. The query under way rejects as well.
+    const onClientError = (error: unknown): void => {
+      failure ??= error
+      this.onError(error)
+    }
+    client.on('error', onClientError)
+    try {
+      return await work(client)
+    } catch (error) {
+      failure ??= error
+      throw error
+    } finally {
+      client.off('error', onClientError)
+      // pg ends a released client that has a query under way by destroying its socket.
+      client.release(failure === undefined || reusable(failure) ? undefined : asError(failure))
+    }
+  }
+
+  /** One statement on `client`, unnamed, with the client-side time limit. */
+  private async simple<R extends QueryResultRow>(
+    client: Queryable,
+    text: string,
+    values?: unknown[]
+  ): Promise<{ rows: R[]; rowCount: number }> {
+    // pg reads `query_timeout` from a query's config too (its types list it for clients only).
+    const config = { text, values, query_timeout: this.readTimeoutMs }
+    const result = await client.query<R>(config)
+    return { rows: result.rows, rowCount: result.rowCount ?? 0 }
+  }
+
   private async query<R extends QueryResultRow>(
     text: string,
     values: unknown[],
     client?: Queryable
   ): Promise<{ rows: R[]; rowCount: number }> {
-    if (client === undefined) await this.ready()
-    const result = await (client ?? this.pool).query<R>({ ...this.statement(text), values })
-    return { rows: result.rows, rowCount: result.rowCount ?? 0 }
+    const run = async (c: Queryable): Promise<{ rows: R[]; rowCount: number }> => {
+      const config = { ...this.statement(text), values, query_timeout: this.readTimeoutMs }
+      const result = await c.query<R>(config)
+      return { rows: result.rows, rowCount: result.rowCount ?? 0 }
+    }
+    if (client !== undefined) return run(client)
+    await this.ready()
+    return this.withClient(run)
   }
 
   /**
@@ -223,32 +361,33 @@ export class PostgresStore implements ServerStore {
     migrateFirst = true
   ): Promise<T> {
     if (migrateFirst) await this.ready()
+    const retryable = (error: unknown): boolean => {
+      const code = (error as { code?: unknown } | undefined)?.code
+      return typeof code === 'string' && RETRYABLE.has(code)
+    }
     for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect()
-      let failure: unknown
-      // A checked-out client whose connection drops emits 'error'; unheard, it would crash the
-      // process. The query under way rejects as well, which rolls the transaction back.
-      const onClientError = (error: unknown): void => {
-        failure ??= error
-        this.onError(error)
-      }
-      client.on('error', onClientError)
       try {
-        await client.query('BEGIN')
-        const [result, commit] = await work(client)
-        await client.query(commit ? 'COMMIT' : 'ROLLBACK')
-        return result
+        return await this.withClient(async client => {
+          await this.simple(client, 'BEGIN')
+          try {
+            const [result, commit] = await work(client)
+            await this.simple(client, commit ? 'COMMIT' : 'ROLLBACK')
+            return result
+          } catch (error) {
+            // After a client-side timeout the connection is still busy: a ROLLBACK would only
+            // wait behind the hung statement. The client is discarded instead, and PostgreSQL
+            // rolls back a transaction whose connection closes before COMMIT.
+            if (!isReadTimeout(error)) {
+              await this.simple(client, 'ROLLBACK').catch(() => undefined)
+            }
+            throw error
+          }
+          // A client that failed for an unknown reason may be broken: only a deadlock or a
+          // serialization failure (rolled back above) leaves it fit for reuse.
+        }, retryable)
       } catch (error) {
-        failure = error
-        await client.query('ROLLBACK').catch(() => undefined)
-        const code = (error as { code?: unknown }).code
-        if (attempt < 3 && typeof code === 'string' && RETRYABLE.has(code)) continue
+        if (attempt < 3 && retryable(error)) continue
         throw error
-      } finally {
-        // A client that failed for an unknown reason may be broken: discard it.
-        client.off('error', onClientError)
-        const code = (failure as { code?: unknown } | undefined)?.code
-        client.release(failure !== undefined && !(typeof code === 'string' && RETRYABLE.has(code)))
       }
     }
   }
@@ -273,19 +412,30 @@ export class PostgresStore implements ServerStore {
         : ('hash-mismatch' as const)
 
     return {
-      createAccount: async a => {
-        // One statement: the identity (with its recovery hash) and its first device, or nothing.
-        const { rowCount } = await q(
-          `WITH created AS (
-             INSERT INTO ${t.identities} (identity, recovery_hash, created_at)
-             VALUES ($1, $2, $3) ON CONFLICT (identity) DO NOTHING RETURNING identity
-           )
-           INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash)
-           SELECT identity, $4, $5, $6 FROM created`,
-          [a.identity, a.recoveryHash, this.now(), a.device, a.publicKey, a.rotationHash]
-        )
-        return rowCount === 1
-      },
+      createAccount: async a =>
+        this.transaction<boolean>(async c => {
+          // One statement: the identity (with its recovery hash) and its first device, or nothing.
+          const { rowCount } = await q(
+            `WITH created AS (
+               INSERT INTO ${t.identities} (identity, recovery_hash, created_at)
+               VALUES ($1, $2, $3) ON CONFLICT (identity) DO NOTHING RETURNING identity
+             )
+             INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash)
+             SELECT identity, $4, $5, $6 FROM created`,
+            [a.identity, a.recoveryHash, this.now(), a.device, a.publicKey, a.rotationHash],
+            c
+          )
+          if (rowCount !== 1) return [false, false]
+          // A deleted identity is never created again. Checked after the insert, in a statement
+          // of its own: an insert that met a deletion under way waited for it to commit, and this
+          // statement's snapshot then includes the tombstone that deletion wrote.
+          const deleted = await q(
+            `SELECT 1 FROM ${t.deletedIdentities} WHERE identity = $1`,
+            [a.identity],
+            c
+          )
+          return deleted.rowCount === 0 ? [true, true] : [false, false]
+        }),
 
       hasIdentity: async identity =>
         (await q(`SELECT 1 FROM ${t.identities} WHERE identity = $1`, [identity])).rowCount > 0,
@@ -327,6 +477,13 @@ export class PostgresStore implements ServerStore {
           switch (effect.kind) {
             case 'deleteIdentity':
               await q(`DELETE FROM ${t.identities} WHERE identity = $1`, [identity], c)
+              // The tombstone, in the same transaction: the identity can never be created again.
+              await q(
+                `INSERT INTO ${t.deletedIdentities} (identity, deleted_at) VALUES ($1, $2)
+                 ON CONFLICT (identity) DO NOTHING`,
+                [identity, this.now()],
+                c
+              )
               break
             case 'revokeDevice': {
               const { rowCount } = await q(
@@ -444,7 +601,9 @@ export class PostgresStore implements ServerStore {
       rotateKey: async (kind, key, retireAt) =>
         this.transaction(async c => {
           // Rotations of one kind run one at a time, so each sees the key the last one made.
-          await c.query('SELECT pg_advisory_xact_lock($1)', [advisoryKey(`${t.keys}:${kind}`)])
+          await this.simple(c, 'SELECT pg_advisory_xact_lock($1)', [
+            advisoryKey(`${t.keys}:${kind}`),
+          ])
           await this.query(
             `UPDATE ${t.keys} SET retire_at = $2 WHERE kind = $1 AND retire_at IS NULL`,
             [kind, retireAt],

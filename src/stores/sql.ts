@@ -17,6 +17,8 @@ export interface TableNames {
   challenges: string
   timeLocks: string
   keys: string
+  /** Deleted identities (tombstones): an identity deleted once is never created again. */
+  deletedIdentities: string
   migrations: string
 }
 
@@ -31,6 +33,7 @@ export function tableNames(prefix: string, schema?: string): TableNames {
     challenges: q('challenges'),
     timeLocks: q('time_locks'),
     keys: q('keys'),
+    deletedIdentities: q('deleted_identities'),
     migrations: q('migrations'),
   }
 }
@@ -91,6 +94,14 @@ export function migrations(t: TableNames, prefix: string, dialect: SqlDialect): 
      );
      CREATE UNIQUE INDEX IF NOT EXISTS "${prefix}keys_current" ON ${t.keys} (kind)
        WHERE retire_at IS NULL;`,
+    // 2: tombstones. Deleting an identity records it here in the same transaction, and account
+    // creation refuses a recorded identity, so a replayed createAccount cannot bring it back.
+    `CREATE TABLE IF NOT EXISTS ${t.deletedIdentities} (
+       identity TEXT PRIMARY KEY,
+       deleted_at ${integer} NOT NULL
+     )${options};
+     CREATE INDEX IF NOT EXISTS "${prefix}challenges_expiry" ON ${t.challenges} (expires_at);
+     CREATE INDEX IF NOT EXISTS "${prefix}time_locks_expiry" ON ${t.timeLocks} (expires_at);`,
   ]
 }
 

@@ -6,9 +6,14 @@
  * processes open the same file), and better-sqlite3 runs it synchronously, so nothing else in
  * the process interleaves with it. The database runs in WAL mode with a busy timeout.
  *
+ * A database file the store creates is readable by its owner only (mode 0600, whatever the
+ * umask), and so are its `-wal` and `-shm` files: it holds the server's private keys. Expired
+ * rows are swept in small batches, yielding to the event loop between them.
+ *
  *   import { SqliteStore } from 'better-auth-protocol/stores/sqlite'
  *   const store = new SqliteStore({ path: './better-auth.db' })
  */
+import { chmodSync, closeSync, existsSync, fchmodSync, openSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import {
   DEFAULT_TABLE_PREFIX,
@@ -50,8 +55,41 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number
   /** How often expired challenges, time-locks and retired keys are deleted, ms (0: never). @default 60000 */
   sweepIntervalMs?: number
+  /**
+   * Most rows one sweep step deletes; steps are separated by a turn of the event loop, so a
+   * sweep never blocks requests for long. @default 500
+   */
+  sweepBatchSize?: number
+  /** Mode of a database file the store creates (and of its -wal and -shm files). @default 0o600 */
+  fileMode?: number
   /** Clock, for tests. @default Date.now */
   now?: () => number
+}
+
+/** The default of `sweepBatchSize`. */
+export const DEFAULT_SWEEP_BATCH_SIZE = 500
+
+/** Whether a path names a file on disk (not `:memory:`, nor `''`, a private temporary database). */
+const isFilePath = (path: string): boolean => path !== ':memory:' && path !== ''
+
+/**
+ * Creates `path` with `mode` if it does not exist (exclusive create, then `fchmod`, so the umask
+ * cannot widen it). Returns whether it created the file.
+ */
+function createPrivateFile(path: string, mode: number): boolean {
+  let fd: number
+  try {
+    fd = openSync(path, 'wx', mode)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw error
+  }
+  try {
+    fchmodSync(fd, mode)
+  } finally {
+    closeSync(fd)
+  }
+  return true
 }
 
 interface DeviceRow {
@@ -73,13 +111,21 @@ export class SqliteStore implements ServerStore {
   private readonly prefix: string
   private timer: ReturnType<typeof setInterval> | undefined
   private statements: ReturnType<SqliteStore['prepare']> | undefined
+  private readonly batchSize: number
+  private sweeping: Promise<number> | undefined
 
   constructor(options: SqliteStoreOptions = {}) {
     this.owned = options.database === undefined
-    this.db = options.database ?? new Database(options.path ?? './better-auth.db')
+    const path = options.path ?? './better-auth.db'
+    const mode = options.fileMode ?? 0o600
+    // Before SQLite opens it: SQLite would create the file 0644 (less the umask), and SQLite
+    // gives the -wal and -shm files the mode of the database file.
+    const created = this.owned && isFilePath(path) && createPrivateFile(path, mode)
+    this.db = options.database ?? new Database(path)
     this.now = options.now ?? Date.now
     this.prefix = options.tablePrefix ?? DEFAULT_TABLE_PREFIX
     this.tables = tableNames(this.prefix)
+    this.batchSize = Math.max(1, Math.floor(options.sweepBatchSize ?? DEFAULT_SWEEP_BATCH_SIZE))
     if (this.owned) {
       this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`)
       // WAL lets readers and one writer proceed together; not available for :memory:.
@@ -88,6 +134,13 @@ export class SqliteStore implements ServerStore {
     }
     this.db.pragma('foreign_keys = ON')
     if (options.migrate ?? true) this.migrate()
+    if (created) {
+      // SQLite already matches them to the database file; set them anyway, should a file with
+      // other permissions have been left behind by an earlier database of that name.
+      for (const suffix of ['-wal', '-shm', '-journal']) {
+        if (existsSync(path + suffix)) chmodSync(path + suffix, mode)
+      }
+    }
     this.accounts = this.accountStore()
     this.challenges = this.challengeStore()
     this.refreshKeys = this.timeLockStore(SCOPE.refreshKeys)
@@ -96,11 +149,8 @@ export class SqliteStore implements ServerStore {
     const interval = options.sweepIntervalMs ?? 60_000
     if (interval > 0) {
       this.timer = setInterval(() => {
-        try {
-          this.sweep()
-        } catch {
-          // A busy or closed database: the next sweep tries again.
-        }
+        // A busy or closed database: the next sweep tries again.
+        this.sweep().catch(() => undefined)
       }, interval)
       this.timer.unref()
     }
@@ -129,13 +179,42 @@ export class SqliteStore implements ServerStore {
     return run.immediate()
   }
 
-  /** Deletes expired challenges and time-locks, and retired keys. */
-  sweep(): void {
+  /**
+   * Deletes expired challenges and time-locks, and retired keys, in batches of at most
+   * `sweepBatchSize` rows with a turn of the event loop between batches (each batch is one short
+   * synchronous statement). Resolves to the number of rows deleted. A sweep already under way is
+   * joined, not doubled.
+   */
+  sweep(): Promise<number> {
+    this.sweeping ??= (async () => {
+      try {
+        let total = 0
+        for (;;) {
+          const deleted = this.sweepBatch()
+          total += deleted
+          if (deleted === 0) return total
+          await new Promise<void>(resolve => setImmediate(resolve))
+          if (!this.db.open) return total
+        }
+      } finally {
+        this.sweeping = undefined
+      }
+    })()
+    return this.sweeping
+  }
+
+  /**
+   * One sweep step: deletes at most `sweepBatchSize` expired rows (challenges first, then
+   * time-locks, then retired keys) and returns how many it deleted; 0 when nothing is left.
+   */
+  sweepBatch(): number {
     const now = this.now()
     const s = this.stmts()
-    s.sweepChallenges.run(now)
-    s.sweepTimeLocks.run(now)
-    s.sweepKeys.run(now)
+    const limit = this.batchSize
+    let deleted = s.sweepChallenges.run(now, limit).changes
+    if (deleted < limit) deleted += s.sweepTimeLocks.run(now, limit - deleted).changes
+    if (deleted < limit) deleted += s.sweepKeys.run(now, limit - deleted).changes
+    return deleted
   }
 
   async close(): Promise<void> {
@@ -193,9 +272,26 @@ export class SqliteStore implements ServerStore {
          ON CONFLICT (scope, value) DO UPDATE SET expires_at = excluded.expires_at
          WHERE ${t.timeLocks}.expires_at <= ?`
       ),
-      sweepChallenges: db.prepare(`DELETE FROM ${t.challenges} WHERE expires_at <= ?`),
-      sweepTimeLocks: db.prepare(`DELETE FROM ${t.timeLocks} WHERE expires_at <= ?`),
-      sweepKeys: db.prepare(`DELETE FROM ${t.keys} WHERE retire_at IS NOT NULL AND retire_at <= ?`),
+      // Bounded deletes (the tables have no rowid: their keys select the rows), by the expiry
+      // indexes.
+      sweepChallenges: db.prepare(
+        `DELETE FROM ${t.challenges} WHERE nonce IN
+           (SELECT nonce FROM ${t.challenges} WHERE expires_at <= ? LIMIT ?)`
+      ),
+      sweepTimeLocks: db.prepare(
+        `DELETE FROM ${t.timeLocks} WHERE (scope, value) IN
+           (SELECT scope, value FROM ${t.timeLocks} WHERE expires_at <= ? LIMIT ?)`
+      ),
+      sweepKeys: db.prepare(
+        `DELETE FROM ${t.keys} WHERE (kind, public_key) IN
+           (SELECT kind, public_key FROM ${t.keys}
+            WHERE retire_at IS NOT NULL AND retire_at <= ? LIMIT ?)`
+      ),
+      isDeleted: db.prepare(`SELECT 1 FROM ${t.deletedIdentities} WHERE identity = ?`).pluck(),
+      recordDeleted: db.prepare(
+        `INSERT INTO ${t.deletedIdentities} (identity, deleted_at) VALUES (?, ?)
+         ON CONFLICT (identity) DO NOTHING`
+      ),
       insertKey: db.prepare(
         `INSERT INTO ${t.keys} (kind, public_key, private_key, created_at, retire_at)
          VALUES (?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`
@@ -225,6 +321,8 @@ export class SqliteStore implements ServerStore {
     const now = this.now
 
     const create = db.transaction((a: NewAccount): boolean => {
+      // A deleted identity is never created again.
+      if (s().isDeleted.get(a.identity) !== undefined) return false
       if (s().insertIdentity.run(a.identity, a.recoveryHash, now()).changes === 0) return false
       s().insertDevice.run(a.identity, a.device, a.publicKey, a.rotationHash)
       return true
@@ -255,6 +353,7 @@ export class SqliteStore implements ServerStore {
         switch (effect.kind) {
           case 'deleteIdentity':
             s().deleteIdentity.run(identity)
+            s().recordDeleted.run(identity, now())
             break
           case 'revokeDevice':
             s().deleteDevice.run(identity, effect.device)

@@ -1,8 +1,10 @@
 /**
  * Stores by URL, for configuration from the environment:
  *
- *   BETTER_AUTH_DATABASE  memory:  |  sqlite:PATH (sqlite::memory:)  |  postgres://…  (?schema=NAME)
+ *   BETTER_AUTH_DATABASE  memory:  |  sqlite:PATH (sqlite::memory:)  |  postgres://…  (?schema=NAME,
+ *                         ?timeout=MS, or ?connectTimeout=MS and ?queryTimeout=MS: default 3000)
  *   BETTER_AUTH_REDIS     redis://… | rediss://…  (optional; ?prefix=PREFIX)
+ *                         redis+cluster://host:port,host:port | rediss+cluster://…  (a Redis Cluster)
  *
  * With a Redis URL, challenges and time-locks live in Redis and accounts and keys in the
  * database. Drivers load only when their URL is used (pg, ioredis, better-sqlite3 are optional).
@@ -24,7 +26,10 @@ function load<T>(path: string): T {
 export interface StoreUrls {
   /** `memory:`, `sqlite:PATH` or `postgres://…`. @default 'memory:' */
   database?: string
-  /** `redis://…` or `rediss://…`: challenges and time-locks in Redis. */
+  /**
+   * `redis://…` or `rediss://…`: challenges and time-locks in Redis; `redis+cluster://host:port,…`
+   * (`rediss+cluster://` with TLS) in a Redis Cluster given by seed nodes.
+   */
   redis?: string
   /** Run the PostgreSQL migration before resolving (SQLite migrates on open). @default true */
   migrate?: boolean
@@ -33,7 +38,25 @@ export interface StoreUrls {
 export type DatabaseUrl =
   | { kind: 'memory' }
   | { kind: 'sqlite'; path: string }
-  | { kind: 'postgres'; connectionString: string; schema?: string }
+  | {
+      kind: 'postgres'
+      connectionString: string
+      schema?: string
+      /** Longest wait for a connection, ms (`?connectTimeout=` or `?timeout=`). */
+      connectTimeoutMs?: number
+      /** Longest run of a statement, ms (`?queryTimeout=` or `?timeout=`). */
+      queryTimeoutMs?: number
+    }
+
+/** Reads a timeout parameter (ms, a positive integer) of a PostgreSQL URL. */
+function timeoutParam(name: string, value: string | null): number | undefined {
+  if (value === null) return undefined
+  const ms = Number(value)
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(ms) || ms <= 0) {
+    throw new TypeError(`postgres URL: ${name} must be a positive number of milliseconds`)
+  }
+  return ms
+}
 
 /** Reads a database URL; throws a TypeError naming the accepted forms. */
 export function parseDatabaseUrl(url: string): DatabaseUrl {
@@ -48,10 +71,20 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
   if (text.startsWith('postgres://') || text.startsWith('postgresql://')) {
     // Only the query is read here; the rest goes to pg as given (its socket form `user@/db?host=`,
     // passwords with characters a URL parser refuses), so no error here can carry the password.
-    const { rest: connectionString, value: schema } = takeParam(text, 'schema')
-    return schema === null
-      ? { kind: 'postgres', connectionString }
-      : { kind: 'postgres', connectionString, schema }
+    const { rest: withoutSchema, value: schema } = takeParam(text, 'schema')
+    const { rest: withoutTimeout, value: timeout } = takeParam(withoutSchema, 'timeout')
+    const { rest: withoutConnect, value: connect } = takeParam(withoutTimeout, 'connectTimeout')
+    const { rest: connectionString, value: query } = takeParam(withoutConnect, 'queryTimeout')
+    const both = timeoutParam('timeout', timeout)
+    const connectTimeoutMs = timeoutParam('connectTimeout', connect) ?? both
+    const queryTimeoutMs = timeoutParam('queryTimeout', query) ?? both
+    return {
+      kind: 'postgres',
+      connectionString,
+      ...(schema === null ? {} : { schema }),
+      ...(connectTimeoutMs === undefined ? {} : { connectTimeoutMs }),
+      ...(queryTimeoutMs === undefined ? {} : { queryTimeoutMs }),
+    }
   }
   throw new TypeError(
     `unsupported database URL ${JSON.stringify(redact(text))}: use memory:, sqlite:PATH or postgres://…`
@@ -64,15 +97,23 @@ export function parseDatabaseUrl(url: string): DatabaseUrl {
  */
 export type ConfiguredStore = ServerStore & { redis?: unknown }
 
-/** The store, and its durable part (to migrate) and Redis client (to check). */
-function open(urls: StoreUrls): { store: ConfiguredStore; durable: ServerStore } {
+/** The store, and its durable part (to migrate) and Redis store (to check). */
+function open(urls: StoreUrls): {
+  store: ConfiguredStore
+  durable: ServerStore
+  ephemeral?: import('./redis').RedisEphemeralStore
+} {
   const durable = openDatabase(parseDatabaseUrl(urls.database ?? 'memory:'), urls)
   if (urls.redis === undefined || urls.redis.trim() === '') return { store: durable, durable }
   try {
     const { RedisEphemeralStore } = load<typeof import('./redis')>('./redis')
     const { url, prefix } = redisUrl(urls.redis.trim())
     const ephemeral = new RedisEphemeralStore(prefix === undefined ? { url } : { url, prefix })
-    return { store: { ...combineStores(durable, ephemeral), redis: ephemeral.client }, durable }
+    return {
+      store: { ...combineStores(durable, ephemeral), redis: ephemeral.client },
+      durable,
+      ephemeral,
+    }
   } catch (error) {
     void durable.close?.()
     throw error
@@ -90,7 +131,7 @@ export function openStore(urls: StoreUrls = {}): ConfiguredStore {
 
 /** A store from URLs; PostgreSQL is migrated and Redis checked before this resolves. */
 export async function createStore(urls: StoreUrls = {}): Promise<ConfiguredStore> {
-  const { store, durable } = open(urls)
+  const { store, durable, ephemeral } = open(urls)
   try {
     const postgres = parseDatabaseUrl(urls.database ?? 'memory:').kind === 'postgres'
     if (postgres && (urls.migrate ?? true)) {
@@ -102,8 +143,8 @@ export async function createStore(urls: StoreUrls = {}): Promise<ConfiguredStore
           })
         })
     }
-    if (store.redis !== undefined) {
-      await (store.redis as { ping(): Promise<unknown> }).ping().catch((error: unknown) => {
+    if (ephemeral !== undefined) {
+      await ephemeral.ping().catch((error: unknown) => {
         throw new Error(`cannot reach Redis at ${redact(redisUrl(urls.redis ?? '').url)}`, {
           cause: error,
         })
@@ -147,6 +188,19 @@ export function storeFromEnv(
   return openStore(urlsFromEnv(env, defaults))
 }
 
+/** The store options a PostgreSQL URL gives besides its connection string. */
+function postgresOptions(db: Extract<DatabaseUrl, { kind: 'postgres' }>): {
+  schema?: string
+  connectTimeoutMs?: number
+  queryTimeoutMs?: number
+} {
+  return {
+    ...(db.schema === undefined ? {} : { schema: db.schema }),
+    ...(db.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: db.connectTimeoutMs }),
+    ...(db.queryTimeoutMs === undefined ? {} : { queryTimeoutMs: db.queryTimeoutMs }),
+  }
+}
+
 function openDatabase(db: DatabaseUrl, urls: StoreUrls): ServerStore {
   switch (db.kind) {
     case 'memory':
@@ -159,7 +213,7 @@ function openDatabase(db: DatabaseUrl, urls: StoreUrls): ServerStore {
       const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
       return new PostgresStore({
         connectionString: db.connectionString,
-        ...(db.schema === undefined ? {} : { schema: db.schema }),
+        ...postgresOptions(db),
         ...(urls.migrate === false ? { migrate: false } : {}),
       })
     }
@@ -186,7 +240,7 @@ export async function migrateDatabase(url: string): Promise<number> {
     const store = new PostgresStore({
       connectionString: db.connectionString,
       sweepIntervalMs: 0,
-      ...(db.schema === undefined ? {} : { schema: db.schema }),
+      ...postgresOptions(db),
     })
     try {
       return await store.migrate()
@@ -198,11 +252,15 @@ export async function migrateDatabase(url: string): Promise<number> {
 }
 
 function redisUrl(url: string): { url: string; prefix?: string } {
-  if (!url.startsWith('redis://') && !url.startsWith('rediss://')) {
-    throw new TypeError(`unsupported Redis URL ${JSON.stringify(redact(url))}: use redis://…`)
+  const cluster = url.startsWith('redis+cluster://') || url.startsWith('rediss+cluster://')
+  if (!url.startsWith('redis://') && !url.startsWith('rediss://') && !cluster) {
+    throw new TypeError(
+      `unsupported Redis URL ${JSON.stringify(redact(url))}: use redis://… or redis+cluster://…`
+    )
   }
   const { rest, value: prefix } = takeParam(url, 'prefix')
-  if (!URL.canParse(rest)) {
+  // A cluster URL lists several hosts, which a URL parser refuses; the store reads it.
+  if (!cluster && !URL.canParse(rest)) {
     throw new TypeError(
       `invalid Redis URL ${JSON.stringify(redact(rest))}: percent-encode special characters of the password`
     )

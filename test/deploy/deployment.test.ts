@@ -30,6 +30,11 @@ function listen(
 beforeAll(async () => {
   // Both servers sign replies with one response key, so the client pins one key.
   process.env.BETTER_AUTH_RESPONSE_KEY = responseKey.toPem()
+  // A new prefix has no epoch markers yet (BA607 for requests signed before its first
+  // reservation): start from a deliberate clear.
+  const fresh = new RedisEphemeralStore({ url: REDIS_URL, prefix })
+  await fresh.clear()
+  await fresh.close()
   const auth = await authServer({
     BETTER_AUTH_DATABASE: `${POSTGRES_URL}?schema=${schema}`,
     BETTER_AUTH_REDIS: `${REDIS_URL}?prefix=${encodeURIComponent(prefix)}`,
@@ -37,6 +42,8 @@ beforeAll(async () => {
   const authUrl = await listen(auth.app, 18260)
   // The resource server's keys land under this run's prefix too (ioredis keyPrefix).
   redis = new Redis(REDIS_URL, { keyPrefix: prefix })
+  // The resource server's store too starts from a deliberate clear (epoch markers at 0).
+  await new RedisEphemeralStore({ client: redis, prefix: 'resource:' }).clear()
   const resource = await resourceServer(authUrl, responseKey.publicKeyText, redis)
   const resourceUrl = await listen(resource.app, 18261)
   delete process.env.BETTER_AUTH_RESPONSE_KEY

@@ -54,6 +54,9 @@ beforeAll(async () => {
     // a short one lets the test process exit promptly.
     redisOptions: { commandTimeout: 500 },
   })
+  // A new prefix has no epoch markers yet, and would refuse requests signed before its first
+  // reservation (BA607): start from a deliberate clear, as a deployment that was never wiped.
+  await ephemeral.clear()
   store = combineStores(durable, ephemeral)
   const { app, auth } = createConformanceApp({ store })
   await auth.ready()
@@ -201,10 +204,7 @@ describe('PostgreSQL unreachable', () => {
     await expectOk('/device/rotate', rotate)
     await expectOk('/session/refresh', refreshBody(token, key, next))
     // The failures were logged as storage errors (with their cause, not sent to the client).
-    expect(logged).toHaveBeenCalledWith(
-      'storage unavailable',
-      expect.objectContaining({ code: 'BA602' })
-    )
+    expect(logged).toHaveBeenCalledWith(expect.stringMatching(/^storage unavailable .*"BA602"/))
   })
 
   it('a connection lost in the middle of a recovery leaves the account as it was', async () => {

@@ -33,6 +33,8 @@ export async function startServer(
       HOME: process.env.HOME ?? '',
       HOST: '127.0.0.1',
       PORT: String(port),
+      // As `make server` runs it: the conformance server without rate limits.
+      BETTER_AUTH_RATE_LIMIT: 'off',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

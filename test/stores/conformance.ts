@@ -32,6 +32,11 @@ export interface StoreHarness {
   now?(): number
   /** A lifetime for expiry tests; `advance(ttlMs + 1)` must expire it. @default 60000 */
   ttlMs?: number
+  /**
+   * Durable stores: opens the same data anew, as a restarted server would (a new store object on
+   * the same file or schema). Tests that state survives a restart run when it is given.
+   */
+  reopen?(): Promise<{ accounts: AccountStore; close(): Promise<void> }>
 }
 
 export type StorePart = 'accounts' | 'ephemeral' | 'keys'
@@ -223,10 +228,68 @@ export function describeStoreConformance(
               recoveryHash: undefined,
               devices: [undefined, undefined],
             })
-            // The identity can be created anew.
+          })
+
+          it('a deleted identity can never be created again, not even from its first message', async () => {
+            const a = await created()
+            expect(
+              await accounts().rotate(a.identity, a.device, a.rotationHash, key(), {
+                kind: 'deleteIdentity',
+              })
+            ).toBe('ok')
+            // The original creation replayed, and a creation with other keys: both refused.
+            expect(await accounts().createAccount(a)).toBe(false)
             expect(await accounts().createAccount({ ...newAccount(), identity: a.identity })).toBe(
-              true
+              false
             )
+            expect(await state(a.identity, [a.device])).toEqual({
+              exists: false,
+              recoveryHash: undefined,
+              devices: [undefined],
+            })
+            // Nothing else comes back either.
+            expect(
+              await accounts().recover(a.identity, a.recoveryHash, randomHash(), {
+                device: a.device,
+                ...key(),
+              })
+            ).toBe('unknown-identity')
+            expect(await accounts().rotate(a.identity, a.device, a.rotationHash, key(), none)).toBe(
+              'unknown-device'
+            )
+          })
+
+          it('a deleted identity stays deleted after the store is reopened (a restart)', async () => {
+            if (h.reopen === undefined) return // not a durable store
+            const a = await created()
+            expect(
+              await accounts().rotate(a.identity, a.device, a.rotationHash, key(), {
+                kind: 'deleteIdentity',
+              })
+            ).toBe('ok')
+            const reopened = await h.reopen()
+            try {
+              expect(await reopened.accounts.createAccount(a)).toBe(false)
+              expect(await reopened.accounts.hasIdentity(a.identity)).toBe(false)
+              expect(await reopened.accounts.getDeviceKey(a.identity, a.device)).toBeUndefined()
+            } finally {
+              await reopened.close()
+            }
+            expect(await accounts().createAccount(a)).toBe(false)
+          })
+
+          it(`a deletion racing ${n} replays of the creation leaves no account`, async () => {
+            const a = await created()
+            const results = await Promise.all([
+              accounts().rotate(a.identity, a.device, a.rotationHash, key(), {
+                kind: 'deleteIdentity',
+              }),
+              ...Array.from({ length: n - 1 }, () => accounts().createAccount(a)),
+            ])
+            expect(results[0]).toBe('ok')
+            expect(results.slice(1).every(r => r === false)).toBe(true)
+            expect(await accounts().hasIdentity(a.identity)).toBe(false)
+            expect(await accounts().createAccount(a)).toBe(false)
           })
 
           it('revokeDevice rotates and removes the target device', async () => {

@@ -1,5 +1,6 @@
 import { Pool } from 'pg'
 import { PostgresStore } from '../../src/stores/postgres'
+import { migrations } from '../../src/stores/sql'
 import { Clock } from '../helpers'
 import { describeStoreConformance, randomHash, randomKey, type StoreHarness } from './conformance'
 import { POSTGRES_URL, dropSchema, uniqueName } from './services'
@@ -37,7 +38,12 @@ describeStoreConformance(
       now: clock.now,
       sweepIntervalMs: 0,
     })
-    return harness(store, schema, clock)
+    return {
+      ...harness(store, schema, clock),
+      // A new store object (and pool) on the same schema, as a restarted instance.
+      reopen: async () =>
+        new PostgresStore({ connectionString: POSTGRES_URL, schema, sweepIntervalMs: 0 }),
+    }
   },
   teardown,
   { parts: ['accounts', 'ephemeral', 'keys'] }
@@ -65,13 +71,14 @@ describe('PostgresStore', () => {
       () => new PostgresStore({ pool, schema, sweepIntervalMs: 0 })
     )
     const steps = await Promise.all(stores.map(s => s.migrate()))
-    expect(steps.slice().sort()).toEqual([0, 0, 0, 0, 1])
+    expect(steps.slice().sort()).toEqual([0, 0, 0, 0, 2])
     const { rows } = await pool.query(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`,
       [schema]
     )
     expect(rows.map(r => r.table_name)).toEqual([
       'better_auth_challenges',
+      'better_auth_deleted_identities',
       'better_auth_devices',
       'better_auth_identities',
       'better_auth_keys',
@@ -118,7 +125,7 @@ describe('PostgresStore', () => {
         clock.ms + 1000
       )
       clock.advance(2)
-      await store.sweep()
+      expect(await store.sweep()).toBe(3)
       const count = async (table: string) =>
         Number((await pool.query(`SELECT COUNT(*) AS n FROM ${table}`)).rows[0].n)
       expect(await count(store.tables.challenges)).toBe(0)
@@ -139,6 +146,47 @@ describe('PostgresStore', () => {
     await expect(store.accounts.hasIdentity(randomHash())).rejects.toThrow()
     await expect(store.challenges.peek('0A')).rejects.toThrow()
     await store.close()
+  })
+
+  it('migrates a schema of version 1 to the tombstones, keeping its accounts', async () => {
+    const v1 = uniqueName('pgv1')
+    const store = new PostgresStore({ pool, schema: v1, sweepIntervalMs: 0 })
+    const t = store.tables
+    try {
+      // The schema as version 1 left it.
+      await pool.query(`CREATE SCHEMA "${v1}"`)
+      await pool.query(
+        `CREATE TABLE ${t.migrations} (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`
+      )
+      await pool.query(
+        migrations(t, 'better_auth_', { integer: 'BIGINT', tableOptions: '' })[0] as string
+      )
+      await pool.query(`INSERT INTO ${t.migrations} VALUES (1, 0)`)
+      const a = account()
+      await pool.query(`INSERT INTO ${t.identities} VALUES ($1, $2, 0)`, [
+        a.identity,
+        a.recoveryHash,
+      ])
+      await pool.query(`INSERT INTO ${t.devices} VALUES ($1, $2, $3, $4)`, [
+        a.identity,
+        a.device,
+        a.publicKey,
+        a.rotationHash,
+      ])
+
+      expect(await store.migrate()).toBe(1)
+      expect(await store.migrate()).toBe(0)
+      expect(await store.accounts.getRecoveryHash(a.identity)).toBe(a.recoveryHash)
+      expect(
+        await store.accounts.rotate(a.identity, a.device, a.rotationHash, a, {
+          kind: 'deleteIdentity',
+        })
+      ).toBe('ok')
+      expect(await store.accounts.createAccount(a)).toBe(false)
+    } finally {
+      await store.close()
+      await dropSchema(v1)
+    }
   })
 
   it('rejects a schema name that is not a plain identifier', () => {

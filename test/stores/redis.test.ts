@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis'
 import { combineStores } from '../../src/stores/combine'
 import { PostgresStore } from '../../src/stores/postgres'
-import { RedisEphemeralStore } from '../../src/stores/redis'
+import { RedisEphemeralStore, SHARDS } from '../../src/stores/redis'
 import { SqliteStore } from '../../src/stores/sqlite'
 import { Clock } from '../helpers'
-import { describeStoreConformance, randomHash, type StoreHarness } from './conformance'
+import { describeStoreConformance, randomHash, randomNonce, type StoreHarness } from './conformance'
 import { POSTGRES_URL, REDIS_URL, dropSchema, uniqueName } from './services'
 
 const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
@@ -112,23 +112,46 @@ describe('RedisEphemeralStore', () => {
     await client.quit()
   })
 
-  it('keeps every key under its prefix, with a lifetime', async () => {
+  it('keeps every key under its prefix and a shard tag, with a lifetime', async () => {
     const store = new RedisEphemeralStore({ client, prefix })
     const value = randomHash()
     await store.challenges.create('0Achallenge', value, 60_000)
     await store.refreshKeys.reserve(value, 60_000)
     await store.accessNonces.reserve('0Anonce', 60_000)
-    const keys = (await client.keys(`${prefix}*`)).sort()
-    expect(keys).toEqual([
-      `${prefix}challenge:0Achallenge`,
-      `${prefix}nonce:0Anonce`,
-      `${prefix}refresh:${value}`,
-    ])
-    for (const key of keys) {
+    const tag = (v: string) => `{s${RedisEphemeralStore.shardOf(v)}}`
+    const locks = [
+      `${prefix}${tag('0Achallenge')}:challenge:0Achallenge`,
+      `${prefix}${tag('0Anonce')}:nonce:0Anonce`,
+      `${prefix}${tag(value)}:refresh:${value}`,
+    ]
+    const keys = await client.keys(`${prefix}*`)
+    expect(keys.filter(key => !key.endsWith(':epoch')).sort()).toEqual(locks.sort())
+    for (const key of locks) {
       const pttl = await client.pttl(key)
       expect(pttl).toBeGreaterThan(59_000)
       expect(pttl).toBeLessThanOrEqual(60_000)
     }
+    // The epoch markers: one per shard, without lifetime.
+    const markers = keys.filter(key => key.endsWith(':epoch')).sort()
+    expect(markers).toEqual(
+      Array.from({ length: SHARDS }, (_, s) => `${prefix}{s${s}}:epoch`).sort()
+    )
+    for (const key of markers) expect(await client.pttl(key)).toBe(-1)
+  })
+
+  it('spreads values over every shard, by more than their first characters', () => {
+    const seen = new Set<number>()
+    for (let i = 0; i < 400; i++) seen.add(RedisEphemeralStore.shardOf(randomNonce()))
+    expect(seen.size).toBe(SHARDS)
+    for (const value of ['0A', randomHash(), randomNonce()]) {
+      const shard = RedisEphemeralStore.shardOf(value)
+      expect(Number.isInteger(shard) && shard >= 0 && shard < SHARDS).toBe(true)
+    }
+  })
+
+  it('refuses a prefix with an empty hash tag, which would split a shard across slots', () => {
+    expect(() => new RedisEphemeralStore({ client, prefix: 'app{}:' })).toThrow(TypeError)
+    expect(new RedisEphemeralStore({ client, prefix: '{app}:' }).prefix).toBe('{app}:')
   })
 
   it('uses a shared client without closing it', async () => {

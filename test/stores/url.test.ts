@@ -63,6 +63,14 @@ describe('URLs with passwords a URL parser refuses', () => {
     ['PostgreSQL, / in the password', { database: `postgres://u:${SECRET}/x@127.0.0.1:1/db` }],
     ['PostgreSQL, # in the password', { database: `postgres://u:${SECRET}#x@127.0.0.1:1/db` }],
     ['Redis, / in the password', { database: 'memory:', redis: `redis://:${SECRET}/x@h:6379/2` }],
+    [
+      'Redis Cluster, / in the password',
+      { database: 'memory:', redis: `redis+cluster://:${SECRET}/x@127.0.0.1:1,127.0.0.1:2` },
+    ],
+    [
+      'Redis Cluster, a bad node',
+      { database: 'memory:', redis: `rediss+cluster://:${SECRET}@127.0.0.1:x` },
+    ],
   ])('errors never carry the password: %s', async (_label, urls) => {
     let error: unknown
     try {
@@ -118,7 +126,7 @@ describe('createStore', () => {
       const nonce = randomHash()
       expect(await store.accessNonces.reserve(nonce, 10_000)).toBe(true)
       const redis = new RedisEphemeralStore({ url: REDIS_URL, prefix })
-      expect(await redis.client.exists(`${prefix}nonce:${nonce}`)).toBe(1)
+      expect(await redis.client.exists(redis.keyOf('nonce', nonce))).toBe(1)
       await redis.clear()
       await redis.close()
       const pg = new PostgresStore({ connectionString: POSTGRES_URL, schema, migrate: false })
@@ -219,5 +227,31 @@ describe('openStore and storeFromEnv (synchronous, for module-level setup)', () 
       await store.close?.()
       await dropSchema(schema)
     }
+  })
+})
+
+describe('PostgreSQL timeouts from the URL', () => {
+  it('?connectTimeout= and ?queryTimeout= (or ?timeout= for both) reach the store', async () => {
+    const schema = uniqueName('urltimeout')
+    const store = openStore({
+      database: `${POSTGRES_URL}?connectTimeout=400&queryTimeout=700&schema=${schema}`,
+    }) as unknown as PostgresStore
+    try {
+      expect(store).toBeInstanceOf(PostgresStore)
+      expect(store.pool.options).toMatchObject({
+        connectionTimeoutMillis: 400,
+        statement_timeout: 700,
+      })
+      expect(await store.accounts.hasIdentity(randomHash())).toBe(false)
+    } finally {
+      await store.close()
+      await dropSchema(schema)
+    }
+    const both = openStore({ database: `${POSTGRES_URL}?timeout=1200` }) as unknown as PostgresStore
+    expect(both.pool.options).toMatchObject({
+      connectionTimeoutMillis: 1200,
+      statement_timeout: 1200,
+    })
+    await both.close()
   })
 })

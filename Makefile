@@ -17,6 +17,7 @@ help:
 	@echo "                       example-koa, example-nestjs, example-nestjs-fastify,"
 	@echo "                       example-fetch, example-node"
 	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: under a minute"
+	@echo "make docs              the API reference (TypeDoc) in docs/api"
 	@echo "other targets: setup build type-check lint format format-check clean"
 
 # One install at a time (two targets started together on a fresh clone share node_modules); the
@@ -26,7 +27,7 @@ $(DEPS): package.json package-lock.json
 
 setup: $(DEPS)
 
-# dist/cjs (tsc) plus dist/esm wrappers for every subpath export.
+# dist/cjs and dist/esm: the same sources compiled twice by tsc (real ES modules, see scripts/build.mjs).
 build: $(DEPS)
 	node scripts/build.mjs
 
@@ -39,6 +40,11 @@ fuzz: $(DEPS)
 	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
 	echo "fuzz: FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SEED=$$seed"; \
 	FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SEED=$$seed npx jest test/fuzz.test.ts
+
+# The API reference of every entry point (typedoc.json), in docs/api (not committed).
+.PHONY: docs
+docs: $(DEPS)
+	npx typedoc
 
 type-check: $(DEPS)
 	npx tsc --noEmit -p tsconfig.json

@@ -48,14 +48,34 @@ export interface ErrorOptions {
   status?: number
 }
 
+/** Marks the errors of every copy of this package (its CommonJS and ES module builds). */
+const ERROR_BRAND = Symbol.for('better-auth-protocol.BetterAuthError')
+
 /** Base class of every error this library throws. */
 export class BetterAuthError extends Error {
   readonly code: ErrorCode
   readonly status: number
   readonly context: Record<string, unknown> | undefined
 
+  /**
+   * `instanceof` also holds for errors made by the other build of this package (an application
+   * that both imports and requires it loads two copies): they carry the brand, and a subclass is
+   * matched by its name along the prototype chain.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true
+    if (typeof value !== 'object' || value === null || !(ERROR_BRAND in value)) return false
+    if (this === BetterAuthError) return true
+    for (let p: unknown = Object.getPrototypeOf(value); p !== null; p = Object.getPrototypeOf(p)) {
+      const own = Object.getOwnPropertyDescriptor(p, 'constructor')?.value as unknown
+      if (typeof own === 'function' && own.name === this.name) return true
+    }
+    return false
+  }
+
   constructor(code: ErrorCode, message: string, options: ErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    Object.defineProperty(this, ERROR_BRAND, { value: true })
     this.name = new.target.name
     this.code = code
     this.status = options.status ?? ERROR_CODES[code].status

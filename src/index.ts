@@ -5,7 +5,13 @@ export * from './server/keys'
 export * from './server/routes'
 export * from './server/events'
 export * from './server/ratelimit'
-export { openApiDocument, type OpenApiOptions } from './server/openapi'
+export {
+  addBetterAuthSecurity,
+  openApiDocument,
+  SECURITY_SCHEME,
+  type OpenApiOptions,
+  type SecurityOptions,
+} from './server/openapi'
 export * from './stores/types'
 export * from './stores/memory'
 export * from './crypto/types'

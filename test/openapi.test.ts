@@ -1,40 +1,169 @@
 /** The OpenAPI 3.1 document generated from the route table. */
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import Ajv2020 from 'ajv/dist/2020'
 import { openApiDocument, routeTable, type Operation } from '../src'
-import { operationSchemas } from '../src/server/openapi'
+import { addBetterAuthSecurity, operationSchemas } from '../src/server/openapi'
 import spec from './fixtures/spec-examples.json'
 
 type Example = { operation: string; kind: string; message: unknown }
 const examples = spec.messages as unknown as Example[]
 
-const document = openApiDocument(routeTable({}, '/auth')) as {
+type Document = {
   openapi: string
-  paths: Record<string, Record<string, { operationId: string; responses: Record<string, unknown> }>>
-  components: { schemas: Record<string, unknown> }
+  info: { version: string; license?: unknown }
+  servers?: unknown[]
+  paths: Record<
+    string,
+    Record<
+      string,
+      { operationId: string; security?: unknown[]; responses: Record<string, unknown> }
+    >
+  >
+  components: {
+    schemas: Record<string, unknown>
+    securitySchemes?: Record<string, Record<string, unknown>>
+  }
 }
+
+const document = openApiDocument(routeTable({}, '/auth')) as Document
+const withAccess = openApiDocument(routeTable({}, '/auth'), { access: true }) as Document
 
 function validator(schema: Record<string, unknown>) {
   const ajv = new Ajv2020({ strict: false, formats: { 'date-time': true } })
-  return ajv.compile({ ...schema, components: document.components })
+  return ajv.compile({ ...schema, components: withAccess.components })
+}
+
+let dir: string
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'better-auth-openapi-'))
+})
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+/** The OpenAPI validator's verdict on a document. */
+function validate(doc: object, name: string): unknown {
+  const file = join(dir, `${name}.json`)
+  writeFileSync(file, JSON.stringify(doc))
+  const cli = require.resolve('@seriousme/openapi-schema-validator/bin/validate-api-cli.js')
+  const out = execFileSync(process.execPath, [cli, file], { encoding: 'utf8' })
+  return JSON.parse(out.slice(out.indexOf('{')))
+}
+
+/** Redocly's recommended rules on a document: its problems (offline, no telemetry). */
+function redoclyProblems(doc: object, name: string): string[] {
+  const file = join(dir, `${name}.json`)
+  writeFileSync(file, JSON.stringify(doc))
+  const manifest = require.resolve('@redocly/cli/package.json')
+  const bin = (JSON.parse(readFileSync(manifest, 'utf8')) as { bin: Record<string, string> }).bin
+  const cli = join(dirname(manifest), bin.redocly as string)
+  let out: string
+  try {
+    out = execFileSync(process.execPath, [cli, 'lint', file, '--format=json'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+    })
+  } catch (error) {
+    out = String((error as { stdout?: string }).stdout)
+  }
+  const report = JSON.parse(out) as {
+    problems: { ruleId: string; severity: string; location: { pointer: string }[] }[]
+  }
+  return report.problems.map(p => `${p.severity} ${p.ruleId} ${p.location[0]?.pointer ?? ''}`)
 }
 
 describe('OpenAPI document', () => {
   it('is a valid OpenAPI 3.1 document', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'better-auth-openapi-'))
-    try {
-      const file = join(dir, 'openapi.json')
-      writeFileSync(file, JSON.stringify(document))
-      const cli = require.resolve('@seriousme/openapi-schema-validator/bin/validate-api-cli.js')
-      const out = execFileSync(process.execPath, [cli, file], { encoding: 'utf8' })
-      expect(JSON.parse(out.slice(out.indexOf('{')))).toMatchObject({ valid: true })
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
+    expect(validate(document, 'openapi')).toMatchObject({ valid: true })
+    expect(validate(withAccess, 'access')).toMatchObject({ valid: true })
   })
+
+  it("passes Redocly's recommended rules", () => {
+    expect(redoclyProblems(document, 'redocly')).toEqual([])
+  }, 30_000)
+
+  it('has the package version, its license, a server and explicit security', () => {
+    const manifest = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as {
+      version: string
+    }
+    expect(document.info.version).toBe(manifest.version)
+    expect(document.info.license).toEqual({ name: 'MIT', identifier: 'MIT' })
+    expect(document.servers).toEqual([expect.objectContaining({ url: '/' })])
+    for (const item of Object.values(document.paths)) {
+      for (const operation of Object.values(item)) {
+        expect({ operation: operation.operationId, security: operation.security }).toEqual({
+          operation: operation.operationId,
+          security: [],
+        })
+        expect(Object.keys(operation.responses).some(status => status.startsWith('4'))).toBe(true)
+      }
+    }
+    // Components a document does not use are left out unless asked for.
+    expect(document.components.securitySchemes).toBeUndefined()
+    expect(document.components.schemas.AccessRequest).toBeUndefined()
+    expect(withAccess.components.securitySchemes?.betterAuth).toMatchObject({
+      type: 'http',
+      scheme: 'BetterAuth',
+    })
+    expect(withAccess.components.schemas.AccessRequest).toBeDefined()
+  })
+
+  it('adds the security scheme and access schemas to a document made elsewhere', () => {
+    // The shape of a @nestjs/swagger document (OpenAPI 3.0), with one protected route.
+    const body = (name: string) => ({
+      content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } },
+    })
+    const app = {
+      openapi: '3.0.0',
+      info: {
+        title: 'Notes',
+        version: '2.0.0',
+        license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' },
+      },
+      servers: [{ url: 'https://notes.example' }],
+      paths: {
+        '/notes': {
+          post: {
+            operationId: 'createNote',
+            summary: 'Create a note',
+            security: [{ betterAuth: [] }],
+            requestBody: { required: true, ...body('AccessRequest') },
+            responses: {
+              '201': { description: 'Created', ...body('AccessResponse') },
+              '401': { description: 'Unauthorized', ...body('Note') },
+            },
+          },
+        },
+      },
+      components: {
+        schemas: { Note: { type: 'object', properties: { text: { type: 'string' } } } },
+      },
+    }
+    const result = addBetterAuthSecurity(app)
+    expect(result).toBe(app)
+    const components = app.components as Document['components']
+    expect(components.securitySchemes?.betterAuth).toMatchObject({ type: 'http' })
+    expect(Object.keys(components.schemas).sort()).toEqual([
+      'AccessRequest',
+      'AccessResponse',
+      'Note',
+    ])
+    // Self-contained (no references to schemas the document lacks), in OpenAPI 3.0's dialect.
+    const text = JSON.stringify(components.schemas)
+    expect(text).not.toContain('$ref')
+    expect(text).not.toContain('"examples"')
+    expect(validate(app, 'nest')).toMatchObject({ valid: true })
+    expect(redoclyProblems(app, 'nest-redocly')).toEqual([])
+    // Schemas the document has keep their definition; the scheme name can be chosen.
+    const named = addBetterAuthSecurity(
+      { openapi: '3.1.0', components: { schemas: { AccessRequest: { type: 'string' } } } },
+      { name: 'signedAccess' }
+    ) as unknown as Document
+    expect(named.components.schemas.AccessRequest).toEqual({ type: 'string' })
+    expect(Object.keys(named.components.securitySchemes ?? {})).toEqual(['signedAccess'])
+  }, 30_000)
 
   it('lists every route of the table with its methods, under the prefix and custom paths', () => {
     const routes = routeTable({}, '/auth')

@@ -283,7 +283,24 @@ function guardStore(store: ServerStore): ServerStore {
   }
 }
 
+/** Marks the server cores of every copy of this package (its CommonJS and ES module builds). */
+const SERVER_BRAND = Symbol.for('better-auth-protocol.BetterAuthServer')
+
 export class BetterAuthServer<Attributes = unknown> {
+  /**
+   * `instanceof BetterAuthServer` also holds for a core made by the other build of this package
+   * (an application that both imports and requires it loads two copies), by its brand.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true
+    return (
+      this === BetterAuthServer &&
+      typeof value === 'object' &&
+      value !== null &&
+      SERVER_BRAND in value
+    )
+  }
+
   readonly store: ServerStore
   readonly paths: Readonly<Paths>
   readonly hasher: Hasher
@@ -322,6 +339,7 @@ export class BetterAuthServer<Attributes = unknown> {
   })
 
   constructor(options: BetterAuthOptions<Attributes> = {}) {
+    Object.defineProperty(this, SERVER_BRAND, { value: true })
     this.rawStore = options.store ?? new MemoryStore()
     this.store = guardStore(this.rawStore)
     this.paths = Object.freeze({ ...DEFAULT_PATHS, ...options.paths })

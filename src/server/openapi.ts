@@ -1,6 +1,7 @@
 /**
  * An OpenAPI 3.1 document of the protocol endpoints, generated from the route table the adapters
- * mount, so the document and the server cannot disagree about paths and methods.
+ * mount, so the document and the server cannot disagree about paths and methods; and the security
+ * scheme and schemas of access-protected routes, for this document or an application's own.
  */
 import { ERROR_CODES } from '../errors'
 import type { Endpoint, RouteInfo } from './routes'
@@ -9,11 +10,43 @@ import type { Endpoint, RouteInfo } from './routes'
 type Json = Record<string, unknown>
 
 export interface OpenApiOptions {
-  /** `info` of the document. @default { title: 'Better Auth', version: '1' } */
-  info?: { title: string; version: string; description?: string }
-  /** `servers` of the document. @default none (paths are relative to the host) */
+  /**
+   * `info` of the document. @default title 'Better Auth', the package version, a description and
+   * the package's license
+   */
+  info?: { title: string; version: string; description?: string; license?: Json }
+  /** `servers` of the document. @default `[{ url: '/' }]` (paths are relative to the host) */
   servers?: { url: string; description?: string }[]
+  /**
+   * Include the security scheme of access-protected routes (`betterAuth`) and the
+   * `AccessRequest` and `AccessResponse` schemas, to document the application's protected routes
+   * in this document too (as `addBetterAuthSecurity` does for another document). Left out by
+   * default: a document without such routes would not use them. @default false
+   */
+  access?: boolean
 }
+
+/** The version of this package (checked against package.json by the build). */
+const PACKAGE_VERSION = '0.1.0'
+
+/** The name of the security scheme of access-protected routes in `components.securitySchemes`. */
+export const SECURITY_SCHEME = 'betterAuth'
+
+/**
+ * The security scheme of access-protected routes: the protocol's signed access request. Its
+ * challenge is the `WWW-Authenticate: BetterAuth error="<code>"` header of a 401 answer.
+ */
+export const SECURITY_SCHEME_OBJECT: Readonly<Json> = Object.freeze({
+  type: 'http',
+  scheme: 'BetterAuth',
+  description:
+    "The protocol's signed access request, in the JSON body rather than in a header: " +
+    '`{"payload":{"access":{"nonce","timestamp","token"},"request":…},"signature":…}` ' +
+    '(schema `AccessRequest`), the access token from `/session/create` or `/session/refresh` and ' +
+    'a signature by the access key the token names. The reply is a response envelope signed by ' +
+    "the server's response key, echoing the nonce (`AccessResponse`). A failure answers 401 with " +
+    '`WWW-Authenticate: BetterAuth error="<code>"` and `{"error":{"code","message"}}`.',
+})
 
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` })
 
@@ -103,6 +136,26 @@ export const ACCESS_KEYS_RESPONSE: Json = responseEnvelope(
 
 const CONFLICTS = new Set<Endpoint>(['createAccount', 'linkDevice', 'recoverAccount'])
 
+/** The schemas of the body and reply of an access-protected route. */
+function accessSchemas(): Record<string, Json> {
+  return {
+    AccessRequest: {
+      ...object({
+        payload: object({
+          access: object({ nonce: ref('Nonce'), timestamp: ref('Timestamp'), token: ref('Token') }),
+          request: { description: 'The application data of the protected route' },
+        }),
+        signature: ref('Signature'),
+      }),
+      description: 'The body of every request to an access-protected route',
+    },
+    AccessResponse: {
+      ...responseEnvelope({ description: 'The application data of the reply' }),
+      description: 'The signed reply of an access-protected route; the nonce echoes the request',
+    },
+  }
+}
+
 function schemas(): Record<string, Json> {
   const authentication = {
     device: ref('Hash'),
@@ -144,20 +197,6 @@ function schemas(): Record<string, Json> {
       payload: object({ authentication: ref('Authentication') }),
       signature: ref('Signature'),
     }),
-    AccessRequest: {
-      ...object({
-        payload: object({
-          access: object({ nonce: ref('Nonce'), timestamp: ref('Timestamp'), token: ref('Token') }),
-          request: { description: 'The application data of the protected route' },
-        }),
-        signature: ref('Signature'),
-      }),
-      description: 'The body of every request to an access-protected route',
-    },
-    AccessResponse: {
-      ...responseEnvelope({ description: 'The application data of the reply' }),
-      description: 'The signed reply of an access-protected route; the nonce echoes the request',
-    },
     Error: object({
       error: object(
         {
@@ -202,6 +241,12 @@ function errorResponses(endpoint: Endpoint): Record<string, Json> {
   return responses
 }
 
+/**
+ * The protocol endpoints carry no credential of a security scheme: their messages are signed by
+ * the keys they name, or (the key endpoints) they are public.
+ */
+const PUBLIC: Json[] = []
+
 function operation(route: RouteInfo): Record<string, Json> {
   if (route.endpoint === 'responseKey') {
     const op: Json = {
@@ -210,11 +255,14 @@ function operation(route: RouteInfo): Record<string, Json> {
       description:
         'Served without authentication (trust on first use): clients should pin the key out of band.',
       tags: ['keys'],
+      security: PUBLIC,
       responses: {
         '200': {
           description: 'The response public key',
           content: { 'text/plain': { schema: ref('PublicKey') } },
         },
+        '413': errorResponse('Body too large (BA603 payload too large)'),
+        '503': errorResponse('Storage unavailable (the key store could not be read)'),
       },
     }
     return Object.fromEntries(
@@ -230,12 +278,14 @@ function operation(route: RouteInfo): Record<string, Json> {
         'response key. A body `{"payload":{"access":{"nonce":N}}}` makes the reply echo N; ' +
         'without one the server picks the nonce.',
       tags: ['keys'],
+      security: PUBLIC,
       responses: {
         '200': {
           description: 'Signed response envelope listing the access verification keys',
           content: { 'application/json': { schema: ACCESS_KEYS_RESPONSE } },
         },
         '400': errorResponse('Invalid message (a body without a valid nonce)'),
+        '413': errorResponse('Body too large (BA603 payload too large)'),
         '503': errorResponse('Storage unavailable (the key store could not be read)'),
       },
     }
@@ -264,6 +314,7 @@ function operation(route: RouteInfo): Record<string, Json> {
     operationId: endpoint,
     summary: route.summary,
     tags: [endpoint.includes('Session') ? 'sessions' : 'accounts'],
+    security: PUBLIC,
     requestBody: {
       required: true,
       content: {
@@ -295,8 +346,9 @@ export function operationSchemas(endpoint: OperationEndpoint): {
 }
 
 /**
- * The OpenAPI 3.1 document of the given routes (`auth.routes(prefix)`, or `routeTable()`).
- * Components include `AccessRequest` and `AccessResponse`, for documenting protected routes.
+ * The OpenAPI 3.1 document of the given routes (`auth.routes(prefix)`, or `routeTable()`). With
+ * `access: true` its components also hold the `betterAuth` security scheme and the
+ * `AccessRequest` and `AccessResponse` schemas, for documenting protected routes.
  */
 export function openApiDocument(routes: readonly RouteInfo[], options: OpenApiOptions = {}): Json {
   const paths: Record<string, Json> = {}
@@ -306,18 +358,78 @@ export function openApiDocument(routes: readonly RouteInfo[], options: OpenApiOp
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     info: options.info ?? {
       title: 'Better Auth',
-      version: '1',
+      version: PACKAGE_VERSION,
       description:
         'Key-based, passwordless authentication (the Better Auth protocol). Every request and ' +
         'response is a signed envelope; errors are `{"error":{"code","message"}}`.',
+      license: { name: 'MIT', identifier: 'MIT' },
     },
-    ...(options.servers === undefined ? {} : { servers: options.servers }),
+    servers: options.servers ?? [{ url: '/', description: 'The host serving this document' }],
     tags: [
       { name: 'accounts', description: 'Accounts, devices and recovery' },
       { name: 'sessions', description: 'Session challenges and access tokens' },
       { name: 'keys', description: 'Server keys' },
     ],
     paths,
-    components: { schemas: schemas() },
+    components: {
+      schemas: { ...schemas(), ...(options.access === true ? accessSchemas() : {}) },
+      ...(options.access === true
+        ? { securitySchemes: { [SECURITY_SCHEME]: { ...SECURITY_SCHEME_OBJECT } } }
+        : {}),
+    },
   }
+}
+
+export interface SecurityOptions {
+  /** The name of the security scheme. @default 'betterAuth' */
+  name?: string
+  /**
+   * Also add the `AccessRequest` and `AccessResponse` schemas (self-contained, without `$ref`s)
+   * to `components.schemas`, for the request bodies and replies of protected routes. Schemas
+   * already there keep their definition. @default true
+   */
+  schemas?: boolean
+}
+
+/** `#/components/schemas/X` references replaced by the schemas they name. */
+function inlined(value: unknown, all: Record<string, Json>, openApi30: boolean): unknown {
+  if (Array.isArray(value)) return value.map(item => inlined(item, all, openApi30))
+  if (typeof value !== 'object' || value === null) return value
+  const node = value as Json
+  const target =
+    typeof node.$ref === 'string' ? /^#\/components\/schemas\/(.+)$/.exec(node.$ref) : null
+  if (target !== null) return inlined(all[target[1] as string], all, openApi30)
+  const out: Json = {}
+  for (const [key, item] of Object.entries(node)) {
+    // OpenAPI 3.0 schemas have one `example`, not JSON Schema's `examples`.
+    if (openApi30 && key === 'examples' && Array.isArray(item)) out.example = item[0]
+    else out[key] = inlined(item, all, openApi30)
+  }
+  return out
+}
+
+/**
+ * Adds the security scheme of access-protected routes (`components.securitySchemes.betterAuth`)
+ * and the `AccessRequest` and `AccessResponse` schemas to an OpenAPI 3.x document made elsewhere,
+ * such as `SwaggerModule.createDocument` of `@nestjs/swagger`. The document is changed in place
+ * and returned. Protected operations then declare `security: [{ betterAuth: [] }]` (in NestJS,
+ * `@ApiSecurity('betterAuth')`), and their body `$ref: '#/components/schemas/AccessRequest'`.
+ */
+export function addBetterAuthSecurity<Document extends object>(
+  document: Document,
+  options: SecurityOptions = {}
+): Document {
+  const doc = document as Json
+  const components = (doc.components ??= {}) as Json
+  const schemes = (components.securitySchemes ??= {}) as Json
+  schemes[options.name ?? SECURITY_SCHEME] = { ...SECURITY_SCHEME_OBJECT }
+  if (options.schemas !== false) {
+    const existing = (components.schemas ??= {}) as Json
+    const all = { ...schemas(), ...accessSchemas() }
+    const openApi30 = typeof doc.openapi === 'string' && doc.openapi.startsWith('3.0')
+    for (const [name, schema] of Object.entries(accessSchemas())) {
+      existing[name] ??= inlined(schema, all, openApi30)
+    }
+  }
+  return document
 }

@@ -14,9 +14,10 @@ import { MemoryStore } from './memory'
 import type { ServerStore } from './types'
 
 /**
- * Loads a store module (and so its driver) only when its URL is used. A plain `require` at
- * call time: the package is CommonJS, and ECMAScript `import()` of a relative path would need
- * the built file's extension.
+ * Loads a store module (and so its driver) only when its URL is used, synchronously, with a plain
+ * `require` at call time. In the ES module build, `scripts/build.mjs` gives this file a `require`
+ * (scripts/shims/esm-require.js) that loads the package's own ES modules, so a store made here is
+ * the same class that `import` gives.
  */
 function load<T>(path: string): T {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -8,11 +8,18 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { Test } from '@nestjs/testing'
 import { BetterAuthClient, NodeSigningKey, type Network } from '../src'
 import { hash } from './helpers'
-import { supertestTarget, type Target } from './adapters/contract'
+import {
+  STACK_TRACE,
+  listening,
+  parsedJson,
+  rawRequest,
+  supertestTarget,
+  type Target,
+} from './adapters/contract'
 import { app as expressApp } from '../examples/express/server'
 import { app as koaApp } from '../examples/koa/server'
 import { AppModule } from '../examples/nestjs/main'
-import { handle } from '../examples/fetch/server'
+import { handle, listener as fetchListener } from '../examples/fetch/server'
 import { server as nodeServer } from '../examples/node/server'
 
 class TargetNetwork implements Network {
@@ -100,6 +107,163 @@ describe.each(examples)('examples/%s', (_name, start) => {
     expect(anonymous.headers['www-authenticate']).toBe('BetterAuth error="BA404"')
     const openapi = JSON.parse((await target.get('/openapi.json')).text) as { openapi: string }
     expect(openapi.openapi).toBe('3.1.0')
+  })
+})
+
+/** Each example on a real port, as `make example-…` serves it (with `handleClientErrors`). */
+const servers: [string, () => Promise<{ port: number; close(): Promise<void> }>][] = [
+  ['fetch', async () => serve(listening(fetchListener))],
+  ['express', async () => serve(listening(expressApp))],
+  ['koa', async () => serve(listening(koaApp.callback()))],
+  [
+    'nestjs',
+    async () => {
+      const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile()
+      const app = moduleRef.createNestApplication({ rawBody: true, logger: false })
+      await app.init()
+      const server = listening(app.getHttpServer())
+      return { port: await server.port(), close: () => app.close() }
+    },
+  ],
+  [
+    'nestjs on Fastify',
+    async () => {
+      const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile()
+      const app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
+        rawBody: true,
+        logger: false,
+      })
+      await app.init()
+      await app.getHttpAdapter().getInstance().ready()
+      const server = listening(app.getHttpServer())
+      return { port: await server.port(), close: () => app.close() }
+    },
+  ],
+]
+
+async function serve(server: ReturnType<typeof listening>) {
+  return { port: await server.port(), close: () => server.close() }
+}
+
+const head = (line: string, headers: Record<string, string> = {}) =>
+  [line, 'Host: localhost', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join('\r\n') +
+  '\r\n\r\n'
+const TWO_MB = 2 * 1024 * 1024
+const JSON_TYPE = { 'Content-Type': 'application/json' }
+
+/** Raw requests, the statuses each example may answer, and the fetch example's exact code. */
+const hostile: {
+  label: string
+  bytes: string
+  options?: { bodyBytes?: number; chunked?: boolean }
+  statuses: number[]
+  fetch?: [number, string]
+}[] = [
+  {
+    label: 'TRACE /health',
+    bytes: head('TRACE /health HTTP/1.1'),
+    // @koa/router's allowedMethods answers 501 for a method no route implements.
+    statuses: [404, 405, 501],
+    fetch: [405, 'BA605'],
+  },
+  {
+    label: 'CONNECT',
+    bytes: head('CONNECT 127.0.0.1:443 HTTP/1.1'),
+    statuses: [405],
+    fetch: [405, 'BA605'],
+  },
+  {
+    label: 'an absolute-form request line',
+    bytes: head('POST http://x/foo/bar HTTP/1.1', { ...JSON_TYPE, 'Content-Length': '2' }) + '{}',
+    statuses: [401],
+    fetch: [401, 'BA404'],
+  },
+  {
+    label: 'an invalid method token',
+    bytes: head('G(T /health HTTP/1.1'),
+    statuses: [400],
+    fetch: [400, 'BA101'],
+  },
+  {
+    label: 'a header without a colon',
+    bytes: 'GET /health HTTP/1.1\r\nHost: localhost\r\nNoColonHere\r\n\r\n',
+    statuses: [400],
+    fetch: [400, 'BA101'],
+  },
+  {
+    label: 'a 2 MB body',
+    bytes: head('POST /foo/bar HTTP/1.1', { ...JSON_TYPE, 'Content-Length': String(TWO_MB) }),
+    options: { bodyBytes: TWO_MB },
+    statuses: [413],
+    fetch: [413, 'BA603'],
+  },
+  {
+    label: 'a 2 MB chunked body',
+    bytes: head('POST /foo/bar HTTP/1.1', { ...JSON_TYPE, 'Transfer-Encoding': 'chunked' }),
+    options: { bodyBytes: TWO_MB, chunked: true },
+    statuses: [413],
+    fetch: [413, 'BA603'],
+  },
+  {
+    label: 'a malformed JSON body',
+    bytes: head('POST /foo/bar HTTP/1.1', { ...JSON_TYPE, 'Content-Length': '11' }) + '{"payload":',
+    statuses: [400],
+    fetch: [400, 'BA101'],
+  },
+]
+
+describe.each(servers)('examples/%s on a real port: raw requests', (name, start) => {
+  let server: { port: number; close(): Promise<void> }
+  beforeAll(async () => {
+    server = await start()
+  })
+  afterAll(async () => {
+    await server.close()
+  })
+
+  it.each(hostile)('$label: an answer, no stack trace, still serving', async request => {
+    const reply = await rawRequest(server.port, request.bytes, request.options)
+    expect(request.statuses).toContain(reply.status)
+    expect(reply.text).not.toMatch(STACK_TRACE)
+    if (name === 'fetch' && request.fetch !== undefined) {
+      const body = parsedJson(reply.text) as { error: { code: string; message: string } }
+      expect([reply.status, body.error.code]).toEqual(request.fetch)
+      expect(typeof body.error.message).toBe('string')
+    }
+    const health = await rawRequest(server.port, head('GET /health HTTP/1.1'))
+    expect([health.status, parsedJson(health.text)]).toEqual([200, { ok: true }])
+  })
+})
+
+describe('examples/express: body-parser failures get the protocol error body', () => {
+  const target = supertestTarget(expressApp)
+  const bodies: [string, string, Record<string, string>, number, string][] = [
+    ['a malformed body', '{"payload":', { 'content-type': 'application/json' }, 400, 'BA101'],
+    [
+      'a charset=latin1 body',
+      '{"payload":{}}',
+      { 'content-type': 'application/json; charset=latin1' },
+      415,
+      'BA606',
+    ],
+    [
+      'a body over 100 kB',
+      JSON.stringify({ payload: 'x'.repeat(150_000) }),
+      { 'content-type': 'application/json' },
+      413,
+      'BA603',
+    ],
+  ]
+  it.each(bodies)('%s', async (_label, body, headers, status, code) => {
+    for (const path of ['/foo/bar', '/notes', '/health']) {
+      const reply = await target.post(path, body, headers)
+      expect(reply.headers['content-type']).toMatch(/^application\/json/)
+      expect(reply.text).not.toMatch(STACK_TRACE)
+      expect(reply.text).not.toMatch(/<html|<pre/i)
+      const parsed = parsedJson(reply.text) as { error: { code: string; message: string } }
+      expect([path, reply.status, parsed.error.code]).toEqual([path, status, code])
+      expect(Object.keys(parsed)).toEqual(['error'])
+    }
   })
 })
 

@@ -10,7 +10,7 @@
  * signatures are checked over exactly the bytes the client sent. Express itself is not imported at
  * run time: the middleware only uses what Express 4 and 5 both put on `req` and `res`.
  */
-import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
 import {
   type AccessPrincipal,
   type BetterAuthOptions,
@@ -21,7 +21,14 @@ import {
 import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 import type { Endpoint } from '../../src/server/routes'
 import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
-import { BetterAuthError, ForbiddenError } from '../../src/errors'
+import {
+  BetterAuthError,
+  ForbiddenError,
+  InvalidMessageError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from '../../src/errors'
+import { handleClientErrors } from '../shared/http'
 import {
   DEFAULT_BODY_LIMIT,
   closeAfterOverlongBody,
@@ -37,7 +44,7 @@ import {
 } from '../shared/node'
 
 export { UnauthorizedError, type Authorize, type AccessOptions } from '../shared/access'
-export { keepRawBody }
+export { keepRawBody, handleClientErrors }
 
 const ADVICE =
   'Mount auth.express() / requireAccess() before express.json(), or use ' +
@@ -232,6 +239,67 @@ export function requireAccess<Attributes = unknown, Body = unknown>(
   }
 }
 
+/** What body-parser (`express.json()`, `express.raw()` …) throws: an http-error with a `type`. */
+interface ParserError {
+  type?: unknown
+  limit?: unknown
+}
+
+/**
+ * The protocol error for what an Express app may pass to `next(err)`: a `BetterAuthError` (or the
+ * `UnauthorizedError` carrying one) as it is, and body-parser's refusals — `entity.parse.failed`
+ * (400 BA101), `entity.too.large` (413 BA603), `charset.unsupported` / `encoding.unsupported`
+ * (415 BA606), a body cut short or of the wrong length (400 BA101). `undefined` for anything else.
+ */
+export function protocolErrorOf(error: unknown): BetterAuthError | undefined {
+  if (error instanceof BetterAuthError) return error
+  if (error instanceof Error && error.cause instanceof BetterAuthError) return error.cause
+  if (typeof error !== 'object' || error === null) return undefined
+  const { type, limit } = error as ParserError
+  switch (type) {
+    case 'entity.parse.failed':
+      return new InvalidMessageError('body', 'not valid JSON')
+    case 'entity.too.large':
+      return new PayloadTooLargeError(typeof limit === 'number' ? limit : DEFAULT_BODY_LIMIT)
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return new UnsupportedMediaTypeError()
+    case 'request.aborted':
+      return new InvalidMessageError('body', 'the connection closed before it was complete')
+    case 'request.size.invalid':
+      return new InvalidMessageError('body', 'its length does not match Content-Length')
+    default:
+      return undefined
+  }
+}
+
+/**
+ * Error middleware answering body-parser failures and the protocol's errors with the protocol
+ * error body and status (see {@link protocolErrorOf}) — never Express's HTML error page with its
+ * stack trace — and passing every other error on. Mount it after the routes:
+ * `app.use(betterAuthErrorHandler(core))`, or `app.use(auth.errorHandler())`. With a core, the
+ * answer is logged by it and carries `WWW-Authenticate` on 401; after a body over the limit the
+ * connection closes.
+ */
+export function betterAuthErrorHandler(core?: BetterAuthServer<unknown>): ErrorRequestHandler {
+  return (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    const mapped = protocolErrorOf(error)
+    if (mapped === undefined || res.headersSent) {
+      next(error)
+      return
+    }
+    closeAfterOverlongBody(mapped, (name, value) => res.setHeader(name, value))
+    const result =
+      core?.errorResult(mapped, { route: requestPath(req) }) ??
+      ({
+        status: mapped.status,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: JSON.stringify(mapped.toBody(false)),
+      } as const)
+    send(res, result, result.body)
+  }
+}
+
 /** The principal `requireAccess` put on the request, or `undefined`. */
 export function getPrincipal<Attributes = unknown, Body = unknown>(
   req: Request
@@ -251,6 +319,15 @@ export class ExpressBetterAuth<Attributes = unknown> extends AdapterBase<Attribu
     options: RequireAccessOptions<Attributes, Body> = {}
   ): AccessHandler<Body> {
     return requireAccess<Attributes, Body>(this.core, options)
+  }
+
+  /**
+   * Error middleware answering body-parser failures and the protocol's errors with the protocol
+   * error body, never a stack trace; other errors go on (see {@link betterAuthErrorHandler}).
+   * Mount it after the routes: `app.use(auth.errorHandler())`.
+   */
+  errorHandler(): ErrorRequestHandler {
+    return betterAuthErrorHandler(this.core as BetterAuthServer<unknown>)
   }
 
   /** A body-parser `verify` hook keeping the raw bytes: `express.json({ verify: auth.verify })`. */

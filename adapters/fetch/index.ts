@@ -22,11 +22,16 @@ import {
   type RequestContext,
 } from '../../src/server/core'
 
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 import { checkAccess, normalizePath, type AccessOptions } from '../shared/access'
+import { readBody } from '../shared/body'
+import { handleClientErrors } from '../shared/http'
+import { clientIp as forwardedClientIp, type TrustProxy } from '../shared/ip'
 import { DEFAULT_BODY_LIMIT } from '../shared/node'
 
 export type { Authorize, AccessOptions } from '../shared/access'
+export { handleClientErrors, type TrustProxy }
 
 export type FetchOptions = MountOptions
 
@@ -117,6 +122,176 @@ export async function readRequestBody(request: Request, limit: number): Promise<
   return body
 }
 
+/** A Web-standard handler, as Bun, Deno, Hono or a Next.js route call it. */
+export type FetchHandler = (
+  request: Request,
+  context: RequestContext
+) => Response | Promise<Response>
+
+/** Options of the node:http ⇄ `Request`/`Response` bridge. */
+export interface NodeBridgeOptions {
+  /**
+   * The largest body read before the handler runs; more is answered 413 (`BA603`) and the
+   * connection closes. @default the core's `limits.maxBodyBytes` with `auth.nodeListener`, else
+   * 64 KiB
+   */
+  maxBodyBytes?: number
+  /**
+   * The origin of the built `Request`'s URL (`https://api.example.com`). @default
+   * `http://<Host header>` when it is a plain host name or address, else `http://localhost`
+   */
+  origin?: string
+  /**
+   * How far `X-Forwarded-For` is trusted for `context.ip` (see the Express adapter's `trust
+   * proxy`): `false` (default) takes the socket's peer address.
+   */
+  trustProxy?: TrustProxy
+  /** Reports what the handler threw (it is answered 500 `BA600`). @default `console.error` */
+  onError?: (error: unknown) => void
+}
+
+/** Methods a `Request` cannot carry (the constructor throws): answered 405 (`BA605`). */
+const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK'])
+const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/
+
+/** The path and query of a request target: origin-form (`/a?b`) or absolute-form (`http://h/a?b`). */
+function targetPath(target: string): string {
+  if (target.startsWith('/') && !target.startsWith('//')) return target
+  let url: URL
+  try {
+    url = new URL(target)
+  } catch (cause) {
+    throw new InvalidMessageError('request target', 'not a path or an absolute URL', { cause })
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InvalidMessageError('request target', 'not an http(s) URL')
+  }
+  return url.pathname + url.search
+}
+
+/**
+ * A Web `Request` for a node:http request: the body read first (at most `maxBodyBytes`), the URL
+ * built from `origin` and the request target (absolute-form targets keep their path and query).
+ * Rejects with a `BetterAuthError` for what a `Request` cannot be built from: 405 `BA605` for
+ * `TRACE`/`TRACK`/`CONNECT`, 413 `BA603` for a body over the limit, 400 `BA101` for anything else.
+ */
+export async function toWebRequest(
+  req: IncomingMessage,
+  options: Pick<NodeBridgeOptions, 'maxBodyBytes' | 'origin'> = {}
+): Promise<Request> {
+  const method = (req.method ?? 'GET').toUpperCase()
+  if (FORBIDDEN_METHODS.has(method)) throw new MethodNotAllowedError()
+  const path = targetPath(req.url ?? '/')
+  const host = req.headers.host
+  const origin =
+    options.origin ?? `http://${host !== undefined && HOST.test(host) ? host : 'localhost'}`
+  const body = await readBody(req, options.maxBodyBytes ?? DEFAULT_BODY_LIMIT)
+  const headers = new Headers()
+  try {
+    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+      headers.append(req.rawHeaders[i] as string, req.rawHeaders[i + 1] as string)
+    }
+    const init: RequestInit = { method, headers }
+    if (method !== 'GET' && method !== 'HEAD') {
+      init.body = new Uint8Array(
+        body.buffer,
+        body.byteOffset,
+        body.byteLength
+      ) as Uint8Array<ArrayBuffer>
+    }
+    return new Request(new URL(path, origin), init)
+  } catch (cause) {
+    throw new InvalidMessageError('request', 'cannot be represented as a Request', { cause })
+  }
+}
+
+/** Writes a Web `Response` on a node:http response (an explicit length, no body for HEAD). */
+export async function writeWebResponse(
+  res: ServerResponse,
+  response: Response,
+  method = 'GET'
+): Promise<void> {
+  const body = Buffer.from(await response.arrayBuffer())
+  const headers: Record<string, string | string[]> = {}
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') headers[name] = value
+  })
+  const cookies = response.headers.getSetCookie()
+  if (cookies.length > 0) headers['set-cookie'] = cookies
+  headers['content-length'] = String(body.byteLength)
+  res.writeHead(response.status, headers)
+  res.end(method === 'HEAD' ? undefined : body)
+}
+
+function errorResponse(
+  res: ServerResponse,
+  error: BetterAuthError,
+  core?: BetterAuthServer<unknown>
+): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const result = core?.errorResult(error) ?? {
+    status: error.status,
+    headers: { 'content-type': JSON_TYPE },
+    body: JSON.stringify(error.toBody(false)),
+  }
+  // After a refused body the rest of it is not read: the connection closes with the answer.
+  if (error instanceof PayloadTooLargeError || error.status === 405) res.shouldKeepAlive = false
+  res.writeHead(result.status, {
+    ...result.headers,
+    'content-length': String(Buffer.byteLength(result.body)),
+  })
+  res.end(result.body)
+}
+
+/**
+ * A node:http request listener serving a Web handler: `createServer(nodeListener(handle))`.
+ * Whatever the request line, method, headers or body size, the answer is the handler's, or the
+ * protocol's JSON error body: 405 `BA605` for methods a `Request` cannot carry, 413 `BA603` (and
+ * the connection closes) for a body over `maxBodyBytes`, 400 `BA101` for a request that cannot
+ * become a `Request`, 500 `BA600` when the handler throws. `context.ip` is the client IP (see
+ * `trustProxy`). Pair it with {@link handleClientErrors} for what node's parser refuses itself.
+ */
+export function nodeListener(
+  handler: FetchHandler,
+  options: NodeBridgeOptions & { core?: BetterAuthServer<unknown> } = {}
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const onError = options.onError ?? ((error: unknown) => console.error(error))
+  return (req, res) => {
+    const method = (req.method ?? 'GET').toUpperCase()
+    const ip = forwardedClientIp(
+      req.socket?.remoteAddress,
+      req.headers['x-forwarded-for'],
+      options.trustProxy
+    )
+    toWebRequest(req, options)
+      .then(
+        async request => {
+          let response: Response
+          try {
+            response = await handler(request, ip === undefined ? {} : { ip })
+          } catch (error) {
+            if (!(error instanceof BetterAuthError)) onError(error)
+            errorResponse(res, toBetterAuthError(error), options.core)
+            return
+          }
+          await writeWebResponse(res, response, method)
+        },
+        error => errorResponse(res, toBetterAuthError(error), options.core)
+      )
+      .catch(error => {
+        onError(error)
+        try {
+          errorResponse(res, toBetterAuthError(error), options.core)
+        } catch {
+          res.destroy()
+        }
+      })
+  }
+}
+
 /** The core with Web-standard `Request → Response` entry points. */
 export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attributes> {
   private readonly routes: ProtocolRoutes
@@ -128,6 +303,22 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
     this.limit = core.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
   }
 
+  /**
+   * A node:http request listener serving `handler` (by default the protocol endpoints alone)
+   * through the bridge of {@link nodeListener}, with the core's body limit and error logging:
+   * `handleClientErrors(createServer(auth.nodeListener(handle))).listen(8080)`.
+   */
+  nodeListener(
+    handler: FetchHandler = this.fetch,
+    options: NodeBridgeOptions = {}
+  ): (req: IncomingMessage, res: ServerResponse) => void {
+    return nodeListener(handler, {
+      maxBodyBytes: this.limit,
+      ...options,
+      core: this.core as BetterAuthServer<unknown>,
+    })
+  }
+
   /** Whether `request` is for a protocol endpoint (or the OpenAPI document). */
   matches(request: Request): boolean {
     return this.routes.has(new URL(request.url).pathname)
@@ -135,8 +326,17 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
 
   /**
    * Answers the protocol endpoints; any other path gets 404 (BA604), a wrong method 405 (BA605)
-   * with `Allow`. `context.ip` is the client IP, when the runtime knows it (rate limiting).
-   * An arrow function, so it can be passed on as it is (`export default { fetch: auth.fetch }`).
+   * with `Allow`. An arrow function, so it can be passed on as it is.
+   *
+   * Pass the client IP as `context.ip`: a `Request` does not carry it, and without it every
+   * request shares one per-IP rate-limit bucket. Where it comes from:
+   * - node:http: `auth.nodeListener(handler)` passes the socket address (`trustProxy` for
+   *   `X-Forwarded-For`);
+   * - Bun: `server.requestIP(request)?.address` (second argument of `fetch`);
+   * - Deno: `info.remoteAddr.hostname` (second argument of the `Deno.serve` handler);
+   * - Hono: `getConnInfo(c).remote.address` (from the runtime's Hono adapter);
+   * - Next.js: the left-most `x-forwarded-for` entry, only behind a proxy that sets it;
+   * - Cloudflare Workers: the `cf-connecting-ip` header.
    */
   readonly fetch = async (request: Request, context: RequestContext = {}): Promise<Response> => {
     const path = normalizePath(new URL(request.url).pathname)
@@ -206,7 +406,8 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
   }
 
   /**
-   * A protected handler: `(request) => Response`. The handler returns the reply data, which is
+   * A protected handler: `(request, context?) => Response`; pass the client IP as `context.ip`
+   * (see {@link FetchBetterAuth.fetch}). The handler returns the reply data, which is
    * sent as a signed response envelope, or a `Response`, sent as it is; a `BetterAuthError` it
    * throws becomes its error answer.
    */

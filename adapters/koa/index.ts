@@ -30,6 +30,7 @@ import {
 } from '../shared/node'
 
 export { UnauthorizedError, type Authorize, type AccessOptions } from '../shared/access'
+export { handleClientErrors } from '../shared/http'
 
 const ADVICE =
   'Mount auth.koa() / requireAccess() before the body parser, or use a parser that keeps ' +

@@ -26,11 +26,20 @@ export function BetterAuthAccess(options: AccessMetadata = {}): ClassDecorator &
   )
 }
 
-/** Lets a route through without an access request (in global-guard mode, or under a protected controller). */
+/**
+ * Lets a route through without an access request (in global-guard mode, or under a protected
+ * controller). On a controller, a handler's own `@BetterAuthAccess()` or `@OptionalAccess()`
+ * overrides it: the handler is checked.
+ */
 export const AllowAnonymous = (): ClassDecorator & MethodDecorator =>
   SetMetadata(ALLOW_ANONYMOUS, true)
 
-/** Verifies an access request when there is one; a request without credentials passes. */
+/**
+ * Verifies an access request when there is one; a request without credentials passes. Applies
+ * where the guard runs (global-guard mode, or with `@BetterAuthAccess()` on the handler or its
+ * controller). On a controller, a handler's `@BetterAuthAccess({ credentialsRequired: true })`
+ * overrides it.
+ */
 export const OptionalAccess = (): ClassDecorator & MethodDecorator =>
   SetMetadata(OPTIONAL_ACCESS, true)
 

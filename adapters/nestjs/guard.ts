@@ -83,32 +83,42 @@ export class BetterAuthGuard implements CanActivate {
     throw toHttpException(result.error)
   }
 
-  /** The access options of a handler, built once per handler (the core caches per object). */
-  private readonly routeOptions = new WeakMap<object, RouteOptions>()
+  /** What the guard does on a handler, worked out once per handler (the core caches per object). */
+  private readonly routeOptions = new WeakMap<object, RouteOptions | typeof ANONYMOUS>()
 
-  private optionsFor(context: ExecutionContext): RouteOptions | undefined {
+  /**
+   * The access options of the route, or `ANONYMOUS` when it is not checked. Each setting is a
+   * field resolved handler first, then controller (Reflector's `getAllAndOverride` order): whether
+   * the route is anonymous, whether credentials are required, and each `@BetterAuthAccess()`
+   * option. Only `authorize` adds up: the module's, the controller's and the handler's hooks must
+   * all pass.
+   */
+  private optionsFor(context: ExecutionContext): RouteOptions | typeof ANONYMOUS {
     const handler = context.getHandler()
     const cached = this.routeOptions.get(handler)
     if (cached !== undefined) return cached
-    const targets = [handler, context.getClass()]
-    const onHandler = this.reflector.get<AccessMetadata | undefined>(ACCESS_METADATA, handler)
-    const onClass = this.reflector.get<AccessMetadata | undefined>(
-      ACCESS_METADATA,
-      context.getClass()
-    )
-    if (onHandler === undefined && onClass === undefined && !this.global) return undefined
-    const hooks = [this.options.authorize, onClass?.authorize, onHandler?.authorize].filter(
-      (hook): hook is NestAuthorize => hook !== undefined
-    )
-    const { authorize: _c, ...classRest } = onClass ?? {}
-    const { authorize: _h, ...handlerRest } = onHandler ?? {}
-    const optional =
-      this.reflector.getAllAndOverride<boolean>(OPTIONAL_ACCESS, targets) === true ||
-      (onHandler?.credentialsRequired ?? onClass?.credentialsRequired) === false
+    const onHandler = levelOf(this.reflector, handler)
+    const onClass = levelOf(this.reflector, context.getClass())
+    const resolved = this.resolve(onHandler, onClass)
+    this.routeOptions.set(handler, resolved)
+    return resolved
+  }
+
+  private resolve(onHandler: Level, onClass: Level): RouteOptions | typeof ANONYMOUS {
+    const protectedHere = onHandler.access !== undefined || onClass.access !== undefined
+    if (!protectedHere && !this.global) return ANONYMOUS
+    if (onHandler.anonymous ?? onClass.anonymous ?? false) return ANONYMOUS
+    const hooks = [
+      this.options.authorize,
+      onClass.access?.authorize,
+      onHandler.access?.authorize,
+    ].filter((hook): hook is NestAuthorize => hook !== undefined)
+    const { authorize: _c, credentialsRequired: _cr, ...classRest } = onClass.access ?? {}
+    const { authorize: _h, credentialsRequired: _hr, ...handlerRest } = onHandler.access ?? {}
     const options: RouteOptions = {
       ...classRest,
       ...handlerRest,
-      credentialsRequired: !optional,
+      credentialsRequired: onHandler.credentialsRequired ?? onClass.credentialsRequired ?? true,
     }
     if (hooks.length > 0) {
       options.authorize = async (principal, ctx) => {
@@ -116,15 +126,12 @@ export class BetterAuthGuard implements CanActivate {
         return true
       }
     }
-    this.routeOptions.set(handler, options)
     return options
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()]
-    if (this.reflector.getAllAndOverride<boolean>(ALLOW_ANONYMOUS, targets) === true) return true
     const options = this.optionsFor(context)
-    if (options === undefined) return true
+    if (options === ANONYMOUS) return true
     const request = this.getRequest(context)
 
     let principal: AccessPrincipal<unknown, unknown> | undefined
@@ -165,6 +172,37 @@ export class BetterAuthGuard implements CanActivate {
 }
 
 type RouteOptions = AccessOptions<unknown, unknown, ExecutionContext>
+
+/** A route the guard lets through unchecked. */
+const ANONYMOUS = Symbol('anonymous')
+
+/**
+ * What one level (a handler, or its controller) says, as fields that are `undefined` where the
+ * level says nothing, so a handler's setting overrides its controller's field by field:
+ *
+ * - `anonymous`: `true` with `@AllowAnonymous()`; `false` with `@BetterAuthAccess()` or
+ *   `@OptionalAccess()` (the level asks for an access check, which beats an anonymous controller);
+ *   both on one level contradict each other, and the check wins (fail closed).
+ * - `credentialsRequired`: `@BetterAuthAccess({ credentialsRequired })` when given; else `false`
+ *   with `@OptionalAccess()`.
+ */
+interface Level {
+  access: AccessMetadata | undefined
+  anonymous: boolean | undefined
+  credentialsRequired: boolean | undefined
+}
+
+function levelOf(reflector: Reflector, target: object): Level {
+  const access = reflector.get<AccessMetadata | undefined>(ACCESS_METADATA, target as never)
+  const allow = reflector.get<boolean | undefined>(ALLOW_ANONYMOUS, target as never) === true
+  const optional = reflector.get<boolean | undefined>(OPTIONAL_ACCESS, target as never) === true
+  const checked = access !== undefined || optional
+  return {
+    access,
+    anonymous: checked ? false : allow ? true : undefined,
+    credentialsRequired: access?.credentialsRequired ?? (optional ? false : undefined),
+  }
+}
 
 /** The guard registered as `APP_GUARD` in global-guard mode. */
 @Injectable()

@@ -40,6 +40,7 @@ export {
 } from './options'
 export { BetterAuthServer } from '../../src/server/core'
 export { UnauthorizedError } from '../shared/access'
+export { handleClientErrors } from '../shared/http'
 
 import type { AccessPrincipal } from '../../src/server/core'
 import { principals } from '../shared/access'

@@ -50,9 +50,10 @@ export interface BetterAuthModuleExtras {
 
 /**
  * Per-route options of `@BetterAuthAccess()`, on a controller or a handler. A handler's options
- * override its controller's, except `authorize`: the module's, the controller's and the
- * handler's hooks must all pass. The core's per-route options apply too (`checkRevocation`,
- * `rateLimit`).
+ * override its controller's field by field, and so do its decorators (`@AllowAnonymous()`,
+ * `@OptionalAccess()`, `@BetterAuthAccess()`), except `authorize`: the module's, the controller's
+ * and the handler's hooks must all pass. The core's per-route options apply too
+ * (`checkRevocation`, `rateLimit`).
  */
 export interface AccessMetadata extends AccessCheckOptions {
   /** Like `credentialsRequired` of the other adapters; `@OptionalAccess()` sets it. @default true */

@@ -40,6 +40,7 @@ import type { Endpoint } from '../../src/server/routes'
 import { checkAccess, normalizePath, openapiPath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
 import { closeAfterOverlongBody, writeResult } from '../shared/node'
+import { handleClientErrors } from '../shared/http'
 import { clientIp, type TrustProxy } from '../shared/ip'
 import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 import {
@@ -184,7 +185,8 @@ export class StandaloneServer<Attributes = unknown> {
       }
     }
     this.listener = (req, res) => this.dispatch(req, res)
-    this.server = createHttpServer(options.http ?? {}, this.listener)
+    // Request lines and headers node refuses, and CONNECT, get the protocol's error body too.
+    this.server = handleClientErrors(createHttpServer(options.http ?? {}, this.listener))
     this.server.keepAliveTimeout = options.keepAliveTimeout ?? 5000
     this.server.requestTimeout = options.requestTimeout ?? 30_000
     this.shutdown = gracefulShutdown(this.server, {

@@ -5,7 +5,8 @@
  */
 import express from 'express'
 import { storeFromEnv } from 'better-auth-protocol'
-import { betterAuth } from 'better-auth-protocol/express'
+import { betterAuth, handleClientErrors } from 'better-auth-protocol/express'
+import { gracefulShutdown } from 'better-auth-protocol/node'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -55,8 +56,17 @@ app.post('/bad/nonce', auth.requireAccess<FooBar>(), async (req, res) => {
   res.type('application/json').send(reply)
 })
 
+// Body-parser failures (malformed JSON, an unsupported charset, a body over the limit) and the
+// protocol's errors get the protocol's JSON error body, never Express's HTML page and its stack.
+app.use(auth.errorHandler())
+
 if (require.main === module) {
   const port = Number(process.env.PORT ?? 8080)
   const host = process.env.HOST ?? '127.0.0.1'
-  app.listen(port, host, () => console.log(`Express example on http://${host}:${port}`))
+  const server = app.listen(port, host, () =>
+    console.log(`Express example on http://${host}:${port}`)
+  )
+  // SIGTERM / SIGINT: finish the requests in flight (10 s at most), close the store, exit 0.
+  handleClientErrors(server)
+  gracefulShutdown(server, { onClose: () => auth.close() })
 }

@@ -5,9 +5,9 @@
  *   make example-fetch            # http://127.0.0.1:8080 (PORT, HOST)
  */
 import { createServer } from 'node:http'
-import { Readable } from 'node:stream'
 import { storeFromEnv } from 'better-auth-protocol'
-import { betterAuth } from 'better-auth-protocol/fetch'
+import { betterAuth, handleClientErrors } from 'better-auth-protocol/fetch'
+import { gracefulShutdown } from 'better-auth-protocol/node'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -63,31 +63,23 @@ export async function handle(request: Request, context: { ip?: string } = {}): P
   if (auth.matches(request)) return auth.fetch(request, context)
   const route = routes[`${request.method} ${new URL(request.url).pathname}`]
   return route === undefined
-    ? Response.json({ error: 'not found' }, { status: 404 })
+    ? Response.json({ error: { code: 'BA604', message: 'not found' } }, { status: 404 })
     : route(request, context)
 }
+
+/**
+ * node:http ⇄ Request/Response (Bun and Deno take `handle` as it is): the body read up to the
+ * core's limit (413 BA603 beyond), TRACE/CONNECT answered 405 BA605, absolute-form targets
+ * handled, a request that cannot become a `Request` answered 400 BA101, the client IP passed on.
+ */
+export const listener = auth.nodeListener(handle)
 
 if (require.main === module) {
   const port = Number(process.env.PORT ?? 8080)
   const host = process.env.HOST ?? '127.0.0.1'
-  // node:http ⇄ Request/Response; Bun and Deno take `handle` as it is.
-  createServer((req, res) => {
-    const body = req.method === 'GET' || req.method === 'HEAD' ? null : Readable.toWeb(req)
-    const request = new Request(`http://${host}:${port}${req.url}`, {
-      method: req.method,
-      headers: req.headers as Record<string, string>,
-      body: body as ReadableStream | null,
-      duplex: 'half',
-    } as RequestInit)
-    handle(request, { ip: req.socket.remoteAddress })
-      .then(async response => {
-        response.headers.forEach((value, name) => res.setHeader(name, value))
-        res.writeHead(response.status)
-        res.end(Buffer.from(await response.arrayBuffer()))
-      })
-      .catch(error => {
-        console.error(error)
-        res.writeHead(500).end()
-      })
-  }).listen(port, host, () => console.log(`fetch example on http://${host}:${port}`))
+  const server = handleClientErrors(createServer(listener)).listen(port, host, () =>
+    console.log(`fetch example on http://${host}:${port}`)
+  )
+  // SIGTERM / SIGINT: finish the requests in flight (10 s at most), close the store, exit 0.
+  gracefulShutdown(server, { onClose: () => auth.close() })
 }

@@ -6,7 +6,8 @@
 import Koa from 'koa'
 import Router from '@koa/router'
 import { storeFromEnv } from 'better-auth-protocol'
-import { betterAuth } from 'better-auth-protocol/koa'
+import { betterAuth, handleClientErrors } from 'better-auth-protocol/koa'
+import { gracefulShutdown } from 'better-auth-protocol/node'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -64,5 +65,8 @@ app.use(router.routes()).use(router.allowedMethods())
 if (require.main === module) {
   const port = Number(process.env.PORT ?? 8080)
   const host = process.env.HOST ?? '127.0.0.1'
-  app.listen(port, host, () => console.log(`Koa example on http://${host}:${port}`))
+  const server = app.listen(port, host, () => console.log(`Koa example on http://${host}:${port}`))
+  // SIGTERM / SIGINT: finish the requests in flight (10 s at most), close the store, exit 0.
+  handleClientErrors(server)
+  gracefulShutdown(server, { onClose: () => auth.close() })
 }

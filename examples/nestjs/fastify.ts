@@ -6,6 +6,7 @@
 import 'reflect-metadata'
 import { NestFactory } from '@nestjs/core'
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify'
+import { gracefulShutdown } from 'better-auth-protocol/node'
 import { AppModule } from './main'
 
 export async function bootstrap(port: number, host: string): Promise<NestFastifyApplication> {
@@ -20,7 +21,9 @@ export async function bootstrap(port: number, host: string): Promise<NestFastify
 if (require.main === module) {
   const port = Number(process.env.PORT ?? 8080)
   const host = process.env.HOST ?? '127.0.0.1'
-  void bootstrap(port, host).then(() =>
+  void bootstrap(port, host).then(app => {
     console.log(`NestJS (Fastify) example on http://${host}:${port}`)
-  )
+    // SIGTERM / SIGINT: finish the requests in flight (10 s at most), then app.close(), exit 0.
+    gracefulShutdown(app.getHttpServer(), { onClose: () => app.close() })
+  })
 }

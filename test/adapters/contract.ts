@@ -10,7 +10,10 @@
  * - `GET /public` and `POST /public` (not protected; the POST echoes the parsed JSON body).
  */
 import request from 'supertest'
-import type { Server } from 'node:http'
+import { createServer, type RequestListener, type Server } from 'node:http'
+import { connect } from 'node:net'
+import { once } from 'node:events'
+import { handleClientErrors } from '../../adapters/shared/http'
 import {
   BetterAuthClient,
   NodeP256Verifier,
@@ -42,6 +45,115 @@ export interface Target {
   post(path: string, body?: string, headers?: Record<string, string>): Promise<Reply>
   get(path: string): Promise<Reply>
   close?(): Promise<void>
+  /**
+   * Starts listening on a real port (once; closed with `close`) so raw bytes can be sent, with
+   * `handleClientErrors` on the server as the README tells apps to do.
+   */
+  listen?(): Promise<number>
+}
+
+/** A node:http server for a listener or an existing server, listening on 127.0.0.1. */
+export function listening(app: RequestListener | Server): {
+  port(): Promise<number>
+  close(): Promise<void>
+} {
+  let server: Server | undefined
+  let started: Promise<number> | undefined
+  let ownServer = false
+  return {
+    port() {
+      started ??= (async () => {
+        ownServer = typeof app === 'function'
+        server = handleClientErrors(
+          ownServer ? createServer(app as RequestListener) : (app as Server)
+        )
+        if (!server.listening) {
+          server.listen(0, '127.0.0.1')
+          await once(server, 'listening')
+        }
+        return (server.address() as { port: number }).port
+      })()
+      return started
+    },
+    async close() {
+      if (server === undefined || !ownServer) return
+      server.closeAllConnections()
+      await new Promise(resolve => server?.close(resolve))
+    },
+  }
+}
+
+/** A raw reply: what came back on the socket, parsed as far as it goes. */
+export interface RawReply extends Reply {
+  /** Everything received, head included. */
+  raw: string
+}
+
+/**
+ * Sends raw bytes on a fresh connection (the head, then `bodyBytes` bytes of body in chunks,
+ * stopping as soon as an answer starts), and reads until the server closes or answers fully.
+ */
+export async function rawRequest(
+  port: number,
+  head: string,
+  options: { bodyBytes?: number; chunked?: boolean } = {}
+): Promise<RawReply> {
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => undefined) // a reset after the answer is the server's right
+  await once(socket, 'connect')
+  const received: Buffer[] = []
+  let answered = false
+  const closed = new Promise<void>(resolve => socket.on('close', () => resolve()))
+  socket.on('data', (chunk: Buffer) => {
+    received.push(chunk)
+    answered = true
+  })
+  socket.write(head)
+  const total = options.bodyBytes ?? 0
+  const chunk = Buffer.alloc(16 * 1024, 'a')
+  for (let sent = 0; sent < total && !answered && !socket.destroyed; sent += chunk.length) {
+    const part = chunk.subarray(0, Math.min(chunk.length, total - sent))
+    const framed = options.chunked
+      ? Buffer.concat([Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from('\r\n')])
+      : part
+    if (!socket.write(framed)) {
+      await Promise.race([once(socket, 'drain'), closed, new Promise(r => setTimeout(r, 50))])
+    }
+  }
+  if (options.chunked && !answered && !socket.destroyed) socket.write('0\r\n\r\n')
+  const complete = (): boolean => {
+    const text = Buffer.concat(received).toString('latin1')
+    const end = text.indexOf('\r\n\r\n')
+    if (end < 0) return false
+    const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end))
+    return length !== null && text.length - end - 4 >= Number(length[1])
+  }
+  const deadline = Date.now() + 10_000
+  while (!socket.destroyed && !complete() && Date.now() < deadline) {
+    await Promise.race([closed, new Promise(r => setTimeout(r, 20))])
+  }
+  socket.destroy()
+  const raw = Buffer.concat(received).toString('utf8')
+  const end = raw.indexOf('\r\n\r\n')
+  const [statusLine = '', ...lines] = (end < 0 ? raw : raw.slice(0, end)).split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    if (colon > 0) headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim()
+  }
+  let text = end < 0 ? '' : raw.slice(end + 4)
+  if (headers['transfer-encoding'] === 'chunked') {
+    let decoded = ''
+    for (let rest = text; ;) {
+      const at = rest.indexOf('\r\n')
+      const size = parseInt(rest.slice(0, at), 16)
+      if (!(size > 0)) break
+      decoded += rest.slice(at + 2, at + 2 + size)
+      rest = rest.slice(at + 4 + size)
+    }
+    text = decoded
+  }
+  return { status: Number(statusLine.split(' ')[1] ?? 0), headers, text, raw }
 }
 
 /** Builds the app of the module comment around the given core. */
@@ -52,6 +164,7 @@ export function supertestTarget(
   app: Parameters<typeof request>[0],
   close?: () => Promise<void>
 ): Target {
+  const server = listening(app as RequestListener | Server)
   const reply = (r: request.Response): Reply => ({
     status: r.status,
     headers: r.headers as Record<string, string>,
@@ -67,7 +180,11 @@ export function supertestTarget(
     async get(path) {
       return reply(await request(app as Server).get(path))
     },
-    close,
+    async close() {
+      await server.close()
+      await close?.()
+    },
+    listen: () => server.port(),
   }
 }
 
@@ -128,6 +245,18 @@ export async function verifiedReply(
     true
   )
   return envelope.payload.response as Record<string, unknown>
+}
+
+/** Stack frames or source paths, which no answer may carry. */
+export const STACK_TRACE = /\n\s*at |\bat [^\s]+ \(|node_modules|[\\/][\w.-]+\.[cm]?[jt]s:\d+/
+
+/** The parsed JSON of a body, or `undefined` when it is not JSON. */
+export function parsedJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
 }
 
 export function errorCode(reply: Reply): string {
@@ -280,6 +409,84 @@ export function adapterContract(name: string, build: Build): void {
 
       const bad = await target.post('/optional', accessBody(token, key, { at: at(-60) }))
       expect([bad.status, errorCode(bad)]).toEqual([422, 'BA501'])
+    })
+
+    describe('raw requests: no request line, method, header or body size breaks the server', () => {
+      const json = { 'content-type': 'application/json' }
+      const twoMb = 2 * 1024 * 1024
+      const head = (line: string, headers: Record<string, string> = {}) =>
+        [line, 'Host: localhost', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)].join(
+          '\r\n'
+        ) + '\r\n\r\n'
+      type Case = [string, string, { bodyBytes?: number; chunked?: boolean }, number[], string?]
+      const protectedJson = (line: string, headers: Record<string, string>) =>
+        head(line, { ...json, ...headers })
+      const cases: Case[] = [
+        ['TRACE on a protocol path', head('TRACE /auth/key/response HTTP/1.1'), {}, [404, 405]],
+        ['TRACE on an app route', head('TRACE /public HTTP/1.1'), {}, [404, 405]],
+        ['CONNECT', head('CONNECT 127.0.0.1:443 HTTP/1.1'), {}, [405], 'BA605'],
+        [
+          'an absolute-form target',
+          head('POST http://x/auth/key/response HTTP/1.1', { 'Content-Length': '0' }),
+          {},
+          [200],
+        ],
+        [
+          // Fastify's parser refuses an empty JSON body (400) before the guard's 401.
+          'an absolute-form target on a protected route',
+          protectedJson('POST http://x/foo/bar HTTP/1.1', { 'Content-Length': '0' }),
+          {},
+          [400, 401],
+        ],
+        ['an invalid method token', head('G(T /public HTTP/1.1'), {}, [400], 'BA101'],
+        [
+          'a header without a colon',
+          head('GET /public HTTP/1.1', { NoColonHere: '' }).replace(': \r\n', '\r\n'),
+          {},
+          [400],
+          'BA101',
+        ],
+        [
+          'a 2 MB body on a protected route',
+          protectedJson('POST /foo/bar HTTP/1.1', { 'Content-Length': String(twoMb) }),
+          { bodyBytes: twoMb },
+          [413],
+          'BA603',
+        ],
+        [
+          'a 2 MB chunked body on a protected route',
+          protectedJson('POST /foo/bar HTTP/1.1', { 'Transfer-Encoding': 'chunked' }),
+          { bodyBytes: twoMb, chunked: true },
+          [413],
+          'BA603',
+        ],
+        [
+          'a 2 MB body on a protocol endpoint',
+          protectedJson('POST /auth/session/request HTTP/1.1', {
+            'Content-Length': String(twoMb),
+          }),
+          { bodyBytes: twoMb },
+          [413],
+          'BA603',
+        ],
+      ]
+      const table = cases.map(([label, bytes, options, statuses, code]) => {
+        return { label, bytes, options, statuses, code }
+      })
+      it.each(table)('$label', async ({ bytes, options, statuses, code }) => {
+        if (target.listen === undefined) return
+        const reply = await rawRequest(await target.listen(), bytes, options)
+        expect(statuses).toContain(reply.status)
+        expect(reply.text).not.toMatch(STACK_TRACE)
+        // Where the answer is a protocol error body (NestJS's own body parser answers in Nest's
+        // form; see the README), it carries the right code.
+        const body = parsedJson(reply.text) as { error?: { code?: unknown } } | undefined
+        if (code !== undefined && typeof body?.error?.code === 'string') {
+          expect(body.error.code).toBe(code)
+        }
+        // Still serving.
+        expect((await target.get('/public')).status).toBe(200)
+      })
     })
 
     it('leaves unrelated routes alone', async () => {

@@ -66,6 +66,7 @@ function buildApp(
   app.post('/public', express.json(), (req, res) => {
     res.json({ echo: req.body as unknown })
   })
+  app.use(auth.errorHandler())
   return app
 }
 

@@ -1,10 +1,11 @@
 /** The Web-standard adapter, driven with Node's own Request and Response. */
-import { betterAuth, readRequestBody } from '../../adapters/fetch'
+import { betterAuth, nodeListener, readRequestBody } from '../../adapters/fetch'
 import { ForbiddenError, type BetterAuthServer } from '../../src'
 import { accessBody, nonce as newNonce, type Attributes, type TestServer } from '../helpers'
 import {
   adapterContract,
   errorCode,
+  listening,
   makeServer,
   numericKeyBody,
   permitsDelete,
@@ -53,7 +54,11 @@ async function toReply(response: Response): Promise<Reply> {
 }
 
 function fetchTarget(handler: Handler): Target {
+  // The same handler behind the node:http bridge, for the raw-request cases of the contract.
+  const server = listening(nodeListener(handler))
   return {
+    listen: () => server.port(),
+    close: () => server.close(),
     async post(path, body, headers = { 'content-type': 'application/json' }) {
       const init: RequestInit = { method: 'POST', headers }
       if (body !== undefined) init.body = body

@@ -1,0 +1,65 @@
+/**
+ * What a node:http server answers before any framework sees the request: request lines and
+ * headers node's parser refuses, and `CONNECT`, which node hands to a `connect` listener (and
+ * otherwise drops the connection). Every adapter offers `handleClientErrors(server)` so those
+ * answers carry the protocol's error body too.
+ */
+import { STATUS_CODES, type Server } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { BetterAuthError, InvalidMessageError, MethodNotAllowedError } from '../../src/errors'
+
+/** A complete HTTP/1.1 answer carrying the protocol error body; the connection then closes. */
+export function rawErrorResponse(
+  error: BetterAuthError,
+  headers: Record<string, string> = {}
+): string {
+  const body = JSON.stringify(error.toBody(false))
+  const lines = [
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}`,
+    'content-type: application/json; charset=utf-8',
+    `content-length: ${Buffer.byteLength(body)}`,
+    'connection: close',
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ]
+  return `${lines.join('\r\n')}\r\n\r\n${body}`
+}
+
+/** The answer to a request node's HTTP parser refused (or gave up on). */
+function clientErrorOf(code: string | undefined): BetterAuthError {
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return new InvalidMessageError('headers', 'too large', { status: 431 })
+  }
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new InvalidMessageError('request', 'not complete in time', { status: 408 })
+  }
+  return new InvalidMessageError('request', 'not a valid HTTP/1.1 request')
+}
+
+const handled = new WeakSet<Server>()
+
+/**
+ * Answers what never reaches the framework with the protocol's JSON error body, then closes the
+ * connection: a request line, method token or header node's parser refuses (400 `BA101`; 431 for
+ * headers over node's size limit) and `CONNECT` (405 `BA605`; node would otherwise drop the
+ * connection without an answer). Returns the server; calling it twice changes nothing.
+ *
+ *   handleClientErrors(app.listen(8080))
+ */
+export function handleClientErrors<S extends Server>(server: S): S {
+  if (handled.has(server)) return server
+  handled.add(server)
+  server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
+    // A peer that went away, or a connection whose answer has begun: nothing can be said.
+    const busy = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+    if (error.code === 'ECONNRESET' || !socket.writable || busy?.headersSent === true) {
+      socket.destroy()
+      return
+    }
+    socket.end(rawErrorResponse(clientErrorOf(error.code)))
+  })
+  server.on('connect', (_request: unknown, socket: Duplex) => {
+    socket.on('error', () => socket.destroy())
+    socket.end(rawErrorResponse(new MethodNotAllowedError()))
+  })
+  return server
+}

@@ -52,6 +52,15 @@ export interface ConformanceOptions {
 export const randomHash = (): string => 'E' + randomBytes(32).toString('base64url').slice(0, 43)
 /** A random value shaped like a qualified public key (`1AAI…`, 48 chars). */
 export const randomKey = (): string => '1AAI' + randomBytes(33).toString('base64url')
+
+/** A new account with random keys and hashes (stores check no derivations). */
+export const randomAccount = () => ({
+  identity: randomHash(),
+  device: randomHash(),
+  publicKey: randomKey(),
+  rotationHash: randomHash(),
+  recoveryHash: randomHash(),
+})
 /** A random value shaped like a nonce (`0A…`, 24 chars). */
 export const randomNonce = (): string => '0A' + randomBytes(16).toString('base64url').slice(0, 22)
 
@@ -678,4 +687,31 @@ export function describeStoreConformance(
       })
     }
   })
+}
+
+/** Waits in real time (Redis TTLs run on the server: expiry tests really wait). */
+export const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
+
+/** Short lifetimes for stores whose expiry runs on a server (Redis). */
+export const REAL_TTL_MS = 150
+
+/** The conformance harness of a Redis store (ephemeral parts), cleared and closed afterwards. */
+export function redisHarness(store: {
+  challenges: StoreHarness['challenges']
+  refreshKeys: StoreHarness['refreshKeys']
+  accessNonces: StoreHarness['accessNonces']
+  clear(): Promise<unknown>
+  close(): Promise<void>
+}): StoreHarness & { cleanup(): Promise<void> } {
+  return {
+    challenges: store.challenges,
+    refreshKeys: store.refreshKeys,
+    accessNonces: store.accessNonces,
+    ttlMs: REAL_TTL_MS,
+    advance: sleep,
+    cleanup: async () => {
+      await store.clear()
+      await store.close()
+    },
+  }
 }

@@ -6,20 +6,14 @@ import { createServer, connect, type Server, type Socket } from 'node:net'
 import { Pool } from 'pg'
 import { PostgresStore } from '../../src/stores/postgres'
 import { parseDatabaseUrl } from '../../src/stores/url'
-import { randomHash, randomKey } from './conformance'
+import { randomAccount, randomHash, randomKey } from './conformance'
 import { POSTGRES_URL, dropSchema, uniqueName } from './services'
 
 const TIMEOUT_MS = 500
 /** Generous: the calls must end within their timeouts, not at this exact bound. */
 const BOUND_MS = 3 * TIMEOUT_MS + 500
 
-const account = () => ({
-  identity: randomHash(),
-  device: randomHash(),
-  publicKey: randomKey(),
-  rotationHash: randomHash(),
-  recoveryHash: randomHash(),
-})
+const account = randomAccount
 
 /** Resolves to [elapsed ms, the rejection]; fails the test if `work` resolves. */
 async function rejection(work: () => Promise<unknown>): Promise<[number, unknown]> {

@@ -2,7 +2,13 @@ import { Pool } from 'pg'
 import { PostgresStore } from '../../src/stores/postgres'
 import { migrations } from '../../src/stores/sql'
 import { Clock } from '../helpers'
-import { describeStoreConformance, randomHash, randomKey, type StoreHarness } from './conformance'
+import {
+  describeStoreConformance,
+  randomAccount,
+  randomHash,
+  randomKey,
+  type StoreHarness,
+} from './conformance'
 import { POSTGRES_URL, dropSchema, uniqueName } from './services'
 
 type Harness = StoreHarness & { store: PostgresStore; schema: string }
@@ -57,13 +63,7 @@ describe('PostgresStore', () => {
     await dropSchema(schema)
   })
 
-  const account = () => ({
-    identity: randomHash(),
-    device: randomHash(),
-    publicKey: randomKey(),
-    rotationHash: randomHash(),
-    recoveryHash: randomHash(),
-  })
+  const account = randomAccount
 
   it('migrates once, idempotently, even when instances start together', async () => {
     const stores = Array.from(

@@ -6,13 +6,16 @@ import { Redis } from 'ioredis'
 import { createStore } from '../../src'
 import { RedisEphemeralStore, SHARDS, parseClusterUrl } from '../../src/stores/redis'
 import { Clock } from '../helpers'
-import { describeStoreConformance, randomNonce, type StoreHarness } from './conformance'
+import {
+  describeStoreConformance,
+  randomNonce,
+  redisHarness,
+  type StoreHarness,
+} from './conformance'
 import { startRedisCluster, type RedisClusterProcesses } from './redis-processes'
 import { uniqueName } from './services'
 
-const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
 const MINUTE = 60_000
-const TTL = 150
 
 let cluster: RedisClusterProcesses | undefined
 const started = (async () => {
@@ -53,21 +56,9 @@ type Harness = StoreHarness & { cleanup(): Promise<void> }
 describeStoreConformance(
   'redis cluster',
   async (): Promise<Harness> => {
-    const store = new RedisEphemeralStore({
-      url: await url(),
-      prefix: `${uniqueName('cluster')}:`,
-    })
-    return {
-      challenges: store.challenges,
-      refreshKeys: store.refreshKeys,
-      accessNonces: store.accessNonces,
-      ttlMs: TTL,
-      advance: sleep,
-      cleanup: async () => {
-        await store.clear()
-        await store.close()
-      },
-    }
+    return redisHarness(
+      new RedisEphemeralStore({ url: await url(), prefix: `${uniqueName('cluster')}:` })
+    )
   },
   h => (h as Harness).cleanup(),
   { parts: ['ephemeral'] }

@@ -4,31 +4,28 @@ import { PostgresStore } from '../../src/stores/postgres'
 import { RedisEphemeralStore, SHARDS } from '../../src/stores/redis'
 import { SqliteStore } from '../../src/stores/sqlite'
 import { Clock } from '../helpers'
-import { describeStoreConformance, randomHash, randomNonce, type StoreHarness } from './conformance'
+import {
+  describeStoreConformance,
+  randomHash,
+  randomNonce,
+  REAL_TTL_MS,
+  redisHarness,
+  sleep,
+  type StoreHarness,
+} from './conformance'
 import { POSTGRES_URL, REDIS_URL, dropSchema, uniqueName } from './services'
 
-const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms))
-
 // Redis TTLs run on the server: expiry tests really wait, with short lifetimes.
-const TTL = 150
+const TTL = REAL_TTL_MS
 
 type Harness = StoreHarness & { cleanup(): Promise<void> }
 
 describeStoreConformance(
   'redis',
   async (): Promise<Harness> => {
-    const store = new RedisEphemeralStore({ url: REDIS_URL, prefix: `${uniqueName('redis')}:` })
-    return {
-      challenges: store.challenges,
-      refreshKeys: store.refreshKeys,
-      accessNonces: store.accessNonces,
-      ttlMs: TTL,
-      advance: sleep,
-      cleanup: async () => {
-        await store.clear()
-        await store.close()
-      },
-    }
+    return redisHarness(
+      new RedisEphemeralStore({ url: REDIS_URL, prefix: `${uniqueName('redis')}:` })
+    )
   },
   h => (h as Harness).cleanup(),
   { parts: ['ephemeral'] }

@@ -4,7 +4,13 @@ import { join } from 'node:path'
 import { migrations } from '../../src/stores/sql'
 import { SqliteStore } from '../../src/stores/sqlite'
 import { Clock } from '../helpers'
-import { describeStoreConformance, randomHash, randomKey, type StoreHarness } from './conformance'
+import {
+  describeStoreConformance,
+  randomAccount,
+  randomHash,
+  randomKey,
+  type StoreHarness,
+} from './conformance'
 
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-sqlite-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -131,13 +137,7 @@ describe('SqliteStore', () => {
 })
 
 describe('SqliteStore tombstones', () => {
-  const account = () => ({
-    identity: randomHash(),
-    device: randomHash(),
-    publicKey: randomKey(),
-    rotationHash: randomHash(),
-    recoveryHash: randomHash(),
-  })
+  const account = randomAccount
 
   it('a deleted identity cannot be created again after the file is closed and reopened', async () => {
     const path = join(dir, 'tombstone.db')

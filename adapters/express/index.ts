@@ -25,10 +25,12 @@ import {
   BetterAuthError,
   ForbiddenError,
   InvalidMessageError,
+  NotFoundError,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from '../../src/errors'
 import { handleClientErrors } from '../shared/http'
+import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import {
   DEFAULT_BODY_LIMIT,
   closeAfterOverlongBody,
@@ -301,6 +303,20 @@ export function betterAuthErrorHandler(core?: BetterAuthServer<unknown>): ErrorR
 }
 
 /** The principal `requireAccess` put on the request, or `undefined`. */
+/**
+ * The last handler of an app: answers every request no route took with 404 BA604 in the protocol's
+ * error body, instead of Express's HTML page (`Cannot TRACE /health`). Mount it after the routes
+ * and before the error handler: `app.use(auth.notFound())`.
+ */
+export function notFoundHandler(): RequestHandler {
+  return (_req: Request, res: Response) => {
+    const error = new NotFoundError()
+    const body = JSON.stringify(error.toBody(false))
+    const headers = { 'content-type': 'application/json; charset=utf-8' }
+    send(res, { status: error.status, headers }, body)
+  }
+}
+
 export function getPrincipal<Attributes = unknown, Body = unknown>(
   req: Request
 ): AccessPrincipal<Attributes, Body> | undefined {
@@ -328,6 +344,27 @@ export class ExpressBetterAuth<Attributes = unknown> extends AdapterBase<Attribu
    */
   errorHandler(): ErrorRequestHandler {
     return betterAuthErrorHandler(this.core as BetterAuthServer<unknown>)
+  }
+
+  /**
+   * Liveness and readiness (`GET /healthz`, `GET /readyz`; see `healthRoutes`), opt-in:
+   * `app.use(auth.health())`. Other requests go on to `next()`.
+   */
+  health(options: HealthOptions = {}): RequestHandler {
+    const routes = healthRoutes(this.core, { logger: this.core.logger, ...options })
+    return (req: Request, res: Response, next: NextFunction) => {
+      const answer = routes.answer(req.method, requestPath(req))
+      if (answer === undefined) {
+        next()
+        return
+      }
+      answer.then(result => send(res, result, result.body), next)
+    }
+  }
+
+  /** 404 BA604 for every request no route took (see {@link notFoundHandler}). */
+  notFound(): RequestHandler {
+    return notFoundHandler()
   }
 
   /** A body-parser `verify` hook keeping the raw bytes: `express.json({ verify: auth.verify })`. */

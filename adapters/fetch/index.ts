@@ -27,6 +27,7 @@ import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../share
 import { checkAccess, normalizePath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
 import { handleClientErrors } from '../shared/http'
+import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import { clientIp as forwardedClientIp, type TrustProxy } from '../shared/ip'
 import { DEFAULT_BODY_LIMIT } from '../shared/node'
 
@@ -317,6 +318,26 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
       ...options,
       core: this.core as BetterAuthServer<unknown>,
     })
+  }
+
+  /**
+   * Liveness and readiness (`GET /healthz`, `GET /readyz`; see `healthRoutes`), opt-in: the
+   * returned function answers a health path and resolves `undefined` for any other request.
+   *
+   *   const health = auth.health()
+   *   const handle = async (request: Request) => (await health(request)) ?? auth.fetch(request)
+   */
+  health(options: HealthOptions = {}): (request: Request) => Promise<Response | undefined> {
+    const routes = healthRoutes(this.core, { logger: this.core.logger, ...options })
+    return async request => {
+      const answer = routes.answer(request.method, new URL(request.url).pathname)
+      if (answer === undefined) return undefined
+      const result = await answer
+      return new Response(request.method === 'HEAD' ? null : result.body, {
+        status: result.status,
+        headers: result.headers,
+      })
+    }
   }
 
   /** Whether `request` is for a protocol endpoint (or the OpenAPI document). */

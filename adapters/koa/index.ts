@@ -10,7 +10,9 @@
  * imported at run time.
  */
 import type { Context, Middleware, Next, ParameterizedContext } from 'koa'
-import { BetterAuthError, ForbiddenError } from '../../src/errors'
+import { BetterAuthError, ForbiddenError, NotFoundError } from '../../src/errors'
+import { protocolErrorForStatus } from '../shared/http'
+import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import {
   type AccessPrincipal,
   type BetterAuthOptions,
@@ -30,7 +32,7 @@ import {
 } from '../shared/node'
 
 export { UnauthorizedError, type Authorize, type AccessOptions } from '../shared/access'
-export { handleClientErrors } from '../shared/http'
+export { handleClientErrors, protocolErrorForStatus } from '../shared/http'
 
 const ADVICE =
   'Mount auth.koa() / requireAccess() before the body parser, or use a parser that keeps ' +
@@ -212,11 +214,66 @@ export function getPrincipal<Attributes = unknown, Body = unknown>(
   return principals.get(ctx) as AccessPrincipal<Attributes, Body> | undefined
 }
 
+/**
+ * The first middleware of an app: answers what the app or its middlewares throw — a router's
+ * 405/501 (`allowedMethods({ throw: true })`), a body parser's 400/413/415, any `http-errors`
+ * error, a BetterAuthError — and every request no route answered (404) with the protocol's error
+ * body and the matching status and code, never Koa's plain-text pages. Other errors become 500
+ * BA600 and are logged by the core (when given), with no detail sent.
+ */
+export function protocolErrors(core?: BetterAuthServer<unknown>): Middleware {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next()
+    } catch (error) {
+      const mapped = protocolErrorForStatus(error)
+      closeAfterOverlongBody(mapped, (name, value) => ctx.set(name, value))
+      answer(ctx, core?.errorResult(mapped, { route: ctx.path }) ?? plainResult(mapped))
+      return
+    }
+    if (ctx.status === 404 && (ctx.body === undefined || ctx.body === null))
+      answer(ctx, plainResult(new NotFoundError()))
+  }
+}
+
+/** The wire answer of an error, without a core to log it. */
+function plainResult(error: BetterAuthError) {
+  return {
+    status: error.status,
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    body: JSON.stringify(error.toBody(false)),
+  }
+}
+
 /** The core wrapped with Koa middleware factories. */
 export class KoaBetterAuth<Attributes = unknown> extends AdapterBase<Attributes> {
   /** Middleware answering the protocol endpoints (see {@link KoaMountOptions}). */
   koa(options: KoaMountOptions = {}): Middleware {
     return protocolMiddleware(this.core as BetterAuthServer<unknown>, options)
+  }
+
+  /** First middleware of an app: protocol error bodies for every failure (see {@link protocolErrors}). */
+  errorHandler(): Middleware {
+    return protocolErrors(this.core as BetterAuthServer<unknown>)
+  }
+
+  /**
+   * Liveness and readiness (`GET /healthz`, `GET /readyz`; see `healthRoutes`), opt-in:
+   * `app.use(auth.health())`. Other requests go on.
+   */
+  health(options: HealthOptions = {}): Middleware {
+    const routes = healthRoutes(this.core, { logger: this.core.logger, ...options })
+    return async (ctx: Context, next: Next) => {
+      const answer = routes.answer(ctx.method, ctx.path)
+      if (answer === undefined) {
+        await next()
+        return
+      }
+      const result = await answer
+      ctx.status = result.status
+      ctx.set(result.headers)
+      ctx.body = result.body
+    }
   }
 
   /** Middleware protecting a route (see {@link requireAccess}). */

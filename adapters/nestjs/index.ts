@@ -40,7 +40,8 @@ export {
 } from './options'
 export { BetterAuthServer } from '../../src/server/core'
 export { UnauthorizedError } from '../shared/access'
-export { handleClientErrors } from '../shared/http'
+export { handleClientErrors, fastifyClientErrorHandler } from '../shared/http'
+export { BetterAuthExceptionFilter } from './filter'
 
 import type { AccessPrincipal } from '../../src/server/core'
 import { principals } from '../shared/access'

@@ -6,7 +6,16 @@
  */
 import { STATUS_CODES, type Server } from 'node:http'
 import type { Duplex } from 'node:stream'
-import { BetterAuthError, InvalidMessageError, MethodNotAllowedError } from '../../src/errors'
+import {
+  BetterAuthError,
+  InternalError,
+  InvalidMessageError,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from '../../src/errors'
+import { DEFAULT_BODY_LIMIT } from './node'
 
 /** A complete HTTP/1.1 answer carrying the protocol error body; the connection then closes. */
 export function rawErrorResponse(
@@ -38,6 +47,21 @@ function clientErrorOf(code: string | undefined): BetterAuthError {
 const handled = new WeakSet<Server>()
 
 /**
+ * Answers a request node's parser refused (see {@link handleClientErrors}). Fastify (and so Nest
+ * on Fastify) installs its own `clientError` listener: give it this one instead, as its
+ * `clientErrorHandler` option (`new FastifyAdapter({ clientErrorHandler: fastifyClientErrorHandler })`).
+ */
+export function fastifyClientErrorHandler(error: Error & { code?: string }, socket: Duplex): void {
+  // A peer that went away, or a connection whose answer has begun: nothing can be said.
+  const busy = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (error.code === 'ECONNRESET' || !socket.writable || busy?.headersSent === true) {
+    socket.destroy()
+    return
+  }
+  socket.end(rawErrorResponse(clientErrorOf(error.code)))
+}
+
+/**
  * Answers what never reaches the framework with the protocol's JSON error body, then closes the
  * connection: a request line, method token or header node's parser refuses (400 `BA101`; 431 for
  * headers over node's size limit) and `CONNECT` (405 `BA605`; node would otherwise drop the
@@ -48,18 +72,42 @@ const handled = new WeakSet<Server>()
 export function handleClientErrors<S extends Server>(server: S): S {
   if (handled.has(server)) return server
   handled.add(server)
-  server.on('clientError', (error: Error & { code?: string }, socket: Duplex) => {
-    // A peer that went away, or a connection whose answer has begun: nothing can be said.
-    const busy = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
-    if (error.code === 'ECONNRESET' || !socket.writable || busy?.headersSent === true) {
-      socket.destroy()
-      return
-    }
-    socket.end(rawErrorResponse(clientErrorOf(error.code)))
-  })
+  // A server that answers refused requests itself already (Fastify, given
+  // `fastifyClientErrorHandler`) keeps its listener: two would both write to the socket.
+  if (server.listenerCount('clientError') === 0) server.on('clientError', fastifyClientErrorHandler)
   server.on('connect', (_request: unknown, socket: Duplex) => {
     socket.on('error', () => socket.destroy())
     socket.end(rawErrorResponse(new MethodNotAllowedError()))
   })
   return server
+}
+
+/**
+ * The protocol error for an HTTP error a framework or one of its middlewares raised itself (a
+ * router's 404, 405 or 501, a body parser's 400, 413 or 415, any `http-errors` error): the same
+ * status with the protocol's code, so no framework page or other error shape reaches a client.
+ * Anything without a 4xx status is an internal error (500 BA600).
+ */
+export function protocolErrorForStatus(error: unknown): BetterAuthError {
+  if (error instanceof BetterAuthError) return error
+  const found = error as { status?: unknown; statusCode?: unknown; limit?: unknown } | null
+  const status = Number(found?.status ?? found?.statusCode)
+  switch (status) {
+    case 404:
+      return new NotFoundError()
+    case 405:
+    case 501:
+      return new MethodNotAllowedError()
+    case 413:
+      return new PayloadTooLargeError(
+        typeof found?.limit === 'number' ? found.limit : DEFAULT_BODY_LIMIT
+      )
+    case 415:
+      return new UnsupportedMediaTypeError()
+    default:
+      if (status >= 400 && status < 500) {
+        return new InvalidMessageError('request', 'refused', { status, cause: error })
+      }
+      return new InternalError({ cause: error })
+  }
 }

@@ -56,8 +56,10 @@ app.post('/bad/nonce', auth.requireAccess<FooBar>(), async (req, res) => {
   res.type('application/json').send(reply)
 })
 
-// Body-parser failures (malformed JSON, an unsupported charset, a body over the limit) and the
-// protocol's errors get the protocol's JSON error body, never Express's HTML page and its stack.
+// What no route took gets 404 BA604; body-parser failures (malformed JSON, an unsupported
+// charset, a body over the limit) and the protocol's errors get the protocol's JSON error body,
+// never Express's HTML page and its stack.
+app.use(auth.notFound())
 app.use(auth.errorHandler())
 
 if (require.main === module) {

@@ -57,10 +57,13 @@ router.post('/bad/nonce', auth.requireAccess<FooBar>(), async ctx => {
 })
 
 export const app = new Koa()
+// First: every failure (a wrong method, an unknown path, a thrown error) gets the protocol's JSON
+// error body with its status and code, never Koa's plain-text pages.
+app.use(auth.errorHandler())
 // The protocol endpoints (/account/create, /session/create, …, /key/response) and their OpenAPI
 // document, before any body parser.
 app.use(auth.koa({ openapi: true }))
-app.use(router.routes()).use(router.allowedMethods())
+app.use(router.routes()).use(router.allowedMethods({ throw: true }))
 
 if (require.main === module) {
   const port = Number(process.env.PORT ?? 8080)

@@ -6,13 +6,15 @@
 import 'reflect-metadata'
 import { storeFromEnv } from 'better-auth-protocol'
 import { Body, Controller, Get, HttpCode, Module, Post, Res } from '@nestjs/common'
-import { NestFactory } from '@nestjs/core'
+import { HttpAdapterHost, NestFactory } from '@nestjs/core'
 import {
   BetterAuthAccess,
+  BetterAuthExceptionFilter,
   BetterAuthModule,
   BetterAuthServer,
   InjectBetterAuth,
   Principal,
+  handleClientErrors,
 } from 'better-auth-protocol/nestjs'
 import { gracefulShutdown } from 'better-auth-protocol/node'
 
@@ -85,7 +87,12 @@ export class AppModule {}
 export async function bootstrap(port: number, host: string) {
   // rawBody: signatures are checked over exactly the bytes the client sent.
   const app = await NestFactory.create(AppModule, { rawBody: true })
+  // Every failure (an unknown route, a malformed or oversized body) gets the protocol error body.
+  app.useGlobalFilters(
+    new BetterAuthExceptionFilter(app.get(HttpAdapterHost), app.get(BetterAuthServer))
+  )
   await app.listen(port, host)
+  handleClientErrors(app.getHttpServer())
   return app
 }
 

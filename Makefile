@@ -5,6 +5,7 @@ DEPS := node_modules/.package-lock.json
 TSX := node_modules/.bin/tsx
 BASE_URL ?= http://127.0.0.1:8080
 
+.PHONY: test-matrix
 .PHONY: help setup build test fuzz type-check lint format format-check server test-integration bench \
 	bench-smoke clean example-express example-koa example-nestjs example-nestjs-fastify example-fetch example-node
 
@@ -13,6 +14,9 @@ help:
 	@echo "make test              run every test"
 	@echo "make fuzz              fuzz every operation longer (FUZZ_RUNS per target, FUZZ_SEED)"
 	@echo "make test-integration  run our client through every flow against BASE_URL"
+	@echo "make test-matrix       the packed package in fresh apps: Express 4/5, Koa 2/3, NestJS 10/11, ..."
+	@echo "make example-web       the web demo (browser client) on 127.0.0.1:8080 (PORT, HOST)"
+	@echo "make test-browser      the web demo and the client in Chromium (apt-get install chromium)"
 	@echo "make example-express   the Express example on 127.0.0.1:8080 (PORT, HOST); also"
 	@echo "                       example-koa, example-nestjs, example-nestjs-fastify,"
 	@echo "                       example-fetch, example-node"
@@ -81,6 +85,20 @@ example-fetch: $(DEPS)
 
 example-node: $(DEPS)
 	$(TSX) examples/node/server.ts
+
+# The web demo (examples/web): the conformance server plus a page using better-auth-protocol/client.
+.PHONY: example-web test-browser
+example-web: $(DEPS)
+	$(TSX) examples/web/server.ts
+
+# The demo and the client in Chromium (Debian's chromium, driven by playwright-core; never downloads one).
+test-browser: $(DEPS)
+	$(TSX) test/browser/run.ts
+
+# Smoke tests of the packed tarball in fresh apps: each framework major, ioredis 5 + pg 8, Node 22
+# and 24, node:sqlite (scripts/matrix.mjs; needs the npm registry, PostgreSQL and Redis).
+test-matrix: $(DEPS)
+	node scripts/matrix.mjs
 
 test-integration: $(DEPS)
 	BASE_URL=$(BASE_URL) $(TSX) test/integration/run.ts

@@ -18,7 +18,7 @@ import {
 } from '../src'
 import { protocolRouter, requireAccess } from '../adapters/express'
 
-interface Attributes {
+export interface Attributes {
   permissionsByRole: Record<string, string[]>
 }
 

@@ -6,8 +6,9 @@
  *            tsc leaves relative specifiers as written (`'../errors'`), which Node's ES module
  *            loader does not complete, so they are rewritten here to the emitted files
  *            (`'../errors.js'`, `'./dir/index.js'`), in the code and in the declarations.
- *            A module whose source calls `require` at run time (lazy, synchronous loading of
- *            optional drivers) gets one from scripts/shims/esm-require.js.
+ *            A module whose source calls `require('literal')` at run time (lazy, synchronous
+ *            loading of optional drivers) keeps that call for bundlers, and gets a fallback
+ *            from scripts/shims/esm-require.js where no `require` exists.
  *
  * The two builds are separate module instances; the classes users test with `instanceof`
  * (BetterAuthError and its subclasses, BetterAuthServer) recognize instances of either build by a
@@ -93,6 +94,11 @@ function complete(file, spec, declaration) {
 const RELATIVE = /(\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)(['"])(\.{1,2}\/[^'"\n]*|\.{1,2})\2/g
 /** A call of a free `require` (not in a comment, not a property such as `module.require`). */
 const FREE_REQUIRE = /^(?!\s*(?:\/\/|\/?\*)).*(?<![\w$.])require\s*[(.]/m
+/** A literal call of the free `require`: `require('./sqlite')`. */
+const LITERAL_REQUIRE = /(?<![\w$.])(require\(\s*((['"])[^'"\n]+\3)\s*\))/g
+/** The form LITERAL_REQUIRE calls take in the ES module build. */
+const GUARDED_REQUIRE =
+  /__esmRequireHere\((['"])[^'"\n]+\1, typeof require === 'function' \? \(\) => require\(\1[^'"\n]+\1\) : undefined\)/g
 
 const shim = join(esmDir, 'shims', 'esm-require.js')
 mkdirSync(dirname(shim), { recursive: true })
@@ -111,9 +117,22 @@ for (const file of files(esmDir)) {
     (_, keyword, quote, spec) => `${keyword}${quote}${complete(file, spec, declaration)}${quote}`
   )
   if (!declaration && FREE_REQUIRE.test(text)) {
+    // Each `require('x')` stays a literal call of the free `require`, which bundlers (esbuild,
+    // webpack) see and include; where no `require` exists (Node's ES module loader) the shim's
+    // loads it instead.
+    text = text.replace(
+      LITERAL_REQUIRE,
+      (_, call, spec) =>
+        `__esmRequireHere(${spec}, typeof require === 'function' ? () => ${call} : undefined)`
+    )
+    if (FREE_REQUIRE.test(text.replace(GUARDED_REQUIRE, ''))) {
+      throw new Error(
+        `${relative(root, file)}: call require only as require('literal') (the ES module build needs it)`
+      )
+    }
     text =
       `import { esmRequire as __esmRequire } from '${specifier(file, shim)}';\n` +
-      `const require = __esmRequire(import.meta.url);\n` +
+      `const __esmRequireHere = __esmRequire(import.meta.url);\n` +
       text
   }
   if (text !== source) writeFileSync(file, text)

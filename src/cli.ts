@@ -2,6 +2,7 @@
 /**
  * The command line: `npx better-auth-protocol <command>`.
  *
+ *   --version           the package version; `<command> --help`: the command's options
  *   keygen              print a new P-256 signing key (PEM or JWK) for BETTER_AUTH_*_KEY
  *   migrate             create or upgrade the tables of the database
  *   keys                list the server keys kept in the database (public parts)
@@ -13,9 +14,12 @@
  * The database and Redis come from --database / --redis or BETTER_AUTH_DATABASE /
  * BETTER_AUTH_REDIS; sealed keys need BETTER_AUTH_KEY_SECRET.
  */
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createServer, gracefulShutdown } from '../adapters/node'
+import { clientIp } from '../adapters/shared/ip'
 import { NodeSigningKey } from './crypto/node'
 import { createBetterAuth } from './server/core'
 import { lineLogger } from './server/health'
@@ -24,36 +28,111 @@ import { rateLimitFromEnv } from './server/ratelimit'
 import type { ServerStore } from './stores/types'
 import { createStore, migrateDatabase, parseDatabaseUrl, redact } from './stores/url'
 
-const USAGE = `usage: better-auth-protocol <command> [options]
+const NAME = 'better-auth-protocol'
 
-commands:
-  keygen [--format pem|jwk] [--out FILE]
-      Print a new P-256 signing key (a response or access key). Its public key goes to stderr.
-  migrate [--database URL]
-      Create or upgrade the tables (SQLite, PostgreSQL). Idempotent.
-  keys [--database URL]
-      List the server keys kept in the database, creating them if there are none.
-  rotate-access-key [--database URL] [--retire-after SECONDS]
-      Store a new current access key. Running servers switch within seconds; the previous key
-      keeps verifying for SECONDS (default 43205: every token it signed can still refresh).
-  retire-access-key PUBLIC_KEY [--database URL]
-      Stop accepting tokens of a previous access key (every running server within 5 s).
-  serve [--port 8080] [--host 127.0.0.1] [--database URL] [--redis URL]
-      Run the auth server: the protocol endpoints, /key/response and /key/access, and
-      GET /healthz (liveness) and GET /readyz (readiness: 503 when a store does not answer).
-      SIGTERM or SIGINT: stop accepting, finish the requests in flight, exit 0.
+const DATABASE_OPTION = `  --database URL      memory: | sqlite:PATH | postgres://…  (BETTER_AUTH_DATABASE,
+                      default sqlite:./better-auth.db)`
 
-environment:
+/** Each command's usage (`<command> --help`). */
+const COMMANDS: Record<string, { summary: string; usage: string }> = {
+  keygen: {
+    summary: 'print a new P-256 signing key (a response or access key)',
+    usage: `usage: ${NAME} keygen [--format pem|jwk] [--out FILE] [--json]
+
+Print a new P-256 signing key (for BETTER_AUTH_RESPONSE_KEY or BETTER_AUTH_ACCESS_KEY) on
+stdout; its public key goes to stderr.
+
+  --format pem|jwk    the private key's form (default pem)
+  --out FILE          write it to a new file (mode 0600) instead; never overwrites
+  --json              print {"privateKey", "publicKey"} (with --out: {"file", "publicKey"})
+`,
+  },
+  migrate: {
+    summary: 'create or upgrade the tables (SQLite, PostgreSQL); idempotent',
+    usage: `usage: ${NAME} migrate [--database URL]
+
+Create or upgrade the tables of a SQLite or PostgreSQL database. Idempotent.
+
+${DATABASE_OPTION}
+`,
+  },
+  keys: {
+    summary: 'list the server keys kept in the database (public parts)',
+    usage: `usage: ${NAME} keys [--database URL] [--json]
+
+List the server keys kept in an existing database (public parts): the response key clients pin,
+and the access keys. Creates the keys in a migrated database that has none, never the database:
+a database or key table that does not exist is an error (run migrate first).
+
+${DATABASE_OPTION}
+  --json              print {"response", "access": [{"publicKey", "state", "retireAt"}]}
+`,
+  },
+  'rotate-access-key': {
+    summary: 'make a new access key current; the previous one retires later',
+    usage: `usage: ${NAME} rotate-access-key [--database URL] [--retire-after SECONDS]
+
+Store a new current access key. Running servers switch within seconds; the previous key keeps
+verifying for SECONDS (default 43205: every token it signed can still refresh).
+
+${DATABASE_OPTION}
+`,
+  },
+  'retire-access-key': {
+    summary: 'stop accepting a previous access key now',
+    usage: `usage: ${NAME} retire-access-key PUBLIC_KEY [--database URL]
+
+Stop accepting tokens of a previous access key (every running server within 5 s).
+
+${DATABASE_OPTION}
+`,
+  },
+  serve: {
+    summary: 'run the auth server',
+    usage: `usage: ${NAME} serve [options]
+
+Run the auth server: the protocol endpoints, /key/response and /key/access, GET /healthz
+(liveness) and GET /readyz (readiness: 503 when a store does not answer). SIGTERM or SIGINT:
+stop accepting, finish the requests in flight, exit 0.
+
+  --port N            (PORT, default 8080)
+  --host ADDRESS      (HOST, default 127.0.0.1)
+${DATABASE_OPTION}
+  --redis URL         redis://…[?prefix=P] | redis+cluster://host:port,…  (BETTER_AUTH_REDIS)
+  --prefix PATH       serve the protocol endpoints under PATH, e.g. /auth
+  --openapi           serve the OpenAPI document at <prefix>/openapi.json
+  --trust-proxy N     believe N proxies' X-Forwarded-For for the client IP (or true: all)
+  --cors ORIGINS      comma-separated allowed origins (or *): answer preflights, allow them
+  --log-level LEVEL   error | warn | info (one line per request) | debug  (default info)
+`,
+  },
+}
+
+const ENVIRONMENT = `environment:
   BETTER_AUTH_DATABASE   memory: | sqlite:PATH | postgres://…[?schema=NAME]  (default sqlite:./better-auth.db)
   BETTER_AUTH_REDIS      redis://…[?prefix=PREFIX] | redis+cluster://host:port,host:port  (challenges and nonces in Redis)
   BETTER_AUTH_RATE_LIMIT on | off  (default on; off only for conformance runs)
   BETTER_AUTH_RESPONSE_KEY(_FILE), BETTER_AUTH_ACCESS_KEY(_FILE)  keys instead of the database's
   BETTER_AUTH_KEY_SECRET seals the private keys kept in the database
+  BETTER_AUTH_LOG_LEVEL  error | warn | info | debug  (serve; default info)
   BETTER_AUTH_READY_TIMEOUT_MS     deadline of the /readyz checks (default 1500)
   BETTER_AUTH_SHUTDOWN_TIMEOUT_MS  connections still open this long after SIGTERM are cut (default 10000)
 `
 
+const USAGE = `usage: ${NAME} <command> [options]
+       ${NAME} <command> --help
+       ${NAME} --version
+
+commands:
+${Object.entries(COMMANDS)
+  .map(([name, { summary }]) => `  ${name.padEnd(19)} ${summary}`)
+  .join('\n')}
+
+${ENVIRONMENT}`
+
 const DEFAULT_DATABASE = 'sqlite:./better-auth.db'
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
+type LogLevel = (typeof LOG_LEVELS)[number]
 
 export interface CliIo {
   out(text: string): void
@@ -67,7 +146,30 @@ const processIo: CliIo = {
   env: process.env,
 }
 
+/** A mistake in the command line or its configuration: exit code 2, a hint, no usage text. */
 class UsageError extends Error {}
+
+/** The package's version, from its package.json (sources: ../, build: ../../../). */
+export function packageVersion(): string {
+  let dir = typeof __dirname === 'string' ? __dirname : process.cwd()
+  for (let i = 0; i < 5; i++) {
+    const file = join(dir, 'package.json')
+    if (existsSync(file)) {
+      const manifest = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string }
+      if (manifest.name === NAME && manifest.version !== undefined) return manifest.version
+    }
+    dir = dirname(dir)
+  }
+  return 'unknown'
+}
+
+/** `--help` / `-h`, on every command. */
+const HELP = { type: 'boolean', short: 'h' } as const
+
+function help(command: string, io: CliIo): number {
+  io.out(COMMANDS[command]?.usage ?? USAGE)
+  return 0
+}
 
 /** Runs a command; resolves to the exit code (serve resolves once the server listens). */
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
@@ -86,12 +188,20 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         return await retireAccessKey(rest, io)
       case 'serve':
         return await serve(rest, io)
+      case '--version':
+      case '-v':
+      case 'version':
+        io.out(`${packageVersion()}\n`)
+        return 0
       case undefined:
+        io.err(USAGE)
+        return 2
       case 'help':
       case '--help':
       case '-h':
+        if (rest[0] !== undefined && COMMANDS[rest[0]] !== undefined) return help(rest[0], io)
         io.out(USAGE)
-        return command === undefined ? 2 : 0
+        return 0
       default:
         throw new UsageError(`unknown command: ${command}`)
     }
@@ -100,12 +210,18 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       error instanceof UsageError ||
       (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
     ) {
-      io.err(`${(error as Error).message}\n\n${USAGE}`)
+      const known = command !== undefined && COMMANDS[command] !== undefined
+      const hint = known ? `${NAME} ${command} --help` : `${NAME} --help`
+      io.err(`error: ${firstLine((error as Error).message)}\nsee '${hint}'\n`)
       return 2
     }
     io.err(`error: ${describe(error)}\n`)
     return 1
   }
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] as string
 }
 
 function describe(error: unknown): string {
@@ -114,15 +230,30 @@ function describe(error: unknown): string {
   return cause instanceof Error ? `${message} (${cause.message})` : message
 }
 
+/** The database URL of the command line or the environment, checked: a bad one is a usage error. */
 function databaseOf(value: string | undefined, io: CliIo): string {
-  return value ?? (io.env.BETTER_AUTH_DATABASE?.trim() || DEFAULT_DATABASE)
+  const url = value ?? (io.env.BETTER_AUTH_DATABASE?.trim() || DEFAULT_DATABASE)
+  try {
+    parseDatabaseUrl(url)
+  } catch (error) {
+    throw new UsageError(
+      `${value === undefined ? 'BETTER_AUTH_DATABASE' : '--database'}: ${(error as Error).message}`
+    )
+  }
+  return url
 }
 
 function keygen(args: string[], io: CliIo): number {
   const { values } = parseArgs({
     args,
-    options: { format: { type: 'string', default: 'pem' }, out: { type: 'string' } },
+    options: {
+      format: { type: 'string', default: 'pem' },
+      out: { type: 'string' },
+      json: { type: 'boolean' },
+      help: HELP,
+    },
   })
+  if (values.help === true) return help('keygen', io)
   if (values.format !== 'pem' && values.format !== 'jwk') {
     throw new UsageError('--format must be pem or jwk')
   }
@@ -130,7 +261,15 @@ function keygen(args: string[], io: CliIo): number {
   const text = values.format === 'pem' ? key.toPem() : `${JSON.stringify(key.toJwk())}\n`
   if (values.out !== undefined) {
     writeFileSync(values.out, text, { mode: 0o600, flag: 'wx' })
+    if (values.json === true) {
+      io.out(`${JSON.stringify({ file: values.out, publicKey: key.publicKeyText })}\n`)
+      return 0
+    }
     io.err(`wrote ${values.out}\n`)
+  } else if (values.json === true) {
+    const privateKey = values.format === 'pem' ? key.toPem() : key.toJwk()
+    io.out(`${JSON.stringify({ privateKey, publicKey: key.publicKeyText })}\n`)
+    return 0
   } else {
     io.out(text)
   }
@@ -139,7 +278,11 @@ function keygen(args: string[], io: CliIo): number {
 }
 
 async function migrate(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { database: { type: 'string' } } })
+  const { values } = parseArgs({
+    args,
+    options: { database: { type: 'string' }, help: HELP },
+  })
+  if (values.help === true) return help('migrate', io)
   const url = databaseOf(values.database, io)
   if (parseDatabaseUrl(url).kind === 'memory') {
     throw new UsageError('migrate needs a sqlite: or postgres:// database')
@@ -149,19 +292,34 @@ async function migrate(args: string[], io: CliIo): Promise<number> {
   return 0
 }
 
-/** The database's store and the server keys kept in it. */
+/**
+ * The database's store and the server keys kept in it. With `existing`, the database and its key
+ * table must exist already: nothing is created but the keys of a migrated database without any.
+ */
 async function withStoredKeys<T>(
   database: string | undefined,
   io: CliIo,
-  work: (keys: ServerKeys, store: ServerStore) => Promise<T>
+  work: (keys: ServerKeys, store: ServerStore) => Promise<T>,
+  existing = false
 ): Promise<T> {
-  const store = await createStore({ database: databaseOf(database, io) })
-  if (store.keys === undefined) {
-    await store.close?.()
+  const url = databaseOf(database, io)
+  if (parseDatabaseUrl(url).kind === 'memory') {
     throw new UsageError('this database keeps no keys: use sqlite: or postgres://')
   }
+  const store = await createStore({ database: url, ...(existing ? { existing: true } : {}) })
   let keys: ServerKeys | undefined
   try {
+    if (store.keys === undefined) {
+      throw new UsageError('this database keeps no keys: use sqlite: or postgres://')
+    }
+    if (existing) {
+      await store.keys.listKeys('response', Date.now()).catch((error: unknown) => {
+        throw new Error(
+          `${redact(url)} has no key table (run '${NAME} migrate' first, or check --database)`,
+          { cause: error }
+        )
+      })
+    }
     keys = await ServerKeys.load({ store: store.keys, env: io.env, reloadIntervalMs: 0 })
     return await work(keys, store)
   } finally {
@@ -171,22 +329,41 @@ async function withStoredKeys<T>(
 }
 
 async function listKeys(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { database: { type: 'string' } } })
-  return withStoredKeys(values.database, io, async keys => {
-    io.out(`response ${keys.responseIdentity}\n`)
-    for (const key of keys.publishedAccessKeys()) {
-      const state = key.publicKey === keys.accessIdentity ? 'current' : 'retiring'
-      io.out(`access   ${key.publicKey} ${state}${key.retireAt ? ` until ${key.retireAt}` : ''}\n`)
-    }
-    return 0
+  const { values } = parseArgs({
+    args,
+    options: { database: { type: 'string' }, json: { type: 'boolean' }, help: HELP },
   })
+  if (values.help === true) return help('keys', io)
+  return withStoredKeys(
+    values.database,
+    io,
+    async keys => {
+      const access = keys.publishedAccessKeys().map(key => ({
+        publicKey: key.publicKey,
+        state: key.publicKey === keys.accessIdentity ? 'current' : 'retiring',
+        ...(key.retireAt === undefined ? {} : { retireAt: key.retireAt }),
+      }))
+      if (values.json === true) {
+        io.out(`${JSON.stringify({ response: keys.responseIdentity, access })}\n`)
+        return 0
+      }
+      io.out(`response ${keys.responseIdentity}\n`)
+      for (const key of access) {
+        const until = key.retireAt === undefined ? '' : ` until ${key.retireAt}`
+        io.out(`access   ${key.publicKey} ${key.state}${until}\n`)
+      }
+      return 0
+    },
+    true
+  )
 }
 
 async function rotateAccessKey(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { database: { type: 'string' }, 'retire-after': { type: 'string' } },
+    options: { database: { type: 'string' }, 'retire-after': { type: 'string' }, help: HELP },
   })
+  if (values.help === true) return help('rotate-access-key', io)
   const seconds =
     values['retire-after'] === undefined
       ? DEFAULT_RETIRE_AFTER_MS / 1000
@@ -209,8 +386,9 @@ async function retireAccessKey(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { database: { type: 'string' } },
+    options: { database: { type: 'string' }, help: HELP },
   })
+  if (values.help === true) return help('retire-access-key', io)
   const publicKey = positionals[0]
   if (publicKey === undefined) throw new UsageError('retire-access-key needs a PUBLIC_KEY')
   return withStoredKeys(values.database, io, async keys => {
@@ -226,6 +404,92 @@ async function retireAccessKey(args: string[], io: CliIo): Promise<number> {
   })
 }
 
+/** `--trust-proxy`: a number of proxies, or true / false. */
+function trustProxyOf(text: string | undefined): boolean | number {
+  if (text === undefined || text === 'false') return false
+  if (text === 'true') return true
+  if (!/^\d+$/.test(text)) throw new UsageError('--trust-proxy: a number of proxies, or true')
+  return Number(text)
+}
+
+/** `--cors`: the allowed origins (`*` for any), each `scheme://host[:port]`. */
+function corsOf(text: string | undefined): Set<string> | undefined {
+  if (text === undefined) return undefined
+  const origins = new Set(
+    text
+      .split(',')
+      .map(origin => origin.trim().replace(/\/+$/, ''))
+      .filter(origin => origin !== '')
+  )
+  if (origins.size === 0) throw new UsageError('--cors: a comma-separated list of origins, or *')
+  for (const origin of origins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s?#]+$/.test(origin)) {
+      throw new UsageError(`--cors: ${origin} is not an origin (e.g. https://app.example.com)`)
+    }
+  }
+  return origins
+}
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void
+
+/**
+ * The request listener with CORS for `origins`: a preflight (`OPTIONS` with
+ * `Access-Control-Request-Method`) from an allowed origin is answered 204 with the allowed
+ * methods and headers (403 from any other origin), and replies to allowed origins carry
+ * `Access-Control-Allow-Origin`.
+ */
+function withCors(listener: Listener, origins: Set<string>): Listener {
+  const any = origins.has('*')
+  return (req, res) => {
+    const origin = req.headers.origin
+    const allowed = origin !== undefined && (any || origins.has(origin))
+    if (allowed) {
+      res.setHeader('access-control-allow-origin', any ? '*' : origin)
+      if (!any) res.setHeader('vary', 'Origin')
+    }
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+      if (!allowed) {
+        res.writeHead(403, { 'content-length': '0' }).end()
+        return
+      }
+      res
+        .writeHead(204, {
+          'access-control-allow-methods': 'GET, POST',
+          'access-control-allow-headers': 'content-type',
+          'access-control-max-age': '600',
+          'content-length': '0',
+        })
+        .end()
+      return
+    }
+    listener(req, res)
+  }
+}
+
+/** The request listener writing one line per answered request: method, path, status, time, IP. */
+function withRequestLog(
+  listener: Listener,
+  write: (line: string) => void,
+  trustProxy: boolean | number
+): Listener {
+  return (req, res) => {
+    const started = process.hrtime.bigint()
+    res.once('finish', () => {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6
+      const url = req.url ?? '/'
+      const query = url.indexOf('?')
+      // The path only: a query string may hold what does not belong in a log.
+      const path = (query === -1 ? url : url.slice(0, query)).replace(/[^\x21-\x7e]/g, '?')
+      const ip = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], trustProxy)
+      write(
+        `${new Date().toISOString()} info ${req.method ?? '-'} ${path} ${res.statusCode} ` +
+          `${ms.toFixed(1)}ms ${ip ?? '-'}`
+      )
+    })
+    listener(req, res)
+  }
+}
+
 async function serve(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -234,19 +498,40 @@ async function serve(args: string[], io: CliIo): Promise<number> {
       host: { type: 'string', default: io.env.HOST ?? '127.0.0.1' },
       database: { type: 'string' },
       redis: { type: 'string' },
+      prefix: { type: 'string' },
+      openapi: { type: 'boolean' },
+      'trust-proxy': { type: 'string' },
+      cors: { type: 'string' },
+      'log-level': { type: 'string', default: io.env.BETTER_AUTH_LOG_LEVEL?.trim() || 'info' },
+      help: HELP,
     },
   })
+  if (values.help === true) return help('serve', io)
   const port = Number(values.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port: 0–65535')
+  if (!/^\d+$/.test(values.port) || !Number.isInteger(port) || port > 65535) {
+    throw new UsageError('--port: 0–65535')
+  }
+  const level = values['log-level'] as LogLevel
+  if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level: ${LOG_LEVELS.join(' | ')}`)
+  const prefix = values.prefix
+  if (prefix !== undefined && !/^\/[\w\-./~]*$/.test(prefix)) {
+    throw new UsageError('--prefix: a path, e.g. /auth')
+  }
+  const trustProxy = trustProxyOf(values['trust-proxy'])
+  const cors = corsOf(values.cors)
   const readyTimeoutMs = millisecondsOf(io.env, 'BETTER_AUTH_READY_TIMEOUT_MS')
   const shutdownTimeoutMs = millisecondsOf(io.env, 'BETTER_AUTH_SHUTDOWN_TIMEOUT_MS')
+  const database = databaseOf(values.database, io)
   const redis = values.redis ?? io.env.BETTER_AUTH_REDIS
-  const store = await createStore({
-    database: databaseOf(values.database, io),
-    ...(redis === undefined ? {} : { redis }),
-  })
+  const store = await createStore({ database, ...(redis === undefined ? {} : { redis }) }).catch(
+    (error: unknown) => {
+      // An unsupported or malformed Redis URL is a mistake in the command line.
+      throw error instanceof TypeError ? new UsageError(`--redis: ${error.message}`) : error
+    }
+  )
   // One line per failure (no stack traces): an outage is one short line per refused request.
-  const logger = lineLogger({ write: line => io.err(`${line}\n`) })
+  const write = (line: string): void => io.err(`${line}\n`)
+  const logger = lineLogger({ level, write })
   // With Redis, rate limits are shared by every instance using it.
   const auth = createBetterAuth({
     store,
@@ -257,7 +542,20 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   })
   const server = createServer(auth, {
     health: { timeoutMs: readyTimeoutMs },
+    trustProxy,
+    ...(prefix === undefined ? {} : { prefix }),
+    ...(values.openapi === true ? { openapi: true } : {}),
   })
+  // CORS and the request log wrap the standalone server's own listener.
+  let listener: Listener = server.listener
+  if (cors !== undefined) listener = withCors(listener, cors)
+  if (LOG_LEVELS.indexOf(level) >= LOG_LEVELS.indexOf('info')) {
+    listener = withRequestLog(listener, write, trustProxy)
+  }
+  if (listener !== server.listener) {
+    server.server.removeListener('request', server.listener)
+    server.server.on('request', listener)
+  }
   let address
   try {
     await auth.ready()
@@ -266,8 +564,10 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     await auth.close() // closes the store: nothing is left open when start-up fails
     throw error
   }
-  io.out(`better-auth server on http://${values.host}:${address.port}\n`)
+  const base = `http://${values.host}:${address.port}`
+  io.out(`better-auth server on ${base}${prefix ?? ''}\n`)
   io.out(`response key: ${await auth.responsePublicKey()}\n`)
+  if (values.openapi === true) io.out(`openapi: ${base}${prefix ?? ''}/openapi.json\n`)
   // SIGTERM / SIGINT: stop accepting, answer what is in flight, cut the rest at the deadline,
   // close the store, exit 0.
   gracefulShutdown(server.server, {

@@ -1,10 +1,92 @@
 /** better-auth-protocol: server core, client, codecs, crypto and stores of the Better Auth protocol. */
-export * from './errors'
-export * from './server/core'
-export * from './server/keys'
-export * from './server/routes'
-export * from './server/events'
-export * from './server/ratelimit'
+export {
+  BetterAuthError,
+  ConflictError,
+  CredentialsRequiredError,
+  ERROR_CODES,
+  ExpiredTokenError,
+  ForbiddenError,
+  FutureRequestError,
+  FutureTokenError,
+  IncorrectNonceError,
+  InternalError,
+  InvalidChallengeError,
+  InvalidDeviceError,
+  InvalidHashError,
+  InvalidIdentityError,
+  InvalidMessageError,
+  InvalidResponseError,
+  InvalidSignatureError,
+  InvalidTokenError,
+  MethodNotAllowedError,
+  MismatchedIdentitiesError,
+  NotFoundError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  ReplayError,
+  ReplayStateResetError,
+  StaleRequestError,
+  StorageUnavailableError,
+  UnknownAccountError,
+  UnknownServerKeyError,
+  UnsupportedMediaTypeError,
+  toBetterAuthError,
+  type ErrorCode,
+  type ErrorOptions,
+} from './errors'
+// The server core and its options.
+export {
+  BetterAuthServer,
+  createBetterAuth,
+  type AccessCheckOptions,
+  type AccessPrincipal,
+  type AttributesCallback,
+  type BetterAuthOptions,
+  type HandlerResult,
+  type IdentityVerifier,
+  type Lifetimes,
+  type Limits,
+  type Logger,
+  type RequestContext,
+} from './server/core'
+export { DEFAULT_BODY_LIMIT, DEFAULT_LIFETIMES } from './server/options'
+export { JSON_CONTENT_TYPE } from './server/http'
+export {
+  DEFAULT_RELOAD_INTERVAL_MS,
+  DEFAULT_RETIRE_AFTER_MS,
+  ServerKeys,
+  UNSEALED_KEYS_WARNING,
+  loadSigningKey,
+  sealPrivateKey,
+  unsealPrivateKey,
+  type AccessKeySource,
+  type KeyInput,
+  type PublishedAccessKey,
+  type ServerKeyOptions,
+} from './server/keys'
+// The operations and their routes (the one table every adapter and the client's paths use).
+export {
+  DEFAULT_PATHS,
+  ENDPOINTS,
+  KEY_ENDPOINTS,
+  OPERATIONS,
+  routeTable,
+  type Endpoint,
+  type KeyEndpoint,
+  type Operation,
+  type Paths,
+  type RouteInfo,
+} from './server/routes'
+export type { AuditEvent, AuditEventType, AuditListener } from './server/events'
+export {
+  DEFAULT_IDENTITY_RULES,
+  DEFAULT_IP_RULES,
+  rateLimitFromEnv,
+  type BackoffOptions,
+  type RateLimitOptions,
+  type RateRule,
+  type RateRules,
+} from './server/ratelimit'
 export {
   addBetterAuthSecurity,
   openApiDocument,
@@ -12,9 +94,33 @@ export {
   type OpenApiOptions,
   type SecurityOptions,
 } from './server/openapi'
-export * from './stores/types'
-export * from './stores/memory'
-export * from './crypto/types'
+export type {
+  AccountStore,
+  ChallengeStore,
+  DeviceKey,
+  EphemeralStore,
+  KeyKind,
+  KeyStore,
+  NewAccount,
+  NewDevice,
+  RecoverResult,
+  RotateResult,
+  RotationEffect,
+  ServerStore,
+  StoredKey,
+  TimeLockStore,
+} from './stores/types'
+export {
+  MemoryAccountStore,
+  MemoryChallengeStore,
+  MemoryStore,
+  MemoryTimeLockStore,
+  TtlMap,
+  type MemoryAccountStoreOptions,
+  type MemoryStoreOptions,
+  type TtlMapOptions,
+} from './stores/memory'
+export type { Hasher, Noncer, SigningKey, Verifier } from './crypto/types'
 export { Blake3Hasher, blake3Digest } from './crypto/blake3'
 export { RandomNoncer } from './crypto/nonce'
 export {
@@ -24,7 +130,21 @@ export {
   publicKeyObject,
   qualifiedPublicKey,
 } from './crypto/node'
-export * from './codec/cesr'
+export {
+  SIGNATURE_LENGTH,
+  decodeHash,
+  decodeNonce,
+  decodePublicKey,
+  decodeSignature,
+  encodeHash,
+  encodeNonce,
+  encodePublicKey,
+  encodeSignature,
+  isHash,
+  isNonce,
+  isPublicKeyText,
+  isSignature,
+} from './codec/cesr'
 export { encodeBase64Url, decodeBase64Url } from './codec/base64url'
 export { parseTimestamp, formatTimestamp } from './codec/timestamp'
 export { parseStrictJson, decodeUtf8, type JsonLimits, type StrictJson } from './messages/json'
@@ -47,8 +167,19 @@ export {
 } from './messages/token'
 export * from './client/client'
 export * from './client/stores'
-export * from './server/remote-keys'
-export * from './stores/combine'
+export {
+  WebCryptoSigningKey,
+  WebCryptoVerifier,
+  exportRecoveryKey,
+  generateRecoveryKey,
+  importRecoveryKey,
+  type GenerateOptions,
+} from './client/webcrypto'
+export { readTokenClaims, type TokenClaims } from './client/token'
+// Client state in files (Node only; not part of better-auth-protocol/client).
+export { fileStores, FileRotatingKeyStore, type FileStoresOptions } from './client/file-stores'
+export { RemoteAccessKeys, type RemoteAccessKeysOptions } from './server/remote-keys'
+export { combineStores } from './stores/combine'
 // Stores by URL; their drivers (better-sqlite3, pg, ioredis) load only when a URL needs them.
 export {
   createStore,

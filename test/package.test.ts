@@ -30,6 +30,7 @@ const SUBPATHS = [
   '/stores/sqlite',
   '/stores/postgres',
   '/stores/redis',
+  '/testing',
 ] as const
 /** One export each subpath must have, whichever way it is loaded. */
 const EXPECTED: Record<(typeof SUBPATHS)[number], string[]> = {
@@ -50,11 +51,13 @@ const EXPECTED: Record<(typeof SUBPATHS)[number], string[]> = {
   '/stores/sqlite': ['SqliteStore'],
   '/stores/postgres': ['PostgresStore'],
   '/stores/redis': ['RedisEphemeralStore'],
+  '/testing': ['describeStoreConformance'],
 }
 /** What the consumer project links from ours: dependencies, peers, and types for the type check. */
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   dependencies: Record<string, string>
   peerDependencies: Record<string, string>
+  exports: Record<string, unknown>
 }
 const LINKED = [
   ...new Set(
@@ -261,6 +264,66 @@ it('bundles only what is imported', () => {
   expect(bundle("export * from 'better-auth-protocol'")).toBeGreaterThan(100_000)
 })
 
+it('runs in an app bundled with esbuild, the drivers left external', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const esbuild = require('esbuild') as typeof import('esbuild')
+  const app = (database: string) => `
+    const { createStore } = require('better-auth-protocol')
+    async function main() {
+      const sqlite = await createStore({ database: ${JSON.stringify(database)} })
+      const memory = await createStore({ database: 'memory:' })
+      console.log(JSON.stringify([sqlite.constructor.name, memory.constructor.name]))
+      await sqlite.close()
+      await memory.close()
+    }
+    main().catch(error => { console.error(error); process.exit(1) })`
+  const cases = [
+    // import: the ES module build; require: the CommonJS build; into either output format.
+    { source: 'import', format: 'cjs' },
+    { source: 'import', format: 'esm' },
+    { source: 'require', format: 'cjs' },
+    // CommonJS code (ours and our dependencies') in an ES module bundle calls node's builtins
+    // through `require`, which needs esbuild's usual banner.
+    { source: 'require', format: 'esm', banner: true },
+  ] as const
+  const BANNER =
+    "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);"
+  for (const testCase of cases) {
+    const { source, format } = testCase
+    const name = `bundle-${source}-${format}`
+    const database = join(project, `${name}.db`)
+    let code = app(`sqlite:${database}`)
+    if (source === 'import') {
+      code = code.replace(
+        "const { createStore } = require('better-auth-protocol')",
+        "import { createStore } from 'better-auth-protocol'"
+      )
+    }
+    const outfile = join(project, 'bundles', `${name}.${format === 'esm' ? 'mjs' : 'cjs'}`)
+    const result = esbuild.buildSync({
+      stdin: { contents: code, resolveDir: project, loader: 'js' },
+      bundle: true,
+      platform: 'node',
+      format,
+      outfile,
+      external: ['better-sqlite3', 'pg', 'ioredis'],
+      ...('banner' in testCase ? { banner: { js: BANNER } } : {}),
+      logLevel: 'silent',
+    })
+    // No warning that a require could not be followed.
+    expect({ name, warnings: result.warnings.filter(w => /require/i.test(w.text)) }).toEqual({
+      name,
+      warnings: [],
+    })
+    // The bundle runs outside the project's node_modules but for the drivers it leaves out.
+    expect({ name, out: run(process.execPath, [outfile]).trim() }).toEqual({
+      name,
+      out: '["SqliteStore","MemoryStore"]',
+    })
+    expect(readdirSync(project)).toContain(`${name}.db`)
+  }
+})
+
 it('type-checks from CommonJS and ES module consumers', () => {
   const source = `
     import { createBetterAuth, type AccessPrincipal } from 'better-auth-protocol'
@@ -321,6 +384,9 @@ it('ships the command line, whose stores load from the build', () => {
     )
   ).toBe(cli)
   expect(readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true)
+  expect(run(process.execPath, [cli, '--version']).trim()).toBe(
+    (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version
+  )
   const database = `sqlite:${join(project, 'cli.db')}`
   expect(run(process.execPath, [cli, 'migrate', '--database', database])).toMatch(
     /applied \d+ migration/
@@ -348,7 +414,7 @@ it('passes publint and @arethetypeswrong/cli', () => {
     analysis: { problems: unknown[]; entrypoints: Record<string, unknown> }
   }
   expect(Object.keys(report.analysis.entrypoints).sort()).toEqual(
-    ['.', ...SUBPATHS.filter(s => s !== '').map(s => `.${s}`), './package.json'].sort()
+    Object.keys(manifest.exports).sort()
   )
   expect(report.analysis.problems).toEqual([])
   expect(report.problems).toEqual({})

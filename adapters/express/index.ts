@@ -20,10 +20,15 @@ import {
 
 import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 import type { Endpoint } from '../../src/server/routes'
-import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
+import { accessFailure, type AccessOptions } from '../shared/access'
+import {
+  DEFAULT_BODY_LIMIT,
+  JSON_CONTENT_TYPE,
+  plainErrorResult,
+  type AdapterCore,
+} from '../shared/core'
 import {
   BetterAuthError,
-  ForbiddenError,
   InvalidMessageError,
   NotFoundError,
   PayloadTooLargeError,
@@ -32,20 +37,23 @@ import {
 import { handleClientErrors } from '../shared/http'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import {
-  DEFAULT_BODY_LIMIT,
   closeAfterOverlongBody,
   endpointMiddleware,
+  getPrincipal as principalOf,
   keepRawBody,
-  nodeRawBody,
+  nodeAccess,
   requestIp,
   requestPath,
-  parsedForHandler,
-  warnReserialized,
-  type BodySource,
   type ParsedBody,
 } from '../shared/node'
 
-export { UnauthorizedError, type Authorize, type AccessOptions } from '../shared/access'
+export {
+  BetterAuthHttpError,
+  UnauthorizedError,
+  type Authorize,
+  type AccessOptions,
+} from '../shared/access'
+export type { AdapterCore } from '../shared/core'
 export { keepRawBody, handleClientErrors }
 
 const ADVICE =
@@ -75,7 +83,7 @@ export interface RequireAccessOptions<Attributes = unknown, Body = unknown> exte
    */
   replaceBody?: boolean
   /**
-   * Pass failures to `next(err)` as an {@link UnauthorizedError} instead of answering them.
+   * Pass failures to `next(err)` as a {@link BetterAuthHttpError} instead of answering them.
    * @default false
    */
   failWithError?: boolean
@@ -110,7 +118,7 @@ function send(
  * body and sends the core's answer.
  */
 export function endpointHandler(
-  auth: BetterAuthServer<unknown>,
+  auth: AdapterCore,
   endpoint: Endpoint,
   options: Pick<ExpressMountOptions, 'clientIp'> = {}
 ): RequestHandler {
@@ -123,7 +131,7 @@ export function endpointHandler(
 
 /** Middleware answering the protocol endpoints; every other request goes to `next()`. */
 export function protocolRouter(
-  auth: BetterAuthServer<unknown>,
+  auth: AdapterCore,
   options: ExpressMountOptions = {}
 ): RequestHandler {
   const routes = new ProtocolRoutes(auth, options)
@@ -149,7 +157,7 @@ export function protocolRouter(
  * the protocol's errors are unsigned `{"error":…}` bodies.
  */
 function signReplies(
-  auth: BetterAuthServer<unknown>,
+  auth: Pick<AdapterCore, 'respond'>,
   res: Response,
   nonce: string,
   next: NextFunction
@@ -163,7 +171,7 @@ function signReplies(
     auth.respond(nonce, data).then(
       text => {
         if (this.headersSent) return // something else answered meanwhile
-        this.set('Content-Type', 'application/json; charset=utf-8')
+        this.set('Content-Type', JSON_CONTENT_TYPE)
         this.send(text)
       },
       error => {
@@ -183,60 +191,42 @@ function signReplies(
  * passed to `next(err)` with `failWithError`.
  */
 export function requireAccess<Attributes = unknown, Body = unknown>(
-  auth: BetterAuthServer<Attributes>,
+  auth: AdapterCore<Attributes>,
   options: RequireAccessOptions<Attributes, Body> = {}
 ): AccessHandler<Body> {
-  const property = options.requestProperty ?? 'betterAuth'
-  const replaceBody = options.replaceBody ?? true
-  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
   const clientIp = options.clientIp ?? requestIp
-  const core = auth as BetterAuthServer<unknown>
 
   return (req: Request, res: Response, next: NextFunction) => {
     const context: RequestContext = { ip: clientIp(req), path: requestPath(req) }
-
-    const fail = (error: unknown): void => {
-      if (options.failWithError === true && !(error instanceof BetterAuthError)) {
-        next(error) // not ours (e.g. thrown by authorize): the application's error handler decides
-        return
-      }
-      closeAfterOverlongBody(error, (name, value) => res.setHeader(name, value))
-      const result = failure(core, error, { route: context.path, ip: context.ip })
-      if (options.failWithError === true) next(result.error)
-      else send(res, result, result.body)
+    const r = req as Request & Record<string, unknown>
+    const target = {
+      req,
+      parsed: req as ParsedBody,
+      source: req,
+      key: req,
+      holder: req,
+      setBody: (body: unknown) => void (r.body = body),
+      context,
     }
-
-    const previous = principals.get(req) as AccessPrincipal<Attributes, Body> | undefined
-    if (previous !== undefined) {
-      // Already verified by an earlier requireAccess on this request: only authorize again.
-      Promise.resolve()
-        .then(() => options.authorize === undefined || options.authorize(previous, req))
-        .then(allowed => (allowed ? next() : fail(new ForbiddenError())), fail)
-        .catch(next)
-      return
-    }
-
-    let read: { body: Buffer | string; source: BodySource }
-    nodeRawBody(req, req as ParsedBody, limit)
-      .then(result => {
-        read = result
-        if (result.source === 'reserialized') warnReserialized(core, ADVICE)
-        return checkAccess<Attributes, Body, Request>(auth, result.body, context, req, options)
-      })
-      .then(principal => {
-        const r = req as Request & Record<string, unknown>
-        if (read.source === 'stream') r._body = true // body-parser 1.x (Express 4) skips it then
-        if (principal === undefined) {
-          if (read.source === 'stream') r.body = parsedForHandler(read.body)
+    nodeAccess<Attributes, Body, Request>(auth, target, options, ADVICE)
+      .then(
+        ({ principal, earlier, source }) => {
+          if (source === 'stream') r._body = true // body-parser 1.x (Express 4) skips it then
+          // Signed already by the earlier check (or anonymous: nothing to sign).
+          if (principal !== undefined && !earlier) signReplies(auth, res, principal.nonce, next)
           next()
-          return
+        },
+        (error: unknown) => {
+          const outcome = accessFailure(auth, error, {
+            failWithError: options.failWithError,
+            context,
+            setHeader: (name, value) => res.setHeader(name, value),
+          })
+          if (outcome.kind === 'pass') next(outcome.error)
+          else if (options.failWithError === true) next(outcome.error)
+          else send(res, outcome.result, outcome.result.body)
         }
-        principals.set(req, principal)
-        r[property] = principal
-        if (replaceBody) r.body = principal.request
-        signReplies(core, res, principal.nonce, next)
-        next()
-      }, fail)
+      )
       .catch(next)
   }
 }
@@ -283,7 +273,9 @@ export function protocolErrorOf(error: unknown): BetterAuthError | undefined {
  * answer is logged by it and carries `WWW-Authenticate` on 401; after a body over the limit the
  * connection closes.
  */
-export function betterAuthErrorHandler(core?: BetterAuthServer<unknown>): ErrorRequestHandler {
+export function betterAuthErrorHandler(
+  core?: Pick<AdapterCore, 'errorResult'>
+): ErrorRequestHandler {
   return (error: unknown, req: Request, res: Response, next: NextFunction) => {
     const mapped = protocolErrorOf(error)
     if (mapped === undefined || res.headersSent) {
@@ -292,17 +284,11 @@ export function betterAuthErrorHandler(core?: BetterAuthServer<unknown>): ErrorR
     }
     closeAfterOverlongBody(mapped, (name, value) => res.setHeader(name, value))
     const result =
-      core?.errorResult(mapped, { route: requestPath(req) }) ??
-      ({
-        status: mapped.status,
-        headers: { 'content-type': 'application/json; charset=utf-8' },
-        body: JSON.stringify(mapped.toBody(false)),
-      } as const)
+      core?.errorResult(mapped, { route: requestPath(req) }) ?? plainErrorResult(mapped)
     send(res, result, result.body)
   }
 }
 
-/** The principal `requireAccess` put on the request, or `undefined`. */
 /**
  * The last handler of an app: answers every request no route took with 404 BA604 in the protocol's
  * error body, instead of Express's HTML page (`Cannot TRACE /health`). Mount it after the routes
@@ -310,24 +296,23 @@ export function betterAuthErrorHandler(core?: BetterAuthServer<unknown>): ErrorR
  */
 export function notFoundHandler(): RequestHandler {
   return (_req: Request, res: Response) => {
-    const error = new NotFoundError()
-    const body = JSON.stringify(error.toBody(false))
-    const headers = { 'content-type': 'application/json; charset=utf-8' }
-    send(res, { status: error.status, headers }, body)
+    const result = plainErrorResult(new NotFoundError())
+    send(res, result, result.body)
   }
 }
 
+/** The principal `requireAccess` put on the request, or `undefined`. */
 export function getPrincipal<Attributes = unknown, Body = unknown>(
   req: Request
 ): AccessPrincipal<Attributes, Body> | undefined {
-  return principals.get(req) as AccessPrincipal<Attributes, Body> | undefined
+  return principalOf<Attributes, Body>(req)
 }
 
 /** The core wrapped with Express middleware factories. */
 export class ExpressBetterAuth<Attributes = unknown> extends AdapterBase<Attributes> {
   /** Middleware answering the protocol endpoints (see {@link ExpressMountOptions}). */
   express(options: ExpressMountOptions = {}): RequestHandler {
-    return protocolRouter(this.core as BetterAuthServer<unknown>, options)
+    return protocolRouter(this.core, options)
   }
 
   /** Middleware protecting a route (see {@link requireAccess}). */
@@ -343,7 +328,7 @@ export class ExpressBetterAuth<Attributes = unknown> extends AdapterBase<Attribu
    * Mount it after the routes: `app.use(auth.errorHandler())`.
    */
   errorHandler(): ErrorRequestHandler {
-    return betterAuthErrorHandler(this.core as BetterAuthServer<unknown>)
+    return betterAuthErrorHandler(this.core)
   }
 
   /**

@@ -24,17 +24,32 @@ import {
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
-import { checkAccess, normalizePath, type AccessOptions } from '../shared/access'
+import { checkAccess, normalizePath, principals, type AccessOptions } from '../shared/access'
+import {
+  DEFAULT_BODY_LIMIT,
+  JSON_CONTENT_TYPE,
+  bodyLimit,
+  plainErrorResult,
+  type AdapterCore,
+} from '../shared/core'
 import { readBody } from '../shared/body'
 import { handleClientErrors } from '../shared/http'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import { clientIp as forwardedClientIp, type TrustProxy } from '../shared/ip'
-import { DEFAULT_BODY_LIMIT } from '../shared/node'
 
+export { BetterAuthHttpError } from '../shared/access'
 export type { Authorize, AccessOptions } from '../shared/access'
 export { handleClientErrors, type TrustProxy }
 
-export type FetchOptions = MountOptions
+export type { AdapterCore } from '../shared/core'
+
+export interface FetchOptions extends MountOptions {
+  /**
+   * The client IP of a request when the caller passes no `context.ip` (a `Request` does not
+   * carry it; see {@link FetchBetterAuth.fetch} for where runtimes keep it). @default none
+   */
+  clientIp?: (request: Request) => string | undefined
+}
 
 /** Options of an access check on a `Request`. */
 export type FetchAccessOptions<Attributes = unknown, Body = unknown> = AccessOptions<
@@ -79,7 +94,7 @@ export type AccessHandler<Attributes, Body, Principal = AccessPrincipal<Attribut
   context: AccessContext<Attributes, Body, Principal>
 ) => unknown
 
-const JSON_TYPE = 'application/json; charset=utf-8'
+const JSON_TYPE = JSON_CONTENT_TYPE
 
 function toResponse(result: HandlerResult, init: ResponseInit = {}): Response {
   const headers = new Headers(result.headers)
@@ -227,17 +242,13 @@ export async function writeWebResponse(
 function errorResponse(
   res: ServerResponse,
   error: BetterAuthError,
-  core?: BetterAuthServer<unknown>
+  core?: Pick<AdapterCore, 'errorResult'>
 ): void {
   if (res.headersSent) {
     res.destroy()
     return
   }
-  const result = core?.errorResult(error) ?? {
-    status: error.status,
-    headers: { 'content-type': JSON_TYPE },
-    body: JSON.stringify(error.toBody(false)),
-  }
+  const result = core?.errorResult(error) ?? plainErrorResult(error)
   // After a refused body the rest of it is not read: the connection closes with the answer.
   if (error instanceof PayloadTooLargeError || error.status === 405) res.shouldKeepAlive = false
   res.writeHead(result.status, {
@@ -257,7 +268,7 @@ function errorResponse(
  */
 export function nodeListener(
   handler: FetchHandler,
-  options: NodeBridgeOptions & { core?: BetterAuthServer<unknown> } = {}
+  options: NodeBridgeOptions & { core?: Pick<AdapterCore, 'errorResult'> } = {}
 ): (req: IncomingMessage, res: ServerResponse) => void {
   const onError = options.onError ?? ((error: unknown) => console.error(error))
   return (req, res) => {
@@ -297,11 +308,23 @@ export function nodeListener(
 export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attributes> {
   private readonly routes: ProtocolRoutes
   private readonly limit: number
+  private readonly clientIp: ((request: Request) => string | undefined) | undefined
 
   constructor(core: BetterAuthServer<Attributes>, options: FetchOptions = {}) {
     super(core)
-    this.routes = new ProtocolRoutes(core as BetterAuthServer<unknown>, options)
-    this.limit = core.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
+    this.routes = new ProtocolRoutes(core, options)
+    this.limit = bodyLimit(core)
+    this.clientIp = options.clientIp
+  }
+
+  /** The request context: the caller's, with the path and (see `clientIp`) the client IP. */
+  private contextOf(request: Request, path: string, context: RequestContext): RequestContext {
+    const ctx: RequestContext = { path, ...context }
+    if (ctx.ip === undefined && this.clientIp !== undefined) {
+      const ip = this.clientIp(request)
+      if (ip !== undefined) ctx.ip = ip
+    }
+    return ctx
   }
 
   /**
@@ -316,7 +339,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
     return nodeListener(handler, {
       maxBodyBytes: this.limit,
       ...options,
-      core: this.core as BetterAuthServer<unknown>,
+      core: this.core,
     })
   }
 
@@ -361,7 +384,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
    */
   readonly fetch = async (request: Request, context: RequestContext = {}): Promise<Response> => {
     const path = normalizePath(new URL(request.url).pathname)
-    const ctx: RequestContext = { path, ...context }
+    const ctx = this.contextOf(request, path, context)
     const match = this.routes.match(path, request.method)
     if (match === undefined) {
       return toResponse(this.core.errorResult(new NotFoundError(), { ...ctx }))
@@ -393,7 +416,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
     options: FetchAccessOptions<Attributes, Body> = {},
     context: RequestContext = {}
   ): Promise<AccessCheck<Attributes, Body>> {
-    const ctx: RequestContext = { path: new URL(request.url).pathname, ...context }
+    const ctx = this.contextOf(request, new URL(request.url).pathname, context)
     let principal: AccessPrincipal<Attributes, Body> | undefined
     let body: Uint8Array
     try {
@@ -413,6 +436,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
         error: toBetterAuthError(error),
       }
     }
+    if (principal !== undefined) principals.set(request, principal)
     const nonce = principal?.nonce
     return {
       ok: true,
@@ -465,6 +489,13 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
       }
     }
   }
+}
+
+/** The principal `checkAccess` / `requireAccess` verified for this `Request`, or `undefined`. */
+export function getPrincipal<Attributes = unknown, Body = unknown>(
+  request: Request
+): AccessPrincipal<Attributes, Body> | undefined {
+  return principals.get(request) as AccessPrincipal<Attributes, Body> | undefined
 }
 
 /**

@@ -5,12 +5,12 @@
  *   app.use(auth.koa())                                   // the protocol endpoints
  *   router.post('/notes', auth.requireAccess(), handler)  // any route, protected
  *
- * The principal goes on `ctx.state.betterAuth` (configurable key); whatever JSON the handler puts
+ * The principal goes on `ctx.state.betterAuth` (see `requestProperty`); whatever JSON the handler puts
  * in `ctx.body` is sent as a signed response envelope echoing the request nonce. Koa itself is not
  * imported at run time.
  */
 import type { Context, Middleware, Next, ParameterizedContext } from 'koa'
-import { BetterAuthError, ForbiddenError, NotFoundError } from '../../src/errors'
+import { NotFoundError } from '../../src/errors'
 import { protocolErrorForStatus } from '../shared/http'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import {
@@ -21,17 +21,23 @@ import {
 } from '../../src/server/core'
 
 import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
-import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
+import { accessFailure, type AccessOptions } from '../shared/access'
+import { plainErrorResult, type AdapterCore } from '../shared/core'
 import {
-  DEFAULT_BODY_LIMIT,
+  answerEndpoint,
   closeAfterOverlongBody,
-  nodeRawBody,
-  parsedForHandler,
-  warnReserialized,
+  getPrincipal as principalOf,
+  nodeAccess,
   type ParsedBody,
 } from '../shared/node'
 
-export { UnauthorizedError, type Authorize, type AccessOptions } from '../shared/access'
+export {
+  BetterAuthHttpError,
+  UnauthorizedError,
+  type Authorize,
+  type AccessOptions,
+} from '../shared/access'
+export type { AdapterCore } from '../shared/core'
 export { handleClientErrors, protocolErrorForStatus } from '../shared/http'
 
 const ADVICE =
@@ -50,12 +56,14 @@ export interface KoaRequireAccessOptions<
   Body = unknown,
   Key extends string = 'betterAuth',
 > extends AccessOptions<Attributes, Body, Context> {
-  /** Where the principal is put: `ctx.state[key]`. @default 'betterAuth' */
+  /** Where the principal is put: `ctx.state[requestProperty]`. @default 'betterAuth' */
+  requestProperty?: Key
+  /** @deprecated Use `requestProperty` (the name every adapter uses). */
   key?: Key
   /** Set `ctx.request.body` to the verified request data (`payload.request`). @default true */
   replaceBody?: boolean
   /**
-   * Throw failures as an {@link UnauthorizedError} (status, code, `expose`, headers) for the app's
+   * Throw failures as a {@link BetterAuthHttpError} (status, code, `expose`, headers) for the app's
    * error middleware or Koa's default handler, instead of answering them. @default false
    */
   failWithError?: boolean
@@ -73,11 +81,6 @@ export type BetterAuthState<
 }
 
 type AnyContext = ParameterizedContext<unknown>
-
-const parsedOf = (ctx: AnyContext): ParsedBody => {
-  const request = ctx.request as { rawBody?: unknown; body?: unknown }
-  return { rawBody: request.rawBody, body: request.body }
-}
 
 function answer(
   ctx: AnyContext,
@@ -100,12 +103,8 @@ function isJsonBody(body: unknown): boolean {
 }
 
 /** Middleware answering the protocol endpoints; every other request goes to `next()`. */
-export function protocolMiddleware(
-  auth: BetterAuthServer<unknown>,
-  options: KoaMountOptions = {}
-): Middleware {
+export function protocolMiddleware(auth: AdapterCore, options: KoaMountOptions = {}): Middleware {
   const routes = new ProtocolRoutes(auth, options)
-  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
   const clientIp = options.clientIp ?? ((ctx: Context) => ctx.ip)
 
   // A protocol path asked with another method goes on to the app, like any unmatched route.
@@ -120,24 +119,21 @@ export function protocolMiddleware(
       await next()
       return
     }
-    const route = match.route
     const context: RequestContext = { ip: clientIp(ctx), path: ctx.path }
-    let result
-    try {
-      const { body, source } = await nodeRawBody(ctx.req, parsedOf(ctx), limit)
-      if (source === 'reserialized') warnReserialized(auth, ADVICE)
-      result = await auth.handle(route.endpoint, body, context)
-    } catch (error) {
-      closeAfterOverlongBody(error, (name, value) => ctx.set(name, value))
-      result = auth.errorResult(error, { endpoint: route.endpoint, ...context })
-    }
-    answer(ctx, result)
+    const { rawBody, body } = ctx.request as ParsedBody
+    answer(
+      ctx,
+      await answerEndpoint(auth, match.route.endpoint, ctx.req, { rawBody, body }, context, {
+        advice: ADVICE,
+        setHeader: (name, value) => ctx.set(name, value),
+      })
+    )
   }
 }
 
 /**
  * Protects a route: verifies the access request, runs `authorize`, puts the principal on
- * `ctx.state[key]` and the verified request data on `ctx.request.body`, and after the handler
+ * `ctx.state[requestProperty]` and the verified request data on `ctx.request.body`, and after the handler
  * signs a JSON `ctx.body` (status below 400) into a response envelope echoing the request nonce.
  * Failures are answered with the protocol error body and status (401 with `WWW-Authenticate`;
  * details only in debug), or thrown with `failWithError`.
@@ -147,61 +143,46 @@ export function requireAccess<
   Body = unknown,
   Key extends string = 'betterAuth',
 >(
-  auth: BetterAuthServer<Attributes>,
+  auth: AdapterCore<Attributes>,
   options: KoaRequireAccessOptions<Attributes, Body, Key> = {}
 ): Middleware<BetterAuthState<Attributes, Body, Key>> {
-  const key = options.key ?? 'betterAuth'
-  const replaceBody = options.replaceBody ?? true
-  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
   const clientIp = options.clientIp ?? ((ctx: Context) => ctx.ip)
-  const core = auth as BetterAuthServer<unknown>
+  const access = { ...options, requestProperty: options.requestProperty ?? options.key }
 
   return async (ctx, next) => {
     const context: RequestContext = { ip: clientIp(ctx as Context), path: ctx.path }
-    const previous = principals.get(ctx) as AccessPrincipal<Attributes, Body> | undefined
-    let principal: AccessPrincipal<Attributes, Body> | undefined
+    const request = ctx.request as ParsedBody
+    let result
     try {
-      if (previous !== undefined) {
-        // Already verified by an earlier requireAccess on this request: only authorize again.
-        if (
-          options.authorize !== undefined &&
-          !(await options.authorize(previous, ctx as Context))
-        ) {
-          throw new ForbiddenError()
-        }
-      } else {
-        const { body, source } = await nodeRawBody(ctx.req, parsedOf(ctx), limit)
-        if (source === 'reserialized') warnReserialized(core, ADVICE)
-        principal = await checkAccess<Attributes, Body, Context>(
-          auth,
-          body,
-          context,
-          ctx as Context,
-          options
-        )
-        if (principal === undefined && source === 'stream') {
-          ;(ctx.request as { body?: unknown }).body = parsedForHandler(body)
-        }
+      const target = {
+        req: ctx.req,
+        parsed: { rawBody: request.rawBody, body: request.body },
+        source: ctx as Context,
+        key: ctx,
+        holder: ctx.state as object,
+        setBody: (body: unknown) => void (request.body = body),
+        context,
       }
+      result = await nodeAccess<Attributes, Body, Context>(auth, target, access, ADVICE)
     } catch (error) {
-      if (options.failWithError === true && !(error instanceof BetterAuthError)) throw error
-      closeAfterOverlongBody(error, (name, value) => ctx.set(name, value))
-      const result = failure(core, error, { route: context.path, ip: context.ip })
-      if (options.failWithError === true) throw result.error
-      answer(ctx, result)
+      const outcome = accessFailure(auth, error, {
+        failWithError: options.failWithError,
+        context,
+        setHeader: (name, value) => ctx.set(name, value),
+      })
+      if (outcome.kind === 'pass' || options.failWithError === true) throw outcome.error
+      answer(ctx, outcome.result)
       return
     }
     // Anonymous (optional access), or signed already by the outer requireAccess.
-    if (principal === undefined) {
+    if (result.principal === undefined || result.earlier) {
       await next()
       return
     }
-    principals.set(ctx, principal)
-    ;(ctx.state as Record<string, unknown>)[key] = principal
-    if (replaceBody) (ctx.request as { body?: unknown }).body = principal.request
+    const nonce = result.principal.nonce
     await next()
     if (ctx.status < 400 && isJsonBody(ctx.body)) {
-      ctx.body = await core.respond(principal.nonce, ctx.body)
+      ctx.body = await auth.respond(nonce, ctx.body)
       ctx.type = 'application/json'
     }
   }
@@ -211,7 +192,7 @@ export function requireAccess<
 export function getPrincipal<Attributes = unknown, Body = unknown>(
   ctx: object
 ): AccessPrincipal<Attributes, Body> | undefined {
-  return principals.get(ctx) as AccessPrincipal<Attributes, Body> | undefined
+  return principalOf<Attributes, Body>(ctx)
 }
 
 /**
@@ -221,27 +202,18 @@ export function getPrincipal<Attributes = unknown, Body = unknown>(
  * body and the matching status and code, never Koa's plain-text pages. Other errors become 500
  * BA600 and are logged by the core (when given), with no detail sent.
  */
-export function protocolErrors(core?: BetterAuthServer<unknown>): Middleware {
+export function protocolErrors(core?: Pick<AdapterCore, 'errorResult'>): Middleware {
   return async (ctx: Context, next: Next) => {
     try {
       await next()
     } catch (error) {
       const mapped = protocolErrorForStatus(error)
       closeAfterOverlongBody(mapped, (name, value) => ctx.set(name, value))
-      answer(ctx, core?.errorResult(mapped, { route: ctx.path }) ?? plainResult(mapped))
+      answer(ctx, core?.errorResult(mapped, { route: ctx.path }) ?? plainErrorResult(mapped))
       return
     }
     if (ctx.status === 404 && (ctx.body === undefined || ctx.body === null))
-      answer(ctx, plainResult(new NotFoundError()))
-  }
-}
-
-/** The wire answer of an error, without a core to log it. */
-function plainResult(error: BetterAuthError) {
-  return {
-    status: error.status,
-    headers: { 'content-type': 'application/json; charset=utf-8' },
-    body: JSON.stringify(error.toBody(false)),
+      answer(ctx, plainErrorResult(new NotFoundError()))
   }
 }
 
@@ -249,12 +221,12 @@ function plainResult(error: BetterAuthError) {
 export class KoaBetterAuth<Attributes = unknown> extends AdapterBase<Attributes> {
   /** Middleware answering the protocol endpoints (see {@link KoaMountOptions}). */
   koa(options: KoaMountOptions = {}): Middleware {
-    return protocolMiddleware(this.core as BetterAuthServer<unknown>, options)
+    return protocolMiddleware(this.core, options)
   }
 
   /** First middleware of an app: protocol error bodies for every failure (see {@link protocolErrors}). */
   errorHandler(): Middleware {
-    return protocolErrors(this.core as BetterAuthServer<unknown>)
+    return protocolErrors(this.core)
   }
 
   /**

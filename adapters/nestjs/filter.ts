@@ -9,6 +9,8 @@
 import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common'
 import type { HttpAdapterHost } from '@nestjs/core'
 import type { BetterAuthServer, HandlerResult } from '../../src/server/core'
+import { jsonHeaders } from '../../src/server/http'
+import { plainErrorResult } from '../shared/core'
 import { protocolErrorForStatus } from '../shared/http'
 
 /** Whether an exception's response is already a protocol error body. */
@@ -38,7 +40,7 @@ export class BetterAuthExceptionFilter implements ExceptionFilter {
     if (exception instanceof HttpException && isProtocolBody(exception.getResponse())) {
       result = {
         status: exception.getStatus(),
-        headers: { 'content-type': 'application/json; charset=utf-8' },
+        headers: jsonHeaders(),
         body: JSON.stringify(exception.getResponse()),
       }
     } else {
@@ -46,11 +48,7 @@ export class BetterAuthExceptionFilter implements ExceptionFilter {
       const mapped = protocolErrorForStatus(
         exception instanceof HttpException ? { status, cause: exception } : exception
       )
-      result = this.core?.errorResult(mapped) ?? {
-        status: mapped.status,
-        headers: { 'content-type': 'application/json; charset=utf-8' },
-        body: JSON.stringify(mapped.toBody(false)),
-      }
+      result = this.core?.errorResult(mapped) ?? plainErrorResult(mapped)
     }
     for (const [name, value] of Object.entries(result.headers)) {
       adapter.setHeader(response, name, value)

@@ -1,18 +1,10 @@
 /** The access guard: verifies the access request of a route and attaches the principal. */
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common'
 import { Reflector } from '@nestjs/core'
-import { BetterAuthError, ForbiddenError, InternalError } from '../../src/errors'
-import { BetterAuthServer, type AccessPrincipal } from '../../src/server/core'
-import { checkAccess, failure, principals, type AccessOptions } from '../shared/access'
-import {
-  DEFAULT_BODY_LIMIT,
-  closeAfterOverlongBody,
-  nodeRawBody,
-  parsedForHandler,
-  requestPath,
-  warnReserialized,
-  type ParsedBody,
-} from '../shared/node'
+import { BetterAuthError, InternalError } from '../../src/errors'
+import { BetterAuthServer, type AccessPrincipal, type RequestContext } from '../../src/server/core'
+import { accessFailure, type AccessOptions } from '../shared/access'
+import { attachPrincipal, nodeAccess, requestPath, type ParsedBody } from '../shared/node'
 import { toHttpException } from './exceptions'
 import { RAW_BODY_ADVICE, nodeRequestOf, setResponseHeader, type PlatformResponse } from './http'
 import {
@@ -74,13 +66,15 @@ export class BetterAuthGuard implements CanActivate {
     if (error === undefined) return principal
     if (!(error instanceof BetterAuthError)) throw error
     const request = this.getRequest(context)
-    const result = failure(this.auth, error, { route: requestPath(request) })
     const response = context.switchToHttp().getResponse<PlatformResponse>()
-    closeAfterOverlongBody(error, (name, value) => setResponseHeader(response, name, value))
-    for (const [name, value] of Object.entries(result.error.headers)) {
-      setResponseHeader(response, name, value)
-    }
-    throw toHttpException(result.error)
+    const setHeader = (name: string, value: string) => setResponseHeader(response, name, value)
+    const outcome = accessFailure(this.auth, error, {
+      context: { path: requestPath(request) },
+      setHeader,
+    })
+    if (outcome.kind === 'pass') throw outcome.error
+    for (const [name, value] of Object.entries(outcome.error.headers)) setHeader(name, value)
+    throw toHttpException(outcome.error)
   }
 
   /** What the guard does on a handler, worked out once per handler (the core caches per object). */
@@ -134,39 +128,33 @@ export class BetterAuthGuard implements CanActivate {
     if (options === ANONYMOUS) return true
     const request = this.getRequest(context)
 
+    const raw = nodeRequestOf(request)
+    const ctx: RequestContext = {
+      ip: this.options.clientIp?.(request) ?? request.ip ?? raw.socket?.remoteAddress,
+      path: requestPath(request),
+    }
+    const target = {
+      req: raw,
+      parsed: request as ParsedBody,
+      source: context,
+      key: request,
+      holder: request,
+      setBody: (body: unknown) => void (request.body = body),
+      context: ctx,
+    }
     let principal: AccessPrincipal<unknown, unknown> | undefined
     let error: unknown
     try {
-      const verified = principals.get(request)
-      if (verified !== undefined) {
-        // Verified already (the guard applied twice): only this route's authorization remains.
-        if (options.authorize !== undefined && !(await options.authorize(verified, context))) {
-          throw new ForbiddenError()
-        }
-        return true
-      }
-      const limit = this.auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
-      const raw = nodeRequestOf(request)
-      const { body, source } = await nodeRawBody(raw, request as ParsedBody, limit)
-      if (source === 'reserialized') warnReserialized(this.auth, RAW_BODY_ADVICE)
-      principal = await checkAccess(
-        this.auth,
-        body,
-        { ip: request.ip ?? raw.socket?.remoteAddress, path: requestPath(request) },
-        context,
-        options
-      )
-      // A body the guard read itself (no parser took it) stays available to the handler.
-      if (principal === undefined && source === 'stream') request.body = parsedForHandler(body)
+      const access = { ...options, attach: false }
+      const result = await nodeAccess(this.auth, target, access, RAW_BODY_ADVICE)
+      // Verified already (the guard applied twice): only this route's authorization remained.
+      if (result.earlier) return true
+      principal = result.principal
     } catch (caught) {
       error = caught ?? new InternalError()
     }
     const accepted = this.handleRequest(error, principal, context)
-    if (accepted !== undefined) {
-      principals.set(request, accepted)
-      request[this.options.requestProperty ?? 'betterAuth'] = accepted
-      if (this.options.replaceBody !== false) request.body = accepted.request
-    }
+    if (accepted !== undefined) attachPrincipal(target, accepted, this.options)
     return true
   }
 }

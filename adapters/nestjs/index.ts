@@ -39,7 +39,8 @@ export {
   type NestAuthorize,
 } from './options'
 export { BetterAuthServer } from '../../src/server/core'
-export { UnauthorizedError } from '../shared/access'
+export { BetterAuthHttpError, UnauthorizedError } from '../shared/access'
+export type { AdapterCore } from '../shared/core'
 export { handleClientErrors, fastifyClientErrorHandler } from '../shared/http'
 export { BetterAuthExceptionFilter } from './filter'
 

@@ -1,4 +1,5 @@
 /** Signs the replies of protected routes into response envelopes echoing the request nonce. */
+import { JSON_CONTENT_TYPE } from '../../src/server/http'
 import {
   Inject,
   Injectable,
@@ -41,7 +42,7 @@ export class BetterAuthInterceptor implements NestInterceptor {
           return data
         }
         const text = await this.auth.respond(principal.nonce, data)
-        setResponseHeader(response, 'content-type', 'application/json; charset=utf-8')
+        setResponseHeader(response, 'content-type', JSON_CONTENT_TYPE)
         return text
       })
     )

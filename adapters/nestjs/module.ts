@@ -12,9 +12,9 @@ import {
 import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core'
 import type { ServerResponse } from 'node:http'
 import { BetterAuthServer, createBetterAuth } from '../../src/server/core'
-import { openApiDocument } from '../../src/server/openapi'
-import { normalizePrefix, openapiPath } from '../shared/access'
+import { jsonHeaders } from '../../src/server/http'
 import { endpointMiddleware, writeResult } from '../shared/node'
+import { ProtocolRoutes } from '../shared/routes'
 import { BetterAuthGlobalGuard } from './guard'
 import { RAW_BODY_ADVICE } from './http'
 import { BetterAuthInterceptor } from './interceptor'
@@ -23,8 +23,6 @@ import {
   type BetterAuthModuleExtras,
   type BetterAuthModuleOptions,
 } from './options'
-
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' }
 
 const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<BetterAuthModuleOptions>({
   moduleName: 'BetterAuth',
@@ -84,8 +82,8 @@ export class BetterAuthModule
 
   configure(consumer: MiddlewareConsumer): void {
     if (this.options.endpoints === false) return
-    const routes = this.auth.routes(normalizePrefix(this.options.prefix))
-    for (const route of routes) {
+    const protocol = new ProtocolRoutes(this.auth, this.options)
+    for (const route of protocol.routes) {
       const handler = endpointMiddleware(this.auth, route.endpoint, { advice: RAW_BODY_ADVICE })
       for (const method of route.methods) {
         consumer.apply(handler).forRoutes({
@@ -94,12 +92,12 @@ export class BetterAuthModule
         })
       }
     }
-    const openapi = openapiPath(this.options.prefix, this.options.openapi)
+    const openapi = protocol.openapi
     if (openapi !== undefined) {
-      const document = JSON.stringify(openApiDocument(routes, this.options.openapiOptions))
+      const document = protocol.openapiDocument()
       consumer
         .apply((_req: unknown, res: ServerResponse) => {
-          writeResult(res, { status: 200, headers: JSON_HEADERS, body: document })
+          writeResult(res, { status: 200, headers: jsonHeaders(), body: document })
         })
         .forRoutes({ path: openapi, method: RequestMethod.GET })
     }

@@ -31,6 +31,11 @@ export interface BetterAuthModuleOptions extends BetterAuthOptions<unknown> {
   openapiOptions?: OpenApiOptions
   /** Where the guard puts the principal on the request. @default 'betterAuth' */
   requestProperty?: string
+  /**
+   * The client IP given to the core (rate limiting, events). @default `request.ip` (Express's
+   * honours its `trust proxy` setting), else the socket's peer
+   */
+  clientIp?: (request: { ip?: string; headers?: unknown }) => string | undefined
   /** Set `req.body` (so `@Body()`) to the verified request data. @default true */
   replaceBody?: boolean
   /** Authorization applied on every protected route, before the route's own. */

@@ -37,9 +37,16 @@ import type {
   RequestContext,
 } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
-import { checkAccess, normalizePath, openapiPath, type AccessOptions } from '../shared/access'
+import { jsonHeaders } from '../../src/server/http'
+import { normalizePath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
-import { closeAfterOverlongBody, writeResult } from '../shared/node'
+import { bodyLimit, type AdapterCore } from '../shared/core'
+import {
+  closeAfterOverlongBody,
+  getPrincipal as principalOf,
+  nodeAccess,
+  writeResult,
+} from '../shared/node'
 import { handleClientErrors } from '../shared/http'
 import { clientIp, type TrustProxy } from '../shared/ip'
 import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
@@ -50,7 +57,13 @@ import {
   type HealthTarget,
 } from '../../src/server/health'
 
-export { UnauthorizedError, type Authorize } from '../shared/access'
+export {
+  BetterAuthHttpError,
+  UnauthorizedError,
+  type Authorize,
+  type AccessOptions,
+} from '../shared/access'
+export type { AdapterCore } from '../shared/core'
 export {
   DEFAULT_READINESS_TIMEOUT_MS,
   HealthRoutes,
@@ -83,19 +96,41 @@ export type RawHandler = (
 ) => HandlerResult | Promise<HandlerResult>
 
 /**
- * Options of a protected route: `authorize` (403 BA306 when it refuses), and the core's
- * per-route `checkRevocation` and `rateLimit`. An access request is always required here.
+ * A protected route's handler with optional access (`credentialsRequired: false`): the principal
+ * is `undefined` for a caller without credentials, whose reply is plain JSON (not signed).
  */
-export type ProtectOptions<Attributes = unknown, Request = unknown> = Omit<
-  AccessOptions<Attributes, Request, IncomingMessage>,
-  'credentialsRequired'
->
+export type OptionalAccessHandler<Attributes = unknown, Request = unknown, Response = unknown> = (
+  principal: AccessPrincipal<Attributes, Request> | undefined,
+  req: IncomingMessage
+) => Response | Promise<Response>
+
+/**
+ * Options of a protected route: `authorize` (403 BA306 when it refuses), `credentialsRequired`
+ * (`false`: optional access), `requestProperty` (where the principal is put on the request, as in
+ * the other adapters; `getPrincipal(req)` finds it too), `clientIp`, and the core's per-route
+ * `checkRevocation` and `rateLimit`.
+ */
+export interface ProtectOptions<Attributes = unknown, Request = unknown> extends AccessOptions<
+  Attributes,
+  Request,
+  IncomingMessage
+> {
+  /** Where the principal is put on the request. @default 'betterAuth' */
+  requestProperty?: string
+  /** HTTP methods of the route. @default ['POST'] */
+  methods?: readonly string[]
+}
 
 export interface StandaloneOptions<Attributes = unknown> extends MountOptions {
   /** Protected routes to add at once: path → handler (POST). Same as calling `protect`. */
   routes?: Record<string, ProtectedHandler<Attributes>>
-  /** Largest request body, in bytes. @default the core's `limits.maxBodyBytes`, else 65536 */
+  /** Largest request body, in bytes. @default the core's `limits.maxBodyBytes` */
   maxBodyBytes?: number
+  /**
+   * The client IP given to the core (rate limits, events), as in the other adapters. @default
+   * the socket's address, or `X-Forwarded-For` as far as `trustProxy` says
+   */
+  clientIp?: (req: IncomingMessage) => string | undefined
   /**
    * Which `X-Forwarded-For` entries to believe for the client IP (rate limits, logs): `false`
    * ignores the header, `true` trusts every proxy (left-most address), a number n trusts n
@@ -131,9 +166,6 @@ interface Route {
   run(body: Buffer, req: IncomingMessage, context: RequestContext): Promise<HandlerResult>
 }
 
-const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'content-type': 'application/json; charset=utf-8',
-})
 const READS_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
 /** A standalone Better Auth server on `node:http`. Build it with `createServer`. */
@@ -146,27 +178,29 @@ export class StandaloneServer<Attributes = unknown> {
   private readonly routes = new Map<string, Route>()
   private readonly maxBodyBytes: number
   private readonly trustProxy: TrustProxy
+  private readonly clientIp: ((req: IncomingMessage) => string | undefined) | undefined
   private readonly cors: string | undefined
 
   constructor(
     readonly auth: BetterAuthServer<Attributes>,
     options: StandaloneOptions<Attributes> = {}
   ) {
-    this.maxBodyBytes = options.maxBodyBytes ?? auth.limits.maxBodyBytes ?? 65536
+    this.maxBodyBytes = options.maxBodyBytes ?? bodyLimit(auth)
     this.trustProxy = options.trustProxy ?? false
+    this.clientIp = options.clientIp
     this.cors = options.cors
     // The protocol endpoints and their OpenAPI document, as every adapter mounts them.
-    const protocol = new ProtocolRoutes(auth as BetterAuthServer<unknown>, options)
+    const protocol = new ProtocolRoutes(auth, options)
     for (const info of protocol.routes) {
       this.add(info.path, info.methods, this.endpoint(info.endpoint))
     }
-    const openapi = openapiPath(options.prefix, options.openapi)
-    if (openapi !== undefined) {
-      this.route(openapi, () => {
-        const match = protocol.match(openapi, 'GET')
-        const document = match?.kind === 'openapi' ? match.document : '{}'
-        return { status: 200, headers: { ...JSON_HEADERS }, body: document }
-      }, ['GET'])
+    if (protocol.openapi !== undefined) {
+      const document = (): HandlerResult => ({
+        status: 200,
+        headers: jsonHeaders(),
+        body: protocol.openapiDocument(),
+      })
+      this.route(protocol.openapi, document, ['GET'])
     }
     for (const [path, handler] of Object.entries(options.routes ?? {})) {
       this.protect(path, handler)
@@ -207,22 +241,41 @@ export class StandaloneServer<Attributes = unknown> {
   protect<Request = unknown, Response = unknown>(
     path: string,
     handler: ProtectedHandler<Attributes, Request, Response>,
-    options: ProtectOptions<Attributes, Request> & { methods?: readonly string[] } = {}
+    options?: ProtectOptions<Attributes, Request> & { credentialsRequired?: true }
+  ): this
+  protect<Request = unknown, Response = unknown>(
+    path: string,
+    handler: OptionalAccessHandler<Attributes, Request, Response>,
+    options: ProtectOptions<Attributes, Request> & { credentialsRequired: false }
+  ): this
+  protect<Request = unknown, Response = unknown>(
+    path: string,
+    handler:
+      | ProtectedHandler<Attributes, Request, Response>
+      | OptionalAccessHandler<Attributes, Request, Response>,
+    options: ProtectOptions<Attributes, Request> = {}
   ): this {
-    const auth = this.auth
-    const { methods = ['POST'], ...check } = options
-    const access: AccessOptions<Attributes, Request, IncomingMessage> = {
-      ...check,
-      credentialsRequired: true,
-    }
+    // The overloads pair an anonymous caller (`undefined`) with optional access only.
+    const run = handler as OptionalAccessHandler<Attributes, Request, Response>
+    const auth: AdapterCore<Attributes> = this.auth
+    const { methods = ['POST'], ...access } = options
     return this.add(path, methods, async (body, req, context) => {
-      const principal = (await checkAccess(auth, body, context, req, access)) as AccessPrincipal<
-        Attributes,
-        Request
-      >
-      const data = await handler(principal, req)
-      const reply = await auth.respond(principal.nonce, data)
-      return { status: 200, headers: JSON_HEADERS as Record<string, string>, body: reply }
+      const target = {
+        req,
+        parsed: { rawBody: body },
+        source: req,
+        key: req,
+        holder: req,
+        setBody: () => undefined, // the handler gets the verified data from the principal
+        context,
+      }
+      const { principal } = await nodeAccess(auth, target, access, '')
+      const data = await run(principal, req)
+      const reply =
+        principal === undefined
+          ? JSON.stringify(data ?? null)
+          : await auth.respond(principal.nonce, data)
+      return { status: 200, headers: jsonHeaders(), body: reply }
     })
   }
 
@@ -281,7 +334,9 @@ export class StandaloneServer<Attributes = unknown> {
   }
 
   private context(req: IncomingMessage, path: string): RequestContext {
-    const ip = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.trustProxy)
+    const ip =
+      this.clientIp?.(req) ??
+      clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.trustProxy)
     return { ip, path }
   }
 
@@ -338,6 +393,13 @@ export class StandaloneServer<Attributes = unknown> {
     if (this.cors !== undefined) res.setHeader('access-control-allow-origin', this.cors)
     writeResult(res, result)
   }
+}
+
+/** The principal a protected route's access check put on this request, or `undefined`. */
+export function getPrincipal<Attributes = unknown, Body = unknown>(
+  req: IncomingMessage
+): AccessPrincipal<Attributes, Body> | undefined {
+  return principalOf<Attributes, Body>(req)
 }
 
 /**

@@ -5,6 +5,7 @@
 import {
   BetterAuthError,
   ForbiddenError,
+  PayloadTooLargeError,
   toBetterAuthError,
   type ErrorCode,
 } from '../../src/errors'
@@ -14,6 +15,7 @@ import type {
   BetterAuthServer,
   RequestContext,
 } from '../../src/server/core'
+import type { AdapterCore } from './core'
 
 /**
  * Decides whether a verified caller may use the route: `false` answers 403 (BA306). It may be
@@ -43,7 +45,7 @@ export interface AccessOptions<
  * credentials are optional and absent; rejects with a BetterAuthError (or what `authorize` threw).
  */
 export async function checkAccess<Attributes, Request, Source>(
-  core: BetterAuthServer<Attributes>,
+  core: AdapterCore<Attributes>,
   body: string | Uint8Array,
   context: RequestContext,
   source: Source,
@@ -70,12 +72,13 @@ export async function checkAccess<Attributes, Request, Source>(
 }
 
 /**
- * The error an adapter hands to the application instead of answering (`failWithError` in Express,
- * `throw` mode in Koa): it carries the HTTP status, the protocol error code, the headers the answer
- * should have (`WWW-Authenticate` on 401) and the original error as `cause`.
+ * The error an adapter hands to the application instead of answering (`failWithError` in Express
+ * and Koa): it carries the HTTP status, the protocol error code, the headers the answer should
+ * have (`WWW-Authenticate` on 401) and the original error as `cause`. Its `name` is
+ * `UnauthorizedError` for a 401 (as before) and `BetterAuthHttpError` for any other status.
  */
-export class UnauthorizedError extends Error {
-  override readonly name = 'UnauthorizedError'
+export class BetterAuthHttpError extends Error {
+  override readonly name: string
   /** HTTP status: 401, 403 (authorize refused), 400, 413, 422, 429 or 503. */
   readonly status: number
   /** Same as `status` (for error handlers that read `statusCode`). */
@@ -92,6 +95,7 @@ export class UnauthorizedError extends Error {
 
   constructor(error: BetterAuthError, headers: Record<string, string>, body: string) {
     super(error.message, { cause: error })
+    this.name = error.status === 401 ? 'UnauthorizedError' : 'BetterAuthHttpError'
     this.cause = error
     this.status = error.status
     this.statusCode = error.status
@@ -103,20 +107,63 @@ export class UnauthorizedError extends Error {
   }
 }
 
-/** The error result of a failure, and the UnauthorizedError carrying it. */
+/**
+ * @deprecated Use {@link BetterAuthHttpError}: the same class (so `instanceof` holds either way),
+ * named for every status it carries, not only 401.
+ */
+export const UnauthorizedError = BetterAuthHttpError
+/** @deprecated Use {@link BetterAuthHttpError}. */
+export type UnauthorizedError = BetterAuthHttpError
+
+/** The error result of a failure, and the BetterAuthHttpError carrying it. */
 export function failure(
-  core: BetterAuthServer<unknown>,
+  core: Pick<AdapterCore, 'errorResult'>,
   error: unknown,
   context: Record<string, unknown>
-): { status: number; headers: Record<string, string>; body: string; error: UnauthorizedError } {
+): { status: number; headers: Record<string, string>; body: string; error: BetterAuthHttpError } {
   const e = toBetterAuthError(error)
   const result = core.errorResult(e, context)
-  return { ...result, error: new UnauthorizedError(e, result.headers, result.body) }
+  return { ...result, error: new BetterAuthHttpError(e, result.headers, result.body) }
+}
+
+/** What an adapter does with a failed access check (see {@link accessFailure}). */
+export type FailureOutcome =
+  /** Not the protocol's error (e.g. thrown by `authorize`), with `failWithError`: the app decides. */
+  | { kind: 'pass'; error: unknown }
+  /** Answer `result`, or hand `error` to the app with `failWithError`. */
+  | {
+      kind: 'answer'
+      result: { status: number; headers: Record<string, string>; body: string }
+      error: BetterAuthHttpError
+    }
+
+/**
+ * The one failure path of access checks in every adapter: the error answer (logged by the core;
+ * after a body over the limit the connection closes), or the error for the application.
+ */
+export function accessFailure(
+  core: Pick<AdapterCore, 'errorResult'>,
+  error: unknown,
+  options: {
+    failWithError?: boolean | undefined
+    context: RequestContext
+    setHeader: (name: string, value: string) => unknown
+  }
+): FailureOutcome {
+  if (options.failWithError === true && !(error instanceof BetterAuthError)) {
+    return { kind: 'pass', error }
+  }
+  if (error instanceof PayloadTooLargeError) options.setHeader('connection', 'close')
+  const { error: httpError, ...result } = failure(core, error, {
+    route: options.context.path,
+    ip: options.context.ip,
+  })
+  return { kind: 'answer', result, error: httpError }
 }
 
 /** The core of an adapter's `betterAuth(...)`: an existing core, or one built from options. */
 export function isCore<Attributes>(value: unknown): value is BetterAuthServer<Attributes> {
-  const v = value as Partial<BetterAuthServer<Attributes>> | undefined
+  const v = value as Partial<AdapterCore<Attributes>> | undefined
   return (
     typeof v === 'object' &&
     v !== null &&

@@ -15,7 +15,7 @@ import {
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from '../../src/errors'
-import { DEFAULT_BODY_LIMIT } from './node'
+import { DEFAULT_BODY_LIMIT, JSON_CONTENT_TYPE } from './core'
 
 /** A complete HTTP/1.1 answer carrying the protocol error body; the connection then closes. */
 export function rawErrorResponse(
@@ -25,7 +25,7 @@ export function rawErrorResponse(
   const body = JSON.stringify(error.toBody(false))
   const lines = [
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}`,
-    'content-type: application/json; charset=utf-8',
+    `content-type: ${JSON_CONTENT_TYPE}`,
     `content-length: ${Buffer.byteLength(body)}`,
     'connection: close',
     ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),

@@ -3,10 +3,14 @@
  * body whatever body parser ran before the adapter, and protocol endpoints as node:http middleware.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { BetterAuthServer, HandlerResult, RequestContext } from '../../src/server/core'
+import type { AccessPrincipal, HandlerResult, RequestContext } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
-import { InvalidMessageError, PayloadTooLargeError } from '../../src/errors'
+import { ForbiddenError, InvalidMessageError, PayloadTooLargeError } from '../../src/errors'
+import { checkAccess, principals, type AccessOptions } from './access'
 import { readBody } from './body'
+import { bodyLimit, type AdapterCore } from './core'
+
+export { DEFAULT_BODY_LIMIT } from './core'
 
 /** Where the bytes came from. */
 export type BodySource = 'raw' | 'stream' | 'reserialized'
@@ -18,9 +22,6 @@ export interface ParsedBody {
   /** What a parser produced (`req.body` / `ctx.request.body`). */
   body?: unknown
 }
-
-/** Default body size limit when the core sets none. */
-export const DEFAULT_BODY_LIMIT = 64 * 1024
 
 /** Whether a parser already consumed the request stream. */
 export function streamConsumed(req: IncomingMessage): boolean {
@@ -63,7 +64,7 @@ export async function nodeRawBody(
 const warned = new WeakSet<object>()
 
 /** Logs once per core that bodies are being re-serialized, with the way to avoid it. */
-export function warnReserialized(core: BetterAuthServer<unknown>, advice: string): void {
+export function warnReserialized(core: Pick<AdapterCore, 'logger'>, advice: string): void {
   if (warned.has(core)) return
   warned.add(core)
   core.logger.warn(
@@ -122,6 +123,30 @@ export const requestIp = (req: MiddlewareRequest): string | undefined =>
   req.ip ?? req.socket?.remoteAddress
 
 /**
+ * Answers one protocol endpoint on a node:http request: reads the raw body (kept by a parser, or
+ * from the unread stream) and runs the core. Never rejects: a body that cannot be read becomes
+ * its error answer (after a body over the limit the connection closes).
+ */
+export async function answerEndpoint(
+  core: AdapterCore,
+  endpoint: Endpoint,
+  req: IncomingMessage,
+  parsed: ParsedBody,
+  context: RequestContext,
+  io: { advice: string; setHeader: (name: string, value: string) => unknown }
+): Promise<HandlerResult> {
+  let read: { body: Buffer | string; source: BodySource }
+  try {
+    read = await nodeRawBody(req, parsed, bodyLimit(core))
+  } catch (error) {
+    closeAfterOverlongBody(error, io.setHeader)
+    return core.errorResult(error, { endpoint, ...context })
+  }
+  if (read.source === 'reserialized') warnReserialized(core, io.advice)
+  return core.handle(endpoint, read.body, context)
+}
+
+/**
  * node:http middleware answering one protocol endpoint (whatever the path it is mounted at):
  * reads the raw body (kept by a parser, or from the unread stream) and writes the core's answer.
  */
@@ -129,7 +154,7 @@ export function endpointMiddleware<
   Req extends MiddlewareRequest = MiddlewareRequest,
   Res extends ServerResponse = ServerResponse,
 >(
-  auth: BetterAuthServer<unknown>,
+  auth: AdapterCore,
   endpoint: Endpoint,
   options: {
     /** How to keep the raw bytes, logged once if a parser re-serialized the body. */
@@ -138,25 +163,117 @@ export function endpointMiddleware<
     write?: (res: Res, result: HandlerResult) => void
   }
 ): (req: Req, res: Res, next: (error?: unknown) => void) => void {
-  const limit = auth.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
   const clientIp = options.clientIp ?? requestIp
   const write = options.write ?? writeResult
   return (req, res, next) => {
     const context: RequestContext = { ip: clientIp(req), path: requestPath(req) }
-    nodeRawBody(req, req as ParsedBody, limit)
-      .then(
-        ({ body, source }) => {
-          if (source === 'reserialized') warnReserialized(auth, options.advice)
-          return auth.handle(endpoint, body, context)
-        },
-        error => {
-          closeAfterOverlongBody(error, (name, value) => res.setHeader(name, value))
-          return auth.errorResult(error, { endpoint, ...context })
-        }
-      )
+    const setHeader = (name: string, value: string) => res.setHeader(name, value)
+    answerEndpoint(auth, endpoint, req, req as ParsedBody, context, {
+      advice: options.advice,
+      setHeader,
+    })
       .then(result => {
         if (!res.destroyed) write(res, result) // else the client went away: nothing to answer
       })
       .catch(next)
   }
+}
+
+/** Where an adapter keeps what the access step found, in its framework's terms. */
+export interface AccessTarget<Source> {
+  /** The node:http request whose body is read. */
+  req: IncomingMessage
+  /** What a body parser left (raw bytes, parsed body). */
+  parsed: ParsedBody
+  /** What `authorize` gets (the framework's request, context or execution context). */
+  source: Source
+  /** The object principals are kept by (see `getPrincipal`). */
+  key: object
+  /** Where the principal is put, as `holder[requestProperty]`. */
+  holder: object
+  /** Sets the body later handlers read (`req.body`, `ctx.request.body`). */
+  setBody(body: unknown): void
+  context: RequestContext
+}
+
+/** Options of the Node-side access step. */
+export interface NodeAccessOptions<Attributes, Request, Source> extends AccessOptions<
+  Attributes,
+  Request,
+  Source
+> {
+  /** Where the principal is put on `holder`. @default 'betterAuth' */
+  requestProperty?: string | undefined
+  /** Replace the body with the verified request data. @default true */
+  replaceBody?: boolean | undefined
+  /** Put the principal on the request at once (see `attachPrincipal`). @default true */
+  attach?: boolean
+}
+
+/** What the access step found. */
+export interface NodeAccessResult<Attributes, Request> {
+  /** The caller; `undefined` for an anonymous caller (optional access). */
+  principal: AccessPrincipal<Attributes, Request> | undefined
+  /** Verified by an earlier check on the same request (only authorized again here). */
+  earlier: boolean
+  /** Where the body came from (`undefined` when an earlier check read it). */
+  source: BodySource | undefined
+}
+
+/**
+ * The access step every node:http framework adapter runs (Express, Koa, NestJS, the standalone
+ * server): a request verified earlier is only authorized again; otherwise the raw body is read
+ * (with the re-serialization warning), verified and authorized, and the principal put on the
+ * request (`holder[requestProperty]`, `getPrincipal`) with the body replaced by the verified
+ * request data. An anonymous caller (optional access) keeps a body read from the stream, parsed.
+ * Rejects with what failed; adapters hand that to {@link accessFailure}.
+ */
+export async function nodeAccess<Attributes, Request, Source>(
+  core: AdapterCore<Attributes>,
+  target: AccessTarget<Source>,
+  options: NodeAccessOptions<Attributes, Request, Source>,
+  advice: string
+): Promise<NodeAccessResult<Attributes, Request>> {
+  const earlier = principals.get(target.key) as AccessPrincipal<Attributes, Request> | undefined
+  if (earlier !== undefined) {
+    if (options.authorize !== undefined && !(await options.authorize(earlier, target.source))) {
+      throw new ForbiddenError()
+    }
+    return { principal: earlier, earlier: true, source: undefined }
+  }
+  const { body, source } = await nodeRawBody(target.req, target.parsed, bodyLimit(core))
+  if (source === 'reserialized') warnReserialized(core, advice)
+  const principal = await checkAccess<Attributes, Request, Source>(
+    core,
+    body,
+    target.context,
+    target.source,
+    options
+  )
+  if (principal === undefined && source === 'stream') target.setBody(parsedForHandler(body))
+  if (principal !== undefined && options.attach !== false) {
+    attachPrincipal(target, principal, options)
+  }
+  return { principal, earlier: false, source }
+}
+
+/**
+ * Puts a verified principal on the request: kept for `getPrincipal`, set as
+ * `holder[requestProperty]`, and (unless `replaceBody: false`) as the body later handlers read.
+ */
+export function attachPrincipal<Attributes, Request>(
+  target: Pick<AccessTarget<unknown>, 'key' | 'holder' | 'setBody'>,
+  principal: AccessPrincipal<Attributes, Request>,
+  options: { requestProperty?: string | undefined; replaceBody?: boolean | undefined }
+): void {
+  principals.set(target.key, principal)
+  ;(target.holder as Record<string, unknown>)[options.requestProperty ?? 'betterAuth'] = principal
+  if (options.replaceBody !== false) target.setBody(principal.request)
+}
+
+/** The principal an access check put on this request (or context), or `undefined`. */
+export function getPrincipal<Attributes = unknown, Body = unknown>(
+  key: object
+): AccessPrincipal<Attributes, Body> | undefined {
+  return principals.get(key) as AccessPrincipal<Attributes, Body> | undefined
 }

@@ -7,6 +7,7 @@ import { createBetterAuth } from '../../src/server/core'
 import { openApiDocument, type OpenApiOptions } from '../../src/server/openapi'
 import type { RouteInfo } from '../../src/server/routes'
 import { isCore, normalizePath, normalizePrefix, openapiPath, principals } from './access'
+import type { AdapterCore } from './core'
 
 /** Mount options every adapter takes. */
 export interface MountOptions {
@@ -29,17 +30,24 @@ export type Match =
 /** The protocol endpoints of a core under a prefix, and its OpenAPI document. */
 export class ProtocolRoutes {
   readonly routes: RouteInfo[]
+  /** The path the OpenAPI document is served at, or `undefined` when it is not served. */
+  readonly openapi: string | undefined
   private readonly table = new Map<string, RouteInfo>()
-  private readonly openapi: string | undefined
   private document: string | undefined
 
   constructor(
-    core: BetterAuthServer<unknown>,
+    core: Pick<AdapterCore, 'routes'>,
     private readonly options: MountOptions = {}
   ) {
     this.routes = core.routes(normalizePrefix(options.prefix))
     for (const route of this.routes) this.table.set(route.path, route)
     this.openapi = openapiPath(options.prefix, options.openapi)
+  }
+
+  /** The OpenAPI document of the routes, as JSON text (built once). */
+  openapiDocument(): string {
+    this.document ??= JSON.stringify(openApiDocument(this.routes, this.options.openapiOptions))
+    return this.document
   }
 
   /** Whether `path` is a protocol endpoint or the OpenAPI document. */
@@ -57,8 +65,7 @@ export class ProtocolRoutes {
         : { kind: 'method', route }
     }
     if (this.openapi !== undefined && p === this.openapi && method === 'GET') {
-      this.document ??= JSON.stringify(openApiDocument(this.routes, this.options.openapiOptions))
-      return { kind: 'openapi', document: this.document }
+      return { kind: 'openapi', document: this.openapiDocument() }
     }
     return undefined
   }

@@ -3,7 +3,8 @@
  * from where (route, client IP), with the error code when something was refused. Events never
  * carry keys, signatures, tokens or nonces.
  */
-import type { ErrorCode } from '../errors'
+import { formatTimestamp } from '../codec/timestamp'
+import { ERROR_CODES, type BetterAuthError, type ErrorCode } from '../errors'
 
 export type AuditEventType =
   | 'account.created'
@@ -48,4 +49,60 @@ export interface RequestTrace {
   identity?: string
   device?: string
   targetDevice?: string
+}
+
+/** Where an event comes from besides its trace: the adapter's request path and client IP. */
+export interface EventSource {
+  ip?: string | undefined
+  path?: string | undefined
+}
+
+/** The audit listeners of a core, and the building of their events. */
+export class EventBus {
+  private readonly listeners: AuditListener[] = []
+
+  constructor(
+    private readonly now: () => number,
+    private readonly onListenerError: (error: unknown) => void
+  ) {}
+
+  /** Subscribes to audit events; returns a function that unsubscribes. */
+  subscribe(listener: AuditListener): () => void {
+    this.listeners.push(listener)
+    return () => {
+      const i = this.listeners.indexOf(listener)
+      if (i >= 0) this.listeners.splice(i, 1)
+    }
+  }
+
+  /** Sends an event to every listener; a listener that throws is reported, never propagated. */
+  emit(
+    type: AuditEventType,
+    route: string,
+    trace: RequestTrace,
+    source: EventSource,
+    error?: BetterAuthError
+  ): void {
+    if (this.listeners.length === 0) return
+    const event: AuditEvent = {
+      type,
+      time: formatTimestamp(this.now()),
+      route: source.path ?? route,
+    }
+    if (trace.identity !== undefined) event.identity = trace.identity
+    if (trace.device !== undefined) event.device = trace.device
+    if (trace.targetDevice !== undefined) event.targetDevice = trace.targetDevice
+    if (error !== undefined) {
+      event.code = error.code
+      event.reason = ERROR_CODES[error.code].title
+    }
+    if (source.ip !== undefined) event.ip = source.ip
+    for (const listener of this.listeners) {
+      try {
+        listener(event)
+      } catch (listenerError) {
+        this.onListenerError(listenerError)
+      }
+    }
+  }
 }

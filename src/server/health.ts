@@ -13,6 +13,7 @@
  */
 import { StorageUnavailableError } from '../errors'
 import type { BetterAuthServer, HandlerResult, Logger } from './core'
+import { JSON_CONTENT_TYPE } from './http'
 
 /** What one readiness check found. */
 export type CheckState = 'ok' | 'unavailable' | 'timeout'
@@ -46,7 +47,7 @@ export const DEFAULT_READINESS_TIMEOUT_MS = 1500
 const PROBE = 'better-auth-readiness-probe'
 
 const HEADERS: Readonly<Record<string, string>> = Object.freeze({
-  'content-type': 'application/json; charset=utf-8',
+  'content-type': JSON_CONTENT_TYPE,
   'cache-control': 'no-store',
 })
 

@@ -4,10 +4,9 @@
  * scheme and schemas of access-protected routes, for this document or an application's own.
  */
 import { ERROR_CODES } from '../errors'
+import { OPERATION_DEFINITIONS, type Operation } from './operations'
 import type { Endpoint, RouteInfo } from './routes'
-
-/** A JSON Schema (2020-12, as OpenAPI 3.1 uses it) or any other OpenAPI object. */
-type Json = Record<string, unknown>
+import { object, ref, type Json } from './schema'
 
 export interface OpenApiOptions {
   /**
@@ -48,19 +47,11 @@ export const SECURITY_SCHEME_OBJECT: Readonly<Json> = Object.freeze({
     '`WWW-Authenticate: BetterAuth error="<code>"` and `{"error":{"code","message"}}`.',
 })
 
-const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` })
-
 const qualified = (pattern: string, description: string, example?: string): Json => ({
   type: 'string',
   pattern,
   description,
   ...(example === undefined ? {} : { examples: [example] }),
-})
-
-const object = (properties: Record<string, Json>, required = Object.keys(properties)): Json => ({
-  type: 'object',
-  properties,
-  required,
 })
 
 /** Request envelope: `{"payload":{"access":…,"request":…},"signature":…}`. */
@@ -78,50 +69,8 @@ function responseEnvelope(response: Json): Json {
   })
 }
 
-const EMPTY: Json = { type: 'object' }
-
 /** The protocol operations (the key endpoints are described on their own). */
-type OperationEndpoint = Exclude<Endpoint, 'responseKey' | 'accessKeys'>
-
-const REQUESTS: Record<OperationEndpoint, Json> = {
-  createAccount: object({ authentication: ref('NewAccountAuthentication') }),
-  deleteAccount: object({ authentication: ref('Authentication') }),
-  recoverAccount: object({ authentication: ref('RecoveryAuthentication') }),
-  linkDevice: object({ authentication: ref('Authentication'), link: ref('LinkContainer') }),
-  unlinkDevice: object({
-    authentication: ref('Authentication'),
-    link: object({ device: ref('Hash') }),
-  }),
-  rotateDevice: object({ authentication: ref('Authentication') }),
-  requestSession: object({ authentication: object({ identity: ref('Hash') }) }),
-  createSession: object({
-    access: object({ publicKey: ref('PublicKey'), rotationHash: ref('Hash') }),
-    authentication: object({ device: ref('Hash'), nonce: ref('Nonce') }),
-  }),
-  refreshSession: object({
-    access: object({
-      publicKey: ref('PublicKey'),
-      rotationHash: ref('Hash'),
-      token: ref('Token'),
-    }),
-  }),
-  changeRecoveryKey: object({ authentication: ref('NewAccountAuthentication') }),
-}
-
-const TOKEN_RESPONSE = object({ access: object({ token: ref('Token') }) })
-
-const RESPONSES: Record<OperationEndpoint, Json> = {
-  createAccount: EMPTY,
-  deleteAccount: EMPTY,
-  recoverAccount: EMPTY,
-  linkDevice: EMPTY,
-  unlinkDevice: EMPTY,
-  rotateDevice: EMPTY,
-  requestSession: object({ authentication: object({ nonce: ref('Nonce') }) }),
-  createSession: TOKEN_RESPONSE,
-  refreshSession: TOKEN_RESPONSE,
-  changeRecoveryKey: EMPTY,
-}
+type OperationEndpoint = Operation
 
 /** The reply of the access-keys endpoint. */
 export const ACCESS_KEYS_RESPONSE: Json = responseEnvelope(
@@ -133,8 +82,6 @@ export const ACCESS_KEYS_RESPONSE: Json = responseEnvelope(
     },
   })
 )
-
-const CONFLICTS = new Set<Endpoint>(['createAccount', 'linkDevice', 'recoverAccount'])
 
 /** The schemas of the body and reply of an access-protected route. */
 function accessSchemas(): Record<string, Json> {
@@ -231,7 +178,8 @@ function errorResponses(endpoint: Endpoint): Record<string, Json> {
       'WWW-Authenticate': { schema: { type: 'string' }, description: 'BetterAuth error="<code>"' },
     }),
   }
-  if (CONFLICTS.has(endpoint)) responses['409'] = errorResponse(`Conflict (${codes(409)})`)
+  if (endpoint in OPERATION_DEFINITIONS && OPERATION_DEFINITIONS[endpoint as Operation].conflicts)
+    responses['409'] = errorResponse(`Conflict (${codes(409)})`)
   responses['413'] = errorResponse(`Body too large (${codes(413)})`)
   responses['429'] = errorResponse(`Rate limited (${codes(429)})`, {
     'Retry-After': { schema: { type: 'integer' }, description: 'Seconds to wait' },
@@ -310,23 +258,24 @@ function operation(route: RouteInfo): Record<string, Json> {
     )
   }
   const endpoint = route.endpoint
+  const { schemas: messages, area } = OPERATION_DEFINITIONS[endpoint]
   const op: Json = {
     operationId: endpoint,
     summary: route.summary,
-    tags: [endpoint.includes('Session') ? 'sessions' : 'accounts'],
+    tags: [area === 'sessions' ? 'sessions' : 'accounts'],
     security: PUBLIC,
     requestBody: {
       required: true,
       content: {
         'application/json': {
-          schema: requestEnvelope(REQUESTS[endpoint], route.signed),
+          schema: requestEnvelope(messages.request, route.signed),
         },
       },
     },
     responses: {
       '200': {
         description: 'Signed response envelope echoing the request nonce',
-        content: { 'application/json': { schema: responseEnvelope(RESPONSES[endpoint]) } },
+        content: { 'application/json': { schema: responseEnvelope(messages.response) } },
       },
       ...errorResponses(endpoint),
     },
@@ -339,9 +288,10 @@ export function operationSchemas(endpoint: OperationEndpoint): {
   request: Json
   response: Json
 } {
+  const definition = OPERATION_DEFINITIONS[endpoint]
   return {
-    request: requestEnvelope(REQUESTS[endpoint], endpoint !== 'requestSession'),
-    response: responseEnvelope(RESPONSES[endpoint]),
+    request: requestEnvelope(definition.schemas.request, definition.signed),
+    response: responseEnvelope(definition.schemas.response),
   }
 }
 

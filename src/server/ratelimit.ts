@@ -10,7 +10,11 @@ import {
   type RateLimiterAbstract,
 } from 'rate-limiter-flexible'
 import { RateLimitedError, StorageUnavailableError } from '../errors'
-import type { Endpoint, Operation } from './routes'
+import { OPERATION_DEFINITIONS, OPERATIONS, type Operation } from './operations'
+import { UNKNOWN_IP } from './rate-keys'
+import type { Endpoint } from './routes'
+
+export { UNKNOWN_IP, identityAtIp } from './rate-keys'
 
 /** At most `points` requests per `duration` seconds. */
 export interface RateRule {
@@ -44,12 +48,10 @@ export interface RateLimitOptions {
   backoff?: BackoffOptions | false
 }
 
+/** Per-IP limits: 300 a minute, unless an operation's definition says otherwise. */
 export const DEFAULT_IP_RULES: Readonly<RateRules> = Object.freeze({
   default: { points: 300, duration: 60 },
-  createAccount: { points: 30, duration: 60 },
-  recoverAccount: { points: 10, duration: 60 },
-  requestSession: { points: 60, duration: 60 },
-  createSession: { points: 60, duration: 60 },
+  ...rulesOf('ip'),
 })
 
 /**
@@ -60,11 +62,18 @@ export const DEFAULT_IP_RULES: Readonly<RateRules> = Object.freeze({
  */
 export const DEFAULT_IDENTITY_RULES: Readonly<RateRules> = Object.freeze({
   default: false,
-  recoverAccount: { points: 5, duration: 60 },
-  requestSession: { points: 30, duration: 60 },
-  createSession: { points: 30, duration: 60 },
-  refreshSession: { points: 20, duration: 60 },
+  ...rulesOf('identity'),
 })
+
+/** The default rules the operation definitions give, per client IP or per identity. */
+function rulesOf(kind: 'ip' | 'identity'): RateRules {
+  const rules: RateRules = {}
+  for (const operation of OPERATIONS) {
+    const rule = OPERATION_DEFINITIONS[operation].rateLimit[kind]
+    if (rule !== undefined) rules[operation] = rule
+  }
+  return rules
+}
 
 type Limiters = Partial<Record<Operation, RateLimiterAbstract>>
 
@@ -77,7 +86,7 @@ export class RateLimiter {
   private readonly backoff: Required<BackoffOptions> | undefined
   private readonly make: (prefix: string, rule: RateRule) => RateLimiterAbstract
 
-  constructor(options: RateLimitOptions = {}, operations: readonly Operation[]) {
+  constructor(options: RateLimitOptions = {}, operations: readonly Operation[] = OPERATIONS) {
     const prefix = options.keyPrefix ?? 'better-auth:rl'
     const redis = options.redis
     this.make = (name, rule) =>
@@ -171,14 +180,6 @@ export class RateLimiter {
   limiter(name: string, rule: RateRule): RateLimiterAbstract {
     return this.make(name, rule)
   }
-}
-
-/** The bucket of every request whose client IP is unknown. */
-export const UNKNOWN_IP = 'unknown'
-
-/** The rate-limit key of an identity as seen from one client IP. */
-export function identityAtIp(identity: string, ip: string | undefined): string {
-  return `${identity}@${ip ?? UNKNOWN_IP}`
 }
 
 /** Consumes a point; a refusal becomes RateLimitedError, a backend failure a 503. */

@@ -1,39 +1,45 @@
-/** The protocol's operations and default HTTP paths: the one route table every adapter uses. */
+/**
+ * The protocol's endpoints and default HTTP paths: the one route table every adapter uses,
+ * derived from the operation table (`./operations`) plus the two key endpoints.
+ */
+import { OPERATIONS, OPERATION_DEFINITIONS, type Operation } from './operations'
 
-export const OPERATIONS = [
-  'createAccount',
-  'deleteAccount',
-  'recoverAccount',
-  'linkDevice',
-  'unlinkDevice',
-  'rotateDevice',
-  'requestSession',
-  'createSession',
-  'refreshSession',
-  'changeRecoveryKey',
-] as const
+export { OPERATIONS, type Operation }
 
-export type Operation = (typeof OPERATIONS)[number]
+/** The key endpoints: served by the core itself, not operations. */
+export const KEY_ENDPOINTS = Object.freeze({
+  responseKey: {
+    path: '/key/response',
+    summary: "The server's response public key as text (pin it out of band)",
+  },
+  accessKeys: {
+    path: '/key/access',
+    summary: 'The access verification keys, signed by the response key (for resource servers)',
+  },
+})
+
+export type KeyEndpoint = keyof typeof KEY_ENDPOINTS
 
 /** The protocol operations plus the key endpoints. */
-export type Endpoint = Operation | 'responseKey' | 'accessKeys'
+export type Endpoint = Operation | KeyEndpoint
 
 export type Paths = Record<Endpoint, string>
 
-export const DEFAULT_PATHS: Readonly<Paths> = Object.freeze({
-  createAccount: '/account/create',
-  deleteAccount: '/account/delete',
-  recoverAccount: '/account/recover',
-  linkDevice: '/device/link',
-  unlinkDevice: '/device/unlink',
-  rotateDevice: '/device/rotate',
-  requestSession: '/session/request',
-  createSession: '/session/create',
-  refreshSession: '/session/refresh',
-  changeRecoveryKey: '/recovery/change',
-  responseKey: '/key/response',
-  accessKeys: '/key/access',
-})
+const isKeyEndpoint = (endpoint: Endpoint): endpoint is KeyEndpoint => endpoint in KEY_ENDPOINTS
+
+const infoOf = (endpoint: Endpoint): { path: string; summary: string } =>
+  isKeyEndpoint(endpoint) ? KEY_ENDPOINTS[endpoint] : OPERATION_DEFINITIONS[endpoint]
+
+/** Every endpoint, operations first. */
+export const ENDPOINTS: readonly Endpoint[] = Object.freeze([
+  ...OPERATIONS,
+  ...(Object.keys(KEY_ENDPOINTS) as KeyEndpoint[]),
+])
+
+/** The default path of every endpoint. */
+export const DEFAULT_PATHS: Readonly<Paths> = Object.freeze(
+  Object.fromEntries(ENDPOINTS.map(endpoint => [endpoint, infoOf(endpoint).path])) as Paths
+)
 
 export interface RouteInfo {
   endpoint: Endpoint
@@ -45,31 +51,14 @@ export interface RouteInfo {
   signed: boolean
 }
 
-const SUMMARIES: Record<Endpoint, string> = {
-  createAccount: 'Create an identity with its first device and recovery hash',
-  deleteAccount: 'Delete an identity and all its devices (rotates the signing device)',
-  recoverAccount: 'Recover an identity with its recovery key; revokes every device',
-  linkDevice: "Link a new device (its signed link container) to the signer's identity",
-  unlinkDevice: 'Unlink a device of the identity (rotates the signing device)',
-  rotateDevice: "Rotate a device's authentication key",
-  requestSession: 'Request a single-use session challenge for an identity',
-  createSession: 'Answer a session challenge and receive an access token',
-  refreshSession: 'Exchange an access token and its next key for a new token',
-  changeRecoveryKey: 'Replace the recovery hash (rotates the signing device)',
-  responseKey: "The server's response public key as text (pin it out of band)",
-  accessKeys: 'The access verification keys, signed by the response key (for resource servers)',
-}
-
-const KEY_ENDPOINTS: ReadonlySet<Endpoint> = new Set(['responseKey', 'accessKeys'])
-
 /** Builds the route table for the given paths (defaults filled in) under an optional prefix. */
 export function routeTable(paths: Partial<Paths> = {}, prefix = ''): RouteInfo[] {
   const base = prefix.replace(/\/+$/, '')
-  return (Object.keys(DEFAULT_PATHS) as Endpoint[]).map(endpoint => ({
+  return ENDPOINTS.map(endpoint => ({
     endpoint,
     path: base + (paths[endpoint] ?? DEFAULT_PATHS[endpoint]),
-    methods: KEY_ENDPOINTS.has(endpoint) ? ['GET', 'POST'] : ['POST'],
-    summary: SUMMARIES[endpoint],
-    signed: endpoint !== 'requestSession' && !KEY_ENDPOINTS.has(endpoint),
+    methods: isKeyEndpoint(endpoint) ? ['GET', 'POST'] : ['POST'],
+    summary: infoOf(endpoint).summary,
+    signed: !isKeyEndpoint(endpoint) && OPERATION_DEFINITIONS[endpoint].signed,
   }))
 }

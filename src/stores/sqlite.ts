@@ -1,9 +1,10 @@
 /**
- * SQLite store (better-sqlite3): every kind of server state, plus the server keys, in one
- * file. For a single node: the default of the example server.
+ * SQLite store: every kind of server state, plus the server keys, in one file. For a single
+ * node: the default of the example server. The driver is Node's built-in `node:sqlite` where the
+ * running Node.js has it (22.13+), else the `better-sqlite3` package (`driver` option).
  *
  * Each operation is one SQLite transaction (`BEGIN IMMEDIATE`, so it also holds when several
- * processes open the same file), and better-sqlite3 runs it synchronously, so nothing else in
+ * processes open the same file), and both drivers run it synchronously, so nothing else in
  * the process interleaves with it. The database runs in WAL mode with a busy timeout.
  *
  * A database file the store creates is readable by its owner only (mode 0600, whatever the
@@ -14,7 +15,15 @@
  *   const store = new SqliteStore({ path: './better-auth.db' })
  */
 import { chmodSync, closeSync, existsSync, fchmodSync, openSync } from 'node:fs'
-import Database from 'better-sqlite3'
+import {
+  openSqlite,
+  wrapSqlite,
+  type BetterSqlite3Database,
+  type ModuleLoader,
+  type NodeSqliteDatabase,
+  type SqliteDriver,
+  type SqliteDriverChoice,
+} from './node-sqlite'
 import {
   DEFAULT_TABLE_PREFIX,
   SCOPE,
@@ -40,13 +49,39 @@ import type {
   TimeLockStore,
 } from './types'
 
-export type SqliteDatabase = Database.Database
+export {
+  SqliteDriverError,
+  hasNodeSqlite,
+  type SqliteDriver,
+  type SqliteDriverChoice,
+  type SqliteDriverName,
+  type SqliteStatement,
+} from './node-sqlite'
+
+/** An open database to give the store: a better-sqlite3 `Database` or a node:sqlite `DatabaseSync`. */
+export type SqliteDatabase = BetterSqlite3Database | NodeSqliteDatabase
 
 export interface SqliteStoreOptions {
   /** Database file; `':memory:'` for a private in-memory database. @default './better-auth.db' */
   path?: string
-  /** An open better-sqlite3 database to use instead of `path` (the store does not close it). */
+  /**
+   * An open database to use instead of `path` (the store does not close it): a better-sqlite3
+   * `Database` or a node:sqlite `DatabaseSync`.
+   */
   database?: SqliteDatabase
+  /**
+   * The driver that opens `path`: `'node:sqlite'` (built into Node.js 22.13+ and 23.4+),
+   * `'better-sqlite3'` (the package, a native build), or `'auto'`: node:sqlite where the running
+   * Node.js has it, else better-sqlite3. @default 'auto'
+   */
+  driver?: SqliteDriverChoice
+  /**
+   * Create the database file when it does not exist. With `false`, a missing file is an error and
+   * nothing is created (e.g. to read an existing database's keys). @default true
+   */
+  create?: boolean
+  /** How the drivers are loaded (`require`), for tests. */
+  loader?: ModuleLoader
   /** Prefix of the table names. @default 'better_auth_' */
   tablePrefix?: string
   /** Create or upgrade the tables on open. @default true */
@@ -99,7 +134,8 @@ interface DeviceRow {
 
 /** The SQLite ServerStore. Construct, use, `close()`. */
 export class SqliteStore implements ServerStore {
-  readonly db: SqliteDatabase
+  /** The connection, through the driver interface (`db.name`: which driver; `db.raw`: its own object). */
+  readonly db: SqliteDriver
   readonly accounts: AccountStore
   readonly challenges: ChallengeStore
   readonly refreshKeys: TimeLockStore
@@ -120,8 +156,33 @@ export class SqliteStore implements ServerStore {
     const mode = options.fileMode ?? 0o600
     // Before SQLite opens it: SQLite would create the file 0644 (less the umask), and SQLite
     // gives the -wal and -shm files the mode of the database file.
-    const created = this.owned && isFilePath(path) && createPrivateFile(path, mode)
-    this.db = options.database ?? new Database(path)
+    const create = options.create ?? true
+    if (this.owned && !create && isFilePath(path) && !existsSync(path)) {
+      throw new Error(`no SQLite database at ${path}`)
+    }
+    // Load the driver before creating the file: a missing driver leaves nothing behind.
+    const open = (): SqliteDriver =>
+      openSqlite(path, {
+        ...(options.driver === undefined ? {} : { driver: options.driver }),
+        ...(options.loader === undefined ? {} : { loader: options.loader }),
+        mustExist: !create,
+      })
+    let db: SqliteDriver
+    let created = false
+    if (options.database !== undefined) {
+      db = wrapSqlite(options.database)
+    } else if (!create || !isFilePath(path) || existsSync(path)) {
+      db = open()
+    } else {
+      // Open a private in-memory database first, so a missing driver fails before any file exists.
+      openSqlite(':memory:', {
+        ...(options.driver === undefined ? {} : { driver: options.driver }),
+        ...(options.loader === undefined ? {} : { loader: options.loader }),
+      }).close()
+      created = createPrivateFile(path, mode)
+      db = open()
+    }
+    this.db = db
     this.now = options.now ?? Date.now
     this.prefix = options.tablePrefix ?? DEFAULT_TABLE_PREFIX
     this.tables = tableNames(this.prefix)
@@ -176,7 +237,7 @@ export class SqliteStore implements ServerStore {
       }
       return steps.length - applied
     })
-    return run.immediate()
+    return run()
   }
 
   /**
@@ -384,7 +445,7 @@ export class SqliteStore implements ServerStore {
     )
 
     return {
-      createAccount: async account => create.immediate(account),
+      createAccount: async account => create(account),
       hasIdentity: async identity => s().hasIdentity.get(identity) !== undefined,
       getDeviceKey: async (identity, device) => {
         const row = s().device.get(identity, device) as DeviceRow | undefined
@@ -394,9 +455,9 @@ export class SqliteStore implements ServerStore {
       },
       getRecoveryHash: async identity => s().recoveryHash.get(identity) as string | undefined,
       rotate: async (identity, device, expected, next, effect) =>
-        rotate.immediate(identity, device, expected, next, effect),
+        rotate(identity, device, expected, next, effect),
       recover: async (identity, expected, recoveryHash, device) =>
-        recover.immediate(identity, expected, recoveryHash, device),
+        recover(identity, expected, recoveryHash, device),
     }
   }
 
@@ -424,7 +485,7 @@ export class SqliteStore implements ServerStore {
     const s = (): ReturnType<SqliteStore['prepare']> => this.stmts()
     const init = this.db.transaction((kind: KeyKind, key: StoredKey): StoredKey => {
       s().insertKey.run(kind, key.publicKey, key.privateKey, key.createdAt)
-      return toStoredKey(s().currentKey.get(kind) as KeyRow)
+      return toStoredKey(s().currentKey.get(kind) as unknown as KeyRow)
     })
     const rotate = this.db.transaction((kind: KeyKind, key: StoredKey, retireAt: number) => {
       s().retireCurrent.run(retireAt, kind)
@@ -433,9 +494,10 @@ export class SqliteStore implements ServerStore {
       }
     })
     return {
-      initKey: async (kind, key) => init.immediate(kind, key),
-      listKeys: async (kind, now) => (s().listKeys.all(kind, now) as KeyRow[]).map(toStoredKey),
-      rotateKey: async (kind, key, retireAt) => rotate.immediate(kind, key, retireAt),
+      initKey: async (kind, key) => init(kind, key),
+      listKeys: async (kind, now) =>
+        (s().listKeys.all(kind, now) as unknown as KeyRow[]).map(toStoredKey),
+      rotateKey: async (kind, key, retireAt) => rotate(kind, key, retireAt),
       retireKey: async (kind, publicKey, retireAt) =>
         s().retireKey.run(retireAt, kind, publicKey, this.now()).changes === 1,
     }

@@ -7,21 +7,38 @@
  *                         redis+cluster://host:port,host:port | rediss+cluster://…  (a Redis Cluster)
  *
  * With a Redis URL, challenges and time-locks live in Redis and accounts and keys in the
- * database. Drivers load only when their URL is used (pg, ioredis, better-sqlite3 are optional).
+ * database. Drivers load only when their URL is used (pg, ioredis, better-sqlite3 are optional;
+ * SQLite uses Node's built-in node:sqlite where Node.js has it).
  */
 import { combineStores } from './combine'
 import { MemoryStore } from './memory'
 import type { ServerStore } from './types'
 
-/**
- * Loads a store module (and so its driver) only when its URL is used, synchronously, with a plain
- * `require` at call time. In the ES module build, `scripts/build.mjs` gives this file a `require`
+/*
+ * Each store module (and so its driver) loads only when its URL is used, synchronously, with a
+ * literal `require('./sqlite')` (and so on) inside the function that needs it: bundlers (esbuild,
+ * webpack) see every store and include it, and an app that never names a database kind never
+ * loads its module. In the ES module build, `scripts/build.mjs` gives this file a `require`
  * (scripts/shims/esm-require.js) that loads the package's own ES modules, so a store made here is
  * the same class that `import` gives.
  */
-function load<T>(path: string): T {
+type SqliteModule = typeof import('./sqlite')
+type PostgresModule = typeof import('./postgres')
+type RedisModule = typeof import('./redis')
+
+function loadSqlite(): SqliteModule {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path) as T
+  return require('./sqlite') as SqliteModule
+}
+
+function loadPostgres(): PostgresModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./postgres') as PostgresModule
+}
+
+function loadRedis(): RedisModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./redis') as RedisModule
 }
 
 export interface StoreUrls {
@@ -34,6 +51,11 @@ export interface StoreUrls {
   redis?: string
   /** Run the PostgreSQL migration before resolving (SQLite migrates on open). @default true */
   migrate?: boolean
+  /**
+   * Open an existing database only: a SQLite file that does not exist is an error (nothing is
+   * created) and no tables are created or upgraded, in SQLite or PostgreSQL. @default false
+   */
+  existing?: boolean
 }
 
 export type DatabaseUrl =
@@ -107,7 +129,7 @@ function open(urls: StoreUrls): {
   const durable = openDatabase(parseDatabaseUrl(urls.database ?? 'memory:'), urls)
   if (urls.redis === undefined || urls.redis.trim() === '') return { store: durable, durable }
   try {
-    const { RedisEphemeralStore } = load<typeof import('./redis')>('./redis')
+    const { RedisEphemeralStore } = loadRedis()
     const { url, prefix } = redisUrl(urls.redis.trim())
     const ephemeral = new RedisEphemeralStore(prefix === undefined ? { url } : { url, prefix })
     return {
@@ -135,7 +157,7 @@ export async function createStore(urls: StoreUrls = {}): Promise<ConfiguredStore
   const { store, durable, ephemeral } = open(urls)
   try {
     const postgres = parseDatabaseUrl(urls.database ?? 'memory:').kind === 'postgres'
-    if (postgres && (urls.migrate ?? true)) {
+    if (postgres && (urls.migrate ?? true) && urls.existing !== true) {
       await (durable as unknown as { migrate(): Promise<number> })
         .migrate()
         .catch((error: unknown) => {
@@ -207,15 +229,19 @@ function openDatabase(db: DatabaseUrl, urls: StoreUrls): ServerStore {
     case 'memory':
       return new MemoryStore()
     case 'sqlite': {
-      const { SqliteStore } = load<typeof import('./sqlite')>('./sqlite')
-      return new SqliteStore({ path: db.path })
+      const { SqliteStore } = loadSqlite()
+      return new SqliteStore(
+        urls.existing === true
+          ? { path: db.path, create: false, migrate: false }
+          : { path: db.path }
+      )
     }
     case 'postgres': {
-      const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
+      const { PostgresStore } = loadPostgres()
       return new PostgresStore({
         connectionString: db.connectionString,
         ...postgresOptions(db),
-        ...(urls.migrate === false ? { migrate: false } : {}),
+        ...(urls.migrate === false || urls.existing === true ? { migrate: false } : {}),
       })
     }
   }
@@ -228,7 +254,7 @@ function openDatabase(db: DatabaseUrl, urls: StoreUrls): ServerStore {
 export async function migrateDatabase(url: string): Promise<number> {
   const db = parseDatabaseUrl(url)
   if (db.kind === 'sqlite') {
-    const { SqliteStore } = load<typeof import('./sqlite')>('./sqlite')
+    const { SqliteStore } = loadSqlite()
     const store = new SqliteStore({ path: db.path, migrate: false, sweepIntervalMs: 0 })
     try {
       return store.migrate()
@@ -237,7 +263,7 @@ export async function migrateDatabase(url: string): Promise<number> {
     }
   }
   if (db.kind === 'postgres') {
-    const { PostgresStore } = load<typeof import('./postgres')>('./postgres')
+    const { PostgresStore } = loadPostgres()
     const store = new PostgresStore({
       connectionString: db.connectionString,
       sweepIntervalMs: 0,

@@ -2,7 +2,12 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { migrations } from '../../src/stores/sql'
-import { SqliteStore } from '../../src/stores/sqlite'
+import {
+  SqliteDriverError,
+  SqliteStore,
+  hasNodeSqlite,
+  type SqliteDriverChoice,
+} from '../../src/stores/sqlite'
 import { Clock } from '../helpers'
 import {
   describeStoreConformance,
@@ -11,6 +16,17 @@ import {
   randomKey,
   type StoreHarness,
 } from './conformance'
+
+/**
+ * The driver under test: BETTER_AUTH_SQLITE_DRIVER=node:sqlite or better-sqlite3 (default: auto,
+ * node:sqlite where Node.js has it). `make test-matrix` (scripts/matrix.mjs) runs this file again
+ * under Node.js 22 and 24 with node:sqlite.
+ */
+const DRIVER = (process.env.BETTER_AUTH_SQLITE_DRIVER ?? 'auto') as SqliteDriverChoice
+/** Tests that open a better-sqlite3 database themselves run only where that driver is used. */
+const usesBetterSqlite3 = DRIVER === 'better-sqlite3' || (DRIVER === 'auto' && !hasNodeSqlite())
+const withBetterSqlite3 = usesBetterSqlite3 ? it : it.skip
+const withNodeSqlite = usesBetterSqlite3 ? it.skip : it
 
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-sqlite-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -33,11 +49,12 @@ describeStoreConformance(
   async () => {
     const clock = new Clock()
     const path = join(dir, 'conformance.db')
-    const store = new SqliteStore({ path, now: clock.now, sweepIntervalMs: 0 })
+    const store = new SqliteStore({ driver: DRIVER, path, now: clock.now, sweepIntervalMs: 0 })
     return {
       ...harness(store, clock),
       // Another connection to the same file, as a restarted process would open.
-      reopen: async () => new SqliteStore({ path, now: clock.now, sweepIntervalMs: 0 }),
+      reopen: async () =>
+        new SqliteStore({ driver: DRIVER, path, now: clock.now, sweepIntervalMs: 0 }),
     }
   },
   async h => (h as ReturnType<typeof harness>).store.close(),
@@ -48,7 +65,10 @@ describeStoreConformance(
   'sqlite (:memory:)',
   async () => {
     const clock = new Clock()
-    return harness(new SqliteStore({ path: ':memory:', now: clock.now, sweepIntervalMs: 0 }), clock)
+    return harness(
+      new SqliteStore({ driver: DRIVER, path: ':memory:', now: clock.now, sweepIntervalMs: 0 }),
+      clock
+    )
   },
   async h => (h as ReturnType<typeof harness>).store.close(),
   { parts: ['accounts', 'ephemeral', 'keys'] }
@@ -57,7 +77,7 @@ describeStoreConformance(
 describe('SqliteStore', () => {
   it('keeps accounts and keys across reopening the file; migration is idempotent', async () => {
     const path = join(dir, 'reopen.db')
-    const first = new SqliteStore({ path, sweepIntervalMs: 0 })
+    const first = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
     const account = {
       identity: randomHash(),
       device: randomHash(),
@@ -70,7 +90,7 @@ describe('SqliteStore', () => {
     await first.keys.initKey('response', key)
     await first.close()
 
-    const second = new SqliteStore({ path, sweepIntervalMs: 0 })
+    const second = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
     expect(second.migrate()).toBe(0)
     expect(await second.accounts.getDeviceKey(account.identity, account.device)).toEqual({
       publicKey: account.publicKey,
@@ -82,7 +102,12 @@ describe('SqliteStore', () => {
 
   it('sweeps expired challenges, time-locks and retired keys', async () => {
     const clock = new Clock()
-    const store = new SqliteStore({ path: ':memory:', now: clock.now, sweepIntervalMs: 0 })
+    const store = new SqliteStore({
+      driver: DRIVER,
+      path: ':memory:',
+      now: clock.now,
+      sweepIntervalMs: 0,
+    })
     await store.challenges.create('0Achallenge', randomHash(), 1000)
     await store.refreshKeys.reserve(randomHash(), 1000)
     await store.accessNonces.reserve(randomHash(), 5000)
@@ -107,10 +132,15 @@ describe('SqliteStore', () => {
     await store.close()
   })
 
-  it('uses an open database without closing it, under a table prefix', async () => {
+  withBetterSqlite3('uses an open database without closing it, under a table prefix', async () => {
     const { default: Database } = await import('better-sqlite3')
     const db = new Database(':memory:')
-    const store = new SqliteStore({ database: db, tablePrefix: 'app_auth_', sweepIntervalMs: 0 })
+    const store = new SqliteStore({
+      driver: DRIVER,
+      database: db,
+      tablePrefix: 'app_auth_',
+      sweepIntervalMs: 0,
+    })
     const tables = db
       .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
       .pluck()
@@ -129,9 +159,27 @@ describe('SqliteStore', () => {
     db.close()
   })
 
+  withNodeSqlite('uses an open node:sqlite database without closing it', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { DatabaseSync } = require('node:sqlite') as {
+      DatabaseSync: new (path: string) => import('../../src/stores/sqlite').SqliteDatabase & {
+        prepare(sql: string): { all(): unknown[] }
+      }
+    }
+    const db = new DatabaseSync(':memory:')
+    const store = new SqliteStore({ database: db, tablePrefix: 'app_auth_', sweepIntervalMs: 0 })
+    expect(store.db.name).toBe('node:sqlite')
+    const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all()
+    expect(tables).toHaveLength(7)
+    await store.close()
+    expect(db.prepare('SELECT 1 AS one').all()).toHaveLength(1)
+    db.close()
+  })
+
   it('rejects a table prefix that is not a plain identifier', () => {
     expect(
-      () => new SqliteStore({ path: ':memory:', tablePrefix: 'x"; DROP TABLE y; --' })
+      () =>
+        new SqliteStore({ driver: DRIVER, path: ':memory:', tablePrefix: 'x"; DROP TABLE y; --' })
     ).toThrow(TypeError)
   })
 })
@@ -141,7 +189,7 @@ describe('SqliteStore tombstones', () => {
 
   it('a deleted identity cannot be created again after the file is closed and reopened', async () => {
     const path = join(dir, 'tombstone.db')
-    const first = new SqliteStore({ path, sweepIntervalMs: 0 })
+    const first = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
     const a = account()
     expect(await first.accounts.createAccount(a)).toBe(true)
     expect(
@@ -150,17 +198,16 @@ describe('SqliteStore tombstones', () => {
       })
     ).toBe('ok')
     await first.close()
-    const second = new SqliteStore({ path, sweepIntervalMs: 0 })
+    const second = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
     expect(await second.accounts.createAccount(a)).toBe(false)
     expect(await second.accounts.hasIdentity(a.identity)).toBe(false)
     await second.close()
   })
 
   it('migrates a database of the previous schema version, keeping its accounts', async () => {
-    const { default: Database } = await import('better-sqlite3')
     const path = join(dir, 'v1.db')
     // A database as version 1 left it: migrated to 1 only.
-    const v1 = new SqliteStore({ path, migrate: false, sweepIntervalMs: 0 })
+    const v1 = new SqliteStore({ driver: DRIVER, path, migrate: false, sweepIntervalMs: 0 })
     const t = v1.tables
     v1.db.exec(
       `CREATE TABLE ${t.migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`
@@ -180,10 +227,8 @@ describe('SqliteStore tombstones', () => {
       .run(a.identity, a.device, a.publicKey, a.rotationHash)
     await v1.close()
 
-    const upgraded = new SqliteStore({ path, sweepIntervalMs: 0 })
-    const db = new Database(path, { readonly: true })
-    expect(db.prepare(`SELECT MAX(version) FROM ${t.migrations}`).pluck().get()).toBe(2)
-    db.close()
+    const upgraded = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
+    expect(upgraded.db.prepare(`SELECT MAX(version) FROM ${t.migrations}`).pluck().get()).toBe(2)
     expect(await upgraded.accounts.getRecoveryHash(a.identity)).toBe(a.recoveryHash)
     expect(
       await upgraded.accounts.rotate(a.identity, a.device, a.rotationHash, a, {
@@ -203,7 +248,7 @@ describe('SqliteStore file permissions', () => {
     const previous = process.umask(0)
     let store: SqliteStore
     try {
-      store = new SqliteStore({ path, sweepIntervalMs: 0 })
+      store = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
       // A write, so the -wal and -shm files exist.
       expect(
         await store.accounts.createAccount({
@@ -226,9 +271,9 @@ describe('SqliteStore file permissions', () => {
 
   it('leaves the mode of an existing database file as it is', async () => {
     const path = join(dir, 'existing.db')
-    new SqliteStore({ path, sweepIntervalMs: 0, fileMode: 0o640 }).close()
+    new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0, fileMode: 0o640 }).close()
     expect(modeOf(path)).toBe(0o640)
-    const store = new SqliteStore({ path, sweepIntervalMs: 0 })
+    const store = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
     expect(modeOf(path)).toBe(0o640)
     await store.close()
   })
@@ -238,6 +283,7 @@ describe('SqliteStore sweep in batches', () => {
   function filled(expired: number, live: number, batch: number) {
     const clock = new Clock()
     const store = new SqliteStore({
+      driver: DRIVER,
       path: ':memory:',
       now: clock.now,
       sweepIntervalMs: 0,
@@ -294,5 +340,116 @@ describe('SqliteStore sweep in batches', () => {
     expect(seen.length).toBeGreaterThan(0)
     expect(seen.some(n => n > 3 && n < 5503)).toBe(true)
     await store.close()
+  })
+})
+
+describe('SQLite drivers', () => {
+  const missing = (name: string) =>
+    Object.assign(new Error(`Cannot find module '${name}'\nRequire stack:\n- /somewhere.js`), {
+      code: name === 'node:sqlite' ? 'ERR_UNKNOWN_BUILTIN_MODULE' : 'MODULE_NOT_FOUND',
+    })
+  const without =
+    (...absent: string[]) =>
+    (name: 'node:sqlite' | 'better-sqlite3'): unknown => {
+      if (absent.includes(name)) throw missing(name)
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      return name === 'better-sqlite3' ? require('better-sqlite3') : require('node:sqlite')
+    }
+
+  it('auto takes node:sqlite where Node.js has it, else better-sqlite3', async () => {
+    const store = new SqliteStore({ path: ':memory:', sweepIntervalMs: 0 })
+    expect(store.db.name).toBe(hasNodeSqlite() ? 'node:sqlite' : 'better-sqlite3')
+    await store.close()
+    const chosen = new SqliteStore({ driver: DRIVER, path: ':memory:', sweepIntervalMs: 0 })
+    expect(chosen.db.name).toBe(
+      DRIVER === 'auto' ? (hasNodeSqlite() ? 'node:sqlite' : 'better-sqlite3') : DRIVER
+    )
+    await chosen.close()
+  })
+
+  it('without any driver, says what to install and which other store to choose', () => {
+    const path = join(dir, 'no-driver.db')
+    let error: unknown
+    try {
+      new SqliteStore({ path, loader: without('node:sqlite', 'better-sqlite3') })
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toBeInstanceOf(SqliteDriverError)
+    const message = (error as Error).message
+    expect(message).toContain('npm install better-sqlite3')
+    expect(message).toContain('memory:')
+    expect(message).toContain('22.13')
+    expect(message).not.toMatch(/Cannot find module|Require stack/)
+    // Nothing is left behind.
+    expect(existsSync(path)).toBe(false)
+  })
+
+  it('names the other driver when the chosen one is missing', () => {
+    expect(
+      () =>
+        new SqliteStore({ path: ':memory:', driver: 'node:sqlite', loader: without('node:sqlite') })
+    ).toThrow(/node:sqlite is not available.*better-sqlite3.*memory:/)
+    expect(
+      () =>
+        new SqliteStore({
+          path: ':memory:',
+          driver: 'better-sqlite3',
+          loader: without('better-sqlite3'),
+        })
+    ).toThrow(/npm install better-sqlite3.*node:sqlite.*memory:/)
+    // Installed but unloadable (a native build for another Node.js): rebuild it.
+    expect(
+      () =>
+        new SqliteStore({
+          path: ':memory:',
+          driver: 'better-sqlite3',
+          loader: () => {
+            throw new Error('was compiled against a different Node.js version')
+          },
+        })
+    ).toThrow(/npm rebuild better-sqlite3/)
+    expect(
+      () => new SqliteStore({ path: ':memory:', driver: 'sqlite3' as SqliteDriverChoice })
+    ).toThrow(TypeError)
+  })
+
+  it('opens only an existing file with create: false', () => {
+    const path = join(dir, 'absent.db')
+    expect(() => new SqliteStore({ driver: DRIVER, path, create: false })).toThrow(
+      `no SQLite database at ${path}`
+    )
+    expect(existsSync(path)).toBe(false)
+  })
+
+  it('commits a transaction, rolls back one that throws, and nests as savepoints', async () => {
+    const store = new SqliteStore({ driver: DRIVER, path: ':memory:', sweepIntervalMs: 0 })
+    const { db } = store
+    db.exec('CREATE TABLE t (v INTEGER)')
+    const insert = db.prepare('INSERT INTO t (v) VALUES (?)')
+    const count = () => db.prepare('SELECT COUNT(*) AS n FROM t').pluck().get()
+    db.transaction((v: number) => insert.run(v))(1)
+    expect(count()).toBe(1)
+    expect(() =>
+      db.transaction(() => {
+        insert.run(2)
+        throw new Error('no')
+      })()
+    ).toThrow('no')
+    expect(count()).toBe(1)
+    db.transaction(() => {
+      insert.run(3)
+      try {
+        db.transaction(() => {
+          insert.run(4)
+          throw new Error('inner')
+        })()
+      } catch {
+        // the inner part is undone, the outer one goes on
+      }
+    })()
+    expect(db.prepare('SELECT v FROM t ORDER BY v').pluck().all()).toEqual([1, 3])
+    await store.close()
+    expect(db.open).toBe(false)
   })
 })

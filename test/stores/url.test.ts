@@ -1,5 +1,6 @@
 /** Stores by URL (BETTER_AUTH_DATABASE, BETTER_AUTH_REDIS). */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { inspect } from 'node:util'
@@ -253,5 +254,52 @@ describe('PostgreSQL timeouts from the URL', () => {
       statement_timeout: 1200,
     })
     await both.close()
+  })
+})
+
+describe('bundled apps', () => {
+  it('loads every store with a literal require, lazily (bundlers see them)', () => {
+    const source = readFileSync(join(__dirname, '..', '..', 'src', 'stores', 'url.ts'), 'utf8')
+    const code = source.replace(/^\s*(\/\/|\/?\*).*$/gm, '')
+    const calls = [...code.matchAll(/(?<![\w$.])require\s*\(([^)]*)\)/g)].map(m => m[1])
+    expect(calls.sort()).toEqual(["'./postgres'", "'./redis'", "'./sqlite'"])
+  })
+
+  it('an app bundled with esbuild from the sources opens SQLite and memory stores', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const esbuild = require('esbuild') as typeof import('esbuild')
+    const database = join(dir, 'bundled.db')
+    const app = `
+      import { createStore } from './src'
+      async function main() {
+        const sqlite = await createStore({ database: ${JSON.stringify(`sqlite:${database}`)} })
+        const memory = await createStore({ database: 'memory:' })
+        console.log(JSON.stringify([sqlite.constructor.name, memory.constructor.name]))
+        await sqlite.close()
+        await memory.close()
+      }
+      main().catch(error => { console.error(error); process.exit(1) })`
+    const outfile = join(dir, 'bundle', 'app.cjs')
+    const result = esbuild.buildSync({
+      stdin: { contents: app, resolveDir: join(__dirname, '..', '..'), loader: 'ts' },
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      outfile,
+      external: ['better-sqlite3', 'pg', 'ioredis'],
+      logLevel: 'silent',
+    })
+    expect(result.errors).toEqual([])
+    expect(result.warnings.filter(w => /require/i.test(w.text))).toEqual([])
+    // The store modules are in the bundle; only the drivers are loaded from node_modules.
+    const bundle = readFileSync(outfile, 'utf8')
+    expect(bundle).not.toMatch(/require\(["']\.\/(sqlite|postgres|redis)["']\)/)
+    // Deployed with its drivers installed beside it (here: the project's).
+    const out = execFileSync(process.execPath, [outfile], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_PATH: join(__dirname, '..', '..', 'node_modules') },
+    })
+    expect(out.trim()).toBe('["SqliteStore","MemoryStore"]')
+    expect(existsSync(database)).toBe(true)
   })
 })

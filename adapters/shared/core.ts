@@ -1,0 +1,56 @@
+/** What an adapter needs of the server core: the `AdapterCore` interface every adapter takes. */
+import type { BetterAuthError } from '../../src/errors'
+import type {
+  AccessCheckOptions,
+  AccessPrincipal,
+  HandlerResult,
+  Logger,
+  RequestContext,
+} from '../../src/server/core'
+import type { ServerKeys } from '../../src/server/keys'
+import { DEFAULT_BODY_LIMIT } from '../../src/server/options'
+import { JSON_CONTENT_TYPE } from '../../src/server/http'
+import type { Endpoint, RouteInfo } from '../../src/server/routes'
+import type { ServerStore } from '../../src/stores/types'
+
+export { DEFAULT_BODY_LIMIT, JSON_CONTENT_TYPE }
+
+/**
+ * The part of `BetterAuthServer` adapters use. Any core is one, whatever its `Attributes`: the
+ * adapters take this rather than `BetterAuthServer<unknown>`, so they need no casts.
+ */
+export interface AdapterCore<Attributes = unknown> {
+  readonly limits: { readonly maxBodyBytes?: number }
+  readonly logger: Logger
+  readonly store: ServerStore
+  handle(
+    endpoint: Endpoint,
+    body: string | Uint8Array,
+    context?: RequestContext
+  ): Promise<HandlerResult>
+  verifyAccess<Request = unknown>(
+    body: string | Uint8Array,
+    context?: RequestContext,
+    options?: AccessCheckOptions
+  ): Promise<AccessPrincipal<Attributes, Request>>
+  respond(nonce: string, response: unknown): Promise<string>
+  errorResult(error: unknown, context?: Record<string, unknown>): HandlerResult
+  routes(prefix?: string): RouteInfo[]
+  keys(): Promise<ServerKeys>
+  ready(): Promise<void>
+  responsePublicKey(): Promise<string>
+  close(): Promise<void>
+}
+
+/** The largest body an adapter reads for this core. */
+export const bodyLimit = (core: Pick<AdapterCore, 'limits'>): number =>
+  core.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
+
+/** The wire answer of an error, without a core to log it. */
+export function plainErrorResult(error: BetterAuthError): HandlerResult {
+  return {
+    status: error.status,
+    headers: { 'content-type': JSON_CONTENT_TYPE },
+    body: JSON.stringify(error.toBody(false)),
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The signature base of RFC 9421 §2.5 for the components the header form uses.
+ *
+ * Written here rather than taken from `http-message-signatures`: that package derives the same
+ * values, but it imports `node:crypto` at load (this module also runs in browsers, for the
+ * client), takes headers as a record only (no `Headers`, no duplicate detection) and parses each
+ * component identifier again per call; the components used here are few and fixed, so deriving
+ * them directly is short. Its output is checked against ours in test/binding.
+ */
+import {
+  serializeByteSequence,
+  serializeInnerList,
+  serializeItem,
+  type BareItem,
+  type Item,
+  type Parameters,
+} from 'structured-headers'
+import { InvalidMessageError } from '../errors'
+import { FieldError, singleField, type HeadersInput } from './fields'
+
+/** The dictionary label of the header form's signature, in `Signature-Input` and `Signature`. */
+export const LABEL = 'ba'
+/** The only algorithm: ECDSA P-256 with SHA-256, signature as raw r ‖ s (RFC 9421 §3.3.4). */
+export const ALGORITHM = 'ecdsa-p256-sha256'
+/** The `tag` of an access request signature. */
+export const REQUEST_TAG = 'better-auth'
+/** The `tag` of a reply signature. */
+export const RESPONSE_TAG = 'better-auth-response'
+
+/**
+ * A component identifier: a name (`"@method"`, `"authorization"` — derived components start
+ * with `@`, others are header fields, lower case), or a name with parameters as a
+ * structured-field item (`REQUEST_SIGNATURE_COMPONENT`).
+ */
+export type ComponentId = string | Item
+
+/** `"signature";req;key="ba"`: a reply's binding to the request's signature (RFC 9421 §2.4). */
+export const REQUEST_SIGNATURE_COMPONENT: Item = [
+  'signature',
+  new Map<string, BareItem>([
+    ['req', true],
+    ['key', LABEL],
+  ]),
+]
+
+/** What components are derived from: a request's or a reply's parts. */
+export interface SignatureBaseMessage {
+  method?: string
+  /** The absolute request URL (a URL object is used as is). */
+  url?: string | URL
+  /** The `@authority` value; defaults to the URL's host (lower case, default port omitted). */
+  authority?: string
+  status?: number
+  headers?: HeadersInput
+  /** For a reply: the raw bytes of the request's `ba` signature. */
+  requestSignature?: Uint8Array
+}
+
+/** Signature parameters, serialized in their iteration order. */
+export type SignatureParams = Parameters | Readonly<Record<string, BareItem>>
+
+const toParameters = (params: SignatureParams): Parameters =>
+  params instanceof Map ? params : new Map(Object.entries(params))
+
+const toItem = (id: ComponentId): Item => (typeof id === 'string' ? [id, new Map()] : id)
+
+/** A byte sequence in structured-field form, `:base64:` (standard alphabet, padded). */
+export const byteSequence = (bytes: Uint8Array): string =>
+  serializeByteSequence(bytes as Uint8Array<ArrayBuffer>)
+
+/** The serialized identifier of a component: `"@method"`, `"signature";req;key="ba"`. */
+export function componentIdentifier(id: ComponentId): string {
+  if (typeof id === 'string') return '"' + id + '"'
+  return id[1].size === 0 ? '"' + String(id[0]) + '"' : serializeItem(id)
+}
+
+/**
+ * `@signature-params`: the inner list of component identifiers with the parameters, exactly as
+ * the `Signature-Input` member value is serialized.
+ */
+export function serializeSignatureParams(
+  components: readonly ComponentId[],
+  params: SignatureParams
+): string {
+  return serializeInnerList([components.map(toItem), toParameters(params)])
+}
+
+/** Joins `[identifier, value]` lines and the `@signature-params` line (RFC 9421 §2.5). */
+export function joinBase(
+  lines: readonly (readonly [string, string])[],
+  paramsText: string
+): string {
+  let base = ''
+  for (const [id, value] of lines) base += id + ': ' + value + '\n'
+  return base + '"@signature-params": ' + paramsText
+}
+
+const missing = (what: string): InvalidMessageError =>
+  new InvalidMessageError('signature-input', `covered component ${what} is missing`)
+
+function parseUrl(url: string | URL | undefined): URL {
+  if (url instanceof URL) return url
+  if (url === undefined) throw missing('url')
+  try {
+    return new URL(url)
+  } catch {
+    throw new InvalidMessageError('url', 'not an absolute URL')
+  }
+}
+
+/** The `@authority` of a URL: host in lower case, with the port only when not the default. */
+export const authorityOf = (url: URL): string => url.host.toLowerCase()
+
+/** The value of one component (RFC 9421 §2.1–2.4), for the components this binding uses. */
+export function componentValue(message: SignatureBaseMessage, id: ComponentId): string {
+  const [name, params] = toItem(id)
+  if (typeof name !== 'string') throw new InvalidMessageError('signature-input', 'bad component')
+  if (name === 'signature' && params.get('req') === true && params.get('key') === LABEL) {
+    if (params.size !== 2) throw new InvalidMessageError('signature-input', 'bad component')
+    if (message.requestSignature === undefined) throw missing('"signature";req')
+    return byteSequence(message.requestSignature)
+  }
+  if (params.size !== 0) {
+    throw new InvalidMessageError('signature-input', `component ${name} has parameters`)
+  }
+  switch (name) {
+    case '@method':
+      if (message.method === undefined) throw missing(name)
+      return message.method
+    case '@authority':
+      return message.authority?.toLowerCase() ?? authorityOf(parseUrl(message.url))
+    case '@path':
+      return parseUrl(message.url).pathname || '/'
+    case '@query':
+      return parseUrl(message.url).search || '?'
+    case '@target-uri':
+      return parseUrl(message.url).href
+    case '@scheme':
+      return parseUrl(message.url).protocol.slice(0, -1)
+    case '@status':
+      if (message.status === undefined) throw missing(name)
+      return String(message.status)
+  }
+  if (name.startsWith('@') || name !== name.toLowerCase()) {
+    throw new InvalidMessageError('signature-input', `unsupported component ${name}`)
+  }
+  let value: string | undefined
+  try {
+    value = singleField(message.headers, name, Infinity)
+  } catch (error) {
+    throw new InvalidMessageError(name, (error as FieldError).message)
+  }
+  if (value === undefined) throw missing(name)
+  return value
+}
+
+/**
+ * The signature base (RFC 9421 §2.5) of `message` for `components` and `params`: one line per
+ * component, then `"@signature-params"`. Throws InvalidMessageError (BA101) when a component
+ * is missing or not one this module derives (`@method`, `@authority`, `@path`, `@query`,
+ * `@target-uri`, `@scheme`, `@status`, a header field, `"signature";req;key="ba"`); the header
+ * form itself accepts fewer (see readHeaderAccess).
+ */
+export function signatureBase(
+  message: SignatureBaseMessage,
+  components: readonly ComponentId[],
+  params: SignatureParams
+): string {
+  const url = message.url === undefined ? undefined : parseUrl(message.url)
+  const resolved = { ...message, url }
+  const lines = components.map(
+    id => [componentIdentifier(id), componentValue(resolved, id)] as const
+  )
+  return joinBase(lines, serializeSignatureParams(components, params))
+}

@@ -1,0 +1,135 @@
+/**
+ * Reading header fields for the header form: one lookup over any header shape, with duplicate
+ * detection, and the few structured-field checks the parser library leaves to its caller.
+ *
+ * Parsing proper is done by `structured-headers` (RFC 8941 / RFC 9651). That library follows
+ * the RFC's rule that a repeated dictionary key or parameter silently overwrites the earlier
+ * one, and it returns integers and decimals alike as numbers. Here a repeated key is a forged
+ * or duplicated field, and `created=1.0` is not an integer, so `topLevel` below scans the raw
+ * text (outside strings and inner lists) for those two things only; everything else about the
+ * syntax is the library's.
+ */
+
+/** Anything with `get(name)`: a fetch `Headers`, or a Map with lower-case keys. */
+export interface HeadersLike {
+  get(name: string): string | null | undefined
+}
+
+/**
+ * A plain record of header fields (names in any case). An array value is several field lines
+ * (Node's `req.headersDistinct`), which is how duplicates are seen: Node's `req.headers` drops
+ * repeated `Authorization` lines silently, so adapters should pass `headersDistinct`.
+ */
+export type HeaderRecord = Readonly<Record<string, string | readonly string[] | undefined>>
+
+/**
+ * Headers in any of the shapes adapters have at hand. A `Headers` object joins repeated lines
+ * with ", "; for the fields read here that join is still detected (see `topLevel`).
+ */
+export type HeadersInput = HeadersLike | HeaderRecord
+
+const isHeadersLike = (headers: HeadersInput): headers is HeadersLike =>
+  typeof (headers as HeadersLike).get === 'function'
+
+/** The field lines of `name` (lower case), in order; none if the field is absent. */
+export function fieldLines(headers: HeadersInput | undefined, name: string): string[] {
+  if (headers === undefined) return []
+  if (isHeadersLike(headers)) {
+    const value = headers.get(name)
+    return value === null || value === undefined ? [] : [value]
+  }
+  const lines: string[] = []
+  for (const key in headers) {
+    if (key.length !== name.length || key.toLowerCase() !== name) continue
+    const value = headers[key]
+    if (typeof value === 'string') lines.push(value)
+    else if (value !== undefined) for (const line of value) lines.push(line)
+  }
+  return lines
+}
+
+/** Why a field was refused; the caller turns it into its own error code. */
+export class FieldError extends Error {}
+
+// Field values carry no control characters (RFC 9110 §5.5); a CR or LF here is a smuggling
+// attempt or a broken adapter, and would break the one-line-per-component signature base.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f]/
+
+/**
+ * The single value of field `name` with surrounding whitespace removed (RFC 9421 §2.1), or
+ * undefined when absent. Several field lines, an over-long value or control characters throw.
+ */
+export function singleField(
+  headers: HeadersInput | undefined,
+  name: string,
+  maxLength: number
+): string | undefined {
+  const lines = fieldLines(headers, name)
+  if (lines.length === 0) return undefined
+  if (lines.length > 1) throw new FieldError(`${name} is duplicated`)
+  const value = (lines[0] as string).trim()
+  if (value.length > maxLength) throw new FieldError(`${name} is longer than ${maxLength}`)
+  if (CONTROL.test(value)) throw new FieldError(`${name} contains control characters`)
+  return value
+}
+
+/**
+ * Splits `text` at each `separator` that is outside quoted strings and parentheses: the
+ * members of a dictionary (separator ",") or the parameters after an inner list (";").
+ * Byte sequences and tokens cannot contain either separator, so they need no state.
+ */
+export function topLevel(text: string, separator: ',' | ';'): string[] {
+  const parts: string[] = []
+  let start = 0
+  let depth = 0
+  let quoted = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (quoted) {
+      if (c === 0x5c)
+        i++ // backslash escapes the next character
+      else if (c === 0x22) quoted = false
+    } else if (c === 0x22) quoted = true
+    else if (c === 0x28) depth++
+    else if (c === 0x29) depth--
+    else if (depth === 0 && c === separator.charCodeAt(0)) {
+      parts.push(text.slice(start, i))
+      start = i + 1
+    }
+  }
+  parts.push(text.slice(start))
+  return parts
+}
+
+/** The key of a dictionary member or parameter (`key`, `key=value` or `key;params`). */
+export function memberKey(member: string): string {
+  const text = member.trim()
+  let end = 0
+  while (end < text.length && text[end] !== '=' && text[end] !== ';') end++
+  return text.slice(0, end)
+}
+
+/** The keys of a dictionary's members, in order; a repeated key throws. */
+export function dictionaryKeys(text: string, field: string): string[] {
+  const keys = topLevel(text, ',').map(memberKey)
+  if (new Set(keys).size !== keys.length) throw new FieldError(`${field} repeats a key`)
+  return keys
+}
+
+/**
+ * The raw text of each parameter of a dictionary member whose value is an inner list:
+ * `ba=("a" "b");created=1;alg="x"` → `{created: "1", alg: "\"x\""}`. A repeated key throws.
+ */
+export function innerListParameters(member: string, field: string): Map<string, string> {
+  const parts = topLevel(member, ';')
+  const params = new Map<string, string>()
+  for (let i = 1; i < parts.length; i++) {
+    const part = (parts[i] as string).trim()
+    const eq = part.indexOf('=')
+    const key = eq < 0 ? part : part.slice(0, eq)
+    if (params.has(key)) throw new FieldError(`${field} repeats the parameter ${key}`)
+    params.set(key, eq < 0 ? '?1' : part.slice(eq + 1))
+  }
+  return params
+}

@@ -1,0 +1,361 @@
+/**
+ * The header form of the access request (docs/http-binding.md): reading and checking it on the
+ * server, signing it on the client. The token's own checks, the time window and the nonce
+ * reservation belong to the server core, which calls these pieces in the documented order:
+ *
+ *   readHeaderAccess → decode and verify the token (BA402/BA202/BA201/BA403/BA401)
+ *   → verifyHeaderAccess (BA201) → checkRequestTime (BA501/BA502) → reserve the nonce (BA304)
+ */
+import { unqualifyNonce, unqualifyPublicKey } from '../codec/qualified'
+import type { SigningKey, Verifier } from '../crypto/types'
+import {
+  CredentialsRequiredError,
+  FutureRequestError,
+  InvalidMessageError,
+  InvalidSignatureError,
+  StaleRequestError,
+} from '../errors'
+import {
+  LABEL,
+  byteSequence,
+  REQUEST_TAG,
+  authorityOf,
+  componentIdentifier,
+  joinBase,
+  serializeSignatureParams,
+} from './base'
+import { contentDigest, digestProblem } from './digest'
+import { FieldError, fieldLines, singleField, type HeadersInput } from './fields'
+import { checkComponents, emitParams, parseSignatureFields, qualified, signBase } from './signature'
+
+/** The authentication scheme of the header form. */
+export const AUTH_SCHEME = 'BetterAuth'
+
+/** The components a request signature covers, in the order clients emit them. */
+export const REQUEST_COMPONENTS = [
+  '@method',
+  '@authority',
+  '@path',
+  '@query',
+  'authorization',
+] as const
+const BODY_COMPONENT = 'content-digest'
+const ALLOWED_COMPONENTS = new Set<string>([...REQUEST_COMPONENTS, BODY_COMPONENT])
+const ALLOWED_PARAMS = new Set(['created', 'nonce', 'keyid', 'alg', 'tag'])
+
+/** A request as any server sees it. */
+export interface HeaderAccessInput {
+  /** The method as received (case-sensitive, RFC 9110). */
+  method: string
+  /** The absolute request URL as the server reconstructs it (scheme is not covered). */
+  url: string | URL
+  headers: HeadersInput
+  /** The whole body, when the request has one; a signature covering a body needs all of it. */
+  body?: Uint8Array
+  /**
+   * The `@authority` to verify against, when the server is behind a proxy or is reached under a
+   * name it knows better than the `Host` it receives (e.g. `api.example.com`). Default: the
+   * URL's authority.
+   */
+  expectedAuthority?: string
+}
+
+/** Size caps, checked before anything is parsed. Over a cap: BA101. */
+export interface HeaderAccessLimits {
+  /** Longest `Authorization` value (scheme + token), characters. @default 16448 */
+  maxAuthorizationLength?: number
+  /** Longest `Signature-Input` value. @default 1024 */
+  maxSignatureInputLength?: number
+  /** Longest `Signature` value. @default 256 */
+  maxSignatureLength?: number
+  /** Longest `Content-Digest` value. @default 512 */
+  maxContentDigestLength?: number
+}
+
+/** A syntactically valid header-form access request, not yet verified. */
+export interface HeaderAccess {
+  /** The access token text, for the core's token checks (its signature is not checked here). */
+  token: string
+  /** The request nonce (`0A…`), to reserve exactly like a classic request's. */
+  nonce: string
+  /** `created`, in milliseconds since the epoch (whole seconds on the wire). */
+  created: number
+  /** The `keyid` parameter when sent (it must then equal the token's `publicKey`). */
+  keyid: string | undefined
+  /** The raw ECDSA signature, r ‖ s (64 bytes). */
+  signature: Uint8Array
+  /** The exact signature base the signature is over. */
+  signatureBase: string
+  /** The covered component identifiers, as sent (`"@method"` …). */
+  components: string[]
+}
+
+const malformed = (reason: string): InvalidMessageError =>
+  new InvalidMessageError('headers', reason)
+
+/** True when the request carries `Authorization: BetterAuth …`: the header form applies. */
+export function hasHeaderAccess(headers: HeadersInput): boolean {
+  for (const line of fieldLines(headers, 'authorization')) {
+    const text = line.trimStart()
+    if (
+      text.length >= AUTH_SCHEME.length &&
+      text.slice(0, AUTH_SCHEME.length).toLowerCase() === 'betterauth' &&
+      (text.length === AUTH_SCHEME.length || text[AUTH_SCHEME.length] === ' ')
+    ) {
+      return true
+    }
+  }
+  return false
+}
+
+const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const AUTHORIZATION = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/
+const TOKEN_CHARS = /^[A-Za-z0-9_-]+$/
+
+function field(headers: HeadersInput, name: string, max: number): string | undefined {
+  try {
+    return singleField(headers, name, max)
+  } catch (error) {
+    throw malformed((error as FieldError).message)
+  }
+}
+
+/** The token of `Authorization: BetterAuth <token>`. No such header: BA404. */
+function readToken(headers: HeadersInput, max: number): { token: string; value: string } {
+  const value = field(headers, 'authorization', max)
+  if (value === undefined) throw new CredentialsRequiredError()
+  const m = AUTHORIZATION.exec(value)
+  if (m === null || (m[1] as string).toLowerCase() !== 'betterauth') {
+    // A value that is not even `scheme [credentials]` may be two joined lines: say so.
+    if (m === null && value.includes(',')) throw malformed('authorization is duplicated')
+    if (m !== null) throw new CredentialsRequiredError({ context: { scheme: m[1] } })
+    throw malformed('authorization is not "BetterAuth <token>"')
+  }
+  const token = m[2]
+  if (token === undefined || token === '') throw malformed('authorization has no token')
+  if (!TOKEN_CHARS.test(token)) {
+    throw malformed(token.includes(',') ? 'authorization is duplicated' : 'token is not base64url')
+  }
+  return { token, value }
+}
+
+/**
+ * Reads and checks everything about a header-form access request that needs no key: the
+ * `Authorization`, `Signature-Input`, `Signature` and (with a body) `Content-Digest` fields,
+ * the covered components and parameters, the body digest; and builds the signature base.
+ *
+ * Throws CredentialsRequiredError (BA404) without `Authorization: BetterAuth`;
+ * InvalidMessageError (BA101) for anything malformed, missing, duplicated, oversized or not
+ * allowed; InvalidSignatureError (BA201) when `Content-Digest` does not match the body.
+ */
+export function readHeaderAccess(
+  input: HeaderAccessInput,
+  limits: HeaderAccessLimits = {}
+): HeaderAccess {
+  const headers = input.headers
+  const { token, value: authorization } = readToken(headers, limits.maxAuthorizationLength ?? 16448)
+  const signatureInput = field(headers, 'signature-input', limits.maxSignatureInputLength ?? 1024)
+  const signatureField = field(headers, 'signature', limits.maxSignatureLength ?? 256)
+  if (signatureInput === undefined) throw malformed('signature-input is missing')
+  if (signatureField === undefined) throw malformed('signature is missing')
+
+  let parsed
+  const hasBody = input.body !== undefined && input.body.length > 0
+  try {
+    parsed = parseSignatureFields(signatureInput, signatureField, REQUEST_TAG, ALLOWED_PARAMS)
+    checkComponents(
+      parsed.names,
+      ALLOWED_COMPONENTS,
+      hasBody ? [...REQUEST_COMPONENTS, BODY_COMPONENT] : REQUEST_COMPONENTS
+    )
+  } catch (error) {
+    if (error instanceof FieldError) throw malformed(error.message)
+    throw error
+  }
+  const nonce = parsed.params.get('nonce') as string | undefined
+  if (nonce === undefined) throw malformed('signature parameter nonce is missing')
+  if (unqualifyNonce(nonce) === undefined) throw malformed('nonce is not a 128-bit nonce (0A…)')
+  const keyid = parsed.params.get('keyid') as string | undefined
+  if (keyid !== undefined && unqualifyPublicKey(keyid) === undefined) {
+    throw malformed('keyid is not a public key (1AAI…)')
+  }
+  if (!METHOD.test(input.method)) throw malformed('method is not an HTTP token')
+
+  let url: URL
+  try {
+    url = input.url instanceof URL ? input.url : new URL(input.url)
+  } catch {
+    throw malformed('url is not absolute')
+  }
+
+  const lines: [string, string][] = []
+  for (let i = 0; i < parsed.names.length; i++) {
+    const name = parsed.names[i] as string
+    let value: string
+    switch (name) {
+      case '@method':
+        value = input.method
+        break
+      case '@authority':
+        value = input.expectedAuthority?.toLowerCase() ?? authorityOf(url)
+        break
+      case '@path':
+        value = url.pathname || '/'
+        break
+      case '@query':
+        value = url.search || '?'
+        break
+      case 'authorization':
+        value = authorization
+        break
+      default: {
+        // content-digest, the only other allowed component
+        const digest = field(headers, 'content-digest', limits.maxContentDigestLength ?? 512)
+        if (digest === undefined) throw malformed('content-digest is covered but missing')
+        const problem = digestProblem(digest, input.body)
+        if (problem?.problem === 'malformed') throw malformed(`content-digest: ${problem.reason}`)
+        if (problem !== undefined) {
+          throw new InvalidSignatureError('content digest', { context: { reason: problem.reason } })
+        }
+        value = digest
+      }
+    }
+    lines.push(['"' + name + '"', value])
+  }
+
+  return {
+    token,
+    nonce,
+    created: parsed.created * 1000,
+    keyid,
+    signature: parsed.signature,
+    signatureBase: joinBase(lines, parsed.paramsText),
+    components: lines.map(line => line[0]),
+  }
+}
+
+/**
+ * Verifies the request signature with the token's access key (`token.publicKey`), after the
+ * core has verified the token itself. A `keyid` that names another key fails the same way.
+ * Throws InvalidSignatureError (BA201).
+ */
+export async function verifyHeaderAccess(
+  access: HeaderAccess,
+  verifier: Verifier,
+  tokenPublicKey: string
+): Promise<void> {
+  if (access.keyid !== undefined && access.keyid !== tokenPublicKey) {
+    throw new InvalidSignatureError('request', {
+      context: { reason: 'keyid is not the token key' },
+    })
+  }
+  const base = new TextEncoder().encode(access.signatureBase)
+  if (!(await verifier.verify(base, qualified(access.signature), tokenPublicKey))) {
+    throw new InvalidSignatureError('request')
+  }
+}
+
+/** The time rules, as the classic form's (seconds in the server's options). */
+export interface RequestTimeLimits {
+  /** How old a request may be, ms. @default 30000 */
+  accessWindowMs?: number
+  /** How far ahead of the server's clock a request may be, ms. @default 5000 */
+  clockSkewMs?: number
+}
+
+/**
+ * The classic form's window applied to `created` (ms): older than the window is BA501
+ * (StaleRequestError), ahead of `now` by more than the skew is BA502 (FutureRequestError).
+ */
+export function checkRequestTime(
+  created: number,
+  now: number,
+  limits: RequestTimeLimits = {}
+): void {
+  if (created < now - (limits.accessWindowMs ?? 30_000)) throw new StaleRequestError()
+  if (created > now + (limits.clockSkewMs ?? 5_000)) throw new FutureRequestError()
+}
+
+/** What a client signs. */
+export interface HeaderRequestToSign {
+  method: string
+  /** The absolute URL the request goes to. */
+  url: string | URL
+  /** The request's other headers, to refuse ones this would duplicate. */
+  headers?: HeadersInput
+  /** The body exactly as it will be sent; a stream must be read into bytes first. */
+  body?: Uint8Array
+  /** The access token (from createSession or refreshSession). */
+  token: string
+  /** The access key: the key whose public key is the token's `publicKey`. */
+  signer: SigningKey
+  /** A fresh 128-bit nonce (`0A…`). */
+  nonce: string
+  /** The request time, ms since the epoch (sent in whole seconds). */
+  timestamp: number | Date
+  /** Sent as `keyid` when given: the token's `publicKey`. */
+  keyid?: string
+}
+
+/** The headers to add, and what the client keeps to verify the reply. */
+export interface SignedHeaderRequest {
+  /** Lower-case names: `authorization`, `content-digest` (with a body), `signature-input`, `signature`. */
+  headers: Record<string, string>
+  /** The raw request signature: a signed reply is bound to it. */
+  signature: Uint8Array
+  signatureBase: string
+  /** The method as signed (normalized as fetch sends it). */
+  method: string
+}
+
+// fetch upper-cases these methods and sends every other one as given (Fetch standard).
+const NORMALIZED = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT'])
+
+const OWN_FIELDS = ['authorization', 'signature-input', 'signature', 'content-digest']
+
+/**
+ * Signs a request in the header form. Returns the headers to add; the caller sends the body
+ * bytes exactly as given. Throws TypeError for a bad nonce or method, or if `headers` already
+ * holds one of the fields this adds.
+ */
+export async function signHeaderRequest(
+  request: HeaderRequestToSign
+): Promise<SignedHeaderRequest> {
+  if (unqualifyNonce(request.nonce) === undefined) throw new TypeError('nonce must be a 0A… nonce')
+  if (!TOKEN_CHARS.test(request.token)) throw new TypeError('token must be base64url text')
+  const upper = request.method.toUpperCase()
+  const method = NORMALIZED.has(upper) ? upper : request.method
+  if (!METHOD.test(method)) throw new TypeError('method is not an HTTP token')
+  for (const name of OWN_FIELDS) {
+    if (fieldLines(request.headers, name).length > 0) throw new TypeError(`${name} is already set`)
+  }
+  const url = request.url instanceof URL ? request.url : new URL(request.url)
+  const ms = request.timestamp instanceof Date ? request.timestamp.getTime() : request.timestamp
+  const authorization = `${AUTH_SCHEME} ${request.token}`
+  const headers: Record<string, string> = { authorization }
+  const lines: [string, string][] = [
+    ['"@method"', method],
+    ['"@authority"', authorityOf(url)],
+    ['"@path"', url.pathname || '/'],
+    ['"@query"', url.search || '?'],
+    ['"authorization"', authorization],
+  ]
+  const components: string[] = [...REQUEST_COMPONENTS]
+  if (request.body !== undefined && request.body.length > 0) {
+    headers['content-digest'] = contentDigest(request.body)
+    lines.push([componentIdentifier(BODY_COMPONENT), headers['content-digest']])
+    components.push(BODY_COMPONENT)
+  }
+  const params = emitParams({
+    created: Math.floor(ms / 1000),
+    nonce: request.nonce,
+    tag: REQUEST_TAG,
+    ...(request.keyid === undefined ? {} : { keyid: request.keyid }),
+  })
+  const paramsText = serializeSignatureParams(components, params)
+  const signatureBase = joinBase(lines, paramsText)
+  const signature = await signBase(request.signer, signatureBase)
+  headers['signature-input'] = `${LABEL}=${paramsText}`
+  headers['signature'] = `${LABEL}=${byteSequence(signature)}`
+  return { headers, signature, signatureBase, method }
+}

@@ -1,0 +1,171 @@
+/**
+ * Access-request verification for protected routes: token, token lifetime, request signature,
+ * timestamp window, route rate limits, optional revocation check, nonce reservation.
+ */
+import { LRUCache } from 'lru-cache'
+import type { Verifier } from '../crypto/types'
+import {
+  CredentialsRequiredError,
+  ExpiredTokenError,
+  FutureRequestError,
+  FutureTokenError,
+  ReplayError,
+  StaleRequestError,
+  UnknownAccountError,
+  toBetterAuthError,
+} from '../errors'
+import { lacksCredentials, parseEnvelope, verifySigned } from '../messages/envelope'
+import { readAccessRequest } from '../messages/requests'
+import type { AccessToken } from '../messages/token'
+import type { ServerStore } from '../stores/types'
+import type { EventBus, RequestTrace } from './events'
+import type {
+  AccessCheckOptions,
+  AccessPrincipal,
+  Lifetimes,
+  RequestContext,
+  ResolvedLimits,
+} from './options'
+import { UNKNOWN_IP, consume, type RateLimiter } from './ratelimit'
+import type { TokenService } from './tokens'
+
+/** A route rule's counters. */
+interface RouteLimiters {
+  ip?: ReturnType<RateLimiter['limiter']>
+  identity?: ReturnType<RateLimiter['limiter']>
+}
+
+/** What access verification needs of the core. */
+export interface AccessDependencies<Attributes> {
+  store: ServerStore
+  verifier: Verifier
+  tokens: TokenService<Attributes>
+  events: EventBus
+  rateLimiter: RateLimiter | undefined
+  limits: Readonly<ResolvedLimits>
+  ms: Readonly<Required<Lifetimes>>
+  now: () => number
+}
+
+export class AccessVerifier<Attributes = unknown> {
+  /** Route limiters by rule value (bounded: rules are written in code, not sent by clients). */
+  private readonly routeLimiters = new LRUCache<string, RouteLimiters>({ max: 10_000 })
+  /** The same, by rule object: a shortcut for options built once. */
+  private readonly routeLimitersByOptions = new WeakMap<object, RouteLimiters>()
+  private readonly revocationCache = new LRUCache<string, { active: boolean; until: number }>({
+    max: 10_000,
+  })
+
+  constructor(private readonly d: AccessDependencies<Attributes>) {}
+
+  /** Verifies an access request; reports a refusal as an audit event (see `BetterAuthServer.verifyAccess`). */
+  async verify<Request = unknown>(
+    body: string | Uint8Array,
+    context: RequestContext = {},
+    options: AccessCheckOptions = {}
+  ): Promise<AccessPrincipal<Attributes, Request>> {
+    const trace: RequestTrace = {}
+    try {
+      return await this.check<Request>(body, context, options, trace)
+    } catch (error) {
+      let e = toBetterAuthError(error)
+      // Only a message the core could not read can be "no credentials"; the check runs on the
+      // failure path only, so a valid request is parsed once.
+      if (e.code === 'BA101' && lacksCredentials(body, this.d.limits)) {
+        e = new CredentialsRequiredError({ cause: e })
+      }
+      if (e.code !== 'BA404' || options.credentialsRequired !== false) {
+        const type = e.code === 'BA601' ? 'rate.limited' : 'access.denied'
+        this.d.events.emit(type, 'access', trace, context, e)
+      }
+      throw e
+    }
+  }
+
+  private async check<Request>(
+    body: string | Uint8Array,
+    context: RequestContext,
+    options: AccessCheckOptions,
+    trace: RequestTrace
+  ): Promise<AccessPrincipal<Attributes, Request>> {
+    const { ms } = this.d
+    const limiters = this.routeLimitersFor(options)
+    if (limiters?.ip !== undefined) await consume(limiters.ip, context.ip ?? UNKNOWN_IP)
+    const envelope = parseEnvelope(body, this.d.limits)
+    const fields = readAccessRequest<Request>(envelope)
+    const token = await this.d.tokens.verify(fields.token)
+    trace.identity = token.identity
+    trace.device = token.device
+    const now = this.d.now()
+    if (token.issuedAtMs > now + ms.clockSkew) throw new FutureTokenError()
+    if (now > token.expiryMs) throw new ExpiredTokenError('access')
+    await verifySigned(this.d.verifier, envelope, token.publicKey)
+    const t = fields.timestamp.ms
+    if (t < now - ms.accessWindow) throw new StaleRequestError()
+    if (t > now + ms.clockSkew) throw new FutureRequestError()
+    if (limiters?.identity !== undefined) await consume(limiters.identity, token.identity)
+    if (options.checkRevocation) await this.ensureActive(token, options.checkRevocation, now)
+    const lock = ms.accessWindow + 2 * ms.clockSkew
+    // A request may have been accepted from its timestamp less the skew: a store that lost its
+    // state since then refuses it (BA607) rather than accept it a second time.
+    if (!(await this.d.store.accessNonces.reserve(fields.nonce, lock, t - ms.clockSkew))) {
+      throw new ReplayError('request nonce')
+    }
+    return {
+      identity: token.identity,
+      device: token.device,
+      attributes: token.attributes,
+      token,
+      nonce: fields.nonce,
+      timestamp: fields.timestamp.text,
+      request: fields.request,
+    }
+  }
+
+  /**
+   * The limiters of a route's rule. They are found by the rule's value (its name and limits), not
+   * by the options object: options written inline (`verifyAccess(body, ctx, { rateLimit: … })`)
+   * are a new object on every call, and must still share one set of counters.
+   */
+  private routeLimitersFor(options: AccessCheckOptions): RouteLimiters | undefined {
+    const rule = options.rateLimit
+    const rateLimiter = this.d.rateLimiter
+    if (rule === undefined || rateLimiter === undefined) return undefined
+    const byObject = this.routeLimitersByOptions.get(rule)
+    if (byObject !== undefined) return byObject
+    const limits = JSON.stringify([rule.ip ?? null, rule.identity ?? null])
+    const key = `${rule.name ?? ''}\u0000${limits}`
+    let limiters = this.routeLimiters.get(key)
+    if (limiters === undefined) {
+      const id = rule.name ?? `rules:${limits}`
+      limiters = {}
+      if (rule.ip !== undefined) limiters.ip = rateLimiter.limiter(`route:${id}:ip`, rule.ip)
+      if (rule.identity !== undefined) {
+        limiters.identity = rateLimiter.limiter(`route:${id}:id`, rule.identity)
+      }
+      this.routeLimiters.set(key, limiters)
+    }
+    this.routeLimitersByOptions.set(rule, limiters)
+    return limiters
+  }
+
+  /** The revocation check: the token's device must still be active (cached briefly). */
+  private async ensureActive(
+    token: AccessToken<Attributes>,
+    option: true | { cacheMs?: number },
+    now: number
+  ): Promise<void> {
+    const cacheMs = option === true ? 5000 : (option.cacheMs ?? 5000)
+    const key = `${token.identity}:${token.device}`
+    const cached = this.revocationCache.get(key)
+    let active: boolean
+    if (cached !== undefined && cached.until > now) {
+      active = cached.active
+    } else {
+      const { accounts } = this.d.store
+      active = (await accounts.getDeviceKey(token.identity, token.device)) !== undefined
+      if (cacheMs > 0) this.revocationCache.set(key, { active, until: now + cacheMs })
+    }
+    if (!active) throw new UnknownAccountError('device (revoked)')
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * The server core's options, their defaults (each written once, here) and their validation: the
+ * constructor resolves them once, so nothing else repeats a default or checks a value again.
+ */
+import type { Hasher, Noncer, Verifier } from '../crypto/types'
+import type { ParseLimits } from '../messages/envelope'
+import type { AccessToken, TokenLimits } from '../messages/token'
+import type { ServerStore } from '../stores/types'
+import type { AuditListener } from './events'
+import type { ServerKeyOptions, ServerKeys } from './keys'
+import type { RateLimitOptions, RateRule } from './ratelimit'
+import type { Paths } from './routes'
+
+/** Token attributes for a new session, chosen by the application. */
+export type AttributesCallback<Attributes> = (
+  identity: string,
+  device: string
+) => Attributes | Promise<Attributes>
+
+/** Checks that an identity derives from its creation keys (the default: BLAKE3 of the three). */
+export type IdentityVerifier = (
+  identity: string,
+  publicKey: string,
+  rotationHash: string,
+  recoveryHash: string
+) => boolean | Promise<boolean>
+
+/** A pino-compatible logger (any object with these methods). */
+export interface Logger {
+  error(object: object, message?: string): void
+  warn(object: object, message?: string): void
+  info(object: object, message?: string): void
+  debug(object: object, message?: string): void
+}
+
+export interface Lifetimes {
+  /** Access token lifetime, seconds. @default 900 (15 min) */
+  accessToken?: number
+  /** Refresh window from session creation, seconds. @default 43200 (12 h) */
+  refresh?: number
+  /** Session challenge lifetime, seconds. @default 60 */
+  challenge?: number
+  /** How old an access request's timestamp may be, seconds. @default 30 */
+  accessWindow?: number
+  /** How far in the future a request timestamp or token issuedAt may be, seconds. @default 5 */
+  clockSkew?: number
+}
+
+export interface Limits extends ParseLimits, TokenLimits {}
+
+export interface BetterAuthOptions<Attributes = unknown> {
+  /** Where state lives. @default a new MemoryStore */
+  store?: ServerStore
+  /** Server keys; see ServerKeyOptions. @default from the environment, else generated */
+  keys?: ServerKeyOptions | ServerKeys
+  /** Token attributes for a new session. @default () => ({}) */
+  attributes?: AttributesCallback<Attributes>
+  lifetimes?: Lifetimes
+  limits?: Limits
+  /** Paths of the protocol endpoints (relative to an adapter's prefix). */
+  paths?: Partial<Paths>
+  /** Put error context (never secrets) in error bodies. @default false */
+  debug?: boolean
+  logger?: Logger
+  /** Pluggable identity scheme. @default identity = hash(publicKey + rotationHash + recoveryHash) */
+  identityVerifier?: IdentityVerifier
+  /**
+   * Crypto implementations. @default BLAKE3, ECDSA P-256 verified on libuv's threadpool
+   * (`ThreadpoolP256Verifier`; `NodeP256Verifier` verifies on the event loop), random nonces
+   */
+  crypto?: { hasher?: Hasher; verifier?: Verifier; noncer?: Noncer }
+  /** gzip level of issued tokens (any level decodes everywhere). @default 1 */
+  tokenCompressionLevel?: number
+  /** How many verified tokens to remember, so each token's signature is checked once. @default 10000 */
+  tokenCacheSize?: number
+  /**
+   * Rate limits per client IP and identity, and backoff after failed session attempts
+   * (see RateLimitOptions for the defaults); `false` disables rate limiting.
+   */
+  rateLimit?: RateLimitOptions | false
+  /** Receives audit events (see AuditEvent). Also: `auth.onEvent(listener)`. */
+  onEvent?: AuditListener
+  /** Clock in ms since the epoch, for tests. @default Date.now */
+  now?: () => number
+}
+
+/** Per-route options of an access check. */
+export interface AccessCheckOptions {
+  /**
+   * Whether the route requires an access request. A body without one is refused with 401 BA404
+   * either way; with `false` the refusal is not reported as an audit event, because the adapter
+   * lets such requests through without a principal (optional access), and their replies are not
+   * signed. A body with a bad access request is always refused. @default true
+   */
+  credentialsRequired?: boolean
+  /**
+   * Refuse tokens of devices that are no longer active (unlinked, recovered away, deleted),
+   * at the cost of a store read, cached for `cacheMs`. Tokens are stateless otherwise: they
+   * stay valid until they expire. @default false
+   */
+  checkRevocation?: boolean | { cacheMs?: number }
+  /**
+   * Rate limits of this route, per client IP and per identity. Counters are keyed by `name`, so
+   * instances sharing a Redis backend share them; routes left unnamed share counters with the
+   * other unnamed routes of the same rules.
+   */
+  rateLimit?: { ip?: RateRule; identity?: RateRule; name?: string }
+}
+
+/** What an adapter knows about the HTTP request besides its body. */
+export interface RequestContext {
+  /** The client's IP address as the adapter determined it (proxies honoured only if trusted). */
+  ip?: string
+  /** The request path, for logs and events. */
+  path?: string
+}
+
+/** What an adapter sends back. */
+export interface HandlerResult {
+  status: number
+  headers: Record<string, string>
+  body: string
+}
+
+/** A verified access request: who made it, and what they asked. */
+export interface AccessPrincipal<Attributes = unknown, Request = unknown> {
+  identity: string
+  device: string
+  attributes: Attributes
+  /** The decoded, verified access token. */
+  token: AccessToken<Attributes>
+  /** The request nonce; the reply must echo it. */
+  nonce: string
+  /** The request timestamp as sent. */
+  timestamp: string
+  /** The application data of the request (`payload.request`). */
+  request: Request
+}
+
+/** The largest request body accepted unless `limits.maxBodyBytes` says otherwise (64 KiB). */
+export const DEFAULT_BODY_LIMIT = 64 * 1024
+
+/** Default lifetimes, in seconds. */
+export const DEFAULT_LIFETIMES: Readonly<Required<Lifetimes>> = Object.freeze({
+  accessToken: 900,
+  refresh: 43_200,
+  challenge: 60,
+  accessWindow: 30,
+  clockSkew: 5,
+})
+
+/** The default gzip level of issued tokens. */
+export const DEFAULT_TOKEN_COMPRESSION_LEVEL = 1
+/** How many verified tokens are remembered by default. */
+export const DEFAULT_TOKEN_CACHE_SIZE = 10_000
+
+/** Limits with the body limit filled in (the other limits keep their parsers' defaults). */
+export type ResolvedLimits = Limits & { maxBodyBytes: number }
+
+/** The numeric options, validated and with their defaults. */
+export interface ResolvedNumbers {
+  limits: Readonly<ResolvedLimits>
+  /** Lifetimes in milliseconds. */
+  ms: Readonly<Required<Lifetimes>>
+  compressionLevel: number
+  tokenCacheSize: number
+}
+
+/** A number option must be finite and in range; a `TypeError` names the option otherwise. */
+function checked(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  { min = 0, max = Number.MAX_SAFE_INTEGER, integer = false } = {}
+): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min || value > max) {
+    throw new TypeError(`${name} must be a number from ${min} to ${max}, not ${String(value)}`)
+  }
+  if (integer && !Number.isInteger(value)) {
+    throw new TypeError(`${name} must be a whole number, not ${String(value)}`)
+  }
+  return value
+}
+
+/** Validates the numeric options and fills in their defaults; throws a `TypeError` naming a bad one. */
+export function resolveNumbers(options: BetterAuthOptions<never>): ResolvedNumbers {
+  const lifetimes = options.lifetimes ?? {}
+  const ms = {} as Required<Lifetimes>
+  for (const key of Object.keys(DEFAULT_LIFETIMES) as (keyof Lifetimes)[]) {
+    const seconds = checked(`lifetimes.${key}`, lifetimes[key], DEFAULT_LIFETIMES[key], {
+      max: 10 * 365 * 86_400,
+    })
+    ms[key] = seconds * 1000
+  }
+  const limits = options.limits ?? {}
+  for (const key of ['maxDepth', 'maxTokenLength', 'maxTokenBytes'] as const) {
+    checked(`limits.${key}`, limits[key], 1, { min: 1, integer: true })
+  }
+  const maxBodyBytes = checked('limits.maxBodyBytes', limits.maxBodyBytes, DEFAULT_BODY_LIMIT, {
+    min: 1,
+    integer: true,
+  })
+  return {
+    limits: Object.freeze({ ...limits, maxBodyBytes }),
+    ms: Object.freeze(ms),
+    compressionLevel: checked(
+      'tokenCompressionLevel',
+      options.tokenCompressionLevel,
+      DEFAULT_TOKEN_COMPRESSION_LEVEL,
+      { min: -1, max: 9, integer: true }
+    ),
+    tokenCacheSize: checked('tokenCacheSize', options.tokenCacheSize, DEFAULT_TOKEN_CACHE_SIZE, {
+      max: 10_000_000,
+      integer: true,
+    }),
+  }
+}

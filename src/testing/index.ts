@@ -1,0 +1,3 @@
+export * from './client-stores'
+export * from './store-conformance'
+export * from './adapter-contract'

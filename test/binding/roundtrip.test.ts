@@ -1,0 +1,138 @@
+import {
+  checkContentDigest,
+  contentDigest,
+  hasHeaderAccess,
+  readHeaderAccess,
+  signHeaderRequest,
+  signResponse,
+  verifyHeaderAccess,
+  verifyResponse,
+} from '../../src/binding'
+import { NodeP256Verifier, NodeSigningKey } from '../../src/crypto/node'
+import { RandomNoncer } from '../../src/crypto/nonce'
+import { outcome, vectors } from './pipeline'
+
+const verifier = new NodeP256Verifier()
+const access = NodeSigningKey.from(vectors.keys.access.privateKeyPem)
+const responseKey = NodeSigningKey.from(vectors.keys.response.privateKeyPem)
+const noncer = new RandomNoncer()
+const body = new TextEncoder().encode('{"hello":"world"}')
+
+async function signed(method: string, url: string, withBody: boolean) {
+  return signHeaderRequest({
+    method,
+    url,
+    ...(withBody ? { body } : {}),
+    token: vectors.token.text,
+    signer: access,
+    nonce: noncer.generate128(),
+    timestamp: Date.now(),
+  })
+}
+
+describe('header form round trip', () => {
+  it.each([
+    ['get', 'https://a.example/x?y=1', false],
+    ['PATCH', 'https://a.example:8443/', true],
+    ['post', 'http://localhost:3000/p/%7Efoo?', true],
+  ] as const)('%s %s signs and verifies (fetch Headers)', async (method, url, withBody) => {
+    const request = await signed(method, url, withBody)
+    const headers = new Headers(request.headers)
+    expect(hasHeaderAccess(headers)).toBe(true)
+    const read = readHeaderAccess({
+      method: request.method,
+      url,
+      headers,
+      ...(withBody ? { body } : {}),
+    })
+    expect(read.signatureBase).toBe(request.signatureBase)
+    await expect(verifyHeaderAccess(read, verifier, access.publicKeyText)).resolves.toBeUndefined()
+
+    const replyBody = new TextEncoder().encode('{"ok":true}')
+    const reply = await signResponse(
+      { status: 200, body: replyBody, requestSignature: read.signature },
+      responseKey
+    )
+    await expect(
+      verifyResponse(
+        {
+          status: 200,
+          headers: new Headers(reply),
+          body: replyBody,
+          requestSignature: request.signature,
+        },
+        verifier,
+        responseKey.publicKeyText
+      )
+    ).resolves.toBe(true)
+  })
+
+  it('normalizes methods as fetch does', async () => {
+    expect((await signed('delete', 'https://a.example/', false)).method).toBe('DELETE')
+    expect((await signed('patch', 'https://a.example/', false)).method).toBe('patch')
+  })
+
+  it('refuses to sign over headers it would duplicate', async () => {
+    await expect(
+      signHeaderRequest({
+        method: 'GET',
+        url: 'https://a.example/',
+        headers: { Authorization: 'Bearer x' },
+        token: vectors.token.text,
+        signer: access,
+        nonce: noncer.generate128(),
+        timestamp: Date.now(),
+      })
+    ).rejects.toThrow(TypeError)
+  })
+
+  it('sees duplicate lines in a record whatever the case of the names', async () => {
+    const request = await signed('GET', 'https://a.example/', false)
+    const headers = { ...request.headers, Signature: request.headers.signature as string }
+    expect(
+      await outcome(async () =>
+        readHeaderAccess({ method: 'GET', url: 'https://a.example/', headers })
+      )
+    ).toBe('BA101')
+  })
+
+  it('uses the expected authority instead of the Host', async () => {
+    const request = await signed('GET', 'https://api.example.com/a', false)
+    const read = readHeaderAccess({
+      method: 'GET',
+      url: 'http://10.1.2.3:8080/a',
+      headers: request.headers,
+      expectedAuthority: 'API.example.com',
+    })
+    await expect(verifyHeaderAccess(read, verifier, access.publicKeyText)).resolves.toBeUndefined()
+  })
+
+  it('checks Content-Digest', () => {
+    const digest = contentDigest(body)
+    expect(digest).toMatch(/^sha-256=:[A-Za-z0-9+/]{43}=:$/)
+    expect(() => checkContentDigest(digest, body)).not.toThrow()
+    expect(() => checkContentDigest(`sha-512=:AAAA:, ${digest}`, body)).not.toThrow()
+    expect(() => checkContentDigest(digest, new Uint8Array(1))).toThrow(
+      expect.objectContaining({ code: 'BA201' })
+    )
+    expect(() => checkContentDigest('sha-256=:AAAA:', body)).toThrow(
+      expect.objectContaining({ code: 'BA101' })
+    )
+    expect(() => checkContentDigest(`${digest}, ${digest}`, body)).toThrow(
+      expect.objectContaining({ code: 'BA101' })
+    )
+  })
+
+  it('lets an error reply be unsigned, not a success', async () => {
+    const requestSignature = new Uint8Array(64)
+    const unsigned = { headers: {}, requestSignature }
+    await expect(
+      verifyResponse({ ...unsigned, status: 422 }, verifier, responseKey.publicKeyText)
+    ).resolves.toBe(false)
+    expect(
+      await outcome(() =>
+        verifyResponse({ ...unsigned, status: 200 }, verifier, responseKey.publicKeyText)
+      )
+    ).toBe('BA204')
+  })
+})

@@ -14,7 +14,7 @@ help:
 	@echo "make test              run every test"
 	@echo "make fuzz              fuzz every operation longer (FUZZ_RUNS per target, FUZZ_SEED)"
 	@echo "make test-integration  run our client through every flow against BASE_URL"
-	@echo "make test-matrix       the packed package in fresh apps: Express 4/5, Koa 2/3, NestJS 10/11, ..."
+	@echo "make test-matrix       the packed package in fresh apps: Express 4/5, Koa 2/3, NestJS 10/11/12, ..."
 	@echo "make example-web       the web demo (browser client) on 127.0.0.1:8080 (PORT, HOST)"
 	@echo "make test-browser      the web demo and the client in Chromium (apt-get install chromium)"
 	@echo "make example-express   the Express example on 127.0.0.1:8080 (PORT, HOST); also"

@@ -8,6 +8,8 @@
  * (createAccount → createSession → accessRequest), then exits. Cells:
  *
  *   Express 4, Express 5, Koa 2, Koa 3, NestJS 10, NestJS 11   one app per framework major
+ *   NestJS 12 (Express), NestJS 12 (Fastify)   an ES module app (`"type": "module"`, `import`):
+ *                         Nest 12 is ESM-only, and the app gets the adapter's ES module build
  *   ioredis 5 + pg 8      the store (PostgreSQL + Redis) and the rate limiter in Redis, against
  *                         the local services (BETTER_AUTH_TEST_POSTGRES, BETTER_AUTH_TEST_REDIS)
  *   Node 22, Node 24      the Express 5 app under that Node.js (`npx -p node@N`), with SQLite on
@@ -151,6 +153,50 @@ async function main() {
 }
 main().catch(error => { console.error(error); process.exit(1) })
 `,
+  // An ES module app (Nest 12 is ESM-only): `import` gets the adapter's ES module build, which
+  // shares the app's one copy of @nestjs/core. NEST_PLATFORM=fastify runs it on Fastify.
+  'nestjs-esm': `
+import 'reflect-metadata'
+import { createRequire } from 'node:module'
+import { Body, Controller, HttpCode, Module, Post } from '@nestjs/common'
+import { NestFactory } from '@nestjs/core'
+import { BetterAuthAccess, BetterAuthModule, BetterAuthServer } from 'better-auth-protocol/nestjs'
+import { flow, done } from './flow.cjs'
+
+const require = createRequire(import.meta.url)
+const platform = process.env.NEST_PLATFORM === 'fastify' ? 'fastify' : 'express'
+
+class AppController {
+  fooBar(body) {
+    return { wasFoo: body.foo, wasBar: body.bar }
+  }
+}
+Body()(AppController.prototype, 'fooBar', 0)
+const method = Object.getOwnPropertyDescriptor(AppController.prototype, 'fooBar')
+for (const decorate of [Post('foo/bar'), HttpCode(200), BetterAuthAccess()]) {
+  decorate(AppController.prototype, 'fooBar', method)
+}
+Controller()(AppController)
+class AppModule {}
+Module({ imports: [BetterAuthModule.forRoot({})], controllers: [AppController] })(AppModule)
+
+const options = { rawBody: true, logger: false }
+let app
+if (platform === 'fastify') {
+  const { FastifyAdapter } = await import('@nestjs/platform-fastify')
+  app = await NestFactory.create(AppModule, new FastifyAdapter(), options)
+} else {
+  app = await NestFactory.create(AppModule, options)
+}
+await app.listen(0, '127.0.0.1')
+try {
+  const auth = app.get(BetterAuthServer)
+  await flow('http://127.0.0.1:' + app.getHttpServer().address().port, await auth.responsePublicKey())
+  done('esm @nestjs/core ' + require('@nestjs/core/package.json').version + ' ' + platform)
+} finally {
+  await app.close()
+}
+`,
   services: `
 const { createStore, createBetterAuth } = require('better-auth-protocol')
 const { createServer } = require('better-auth-protocol/node')
@@ -204,6 +250,16 @@ const CELLS = [
   { name: 'koa 3', app: 'koa', deps: { koa: '^3.0.0' } },
   { name: 'nestjs 10', app: 'nestjs', deps: NEST(10) },
   { name: 'nestjs 11', app: 'nestjs', deps: NEST(11) },
+  { name: 'nestjs 12 esm (express)', app: 'nestjs-esm', esm: true, deps: NEST(12) },
+  // A CommonJS app on Nest 12: require() of Nest's ES modules (Node.js 20.19+, 22.12+).
+  { name: 'nestjs 12 commonjs (express)', app: 'nestjs', deps: NEST(12) },
+  {
+    name: 'nestjs 12 esm (fastify)',
+    app: 'nestjs-esm',
+    esm: true,
+    env: { NEST_PLATFORM: 'fastify' },
+    deps: { ...NEST(12), '@nestjs/platform-fastify': '^12.0.0' },
+  },
   { name: 'ioredis 5 + pg 8', app: 'services', deps: { ioredis: '^5.0.0', pg: '^8.0.0' } },
   { name: 'node 22 (express 5, node:sqlite)', uses: 'express 5', node: '22', sqlite: true },
   { name: 'node 24 (express 5, node:sqlite)', uses: 'express 5', node: '24', sqlite: true },
@@ -246,6 +302,7 @@ async function install(cell, tarball) {
       {
         name: 'matrix-app',
         private: true,
+        ...(cell.esm ? { type: 'module' } : {}),
         dependencies: { 'better-auth-protocol': `file:${tarball}`, ...cell.deps },
       },
       null,
@@ -265,8 +322,9 @@ async function install(cell, tarball) {
     throw new Error(`npm install failed:\n${installed.output}`)
   }
   writeFileSync(join(dir, 'flow.cjs'), FLOW)
-  writeFileSync(join(dir, 'app.cjs'), APPS[cell.app])
-  return { dir }
+  const file = cell.esm ? 'app.mjs' : 'app.cjs'
+  writeFileSync(join(dir, file), APPS[cell.app])
+  return { dir, file }
 }
 
 function lastLine(text) {
@@ -279,10 +337,10 @@ function lastLine(text) {
   ).trim()
 }
 
-async function runApp(dir, node, env = {}) {
+async function runApp(dir, node, env = {}, file = 'app.cjs') {
   const command =
     node === undefined ? [process.execPath] : ['npx', '-y', '-p', `node@${node}`, 'node']
-  const result = await run(command[0], [...command.slice(1), 'app.cjs'], {
+  const result = await run(command[0], [...command.slice(1), file], {
     cwd: dir,
     env: { POSTGRES_URL, REDIS_URL, ...env },
     timeoutMs: 120_000,
@@ -373,7 +431,10 @@ async function main() {
     try {
       const installed = await install(cell, tarball)
       installs.set(cell.name, installed)
-      outcome = installed.skip !== undefined ? installed : { detail: await runApp(installed.dir) }
+      outcome =
+        installed.skip !== undefined
+          ? installed
+          : { detail: await runApp(installed.dir, cell.node, cell.env, installed.file) }
     } catch (error) {
       outcome = { error: String(error.message ?? error) }
       installs.set(cell.name, { error: true })

@@ -277,3 +277,35 @@ describe('README', () => {
     }
   })
 })
+
+/** The header form on each example: our client's `fetch` gets `GET /me` and `DELETE /notes/7`. */
+describe.each([
+  ['express', () => listening(expressApp)],
+  ['koa', () => listening(koaApp.callback())],
+] as const)('examples/%s: header-form routes', (_name, start) => {
+  it('answers client.fetch with signed replies, and preflights for allowed origins', async () => {
+    const server = start()
+    try {
+      const base = `http://127.0.0.1:${await server.port()}`
+      const client = new BetterAuthClient({ baseUrl: base })
+      await client.createAccount(hash(NodeSigningKey.generate().publicKeyText))
+      await client.createSession()
+      const me = await client.fetch(`${base}/me`)
+      const body = (await me.json()) as { identity: string; device: string }
+      expect([me.status, body.identity]).toEqual([200, await client.identity()])
+      expect(typeof body.device).toBe('string')
+      const deleted = await client.fetch(`${base}/notes/7`, { method: 'DELETE' })
+      expect(await deleted.json()).toEqual({ deleted: '7' })
+      const preflight = await fetch(`${base}/notes/7`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'DELETE' },
+      })
+      expect(preflight.status).toBe(204)
+      expect(preflight.headers.get('access-control-allow-headers')).toContain('signature-input')
+      const stranger = await fetch(`${base}/me`, { headers: { origin: 'https://evil.example' } })
+      expect(stranger.headers.get('access-control-allow-origin')).toBeNull()
+    } finally {
+      await server.close()
+    }
+  })
+})

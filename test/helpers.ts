@@ -16,23 +16,9 @@ import {
 
 export const hasher = new Blake3Hasher()
 export const noncer = new RandomNoncer()
-export const hash = (text: string): string => hasher.sum(text)
-export const nonce = (): string => noncer.generate128()
-
-export interface Attributes {
-  permissionsByRole: Record<string, string[]>
-}
-
-export const ATTRIBUTES: Attributes = { permissionsByRole: { admin: ['read', 'write'] } }
-
-/** A controllable clock. */
-export class Clock {
-  constructor(public ms = Date.now()) {}
-  now = (): number => this.ms
-  advance(seconds: number): void {
-    this.ms += seconds * 1000
-  }
-}
+// The shipped suites' fixtures: one clock, one set of attributes, one hash and nonce maker.
+import { ATTRIBUTES, Clock, hash, nonce, type Attributes } from '../src/testing/fixtures'
+export { ATTRIBUTES, Clock, hash, nonce, type Attributes }
 
 export interface TestServer {
   auth: BetterAuthServer<Attributes>

@@ -24,6 +24,7 @@ const SUBPATHS = [
   '/express',
   '/koa',
   '/nestjs',
+  '/passport',
   '/node',
   '/fetch',
   '/noble',
@@ -45,6 +46,7 @@ const EXPECTED: Record<(typeof SUBPATHS)[number], string[]> = {
   '/express': ['betterAuth', 'requireAccess', 'protocolRouter', 'keepRawBody', 'UnauthorizedError'],
   '/koa': ['betterAuth', 'requireAccess', 'protocolMiddleware', 'getPrincipal'],
   '/nestjs': ['BetterAuthModule', 'BetterAuthGuard', 'BetterAuthAccess', 'AccessData'],
+  '/passport': ['BetterAuthStrategy'],
   '/node': ['createServer', 'StandaloneServer', 'UnauthorizedError'],
   '/fetch': ['betterAuth', 'FetchBetterAuth', 'readRequestBody'],
   '/noble': ['NobleP256Verifier', 'NobleSigningKey'],
@@ -369,7 +371,15 @@ it('type-checks from CommonJS and ES module consumers', () => {
 })
 
 it('ships the command line, whose stores load from the build', () => {
-  const cli = join(project, 'node_modules', 'better-auth-protocol', 'dist', 'cjs', 'src', 'cli.js')
+  const cli = join(
+    project,
+    'node_modules',
+    'better-auth-protocol',
+    'dist',
+    'cjs',
+    'cli',
+    'index.js'
+  )
   const manifestBin = (
     JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
       bin: Record<string, string>

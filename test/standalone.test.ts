@@ -1,4 +1,5 @@
 /** The standalone node:http server: endpoints, protected routes, HTTP-level errors, keep-alive. */
+import { headerFormContract, listenerTarget } from '../src/testing/adapter-contract'
 import {
   Agent,
   createServer as createHttpServer,
@@ -765,4 +766,32 @@ describe('graceful shutdown', () => {
     expect(order).toEqual(['sent', 'onClose'])
     expect((await reply).headers.connection).toBe('close')
   })
+})
+
+headerFormContract('standalone server', core => {
+  const standalone = createServer(core)
+  standalone.protect<{ foo?: unknown; bar?: unknown }>('/foo/bar', principal => ({
+    wasFoo: principal.request.foo,
+    wasBar: principal.request.bar,
+  }))
+  standalone.protect(
+    '/items',
+    (principal, req) => {
+      const url = req.url ?? ''
+      return {
+        identity: principal.identity,
+        query: url.includes('?') ? url.slice(url.indexOf('?')) : '?',
+      }
+    },
+    { methods: ['GET'] }
+  )
+  for (const id of ['1', '7', '8']) {
+    standalone.protect(
+      `/notes/${id}`,
+      (principal, req) =>
+        req.method === 'DELETE' ? { deleted: id } : { id, body: principal.request },
+      { methods: ['DELETE', 'PUT'], binding: 'headers' }
+    )
+  }
+  return listenerTarget(standalone.listener)
 })

@@ -35,6 +35,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../../src/errors'
 import { handleClientErrors } from '../shared/http'
+import { expressView, withUnless, type WithUnless } from '../shared/unless'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import {
   closeAfterOverlongBody,
@@ -44,6 +45,7 @@ import {
   nodeAccess,
   requestIp,
   requestPath,
+  signNodeReplies,
   type ParsedBody,
 } from '../shared/node'
 
@@ -156,7 +158,7 @@ export function protocolRouter(
  * response envelope echoing `nonce`. Replies with a status of 400 or more are sent as they are:
  * the protocol's errors are unsigned `{"error":…}` bodies.
  */
-function signReplies(
+export function signReplies(
   auth: Pick<AdapterCore, 'respond'>,
   res: Response,
   nonce: string,
@@ -184,9 +186,12 @@ function signReplies(
 
 /**
  * Protects a route: verifies the access request (token, token lifetime, request signature,
- * timestamp, nonce), runs `authorize`, puts the principal on `req.betterAuth` (see
+ * timestamp, nonce) in either form (`binding`: the header form when the request carries
+ * `Authorization: BetterAuth`, the signed body otherwise), runs `authorize`, puts the principal on `req.betterAuth` (see
  * `requestProperty`) and `req.body = principal.request`, and signs whatever the handler sends with
- * `res.json(data)` / `res.send(object)` into a response envelope echoing the request nonce.
+ * `res.json(data)` / `res.send(object)` into a response envelope echoing the request nonce. In the
+ * header form `req.body` stays what the app's parser made of it and the reply goes out as the
+ * handler wrote it (any status, any content type) with the response-signature headers.
  * Failures are answered with the protocol error body and status (401 with `WWW-Authenticate`), or
  * passed to `next(err)` with `failWithError`.
  */
@@ -213,7 +218,11 @@ export function requireAccess<Attributes = unknown, Body = unknown>(
         ({ principal, earlier, source }) => {
           if (source === 'stream') r._body = true // body-parser 1.x (Express 4) skips it then
           // Signed already by the earlier check (or anonymous: nothing to sign).
-          if (principal !== undefined && !earlier) signReplies(auth, res, principal.nonce, next)
+          if (principal?.requestSignature !== undefined && !earlier) {
+            signNodeReplies(auth, res, principal.requestSignature, next)
+          } else if (principal !== undefined && !earlier) {
+            signReplies(auth, res, principal.nonce, next)
+          }
           next()
         },
         (error: unknown) => {
@@ -318,8 +327,8 @@ export class ExpressBetterAuth<Attributes = unknown> extends AdapterBase<Attribu
   /** Middleware protecting a route (see {@link requireAccess}). */
   requireAccess<Body = unknown>(
     options: RequireAccessOptions<Attributes, Body> = {}
-  ): AccessHandler<Body> {
-    return requireAccess<Attributes, Body>(this.core, options)
+  ): WithUnless<AccessHandler<Body>, Request> {
+    return withUnless(requireAccess<Attributes, Body>(this.core, options), expressView)
   }
 
   /**

@@ -8,6 +8,7 @@
  */
 import {
   BetterAuthError,
+  ForbiddenError,
   InvalidMessageError,
   MethodNotAllowedError,
   NotFoundError,
@@ -33,6 +34,7 @@ import {
   type AdapterCore,
 } from '../shared/core'
 import { readBody } from '../shared/body'
+import { usesHeaderForm } from '../shared/binding'
 import { handleClientErrors } from '../shared/http'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import { clientIp as forwardedClientIp, type TrustProxy } from '../shared/ip'
@@ -100,6 +102,12 @@ function toResponse(result: HandlerResult, init: ResponseInit = {}): Response {
   const headers = new Headers(result.headers)
   new Headers(init.headers).forEach((value, name) => headers.set(name, value))
   return new Response(result.body, { status: init.status ?? result.status, headers })
+}
+
+function headerRecord(init: HeadersInit | undefined): Record<string, string> {
+  const record: Record<string, string> = {}
+  new Headers(init).forEach((value, name) => (record[name] = value))
+  return record
 }
 
 /** Reads a request body, refusing more than `limit` bytes (declared or actual) early. */
@@ -421,13 +429,9 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
     let body: Uint8Array
     try {
       body = await readRequestBody(request, this.limit)
-      principal = await checkAccess<Attributes, Body, Request>(
-        this.core,
-        body,
-        ctx,
-        request,
-        options
-      )
+      principal = usesHeaderForm(request.headers, options.binding)
+        ? await this.headerAccess<Body>(request, body, ctx, options)
+        : await checkAccess<Attributes, Body, Request>(this.core, body, ctx, request, options)
     } catch (error) {
       const result = this.core.errorResult(error, { route: ctx.path, ip: ctx.ip })
       return {
@@ -438,16 +442,89 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
     }
     if (principal !== undefined) principals.set(request, principal)
     const nonce = principal?.nonce
+    const requestSignature = principal?.requestSignature
     return {
       ok: true,
       principal,
       body,
       respond: async (data: unknown, init: ResponseInit = {}) => {
+        if (requestSignature !== undefined) {
+          const reply =
+            data instanceof Response
+              ? data
+              : new Response(JSON.stringify(data ?? null), {
+                  ...init,
+                  headers: { 'content-type': JSON_TYPE, ...headerRecord(init.headers) },
+                })
+          return this.signed(reply, requestSignature)
+        }
         const text =
           nonce === undefined ? JSON.stringify(data ?? null) : await this.core.respond(nonce, data)
         return toResponse({ status: 200, headers: { 'content-type': JSON_TYPE }, body: text }, init)
       },
     }
+  }
+
+  /** The header form of `checkAccess`: verified by the core, authorized, the body parsed. */
+  private async headerAccess<Body>(
+    request: Request,
+    body: Uint8Array,
+    context: RequestContext,
+    options: FetchAccessOptions<Attributes, Body>
+  ): Promise<AccessPrincipal<Attributes, Body> | undefined> {
+    const text = new TextDecoder().decode(body)
+    let parsed: unknown = text === '' ? undefined : text
+    try {
+      if (text !== '') parsed = JSON.parse(text) as unknown
+    } catch {
+      // not JSON: the handler gets the text
+    }
+    let principal: AccessPrincipal<Attributes, Body>
+    try {
+      principal = await this.core.verifyHeaderAccess<Body>(
+        {
+          method: request.method,
+          url: request.url,
+          headers: request.headers,
+          parsed: parsed as Body,
+          ...(body.length === 0 ? {} : { body }),
+        },
+        context,
+        options
+      )
+    } catch (error) {
+      if (
+        options.credentialsRequired === false &&
+        error instanceof BetterAuthError &&
+        error.code === 'BA404'
+      ) {
+        return undefined
+      }
+      throw error
+    }
+    if (options.authorize !== undefined && !(await options.authorize(principal, request))) {
+      throw new ForbiddenError()
+    }
+    return principal
+  }
+
+  /** A header-form reply: the response as it is, with the response-signature headers (< 400). */
+  private async signed(response: Response, requestSignature: Uint8Array): Promise<Response> {
+    if (response.status >= 400) return response
+    const bytes = new Uint8Array(await response.arrayBuffer())
+    const headers = new Headers(response.headers)
+    const signature = await this.core.signHeaderResponse({
+      status: response.status,
+      body: bytes,
+      requestSignature,
+    })
+    for (const [name, value] of Object.entries(signature)) headers.set(name, value)
+    const nullBody = response.status === 204 || response.status === 304
+    return new Response(nullBody ? null : bytes, {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    })
   }
 
   /**
@@ -482,7 +559,11 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
           body: check.body,
           request,
         })
-        return data instanceof Response ? data : await check.respond(data)
+        if (data instanceof Response) {
+          const signature = check.principal?.requestSignature
+          return signature === undefined ? data : await this.signed(data, signature)
+        }
+        return await check.respond(data)
       } catch (error) {
         if (!(error instanceof BetterAuthError)) throw error
         return toResponse(this.core.errorResult(error, { route: new URL(request.url).pathname }))

@@ -12,6 +12,7 @@
 import type { Context, Middleware, Next, ParameterizedContext } from 'koa'
 import { NotFoundError } from '../../src/errors'
 import { protocolErrorForStatus } from '../shared/http'
+import { koaView, withUnless, type WithUnless } from '../shared/unless'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import {
   type AccessPrincipal,
@@ -102,6 +103,51 @@ function isJsonBody(body: unknown): boolean {
   return true
 }
 
+/** The bytes Koa would send for `ctx.body` (a stream is read whole). */
+async function bodyBytes(body: unknown): Promise<Buffer> {
+  if (body === undefined || body === null) return Buffer.alloc(0)
+  if (typeof body === 'string') return Buffer.from(body)
+  if (Buffer.isBuffer(body)) return body
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  if (body instanceof ArrayBuffer) return Buffer.from(body)
+  if (typeof (body as { pipe?: unknown }).pipe === 'function') {
+    const chunks: Buffer[] = []
+    for await (const chunk of body as AsyncIterable<Buffer | string>) {
+      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+    }
+    return Buffer.concat(chunks)
+  }
+  if (typeof Blob !== 'undefined' && body instanceof Blob) {
+    return Buffer.from(await body.arrayBuffer())
+  }
+  return Buffer.from(JSON.stringify(body))
+}
+
+/**
+ * Signs a header-form reply as the handler left it (any status below 400, any body): the body
+ * is turned into the bytes Koa sends, and the response-signature headers are added.
+ */
+async function signKoaReply(
+  auth: Pick<AdapterCore, 'signHeaderResponse'>,
+  ctx: AnyContext,
+  requestSignature: Uint8Array
+): Promise<void> {
+  const type = ctx.response.get('Content-Type')
+  const status = ctx.status
+  const bytes = await bodyBytes(ctx.body)
+  if (ctx.body !== undefined && ctx.body !== null) {
+    ctx.body = bytes
+    if (type !== '') ctx.set('Content-Type', type)
+    ctx.status = status
+  }
+  const headers = await auth.signHeaderResponse({
+    status,
+    body: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length),
+    requestSignature,
+  })
+  ctx.set(headers)
+}
+
 /** Middleware answering the protocol endpoints; every other request goes to `next()`. */
 export function protocolMiddleware(auth: AdapterCore, options: KoaMountOptions = {}): Middleware {
   const routes = new ProtocolRoutes(auth, options)
@@ -132,7 +178,9 @@ export function protocolMiddleware(auth: AdapterCore, options: KoaMountOptions =
 }
 
 /**
- * Protects a route: verifies the access request, runs `authorize`, puts the principal on
+ * Protects a route: verifies the access request in either form (`binding`; in the header form
+ * `ctx.request.body` stays as parsed and the reply, whatever its type, gets the
+ * response-signature headers), runs `authorize`, puts the principal on
  * `ctx.state[requestProperty]` and the verified request data on `ctx.request.body`, and after the handler
  * signs a JSON `ctx.body` (status below 400) into a response envelope echoing the request nonce.
  * Failures are answered with the protocol error body and status (401 with `WWW-Authenticate`;
@@ -162,6 +210,7 @@ export function requireAccess<
         holder: ctx.state as object,
         setBody: (body: unknown) => void (request.body = body),
         context,
+        url: ctx.originalUrl,
       }
       result = await nodeAccess<Attributes, Body, Context>(auth, target, access, ADVICE)
     } catch (error) {
@@ -180,7 +229,12 @@ export function requireAccess<
       return
     }
     const nonce = result.principal.nonce
+    const requestSignature = result.principal.requestSignature
     await next()
+    if (requestSignature !== undefined) {
+      if (ctx.status < 400) await signKoaReply(auth, ctx, requestSignature)
+      return
+    }
     if (ctx.status < 400 && isJsonBody(ctx.body)) {
       ctx.body = await auth.respond(nonce, ctx.body)
       ctx.type = 'application/json'
@@ -248,11 +302,20 @@ export class KoaBetterAuth<Attributes = unknown> extends AdapterBase<Attributes>
     }
   }
 
-  /** Middleware protecting a route (see {@link requireAccess}). */
+  /**
+   * Middleware protecting a route (see {@link requireAccess}). With `credentialsRequired: false`
+   * the principal is typed as possibly absent (`ctx.state.betterAuth?.identity`).
+   */
+  requireAccess<Body = unknown, Key extends string = 'betterAuth'>(
+    options: KoaRequireAccessOptions<Attributes, Body, Key> & { credentialsRequired: false }
+  ): WithUnless<Middleware<Partial<BetterAuthState<Attributes, Body, Key>>>, Context>
+  requireAccess<Body = unknown, Key extends string = 'betterAuth'>(
+    options?: KoaRequireAccessOptions<Attributes, Body, Key>
+  ): WithUnless<Middleware<BetterAuthState<Attributes, Body, Key>>, Context>
   requireAccess<Body = unknown, Key extends string = 'betterAuth'>(
     options: KoaRequireAccessOptions<Attributes, Body, Key> = {}
-  ): Middleware<BetterAuthState<Attributes, Body, Key>> {
-    return requireAccess<Attributes, Body, Key>(this.core, options)
+  ): WithUnless<Middleware<BetterAuthState<Attributes, Body, Key>>, Context> {
+    return withUnless(requireAccess<Attributes, Body, Key>(this.core, options), koaView)
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * NestJS adapter (Nest 10 and 11; Express or Fastify platform): `better-auth-protocol/nestjs`.
+ * NestJS adapter (Nest 10, 11 and 12; Express or Fastify platform): `better-auth-protocol/nestjs`.
  *
  *   @Module({ imports: [BetterAuthModule.forRoot({ attributes: … })] })
  *   …

@@ -45,8 +45,10 @@ import {
   closeAfterOverlongBody,
   getPrincipal as principalOf,
   nodeAccess,
+  parsedForHandler,
   writeResult,
 } from '../shared/node'
+import { HEADER_FORM_EXPOSED_HEADERS, HEADER_FORM_REQUEST_HEADERS } from '../shared/binding'
 import { handleClientErrors } from '../shared/http'
 import { clientIp, type TrustProxy } from '../shared/ip'
 import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
@@ -234,9 +236,10 @@ export class StandaloneServer<Attributes = unknown> {
   private readonly shutdown: GracefulShutdown
 
   /**
-   * Adds an access-protected route: the request must be a valid access request; `handler` gets
-   * the principal and returns the response data, which is signed into a response envelope that
-   * echoes the request nonce. Errors it throws become error bodies (e.g. `ForbiddenError`, 403).
+   * Adds an access-protected route: the request must be a valid access request, in either form
+   * (`binding`); `handler` gets the principal and returns the response data, which is signed into
+   * a response envelope that echoes the request nonce (the body form) or sent as JSON with the
+   * response-signature headers (the header form; `principal.request` is the parsed JSON body). Errors it throws become error bodies (e.g. `ForbiddenError`, 403).
    */
   protect<Request = unknown, Response = unknown>(
     path: string,
@@ -262,7 +265,7 @@ export class StandaloneServer<Attributes = unknown> {
     return this.add(path, methods, async (body, req, context) => {
       const target = {
         req,
-        parsed: { rawBody: body },
+        parsed: { rawBody: body, body: parsedForHandler(body) },
         source: req,
         key: req,
         holder: req,
@@ -271,6 +274,16 @@ export class StandaloneServer<Attributes = unknown> {
       }
       const { principal } = await nodeAccess(auth, target, access, '')
       const data = await run(principal, req)
+      if (principal?.requestSignature !== undefined) {
+        // The header form: the reply is plain JSON, signed in the response-signature headers.
+        const text = JSON.stringify(data ?? null)
+        const signature = await auth.signHeaderResponse({
+          status: 200,
+          body: Buffer.from(text),
+          requestSignature: principal.requestSignature,
+        })
+        return { status: 200, headers: { ...jsonHeaders(), ...signature }, body: text }
+      }
       const reply =
         principal === undefined
           ? JSON.stringify(data ?? null)
@@ -382,7 +395,7 @@ export class StandaloneServer<Attributes = unknown> {
     res.writeHead(204, {
       'access-control-allow-origin': this.cors as string,
       'access-control-allow-methods': route.allow,
-      'access-control-allow-headers': 'content-type',
+      'access-control-allow-headers': ['content-type', ...HEADER_FORM_REQUEST_HEADERS].join(', '),
       'access-control-max-age': '600',
     })
     res.end()
@@ -390,7 +403,10 @@ export class StandaloneServer<Attributes = unknown> {
 
   private send(res: ServerResponse, result: HandlerResult): void {
     if (res.headersSent || res.destroyed) return
-    if (this.cors !== undefined) res.setHeader('access-control-allow-origin', this.cors)
+    if (this.cors !== undefined) {
+      res.setHeader('access-control-allow-origin', this.cors)
+      res.setHeader('access-control-expose-headers', HEADER_FORM_EXPOSED_HEADERS.join(', '))
+    }
     writeResult(res, result)
   }
 }

@@ -4,6 +4,7 @@ import type {
   AccessCheckOptions,
   AccessPrincipal,
   HandlerResult,
+  HeaderAccessRequest,
   Logger,
   RequestContext,
 } from '../../src/server/core'
@@ -34,6 +35,17 @@ export interface AdapterCore<Attributes = unknown> {
     options?: AccessCheckOptions
   ): Promise<AccessPrincipal<Attributes, Request>>
   respond(nonce: string, response: unknown): Promise<string>
+  verifyHeaderAccess<Request = unknown>(
+    request: HeaderAccessRequest<Request>,
+    context?: RequestContext,
+    options?: AccessCheckOptions
+  ): Promise<AccessPrincipal<Attributes, Request>>
+  signHeaderResponse(reply: {
+    status: number
+    headers?: Record<string, string | string[] | undefined>
+    body?: Uint8Array
+    requestSignature: Uint8Array
+  }): Promise<Record<string, string>>
   errorResult(error: unknown, context?: Record<string, unknown>): HandlerResult
   routes(prefix?: string): RouteInfo[]
   keys(): Promise<ServerKeys>

@@ -5,8 +5,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AccessPrincipal, HandlerResult, RequestContext } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
-import { ForbiddenError, InvalidMessageError, PayloadTooLargeError } from '../../src/errors'
+import {
+  BetterAuthError,
+  ForbiddenError,
+  InvalidMessageError,
+  PayloadTooLargeError,
+} from '../../src/errors'
 import { checkAccess, principals, type AccessOptions } from './access'
+import { usesHeaderForm } from './binding'
 import { readBody } from './body'
 import { bodyLimit, type AdapterCore } from './core'
 
@@ -194,6 +200,8 @@ export interface AccessTarget<Source> {
   /** Sets the body later handlers read (`req.body`, `ctx.request.body`). */
   setBody(body: unknown): void
   context: RequestContext
+  /** The request target as received, path and query (default `req.originalUrl ?? req.url`). */
+  url?: string
 }
 
 /** Options of the Node-side access step. */
@@ -243,6 +251,11 @@ export async function nodeAccess<Attributes, Request, Source>(
   }
   const { body, source } = await nodeRawBody(target.req, target.parsed, bodyLimit(core))
   if (source === 'reserialized') warnReserialized(core, advice)
+  const headers = target.req.headersDistinct
+  if (usesHeaderForm(headers, options.binding)) {
+    const principal = await headerAccess(core, target, options, headers, body, source)
+    return { principal, earlier: false, source }
+  }
   const principal = await checkAccess<Attributes, Request, Source>(
     core,
     body,
@@ -255,6 +268,164 @@ export async function nodeAccess<Attributes, Request, Source>(
     attachPrincipal(target, principal, options)
   }
   return { principal, earlier: false, source }
+}
+
+/**
+ * The header form of the access step: the request's method, URL (`http://<Host><target>`, the
+ * authority checked against the configured one when there is one), every header line, and the
+ * raw body bytes against `Content-Digest`. The body the application parsed stays as it is (a body
+ * read here from the stream is parsed for it), and is the principal's `request`.
+ */
+async function headerAccess<Attributes, Request, Source>(
+  core: AdapterCore<Attributes>,
+  target: AccessTarget<Source>,
+  options: NodeAccessOptions<Attributes, Request, Source>,
+  headers: NodeJS.Dict<string[]>,
+  body: Buffer | string,
+  source: BodySource
+): Promise<AccessPrincipal<Attributes, Request> | undefined> {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body
+  const parsed = (source === 'stream' ? parsedForHandler(bytes) : target.parsed.body) as Request
+  if (source === 'stream') target.setBody(parsed)
+  const req = target.req as MiddlewareRequest
+  const path = target.url ?? req.originalUrl ?? req.url ?? '/'
+  const host = req.headers.host
+  let url: URL
+  try {
+    url = new URL(`http://${host === undefined || host === '' ? 'localhost' : host}${path}`)
+  } catch (cause) {
+    throw new InvalidMessageError('request target', 'cannot be read as a URL', { cause })
+  }
+  const request = {
+    method: req.method ?? 'GET',
+    url,
+    headers: headers as Record<string, string[] | undefined>,
+    parsed,
+    ...(bytes.length === 0
+      ? {}
+      : { body: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) }),
+  }
+  let principal: AccessPrincipal<Attributes, Request>
+  try {
+    principal = await core.verifyHeaderAccess<Request>(request, target.context, options)
+  } catch (error) {
+    if (
+      options.credentialsRequired === false &&
+      error instanceof BetterAuthError &&
+      error.code === 'BA404'
+    ) {
+      return undefined
+    }
+    throw error
+  }
+  if (options.authorize !== undefined && !(await options.authorize(principal, target.source))) {
+    throw new ForbiddenError()
+  }
+  if (options.attach !== false)
+    attachPrincipal(target, principal, { ...options, replaceBody: false })
+  return principal
+}
+
+/**
+ * Signs what a handler writes on a node:http response, whatever it writes (any status below 400,
+ * any content type, `res.send`, `res.json`, `res.end` or several `res.write`s): the body is held
+ * until `end`, then sent with the response-signature headers of the header form. Replies of 400
+ * or more go out unsigned. `onError` gets a signing failure while nothing has been sent.
+ */
+export function signNodeReplies(
+  core: Pick<AdapterCore, 'signHeaderResponse'>,
+  res: ServerResponse,
+  requestSignature: Uint8Array,
+  onError: (error: unknown) => void
+): void {
+  const { writeHead, write, end } = res
+  const endWith = end as unknown as (this: ServerResponse, ...args: unknown[]) => ServerResponse
+  const chunks: Buffer[] = []
+  let ended = false
+  type Callback = (error?: Error | null) => void
+  const bytesOf = (chunk: unknown, encoding: unknown): Buffer | undefined => {
+    if (chunk === undefined || chunk === null || typeof chunk === 'function') return undefined
+    if (typeof chunk === 'string') {
+      return Buffer.from(
+        chunk,
+        typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'
+      )
+    }
+    const view = chunk as Uint8Array
+    return Buffer.from(view.buffer, view.byteOffset, view.byteLength)
+  }
+  const callbackOf = (...args: unknown[]): Callback | undefined =>
+    args.find((a): a is Callback => typeof a === 'function')
+  res.writeHead = function heldWriteHead(
+    this: ServerResponse,
+    status: number,
+    ...rest: unknown[]
+  ): ServerResponse {
+    this.statusCode = status
+    for (const arg of rest) {
+      if (typeof arg === 'string') this.statusMessage = arg
+      else if (Array.isArray(arg)) {
+        for (let i = 0; i + 1 < arg.length; i += 2) {
+          this.appendHeader(String(arg[i]), String(arg[i + 1]))
+        }
+      } else if (typeof arg === 'object' && arg !== null) {
+        for (const [name, value] of Object.entries(arg)) {
+          if (value !== undefined) this.setHeader(name, value as string | string[])
+        }
+      }
+    }
+    return this
+  } as ServerResponse['writeHead']
+  res.write = function heldWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    const bytes = bytesOf(chunk, rest[0])
+    if (bytes !== undefined) chunks.push(Buffer.from(bytes))
+    const callback = callbackOf(...rest)
+    if (callback !== undefined) process.nextTick(callback)
+    return true
+  } as ServerResponse['write']
+  res.end = function signedEnd(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+    if (ended) return this
+    ended = true
+    const bytes = bytesOf(chunk, rest[0])
+    if (bytes !== undefined) chunks.push(bytes)
+    const callback = callbackOf(chunk, ...rest)
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
+    const finish = (): void => {
+      res.writeHead = writeHead
+      res.write = write
+      res.end = end
+      if (res.destroyed) return
+      if (body.length > 0) {
+        res.setHeader('content-length', body.length)
+        endWith.call(res, body, callback)
+      } else {
+        endWith.call(res, callback)
+      }
+    }
+    if (this.statusCode >= 400) {
+      finish()
+      return this
+    }
+    core
+      .signHeaderResponse({
+        status: this.statusCode,
+        body: new Uint8Array(body.buffer, body.byteOffset, body.length),
+        requestSignature,
+      })
+      .then(
+        headers => {
+          for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
+          finish()
+        },
+        (error: unknown) => {
+          res.writeHead = writeHead
+          res.write = write
+          res.end = end
+          if (!res.headersSent) onError(error)
+        }
+      )
+    return this
+  } as ServerResponse['end']
 }
 
 /**

@@ -44,6 +44,34 @@ app.post('/notes', writers, (req, res) => {
   res.status(201).json({ saved: req.body.text, by: auth.principal(req).identity })
 })
 
+// Any method, any body: the access request in headers (HTTP Message Signatures), which
+// `client.fetch` sends. The reply goes out as written, with its signature in headers.
+// Browsers preflight these requests: answer for the allowed origins only, expose the signature.
+const origins = new Set((process.env.ALLOWED_ORIGINS ?? 'http://localhost:5173').split(','))
+app.use(['/me', '/notes/:id'], (req, res, next) => {
+  const origin = req.headers.origin
+  if (origin === undefined || !origins.has(origin)) return next()
+  res.vary('Origin').set({
+    'access-control-allow-origin': origin,
+    'access-control-expose-headers': 'Signature, Signature-Input, Content-Digest',
+  })
+  if (req.method !== 'OPTIONS') return next()
+  res.set({
+    'access-control-allow-methods': 'GET, DELETE',
+    'access-control-allow-headers': 'authorization, content-digest, signature, signature-input',
+    'access-control-max-age': '600',
+  })
+  res.sendStatus(204)
+})
+const headerForm = auth.requireAccess({ binding: 'headers' })
+app.get('/me', headerForm, (req, res) => {
+  const { identity, device } = auth.principal(req)
+  res.json({ identity, device })
+})
+app.delete('/notes/:id', headerForm, (req, res) => {
+  res.json({ deleted: req.params.id })
+})
+
 // Routes without requireAccess stay as they were.
 app.get('/health', (_req, res) => {
   res.json({ ok: true })

@@ -43,6 +43,35 @@ router.post('/notes', writers, ctx => {
   ctx.body = { saved: request.text, by: identity }
 })
 
+// Any method, any body: the access request in headers (HTTP Message Signatures), which
+// `client.fetch` sends. The reply goes out as written, with its signature in headers.
+// Browsers preflight these requests: answer for the allowed origins only, expose the signature.
+const origins = new Set((process.env.ALLOWED_ORIGINS ?? 'http://localhost:5173').split(','))
+const cors: Koa.Middleware = async (ctx, next) => {
+  const origin = ctx.get('Origin')
+  if (!origins.has(origin)) return next()
+  ctx.vary('Origin')
+  ctx.set('Access-Control-Allow-Origin', origin)
+  ctx.set('Access-Control-Expose-Headers', 'Signature, Signature-Input, Content-Digest')
+  if (ctx.method !== 'OPTIONS') return next()
+  ctx.set('Access-Control-Allow-Methods', 'GET, DELETE')
+  ctx.set(
+    'Access-Control-Allow-Headers',
+    'authorization, content-digest, signature, signature-input'
+  )
+  ctx.set('Access-Control-Max-Age', '600')
+  ctx.status = 204
+}
+const headerForm = auth.requireAccess({ binding: 'headers' })
+router.options(['/me', '/notes/:id'], cors)
+router.get('/me', cors, headerForm, ctx => {
+  const { identity, device } = ctx.state.betterAuth
+  ctx.body = { identity, device }
+})
+router.delete('/notes/:id', cors, headerForm, ctx => {
+  ctx.body = { deleted: ctx.params.id }
+})
+
 // Routes without requireAccess stay as they were.
 router.get('/health', ctx => {
   ctx.body = { ok: true }

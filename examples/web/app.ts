@@ -1,27 +1,22 @@
 /**
  * The web demo's page script: every step of an account's life in the browser, with
  * `better-auth-protocol/client` only. Bundled by esbuild (examples/web/server.ts serves it).
+ * The client and the "quick start" button are ./quickstart.ts, the README's browser example.
  */
-import {
-  BetterAuthClient,
-  browserStores,
-  generateRecoveryKey,
-  importRecoveryKey,
-} from 'better-auth-protocol/client'
+import { generateRecoveryKey, importRecoveryKey } from 'better-auth-protocol/client'
+import { createClient, quickStart } from './quickstart'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => document.getElementById(id) as T
 
 const device = new URLSearchParams(location.search).get('device') ?? 'default'
-const stores = browserStores(`better-auth-demo:${device}`)
 const responseKey = document
   .querySelector('meta[name="better-auth-response-key"]')
   ?.getAttribute('content')
-const client = new BetterAuthClient({
-  baseUrl: location.origin,
+const { client, stores } = createClient(
   // Pinned by the page the server sent (trust on first use when missing).
-  responseKey: responseKey && responseKey !== '%RESPONSE_KEY%' ? responseKey : undefined,
-  stores,
-})
+  responseKey && responseKey !== '%RESPONSE_KEY%' ? responseKey : undefined,
+  `better-auth-demo:${device}`
+)
 
 // For the browser tests and the curious (devtools): the client and its stores.
 Object.assign(globalThis, { betterAuthDemo: { client, stores } })
@@ -83,6 +78,12 @@ on('create', async () => {
   await client.createAccount(recovery.hash)
   showRecoveryKeyOnce(recovery.text)
   return `account ${await client.identity()} created`
+})
+
+on('quick-start', async () => {
+  const reply = await quickStart(client, showRecoveryKeyOnce)
+  $('reply').textContent = JSON.stringify(reply)
+  return JSON.stringify(reply)
 })
 
 on('sign-in', async () => {

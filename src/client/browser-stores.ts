@@ -142,7 +142,7 @@ export class IndexedDbRotatingKeyStore extends PersistentRotatingKeyStore<SavedC
   async savedKeys(): Promise<CryptoKey[]> {
     const chain = (await this.db.get(this.key)) as SavedChain<SavedCryptoKey> | undefined
     if (chain === undefined) return []
-    return [chain.current, chain.upcoming, chain.future].flatMap(k =>
+    return [chain.current, chain.upcoming, chain.future, chain.beyond].flatMap(k =>
       k === undefined ? [] : [k.key.privateKey]
     )
   }

@@ -28,6 +28,7 @@ import {
   type ClientRotatingKeyStore,
   type ClientValueStore,
 } from './stores'
+import { headerFetch } from './fetch'
 import { readTokenClaims, type TokenClaims } from './token'
 import { Blake3Hasher, RandomNoncer, WebCryptoVerifier } from './webcrypto'
 
@@ -330,6 +331,8 @@ export class BetterAuthClient {
   }
 
   private async openSession(): Promise<void> {
+    // The challenge is answered with the current device key: settle the chain first.
+    await this.lock.run('authentication', () => this.settleDevice())
     const identity = await this.identity()
     const device = await this.device()
     const startNonce = this.noncer.generate128()
@@ -359,13 +362,23 @@ export class BetterAuthClient {
   }
 
   private async refreshLocked(): Promise<void> {
+    const unsettled = await this.settleSession()
     const token = await this.accessToken()
     const [signingKey, rotationHash] = await this.accessKeys.next()
     const publicKey = await signingKey.publicKey()
-    const reply = await this.signedCall(this.paths.refreshSession, signingKey, {
-      access: { publicKey, rotationHash, token },
-    })
+    let reply: ServerReply
+    try {
+      reply = await this.signedCall(this.paths.refreshSession, signingKey, {
+        access: { publicKey, rotationHash, token },
+      })
+    } catch (error) {
+      // An earlier refresh with this key reached the server and its token was lost: a key
+      // refreshes once, so open a new session with the device key.
+      if (!unsettled || !this.reauthenticate || !isRemote(error)) throw error
+      return this.openSession()
+    }
     const next = await this.checkedToken(reply, publicKey)
+    // The token first: it records the outcome, and settleSession finishes a rotation cut short.
     await this.tokenStore.store(next)
     await this.accessKeys.rotate()
   }
@@ -429,6 +442,34 @@ export class BetterAuthClient {
     }
   }
 
+  /**
+   * `fetch` with the header form of the access request: signs any request (any method, body,
+   * query) with the session's access key, verifies the reply's signature with the pinned response
+   * key, refreshes the token as `accessRequest` does, and returns a standard `Response` (see
+   * `headerFetch` in ./fetch).
+   */
+  fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const refresh = this.refreshBeforeMs !== false
+    return headerFetch(input, init, {
+      noncer: this.noncer,
+      verifier: this.verifier,
+      now: this.now,
+      responseKey: () => this.responseKey(),
+      tokenAndKey: () => this.tokenAndKey(),
+      beforeRequest: async () => {
+        if (!refresh) return
+        if (this.renewing !== undefined) await this.renewing.catch(() => undefined)
+        const token = await this.accessToken()
+        if (await this.due(token)) await this.renew(token)
+      },
+      afterExpired: async () => {
+        if (!refresh) return false
+        await this.renew(await this.accessToken())
+        return true
+      },
+    })
+  }
+
   private async sendAccess<Response>(path: string, request: unknown): Promise<Response> {
     const [token, signer] = await this.tokenAndKey()
     const nonce = this.noncer.generate128()
@@ -456,7 +497,7 @@ export class BetterAuthClient {
       if (attempt === 2 || (await this.claims(token)).publicKey === (await signer.publicKey())) {
         return [token, signer]
       }
-      await this.lock.run('access', async () => undefined)
+      await this.lock.run('access', () => this.settleSession())
     }
   }
 
@@ -516,20 +557,78 @@ export class BetterAuthClient {
     finalRotation = false
   ): Promise<ServerReply> {
     return this.lock.run('authentication', async () => {
+      await this.settleDevice()
+      // next() saves the key after the next one before anything is sent: if the reply is lost,
+      // the chain holds both outcomes (see settleDevice).
       const [signingKey, nextRotationHash] = await this.authKeys.next()
       const rotationHash = finalRotation ? this.hasher.sum(nextRotationHash) : nextRotationHash
-      const authentication = {
-        device: await this.device(),
-        identity: await this.identity(),
-        publicKey: await signingKey.publicKey(),
-        ...extra,
-        rotationHash,
-      }
-      const request = `{"authentication":${JSON.stringify(authentication)}${rest}}`
-      const reply = await this.signedCall(path, signingKey, request)
+      const reply = await this.rotation(path, signingKey, rotationHash, extra, rest)
       await this.authKeys.rotate()
       return reply
     })
+  }
+
+  /** A rotating request revealing `signingKey` and committing to `rotationHash`. */
+  private async rotation(
+    path: string,
+    signingKey: SigningKey,
+    rotationHash: string,
+    extra: JsonObject = {},
+    rest = ''
+  ): Promise<ServerReply> {
+    const authentication = {
+      device: await this.device(),
+      identity: await this.identity(),
+      publicKey: await signingKey.publicKey(),
+      ...extra,
+      rotationHash,
+    }
+    const request = `{"authentication":${JSON.stringify(authentication)}${rest}}`
+    return this.signedCall(path, signingKey, request)
+  }
+
+  /**
+   * Settles a device key chain left pending by a rotation whose outcome was never recorded (the
+   * process died, or the reply was lost, after the request left): the server holds either the
+   * current key (the request never arrived) or the next one (it was applied). A rotation with
+   * the next key tells which: accepted, the chain moves one step; refused, a rotation with the
+   * key after it (the other outcome, `ahead`) must be accepted, and the chain moves two steps.
+   * Nothing moves until the server accepts one. Called under the `authentication` lock.
+   */
+  private async settleDevice(): Promise<void> {
+    if (this.authKeys.pending === undefined || !(await this.authKeys.pending())) return
+    const [signingKey, rotationHash] = await this.authKeys.next()
+    try {
+      await this.rotation(this.paths.rotateDevice, signingKey, rotationHash)
+      await this.authKeys.rotate()
+      return
+    } catch (error) {
+      if (!isRemote(error) || this.authKeys.ahead === undefined) throw error
+      const [aheadKey, aheadHash] = await this.authKeys.ahead()
+      try {
+        await this.rotation(this.paths.rotateDevice, aheadKey, aheadHash)
+      } catch {
+        throw error
+      }
+    }
+    await this.authKeys.rotate()
+    await this.authKeys.rotate()
+  }
+
+  /**
+   * Settles an access key chain left pending by a refresh: when the stored token already names
+   * the next key (the token was saved, the rotation was not), the chain moves to it. Returns
+   * whether the chain stays pending (a refresh may have reached the server, whose token was
+   * lost). Called under the `access` lock.
+   */
+  private async settleSession(): Promise<boolean> {
+    if (this.accessKeys.pending === undefined || !(await this.accessKeys.pending())) return false
+    const token = await this.storedToken()
+    if (token === undefined) return true
+    const [next] = await this.accessKeys.next()
+    if ((await this.claims(token)).publicKey !== (await next.publicKey())) return true
+    await this.accessKeys.rotate()
+    return false
   }
 
   /** A request signed by `signer`; `request` is an object or its JSON text. */

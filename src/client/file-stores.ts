@@ -105,6 +105,7 @@ interface ChainFile {
   current: unknown
   upcoming: unknown
   future?: unknown
+  beyond?: unknown
 }
 
 /** Derives and caches the sealing key of each salt. */
@@ -181,7 +182,12 @@ export class FileRotatingKeyStore extends PersistentRotatingKeyStore<SavedFileKe
             throw new ClientStoreError(`client store ${path} is corrupted: unknown format`)
           }
           salt = file.salt
-          return { current: file.current, upcoming: file.upcoming, future: file.future }
+          return {
+            current: file.current,
+            upcoming: file.upcoming,
+            future: file.future,
+            beyond: file.beyond,
+          }
         },
         async save(chain) {
           await options.ready?.()

@@ -27,6 +27,18 @@ export interface ClientRotatingKeyStore {
   rotate(): Promise<void>
   /** The current key. */
   signer(): Promise<SigningKey>
+  /**
+   * Whether a rotation was prepared (`next`) and not settled (`rotate`): one may have reached the
+   * server, which then expects the next key, while this chain still starts at the current one.
+   * Optional; without it (and `ahead`) the client cannot recover from a lost reply.
+   */
+  pending?(): Promise<boolean>
+  /**
+   * For a pending chain, the other outcome: the key after the next one and the hash committing
+   * to the key after that (made and saved on the first call). Two `rotate` calls then move the
+   * chain to it; the chain keeps both outcomes until then.
+   */
+  ahead?(): Promise<[SigningKey, string]>
 }
 
 /**
@@ -90,11 +102,16 @@ export interface SavedKey<Saved> {
   key: Saved
 }
 
-/** A key chain as a backend saves it. */
+/**
+ * A key chain as a backend saves it. `future` exists while a rotation is pending (prepared by
+ * `next`, not yet settled by `rotate`); `beyond`, once the client asks for the other outcome
+ * of that rotation (`ahead`).
+ */
 export interface SavedChain<Saved> {
   current: SavedKey<Saved>
   upcoming: SavedKey<Saved>
   future?: SavedKey<Saved>
+  beyond?: SavedKey<Saved>
 }
 
 /** Where and how a PersistentRotatingKeyStore keeps its chain. */
@@ -160,6 +177,9 @@ export class PersistentRotatingKeyStore<Saved> implements ClientRotatingKeyStore
       ...(chain.future === undefined
         ? {}
         : { future: savedKey(chain.future, where, 'future') as SavedKey<Saved> }),
+      ...(chain.future === undefined || chain.beyond === undefined
+        ? {}
+        : { beyond: savedKey(chain.beyond, where, 'beyond') as SavedKey<Saved> }),
     }
   }
 
@@ -206,10 +226,32 @@ export class PersistentRotatingKeyStore<Saved> implements ClientRotatingKeyStore
     return [await this.restore(chain.upcoming), this.hasher.sum(chain.future.publicKey)]
   }
 
+  /**
+   * One write: the next key becomes the current one. A chain that was asked for `ahead` stays
+   * pending one more step (its outcome after this one is ready).
+   */
   async rotate(): Promise<void> {
     const chain = await this.loaded()
     if (chain.future === undefined) throw new Error('rotate() without next()')
-    await this.backend.save({ current: chain.upcoming, upcoming: chain.future })
+    await this.backend.save({
+      current: chain.upcoming,
+      upcoming: chain.future,
+      ...(chain.beyond === undefined ? {} : { future: chain.beyond }),
+    })
+  }
+
+  async pending(): Promise<boolean> {
+    return (await this.load())?.future !== undefined
+  }
+
+  async ahead(): Promise<[SigningKey, string]> {
+    const chain = await this.loaded()
+    if (chain.future === undefined) throw new Error('ahead() without next()')
+    if (chain.beyond === undefined) {
+      chain.beyond = await this.generate()
+      await this.backend.save(chain)
+    }
+    return [await this.restore(chain.future), this.hasher.sum(chain.beyond.publicKey)]
   }
 
   async signer(): Promise<SigningKey> {

@@ -5,34 +5,49 @@
  */
 import { fromBase64Url, toBase64Url } from './bytes'
 
-interface Qualifier {
+/** A qualified form: its code prefix, zero padding, raw size and text length. */
+export interface Qualifier {
   prefix: string
   pad: number
   size: number
   length: number
 }
 
-const HASH: Qualifier = { prefix: 'E', pad: 1, size: 32, length: 44 }
-const PUBLIC_KEY: Qualifier = { prefix: '1AAI', pad: 3, size: 33, length: 48 }
-const SIGNATURE: Qualifier = { prefix: '0I', pad: 2, size: 64, length: 88 }
-const NONCE: Qualifier = { prefix: '0A', pad: 2, size: 16, length: 24 }
+export const HASH: Qualifier = { prefix: 'E', pad: 1, size: 32, length: 44 }
+export const PUBLIC_KEY: Qualifier = { prefix: '1AAI', pad: 3, size: 33, length: 48 }
+export const SIGNATURE: Qualifier = { prefix: '0I', pad: 2, size: 64, length: 88 }
+export const NONCE: Qualifier = { prefix: '0A', pad: 2, size: 16, length: 24 }
 
-function encode(q: Qualifier, raw: Uint8Array): string {
+/** The qualified text of `raw`, with the given base64url encoder (web or Node's native one). */
+export function qualifyWith(
+  q: Qualifier,
+  raw: Uint8Array,
+  toBase64: (bytes: Uint8Array) => string
+): string {
   if (raw.length !== q.size) throw new RangeError(`expected ${q.size} bytes, got ${raw.length}`)
   const padded = new Uint8Array(q.pad + q.size)
   padded.set(raw, q.pad)
-  return q.prefix + toBase64Url(padded).slice(q.prefix.length)
+  return q.prefix + toBase64(padded).slice(q.prefix.length)
 }
 
-function decode(q: Qualifier, text: unknown): Uint8Array | undefined {
+/** The raw bytes of a qualified text, or undefined; with the given strict base64url decoder. */
+export function unqualifyWith<B extends Uint8Array>(
+  q: Qualifier,
+  text: unknown,
+  fromBase64: (text: string) => B | undefined
+): B | undefined {
   if (typeof text !== 'string' || text.length !== q.length || !text.startsWith(q.prefix)) {
     return undefined
   }
-  const bytes = fromBase64Url('A'.repeat(q.prefix.length) + text.slice(q.prefix.length))
+  const bytes = fromBase64('A'.repeat(q.prefix.length) + text.slice(q.prefix.length))
   if (bytes === undefined || bytes.length !== q.pad + q.size) return undefined
   for (let i = 0; i < q.pad; i++) if (bytes[i] !== 0) return undefined
-  return bytes.subarray(q.pad)
+  return bytes.subarray(q.pad) as B
 }
+
+const encode = (q: Qualifier, raw: Uint8Array): string => qualifyWith(q, raw, toBase64Url)
+const decode = (q: Qualifier, text: unknown): Uint8Array | undefined =>
+  unqualifyWith(q, text, fromBase64Url)
 
 export const qualifyHash = (digest: Uint8Array): string => encode(HASH, digest)
 export const unqualifyHash = (text: unknown): Uint8Array | undefined => decode(HASH, text)

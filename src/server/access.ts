@@ -3,6 +3,14 @@
  * timestamp window, route rate limits, optional revocation check, nonce reservation.
  */
 import { LRUCache } from 'lru-cache'
+import {
+  checkRequestTime,
+  readHeaderAccess,
+  verifyHeaderAccess,
+  type HeaderAccessLimits,
+  type HeadersInput,
+} from '../binding'
+import { formatTimestamp } from '../codec/timestamp'
 import type { Verifier } from '../crypto/types'
 import {
   CredentialsRequiredError,
@@ -35,6 +43,23 @@ interface RouteLimiters {
   identity?: ReturnType<RateLimiter['limiter']>
 }
 
+/** A header-form access request as an adapter hands it to the core. */
+export interface HeaderAccessRequest<Request = unknown> {
+  /** The method as received. */
+  method: string
+  /** The absolute request URL (`http://<Host><path>?<query>`); the scheme is not covered. */
+  url: string | URL
+  /**
+   * The request's headers with every field line kept (node's `req.headersDistinct`, a fetch
+   * `Headers`), so a duplicated field is refused rather than silently merged.
+   */
+  headers: HeadersInput
+  /** The body bytes exactly as received (checked against `Content-Digest`). */
+  body?: Uint8Array
+  /** What the application's parser made of the body: the principal's `request`. */
+  parsed?: Request
+}
+
 /** What access verification needs of the core. */
 export interface AccessDependencies<Attributes> {
   store: ServerStore
@@ -45,6 +70,9 @@ export interface AccessDependencies<Attributes> {
   limits: Readonly<ResolvedLimits>
   ms: Readonly<Required<Lifetimes>>
   now: () => number
+  /** The authority header-form requests are signed for, unless a route says otherwise. */
+  authority: string | undefined
+  headerLimits?: HeaderAccessLimits
 }
 
 export class AccessVerifier<Attributes = unknown> {
@@ -74,11 +102,100 @@ export class AccessVerifier<Attributes = unknown> {
       if (e.code === 'BA101' && lacksCredentials(body, this.d.limits)) {
         e = new CredentialsRequiredError({ cause: e })
       }
-      if (e.code !== 'BA404' || options.credentialsRequired !== false) {
-        const type = e.code === 'BA601' ? 'rate.limited' : 'access.denied'
-        this.d.events.emit(type, 'access', trace, context, e)
-      }
-      throw e
+      throw this.refused(e, trace, context, options)
+    }
+  }
+
+  /**
+   * Verifies a header-form access request (docs/http-binding.md §2.6): the fields, the token as
+   * in the body form, the request signature with the token's key, the time window, the route's
+   * rate limits and revocation check, and the nonce, reserved in the same time-lock as the body
+   * form's. Refusals are reported as in the body form.
+   */
+  async verifyHeaders<Request = unknown>(
+    request: HeaderAccessRequest<Request>,
+    context: RequestContext = {},
+    options: AccessCheckOptions = {}
+  ): Promise<AccessPrincipal<Attributes, Request>> {
+    const trace: RequestTrace = {}
+    try {
+      return await this.checkHeaders<Request>(request, context, options, trace)
+    } catch (error) {
+      throw this.refused(toBetterAuthError(error), trace, context, options)
+    }
+  }
+
+  /** Reports a refusal as an audit event (not a missing credential on optional routes). */
+  private refused(
+    e: ReturnType<typeof toBetterAuthError>,
+    trace: RequestTrace,
+    context: RequestContext,
+    options: AccessCheckOptions
+  ): Error {
+    if (e.code !== 'BA404' || options.credentialsRequired !== false) {
+      const type = e.code === 'BA601' ? 'rate.limited' : 'access.denied'
+      this.d.events.emit(type, 'access', trace, context, e)
+    }
+    return e
+  }
+
+  private async checkHeaders<Request>(
+    request: HeaderAccessRequest<Request>,
+    context: RequestContext,
+    options: AccessCheckOptions,
+    trace: RequestTrace
+  ): Promise<AccessPrincipal<Attributes, Request>> {
+    const { ms } = this.d
+    const limiters = this.routeLimitersFor(options)
+    if (limiters?.ip !== undefined) await consume(limiters.ip, context.ip ?? UNKNOWN_IP)
+    const authority = options.authority ?? this.d.authority
+    const access = readHeaderAccess(
+      {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        ...(request.body === undefined ? {} : { body: request.body }),
+        ...(authority === undefined ? {} : { expectedAuthority: authority }),
+      },
+      this.d.headerLimits
+    )
+    const token = await this.d.tokens.verify(access.token)
+    trace.identity = token.identity
+    trace.device = token.device
+    const now = this.d.now()
+    if (token.issuedAtMs > now + ms.clockSkew) throw new FutureTokenError()
+    if (now > token.expiryMs) throw new ExpiredTokenError('access')
+    await verifyHeaderAccess(access, this.d.verifier, token.publicKey)
+    checkRequestTime(access.created, now, {
+      accessWindowMs: ms.accessWindow,
+      clockSkewMs: ms.clockSkew,
+    })
+    if (limiters?.identity !== undefined) await consume(limiters.identity, token.identity)
+    if (options.checkRevocation) await this.ensureActive(token, options.checkRevocation, now)
+    await this.reserve(access.nonce, access.created)
+    return {
+      identity: token.identity,
+      device: token.device,
+      attributes: token.attributes,
+      token,
+      nonce: access.nonce,
+      timestamp: formatTimestamp(access.created),
+      request: request.parsed as Request,
+      binding: 'headers',
+      requestSignature: access.signature,
+    }
+  }
+
+  /**
+   * Reserves a request nonce, whichever form it came in (one time-lock for both). A request may
+   * have been accepted from its timestamp less the skew: a store that lost its state since then
+   * refuses it (BA607) rather than accept it a second time.
+   */
+  private async reserve(nonce: string, timestamp: number): Promise<void> {
+    const { ms } = this.d
+    const lock = ms.accessWindow + 2 * ms.clockSkew
+    if (!(await this.d.store.accessNonces.reserve(nonce, lock, timestamp - ms.clockSkew))) {
+      throw new ReplayError('request nonce')
     }
   }
 
@@ -105,12 +222,7 @@ export class AccessVerifier<Attributes = unknown> {
     if (t > now + ms.clockSkew) throw new FutureRequestError()
     if (limiters?.identity !== undefined) await consume(limiters.identity, token.identity)
     if (options.checkRevocation) await this.ensureActive(token, options.checkRevocation, now)
-    const lock = ms.accessWindow + 2 * ms.clockSkew
-    // A request may have been accepted from its timestamp less the skew: a store that lost its
-    // state since then refuses it (BA607) rather than accept it a second time.
-    if (!(await this.d.store.accessNonces.reserve(fields.nonce, lock, t - ms.clockSkew))) {
-      throw new ReplayError('request nonce')
-    }
+    await this.reserve(fields.nonce, t)
     return {
       identity: token.identity,
       device: token.device,

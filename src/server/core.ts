@@ -11,7 +11,8 @@ import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import type { AccessToken, AccessTokenClaims } from '../messages/token'
 import { MemoryStore } from '../stores/memory'
 import type { ServerStore } from '../stores/types'
-import { AccessVerifier } from './access'
+import { signResponse } from '../binding'
+import { AccessVerifier, type HeaderAccessRequest } from './access'
 import { OperationRunner } from './dispatch'
 import { EventBus, type AuditListener } from './events'
 import { ErrorResponder, consoleLogger, jsonHeaders } from './http'
@@ -43,6 +44,7 @@ import {
 import { guardStore } from './store-guard'
 import { TokenService } from './tokens'
 
+export type { HeaderAccessRequest } from './access'
 export type {
   AccessCheckOptions,
   AccessPrincipal,
@@ -143,6 +145,7 @@ export class BetterAuthServer<Attributes = unknown> {
       limits: this.limits,
       ms: this.ms,
       now: this.now,
+      authority: options.authority,
     })
     const attributes: AttributesCallback<Attributes> =
       options.attributes ?? (() => ({}) as Attributes)
@@ -247,6 +250,49 @@ export class BetterAuthServer<Attributes = unknown> {
     options: AccessCheckOptions = {}
   ): Promise<AccessPrincipal<Attributes, Request>> {
     return this.access.verify<Request>(body, context, options)
+  }
+
+  /**
+   * Verifies a header-form access request (HTTP Message Signatures, docs/http-binding.md):
+   * `{ method, url, headers, body, parsed }` with the URL absolute (its authority is checked
+   * unless the core's or the route's `authority` option says which to expect), the headers with
+   * every field line kept (node's `req.headersDistinct`), the body bytes as received, and what
+   * the application parsed of them (the principal's `request`). The same token checks, window,
+   * route limits, revocation check, events and error codes as `verifyAccess`; the nonce is
+   * reserved in the same time-lock, so a nonce used in either form is used. On success answer
+   * with `signHeaderResponse` and `principal.requestSignature`.
+   */
+  verifyHeaderAccess<Request = unknown>(
+    request: HeaderAccessRequest<Request>,
+    context: RequestContext = {},
+    options: AccessCheckOptions = {}
+  ): Promise<AccessPrincipal<Attributes, Request>> {
+    return this.access.verifyHeaders<Request>(request, context, options)
+  }
+
+  /**
+   * The headers that sign a reply to a header-form request with the response key (lower-case:
+   * `signature-input`, `signature`, and `content-digest` with a body). `body` is the reply exactly
+   * as it will be sent; `requestSignature` is the principal's.
+   */
+  async signHeaderResponse(reply: {
+    status: number
+    headers?: Record<string, string | string[] | undefined>
+    body?: Uint8Array
+    requestSignature: Uint8Array
+  }): Promise<Record<string, string>> {
+    const keys = await this.keyLoader.current()
+    return signResponse(
+      {
+        status: reply.status,
+        ...(reply.headers === undefined ? {} : { headers: reply.headers }),
+        ...(reply.body === undefined ? {} : { body: reply.body }),
+        requestSignature: reply.requestSignature,
+        timestamp: this.now(),
+        keyid: keys.responseIdentity,
+      },
+      keys.responseKey
+    )
   }
 
   // ---------------------------------------------------------------- tokens and replies

@@ -82,6 +82,12 @@ export interface BetterAuthOptions<Attributes = unknown> {
   onEvent?: AuditListener
   /** Clock in ms since the epoch, for tests. @default Date.now */
   now?: () => number
+  /**
+   * The authority (`host[:port]`) clients sign header-form access requests for
+   * (docs/http-binding.md §2.5), e.g. `api.example.com` behind a proxy. A route's `authority`
+   * option overrides it. @default the request's `Host`
+   */
+  authority?: string
 }
 
 /** Per-route options of an access check. */
@@ -105,6 +111,15 @@ export interface AccessCheckOptions {
    * other unnamed routes of the same rules.
    */
   rateLimit?: { ip?: RateRule; identity?: RateRule; name?: string }
+  /**
+   * Which forms of the access request the route takes: `'headers'` (HTTP Message Signatures,
+   * docs/http-binding.md), `'body'` (the classic signed envelope), or `'any'`: the header form
+   * when the request carries it (`Authorization: BetterAuth …` or a `ba` signature), the body
+   * form otherwise. @default 'any'
+   */
+  binding?: 'headers' | 'body' | 'any'
+  /** The authority header-form requests are signed for (see `BetterAuthOptions.authority`). */
+  authority?: string
 }
 
 /** What an adapter knows about the HTTP request besides its body. */
@@ -133,8 +148,15 @@ export interface AccessPrincipal<Attributes = unknown, Request = unknown> {
   nonce: string
   /** The request timestamp as sent. */
   timestamp: string
-  /** The application data of the request (`payload.request`). */
+  /**
+   * The application data of the request: `payload.request` in the body form; in the header form,
+   * the body as the application's parser produced it (`undefined` without one).
+   */
   request: Request
+  /** Which form the request came in. Absent means `'body'`. */
+  binding?: 'headers' | 'body'
+  /** The header form's raw request signature (r ‖ s): a signed reply is bound to it. */
+  requestSignature?: Uint8Array
 }
 
 /** The largest request body accepted unless `limits.maxBodyBytes` says otherwise (64 KiB). */

@@ -506,3 +506,5 @@ export function numericKeyBody(token: string, key: NodeSigningKey, at: number, n
   const signature = key.signSync(Buffer.from(payload))
   return { body: `{"payload":${payload},"signature":"${signature}"}`, nonce }
 }
+
+export { headerFormContract } from './header-contract'

@@ -234,6 +234,58 @@ export function clientStoreCases(
       },
     ],
     [
+      'a pending rotation keeps both outcomes, across handles, until rotate() settles it',
+      async fixture => {
+        const keys = fixture.stores.authenticationKeys
+        if (keys.pending === undefined || keys.ahead === undefined) return
+        const [, publicKey] = await keys.initialize()
+        check(!(await keys.pending()), 'pending after initialize()')
+        const [next, nextHash] = await keys.next()
+        check(await keys.pending(), 'not pending after next()')
+        const other = (await fixture.reopen()).authenticationKeys
+        check((await other.pending?.()) === true, 'pending not seen by another handle')
+        // The other outcome: the key after next, committed to by next's rotation hash.
+        const [ahead, aheadHash] = await other.ahead!()
+        check(hasher.sum(await ahead.publicKey()) === nextHash, 'ahead key is not committed to')
+        const [again, againHash] = await keys.ahead()
+        check((await again.publicKey()) === (await ahead.publicKey()), 'ahead() changed')
+        check(againHash === aheadHash, 'ahead() commitment changed')
+        // Both outcomes stay: the current key, and next() as it was.
+        check((await (await keys.signer()).publicKey()) === publicKey, 'current key moved')
+        const [sameNext, sameHash] = await keys.next()
+        check((await sameNext.publicKey()) === (await next.publicKey()), 'next() changed')
+        check(sameHash === nextHash, 'next() commitment changed')
+        // Two rotations move the chain to the ahead outcome.
+        await keys.rotate()
+        check(await keys.pending(), 'the ahead outcome was dropped by the first rotate()')
+        const [step, stepHash] = await keys.next()
+        check((await step.publicKey()) === (await ahead.publicKey()), 'next is not the ahead key')
+        check(stepHash === aheadHash, 'next commitment is not the ahead one')
+        await keys.rotate()
+        check(!(await keys.pending()), 'still pending after two rotate()')
+        const signer = await other.signer()
+        check((await signer.publicKey()) === (await ahead.publicKey()), 'not at the ahead key')
+        const [after] = await other.next()
+        check(hasher.sum(await after.publicKey()) === aheadHash, 'chain broken after settling')
+      },
+    ],
+    [
+      'rotate() and initialize() settle a pending rotation',
+      async ({ stores }) => {
+        const keys = stores.accessKeys
+        if (keys.pending === undefined) return
+        await keys.initialize()
+        await keys.next()
+        await keys.rotate()
+        check(!(await keys.pending()), 'pending after rotate()')
+        await keys.next()
+        await keys.ahead?.()
+        await keys.initialize()
+        check(!(await keys.pending()), 'pending after initialize()')
+        await rejects(keys.ahead?.() ?? Promise.reject(new Error('x')), 'ahead() when settled')
+      },
+    ],
+    [
       'a corrupted key chain is reported as such',
       async fixture => {
         if (fixture.corrupt === undefined) return

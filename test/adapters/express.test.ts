@@ -15,6 +15,7 @@ import { accessBody, nonce as newNonce, type Attributes, type TestServer } from 
 import {
   adapterContract,
   errorCode,
+  headerFormContract,
   makeServer,
   numericKeyBody,
   permitsDelete,
@@ -60,6 +61,16 @@ function buildApp(
   app.post('/optional', auth.requireAccess({ credentialsRequired: false }), (req, res) => {
     res.json({ identity: getPrincipal(req)?.identity ?? null })
   })
+  app.get('/items', auth.requireAccess(), (req, res) => {
+    const url = req.originalUrl
+    res.json({ identity: getPrincipal(req)?.identity, query: url.slice(url.indexOf('?')) || '?' })
+  })
+  app.delete('/notes/:id', auth.requireAccess({ binding: 'headers' }), (req, res) => {
+    res.json({ deleted: req.params.id })
+  })
+  app.put('/notes/:id', express.json(), auth.requireAccess({ binding: 'headers' }), (req, res) => {
+    res.json({ id: req.params.id, body: req.body as unknown })
+  })
   app.get('/public', (_req, res) => {
     res.json({ public: true })
   })
@@ -77,6 +88,10 @@ for (const [name, express] of [
   adapterContract(name, core => supertestTarget(buildApp(express, core)))
   adapterContract(`${name}, express.json() mounted first`, core =>
     supertestTarget(buildApp(express, core, 'json-first'))
+  )
+  headerFormContract(name, core => supertestTarget(buildApp(express, core)))
+  headerFormContract(`${name}, express.json({ verify }) mounted first`, core =>
+    supertestTarget(buildApp(express, core, 'json-verify-first'))
   )
 
   describe(`${name}: Express specifics`, () => {

@@ -4,6 +4,7 @@ import { ForbiddenError, type BetterAuthServer } from '../../src'
 import { accessBody, nonce as newNonce, type Attributes, type TestServer } from '../helpers'
 import {
   adapterContract,
+  headerFormContract,
   errorCode,
   listening,
   makeServer,
@@ -37,12 +38,25 @@ function buildHandler(core: BetterAuthServer<Attributes>): Handler {
       ({ principal }) => ({ identity: principal?.identity ?? null }),
       { credentialsRequired: false }
     ),
+    'GET /items': auth.requireAccess(({ principal, request }) => ({
+      identity: principal.identity,
+      query: new URL(request.url).search || '?',
+    })),
+    'DELETE /notes': auth.requireAccess(
+      ({ request }) => ({ deleted: new URL(request.url).pathname.split('/')[2] }),
+      { binding: 'headers' }
+    ),
+    'PUT /notes': auth.requireAccess(
+      ({ request, data }) => ({ id: new URL(request.url).pathname.split('/')[2], body: data }),
+      { binding: 'headers' }
+    ),
     'GET /public': async () => Response.json({ public: true }),
     'POST /public': async request => Response.json({ echo: await request.json() }),
   }
   return async request => {
     if (auth.matches(request)) return auth.fetch(request)
-    const route = routes[`${request.method} ${new URL(request.url).pathname}`]
+    const path = new URL(request.url).pathname.replace(/^\/notes\/[^/]+$/, '/notes')
+    const route = routes[`${request.method} ${path}`]
     return route === undefined ? new Response('not found', { status: 404 }) : route(request)
   }
 }
@@ -71,6 +85,7 @@ function fetchTarget(handler: Handler): Target {
 }
 
 adapterContract('fetch handler', core => fetchTarget(buildHandler(core)))
+headerFormContract('fetch handler', core => fetchTarget(buildHandler(core)))
 
 describe('fetch handler: specifics', () => {
   let server: TestServer

@@ -8,6 +8,7 @@ import { accessBody, nonce as newNonce, type Attributes, type TestServer } from 
 import {
   adapterContract,
   errorCode,
+  headerFormContract,
   makeServer,
   numericKeyBody,
   permitsDelete,
@@ -58,6 +59,15 @@ function buildApp(core: BetterAuthServer<Attributes>, parser: Parser = 'route-le
   router.post('/optional', auth.requireAccess({ credentialsRequired: false }), ctx => {
     ctx.body = { identity: getPrincipal(ctx)?.identity ?? null }
   })
+  router.get('/items', auth.requireAccess(), ctx => {
+    ctx.body = { identity: getPrincipal(ctx)?.identity, query: ctx.search || '?' }
+  })
+  router.delete('/notes/:id', auth.requireAccess({ binding: 'headers' }), ctx => {
+    ctx.body = { deleted: ctx.params.id }
+  })
+  router.put('/notes/:id', jsonParser(true), auth.requireAccess({ binding: 'headers' }), ctx => {
+    ctx.body = { id: ctx.params.id, body: (ctx.request as { body?: unknown }).body }
+  })
   router.get('/public', ctx => {
     ctx.body = { public: true }
   })
@@ -71,6 +81,10 @@ function buildApp(core: BetterAuthServer<Attributes>, parser: Parser = 'route-le
 adapterContract('Koa', core => supertestTarget(buildApp(core).callback()))
 adapterContract('Koa, body parser mounted first', core =>
   supertestTarget(buildApp(core, 'parser-first').callback())
+)
+headerFormContract('Koa', core => supertestTarget(buildApp(core).callback()))
+headerFormContract('Koa, body parser keeping the raw body mounted first', core =>
+  supertestTarget(buildApp(core, 'parser-with-raw-first').callback())
 )
 
 describe('Koa: Koa specifics', () => {

@@ -4,18 +4,25 @@
  *
  *   the demo's whole flow through its buttons; a reload keeps the session; the stored private
  *   keys are non-extractable; two tabs refreshing (and rotating) at once keep the chains intact;
- *   the client-store conformance suite on IndexedDB; the client in a Web Worker.
+ *   the client-store conformance suite on IndexedDB; the client in a Web Worker; and the page
+ *   (create an account, sign in, call /foo/bar, reload) against the Express, Koa and fetch
+ *   examples, served from each example's own origin.
  */
 import { strict as assert } from 'node:assert'
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import type { Server } from 'node:http'
+import { readFile } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { build } from 'esbuild'
 import express from 'express'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { createWebDemo } from '../../examples/web/server'
+import './memory-env'
+import * as expressExample from '../../examples/express/server'
+import * as fetchExample from '../../examples/fetch/server'
+import * as koaExample from '../../examples/koa/server'
+import { bundleWebDemo, createWebDemo } from '../../examples/web/server'
 
 const ARGS = [
   '--headless',
@@ -94,6 +101,50 @@ type Demo = {
 }
 declare const betterAuthDemo: Demo
 
+type Listener = (req: IncomingMessage, res: ServerResponse) => void
+
+/**
+ * An example app (its node:http listener) behind the demo page: `/` and `/app.js` are the page
+ * and its script, everything else goes to the example; same origin, so no CORS.
+ */
+async function withPage(
+  listener: Listener,
+  responseKey: string,
+  script: string
+): Promise<{ origin: string; served: (path: string) => number; close(): Promise<void> }> {
+  const template = await readFile(join(__dirname, '../../examples/web/index.html'), 'utf8')
+  const page = template.replace('%RESPONSE_KEY%', responseKey)
+  const counts = new Map<string, number>()
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname
+    counts.set(path, (counts.get(path) ?? 0) + 1)
+    if (req.method === 'GET' && (path === '/' || path === '/app.js')) {
+      const html = path === '/'
+      res.writeHead(200, {
+        'content-type': html ? 'text/html' : 'text/javascript',
+        'cache-control': 'no-store',
+      })
+      res.end(html ? page : script)
+      return
+    }
+    listener(req, res)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    served: path => counts.get(path) ?? 0,
+    close: () => new Promise(resolve => server.close(() => resolve())),
+  }
+}
+
+/** The examples the page runs against (their state in memory: ./memory-env). */
+const EXAMPLES: [string, Listener, ExampleAuth][] = [
+  ['Express', expressExample.app, expressExample.auth],
+  ['Koa', koaExample.app.callback(), koaExample.auth],
+  ['fetch', fetchExample.listener, fetchExample.auth],
+]
+type ExampleAuth = { responsePublicKey(): Promise<string>; close(): Promise<void> }
+
 const steps: [string, () => Promise<void>][] = []
 const step = (name: string, body: () => Promise<void>) => steps.push([name, body])
 
@@ -136,6 +187,18 @@ async function main(): Promise<void> {
       await act(tab, 'sign-in')
       assert.match(await act(tab, 'call'), /"wasFoo":"hello","wasBar":"default"/)
     })
+
+    step(
+      'the README example (examples/web/quickstart.ts) runs as the "Quick start" button',
+      async () => {
+        const fresh = await open(context, `${origin}/?device=quickstart`)
+        assert.match(await act(fresh, 'quick-start'), /"wasFoo":"bar","wasBar":"foo"/)
+        assert.match((await fresh.locator('#recovery-key').textContent()) ?? '', /^bap-recovery-1:/)
+        // Once the account exists: signs in again and calls, no new recovery key.
+        assert.match(await act(fresh, 'quick-start'), /"wasFoo":"bar"/)
+        await fresh.close()
+      }
+    )
 
     step('keeps every stored private key non-extractable', async () => {
       const keys = await tab.evaluate(async () => {
@@ -232,7 +295,7 @@ async function main(): Promise<void> {
       )
       const failed = results.filter(r => r.error !== undefined)
       for (const r of results) print(`      ${r.error === undefined ? 'ok  ' : 'FAIL'} ${r.name}`)
-      assert.equal(results.length, 12)
+      assert.equal(results.length, 14)
       assert.deepEqual(failed, [])
       await page.close()
     })
@@ -254,6 +317,35 @@ async function main(): Promise<void> {
       )
       assert.deepEqual(result, { ok: true, reply: { wasFoo: 'worker', wasBar: 1 } })
     })
+
+    const script = await bundleWebDemo()
+    for (const [name, listener, auth] of EXAMPLES) {
+      step(`the page against the ${name} example: account, sign-in, call, reload`, async () => {
+        const site = await withPage(listener, await auth.responsePublicKey(), script)
+        const own = await browser.newContext()
+        try {
+          const page = await open(own, `${site.origin}/`)
+          assert.match((await status(page)) ?? '', /No account/)
+          await act(page, 'create')
+          await act(page, 'sign-in')
+          assert.match(await act(page, 'call'), /"wasFoo":"hello","wasBar":"default"/)
+          const sessions = site.served('/session/create')
+          await page.reload()
+          await page.waitForFunction(() =>
+            document.getElementById('status')?.textContent?.includes('signed in until')
+          )
+          assert.match(await act(page, 'call'), /"wasFoo":"hello"/)
+          await act(page, 'refresh')
+          await act(page, 'rotate')
+          assert.match(await act(page, 'call'), /"wasFoo":"hello"/)
+          assert.equal(site.served('/session/create'), sessions)
+        } finally {
+          await own.close()
+          await site.close()
+          await auth.close()
+        }
+      })
+    }
 
     for (const [name, body] of steps) {
       const t = Date.now()

@@ -11,7 +11,7 @@ import {
   NodeSigningKey,
   createBetterAuth,
 } from '../../src'
-import { runCli, type CliIo } from '../../src/cli'
+import { runCli, type CliIo } from '../../cli'
 import { SqliteStore } from '../../src/stores/sqlite'
 import { POSTGRES_URL, dropSchema, uniqueName } from '../stores/services'
 import { SwitchNetwork, clientOn, startServer } from './processes'
@@ -252,7 +252,7 @@ describe('keys never creates a database', () => {
 describe('serve', () => {
   it('runs the auth server: protocol endpoints, key endpoints, 404 and 405', async () => {
     const server = await startServer(
-      'src/cli.ts',
+      'cli/index.ts',
       18250,
       {
         BETTER_AUTH_DATABASE: `sqlite:${join(dir, 'serve.db')}`,
@@ -307,7 +307,7 @@ describe('serve', () => {
 async function serveWith(args: string[], env: Record<string, string>) {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(__dirname, '..', '..', 'src', 'cli.ts'), 'serve', ...args],
+    ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'serve', ...args],
     {
       cwd: join(__dirname, '..', '..'),
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { runCli, type CliIo } from '../../src/cli'
+import { runCli, type CliIo } from '../../cli'
 
 const root = join(__dirname, '..', '..')
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-quickstart-'))
@@ -45,11 +45,12 @@ function start(file: string, env: Record<string, string>, until?: RegExp) {
   return { child, ready, exited, err: () => err }
 }
 
-it('shows examples/quickstart/server.ts and client.ts in the README as they are', () => {
+it('shows the quick starts (server, client, browser) in the README as they are', () => {
   const blocks = [...readme.matchAll(/<!-- quickstart: (\S+) -->\n\n```ts\n([\s\S]*?)```\n/g)]
   expect(blocks.map(b => b[1])).toEqual([
     'examples/quickstart/server.ts',
     'examples/quickstart/client.ts',
+    'examples/web/quickstart.ts',
   ])
   for (const [, file, code] of blocks) {
     expect({ file, code }).toEqual({ file, code: readFileSync(join(root, file as string), 'utf8') })

@@ -91,7 +91,7 @@ function exitOf(server: ServerProcess, since: () => number) {
 
 describe.each([
   ['make server (examples/server.ts)', 'examples/server.ts', [] as string[], 18260],
-  ['better-auth-protocol serve', 'src/cli.ts', ['serve'], 18261],
+  ['better-auth-protocol serve', 'cli/index.ts', ['serve'], 18261],
 ])('%s', (_name, script, args, port) => {
   it('SIGTERM under keep-alive load: exits 0 by the deadline, every 200 is complete and stored', async () => {
     const path = join(dir, `load-${port}.db`)
@@ -161,7 +161,7 @@ describe.each([
 
 it('a request held open (slow upload) does not keep the process past the deadline', async () => {
   const server = await startServer(
-    'src/cli.ts',
+    'cli/index.ts',
     18262,
     {
       BETTER_AUTH_DATABASE: `sqlite:${join(dir, 'slow.db')}`,

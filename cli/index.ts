@@ -20,13 +20,13 @@ import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createServer, gracefulShutdown } from '../adapters/node'
 import { clientIp } from '../adapters/shared/ip'
-import { NodeSigningKey } from './crypto/node'
-import { createBetterAuth } from './server/core'
-import { lineLogger } from './server/health'
-import { DEFAULT_RETIRE_AFTER_MS, ServerKeys } from './server/keys'
-import { rateLimitFromEnv } from './server/ratelimit'
-import type { ServerStore } from './stores/types'
-import { createStore, migrateDatabase, parseDatabaseUrl, redact } from './stores/url'
+import { NodeSigningKey } from '../src/crypto/node'
+import { createBetterAuth } from '../src/server/core'
+import { lineLogger } from '../src/server/health'
+import { DEFAULT_RETIRE_AFTER_MS, ServerKeys } from '../src/server/keys'
+import { rateLimitFromEnv } from '../src/server/ratelimit'
+import type { ServerStore } from '../src/stores/types'
+import { createStore, migrateDatabase, parseDatabaseUrl, redact } from '../src/stores/url'
 
 const NAME = 'better-auth-protocol'
 
@@ -149,7 +149,7 @@ const processIo: CliIo = {
 /** A mistake in the command line or its configuration: exit code 2, a hint, no usage text. */
 class UsageError extends Error {}
 
-/** The package's version, from its package.json (sources: ../, build: ../../../). */
+/** The package's version, from its package.json (sources: ../, build: ../../). */
 export function packageVersion(): string {
   let dir = typeof __dirname === 'string' ? __dirname : process.cwd()
   for (let i = 0; i < 5; i++) {

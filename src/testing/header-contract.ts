@@ -1,0 +1,274 @@
+/**
+ * The header form of the access request (HTTP Message Signatures, docs/http-binding.md) on an
+ * adapter: run with `headerFormContract(name, build)` against an app that has, besides the routes
+ * of the adapter contract (`POST /foo/bar` protected in either form):
+ *
+ * - `GET /items` (protected; replies `{"identity":…,"query":<the query string, "?" included>}`);
+ * - `DELETE /notes/:id` (protected; replies `{"deleted":<id>}`);
+ * - `PUT /notes/:id` (protected; the app parses JSON; replies `{"id":<id>,"body":<parsed body>}`).
+ *
+ * The target must be able to `listen` (requests go over a real connection).
+ */
+import { signHeaderRequest, verifyResponse } from '../binding'
+import { NodeP256Verifier, NodeSigningKey } from '../crypto/node'
+import {
+  errorCode,
+  rawRequest,
+  session,
+  type Build,
+  type Reply,
+  type Target,
+} from './adapter-contract'
+import {
+  accessBody,
+  hash,
+  makeContractServer,
+  nonce as newNonce,
+  type ContractServer,
+} from './fixtures'
+import { testGlobals } from './globals'
+
+const verifier = new NodeP256Verifier()
+
+interface Call {
+  method: string
+  path: string
+  headers: Record<string, string>
+  body?: string
+  signature: Uint8Array
+}
+
+/** The header-form suite. */
+export function headerFormContract(name: string, build: Build): void {
+  const { describe, it, expect, beforeEach, afterEach } = testGlobals()
+  describe(`${name}: header-form access requests`, () => {
+    let server: ContractServer
+    let target: Target
+    let port: number
+    let creds: Awaited<ReturnType<typeof session>>
+
+    beforeEach(async () => {
+      server = makeContractServer()
+      target = await build(server.auth)
+      if (target.listen === undefined) throw new Error('the header-form suite needs listen()')
+      port = await target.listen()
+      creds = await session(server)
+    })
+    afterEach(async () => {
+      await target.close?.()
+    })
+
+    const at = (offsetSeconds = 0) => server.clock.ms + offsetSeconds * 1000
+
+    async function sign(
+      method: string,
+      path: string,
+      options: {
+        body?: string
+        nonce?: string
+        at?: number
+        authority?: string
+        key?: NodeSigningKey
+        headers?: Record<string, string>
+      } = {}
+    ): Promise<Call> {
+      const body = options.body
+      const signed = await signHeaderRequest({
+        method,
+        url: `http://${options.authority ?? `127.0.0.1:${port}`}${path}`,
+        ...(body === undefined ? {} : { body: new TextEncoder().encode(body) }),
+        token: creds.token,
+        signer: options.key ?? creds.key,
+        nonce: options.nonce ?? newNonce(),
+        timestamp: options.at ?? at(),
+      })
+      const headers: Record<string, string> = { ...options.headers, ...signed.headers }
+      if (body !== undefined) headers['content-type'] ??= 'application/json'
+      return {
+        method,
+        path,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        signature: signed.signature,
+      }
+    }
+
+    async function send(call: Omit<Call, 'signature'>): Promise<Reply & { bytes: Uint8Array }> {
+      const response = await fetch(`http://127.0.0.1:${port}${call.path}`, {
+        method: call.method,
+        headers: call.headers,
+        ...(call.body === undefined ? {} : { body: call.body }),
+      })
+      const headers: Record<string, string> = {}
+      response.headers.forEach((value, key) => (headers[key] = value))
+      const bytes = new Uint8Array(await response.arrayBuffer())
+      return { status: response.status, headers, text: new TextDecoder().decode(bytes), bytes }
+    }
+
+    /** Sends a signed call and checks the reply's signature with the pinned response key. */
+    async function verified(call: Call): Promise<unknown> {
+      const reply = await send(call)
+      expect(reply.status).toBe(200)
+      const ok = await verifyResponse(
+        {
+          status: reply.status,
+          headers: reply.headers,
+          body: reply.bytes,
+          requestSignature: call.signature,
+        },
+        verifier,
+        await server.auth.responsePublicKey()
+      )
+      expect(ok).toBe(true)
+      return JSON.parse(reply.text)
+    }
+
+    /** A refusal, after which the same request (same nonce) still goes through. */
+    async function refused(
+      good: Call,
+      bad: Omit<Call, 'signature'>,
+      status: number,
+      code: string
+    ): Promise<void> {
+      const reply = await send(bad)
+      expect([reply.status, errorCode(reply)]).toEqual([status, code])
+      expect(reply.headers.signature).toBeUndefined()
+      expect((await send(good)).status).toBe(200)
+    }
+
+    it('takes a GET with a query, covered, and signs the reply', async () => {
+      const call = await sign('GET', '/items?limit=10&cursor=abc%20def')
+      expect(await verified(call)).toEqual({
+        identity: hash('identity'),
+        query: '?limit=10&cursor=abc%20def',
+      })
+    })
+
+    it('takes a DELETE and a PUT with a body the app parsed', async () => {
+      expect(await verified(await sign('DELETE', '/notes/7'))).toEqual({ deleted: '7' })
+      const put = await sign('PUT', '/notes/7', { body: '{"text":"hello","n":1}' })
+      expect(await verified(put)).toEqual({ id: '7', body: { text: 'hello', n: 1 } })
+    })
+
+    it('takes both forms on one route', async () => {
+      const classic = await target.post(
+        '/foo/bar',
+        accessBody(creds.token, creds.key, { at: at() })
+      )
+      expect(classic.status).toBe(200)
+      const call = await sign('POST', '/foo/bar', { body: '{"foo":"x","bar":"y"}' })
+      expect((await send(call)).status).toBe(200)
+    })
+
+    it('refuses a request without credentials with 401 BA404', async () => {
+      const reply = await send({ method: 'GET', path: '/items', headers: {} })
+      expect([reply.status, errorCode(reply)]).toEqual([401, 'BA404'])
+    })
+
+    it('refuses a changed method, path, query, authority or body (401 BA201)', async () => {
+      const changes: [
+        string,
+        string,
+        string | undefined,
+        (call: Call) => Omit<Call, 'signature'>,
+      ][] = [
+        ['DELETE', '/notes/7', undefined, call => ({ ...call, method: 'PUT' })],
+        ['DELETE', '/notes/7', undefined, call => ({ ...call, path: '/notes/8' })],
+        ['GET', '/items?limit=10', undefined, call => ({ ...call, path: '/items?limit=11' })],
+        ['GET', '/items', undefined, call => ({ ...call, path: '/items?x=1' })],
+        ['PUT', '/notes/7', '{"text":"hello"}', call => ({ ...call, body: '{"text":"hellO"}' })],
+      ]
+      for (const [method, path, body, change] of changes) {
+        const call = await sign(method, path, body === undefined ? {} : { body })
+        await refused(call, change(call), 401, 'BA201')
+      }
+      const elsewhere = await sign('GET', '/items', { authority: 'api.example.com' })
+      const reply = await send(elsewhere)
+      expect([reply.status, errorCode(reply)]).toEqual([401, 'BA201'])
+    })
+
+    it('refuses a missing or extra covered component, a wrong alg or tag (400 BA101)', async () => {
+      const variants: ((input: string) => string)[] = [
+        input => input.replace(' "authorization"', ''),
+        input => input.replace('"authorization"', '"authorization" "content-type"'),
+        input => input.replace('ecdsa-p256-sha256', 'ecdsa-p384-sha384'),
+        input => input.replace('tag="better-auth"', 'tag="other"'),
+        input => input.replace(';alg="ecdsa-p256-sha256"', ''),
+      ]
+      for (const change of variants) {
+        const call = await sign('GET', '/items')
+        const input = call.headers['signature-input'] as string
+        expect(change(input)).not.toBe(input)
+        const bad = { ...call, headers: { ...call.headers, 'signature-input': change(input) } }
+        await refused(call, bad, 400, 'BA101')
+      }
+    })
+
+    it('refuses a signature by another key (401 BA201)', async () => {
+      const good = await sign('DELETE', '/notes/1')
+      const nonce = /nonce="([^"]+)"/.exec(good.headers['signature-input'] as string)?.[1]
+      const other = await sign('DELETE', '/notes/1', {
+        key: NodeSigningKey.generate(),
+        ...(nonce === undefined ? {} : { nonce }),
+      })
+      await refused(good, other, 401, 'BA201')
+    })
+
+    it('refuses a created outside the window (422 BA501) or in the future (422 BA502)', async () => {
+      const stale = await send(await sign('GET', '/items', { at: at(-31) }))
+      expect([stale.status, errorCode(stale)]).toEqual([422, 'BA501'])
+      const future = await send(await sign('GET', '/items', { at: at(10) }))
+      expect([future.status, errorCode(future)]).toEqual([422, 'BA502'])
+      expect((await send(await sign('GET', '/items', { at: at(-29) }))).status).toBe(200)
+    })
+
+    it('refuses a reused nonce (401 BA304), also across the two forms', async () => {
+      const call = await sign('GET', '/items')
+      expect((await send(call)).status).toBe(200)
+      const again = await send(call)
+      expect([again.status, errorCode(again)]).toEqual([401, 'BA304'])
+
+      const n1 = newNonce()
+      const classic = accessBody(creds.token, creds.key, { at: at(), nonce: n1 })
+      expect((await target.post('/foo/bar', classic)).status).toBe(200)
+      const header = await send(await sign('GET', '/items', { nonce: n1 }))
+      expect([header.status, errorCode(header)]).toEqual([401, 'BA304'])
+
+      const n2 = newNonce()
+      expect((await send(await sign('GET', '/items', { nonce: n2 }))).status).toBe(200)
+      const reused = await target.post(
+        '/foo/bar',
+        accessBody(creds.token, creds.key, { at: at(), nonce: n2 })
+      )
+      expect([reused.status, errorCode(reused)]).toEqual([401, 'BA304'])
+    })
+
+    it('refuses malformed structured fields and an oversized field (400 BA101)', async () => {
+      const changes: ((headers: Record<string, string>) => Record<string, string>)[] = [
+        headers => ({ ...headers, signature: 'ba=not-bytes' }),
+        headers => ({ ...headers, 'signature-input': 'ba=("@method"' }),
+        headers => ({ ...headers, signature: `${headers.signature as string}, x=:AAAA:` }),
+        headers => ({
+          ...headers,
+          'signature-input': `${headers['signature-input'] as string};x="${'a'.repeat(1100)}"`,
+        }),
+      ]
+      for (const change of changes) {
+        const call = await sign('GET', '/items')
+        await refused(call, { ...call, headers: change(call.headers) }, 400, 'BA101')
+      }
+    })
+
+    it('refuses duplicated header lines (400 BA101)', async () => {
+      const call = await sign('GET', '/items')
+      for (const name of ['authorization', 'signature', 'signature-input']) {
+        const lines = Object.entries(call.headers).map(([k, v]) => `${k}: ${v}`)
+        lines.push(`${name}: ${call.headers[name] as string}`)
+        const head = ['GET /items HTTP/1.1', `Host: 127.0.0.1:${port}`, ...lines].join('\r\n')
+        const reply = await rawRequest(port, `${head}\r\nConnection: close\r\n\r\n`)
+        expect([reply.status, errorCode(reply)]).toEqual([400, 'BA101'])
+      }
+      expect((await send(call)).status).toBe(200)
+    })
+  })
+}

@@ -9,7 +9,7 @@ import {
   MemoryValueStore,
   type ClientStores,
 } from '../src/client'
-import { clientStoreCases, type ClientStoreFixture } from '../src/testing'
+import { clientStoreCases, type ClientStoreFixture } from '../testing'
 import { InProcessNetwork, hash, makeServer } from './helpers'
 
 async function memoryFixture(): Promise<ClientStoreFixture> {

@@ -17,7 +17,7 @@ import {
 export const hasher = new Blake3Hasher()
 export const noncer = new RandomNoncer()
 // The shipped suites' fixtures: one clock, one set of attributes, one hash and nonce maker.
-import { ATTRIBUTES, Clock, hash, nonce, type Attributes } from '../src/testing/fixtures'
+import { ATTRIBUTES, Clock, hash, nonce, type Attributes } from '../testing/fixtures'
 export { ATTRIBUTES, Clock, hash, nonce, type Attributes }
 
 export interface TestServer {

@@ -1,5 +1,5 @@
 /** The standalone node:http server: endpoints, protected routes, HTTP-level errors, keep-alive. */
-import { headerFormContract, listenerTarget } from '../src/testing/adapter-contract'
+import { headerFormContract, listenerTarget } from '../testing/adapter-contract'
 import {
   Agent,
   createServer as createHttpServer,

@@ -4,10 +4,10 @@
  */
 import request from 'supertest'
 import type { RequestListener, Server } from 'node:http'
-import { listening, type Reply, type Target } from '../../src/testing/adapter-contract'
+import { listening, type Reply, type Target } from '../../testing/adapter-contract'
 import { makeServer } from '../helpers'
 
-export * from '../../src/testing/adapter-contract'
+export * from '../../testing/adapter-contract'
 export { makeServer }
 
 /** A supertest target for a node:http request listener (Express app, Koa callback, Nest server). */

@@ -3,7 +3,7 @@
  * (IndexedDB, WebCrypto keys, navigator.locks).
  */
 import { browserStores } from '../../src/client'
-import { clientStoreCases, type ClientStoreFixture } from '../../src/testing/client-stores'
+import { clientStoreCases, type ClientStoreFixture } from '../../testing/client-stores'
 
 let count = 0
 

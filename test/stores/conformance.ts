@@ -1,2 +1,2 @@
 /** The store conformance suite, as the package ships it (`better-auth-protocol/testing`). */
-export * from '../../src/testing/store-conformance'
+export * from '../../testing/store-conformance'

@@ -14,12 +14,12 @@
 import { createServer, type RequestListener, type Server } from 'node:http'
 import { connect } from 'node:net'
 import { once } from 'node:events'
-import { handleClientErrors } from '../../adapters/shared/http'
-import { BetterAuthClient, type Network } from '../client/client'
-import { formatTimestamp } from '../codec/timestamp'
-import { NodeP256Verifier, NodeSigningKey } from '../crypto/node'
-import { parseEnvelope } from '../messages/envelope'
-import { createBetterAuth, type BetterAuthServer } from '../server/core'
+import { handleClientErrors } from '../adapters/shared/http'
+import { BetterAuthClient, type Network } from '../src/client/client'
+import { formatTimestamp } from '../src/codec/timestamp'
+import { NodeP256Verifier, NodeSigningKey } from '../src/crypto/node'
+import { parseEnvelope } from '../src/messages/envelope'
+import { createBetterAuth, type BetterAuthServer } from '../src/server/core'
 import {
   ATTRIBUTES,
   accessBody,

@@ -5,10 +5,10 @@
  *
  *   for (const c of clientStoreCases(factory)) it(c.name, c.run)
  */
-import type { ClientStores } from '../client/client'
-import type { ClientLock } from '../client/stores'
-import { Blake3Hasher, WebCryptoVerifier } from '../client/webcrypto'
-import type { Verifier } from '../crypto/types'
+import type { ClientStores } from '../src/client/client'
+import type { ClientLock } from '../src/client/stores'
+import { Blake3Hasher, WebCryptoVerifier } from '../src/client/webcrypto'
+import type { Verifier } from '../src/crypto/types'
 
 export type ClientStoreSet = Required<Omit<ClientStores, 'lock'>> & { lock?: ClientLock }
 

@@ -1,10 +1,10 @@
 /** What the shipped suites build their requests and servers from: a clock, a core, messages. */
-import { formatTimestamp } from '../codec/timestamp'
-import { Blake3Hasher } from '../crypto/blake3'
-import type { NodeSigningKey } from '../crypto/node'
-import { RandomNoncer } from '../crypto/nonce'
-import { createBetterAuth, type BetterAuthOptions, type BetterAuthServer } from '../server/core'
-import { MemoryStore } from '../stores/memory'
+import { formatTimestamp } from '../src/codec/timestamp'
+import { Blake3Hasher } from '../src/crypto/blake3'
+import type { NodeSigningKey } from '../src/crypto/node'
+import { RandomNoncer } from '../src/crypto/nonce'
+import { createBetterAuth, type BetterAuthOptions, type BetterAuthServer } from '../src/server/core'
+import { MemoryStore } from '../src/stores/memory'
 
 const hasher = new Blake3Hasher()
 const noncer = new RandomNoncer()

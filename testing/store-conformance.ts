@@ -20,7 +20,7 @@ import type {
   NewAccount,
   StoredKey,
   TimeLockStore,
-} from '../stores/types'
+} from '../src/stores/types'
 import { testGlobals } from './globals'
 
 export interface StoreHarness {

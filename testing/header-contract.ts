@@ -9,8 +9,8 @@
  *
  * The target must be able to `listen` (requests go over a real connection).
  */
-import { signHeaderRequest, verifyResponse } from '../binding'
-import { NodeP256Verifier, NodeSigningKey } from '../crypto/node'
+import { signHeaderRequest, verifyResponse } from '../src/binding'
+import { NodeP256Verifier, NodeSigningKey } from '../src/crypto/node'
 import {
   errorCode,
   rawRequest,

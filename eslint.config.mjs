@@ -44,5 +44,18 @@ export default tseslint.config(
   {
     files: ['examples/**', 'bench/**', 'scripts/**', 'test/integration/**'],
     rules: { 'no-console': 'off' },
+  },
+  // Type-checked rules where a mistake costs most: a promise nobody awaits (an unhandled
+  // rejection, a reply sent before its work is done), or a value awaited that is not one.
+  {
+    files: ['src/**/*.ts', 'adapters/**/*.ts', 'cli/**/*.ts', 'testing/**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+    },
   }
 )

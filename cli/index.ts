@@ -588,7 +588,15 @@ function millisecondsOf(env: CliIo['env'], name: string): number | undefined {
 }
 
 if (require.main === module) {
-  runCli(process.argv.slice(2)).then(code => {
-    if (code !== 0) process.exit(code)
-  })
+  runCli(process.argv.slice(2)).then(
+    code => {
+      if (code !== 0) process.exit(code)
+    },
+    (error: unknown) => {
+      console.error(
+        `better-auth-protocol: ${error instanceof Error ? error.message : String(error)}`
+      )
+      process.exit(1)
+    }
+  )
 }

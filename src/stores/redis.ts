@@ -364,7 +364,7 @@ export class RedisEphemeralStore implements EphemeralStore {
     await Promise.all(
       Array.from({ length: SHARDS }, (_, shard) =>
         shard === found
-          ? undefined
+          ? Promise.resolve()
           : this.bounded(this.client.set(this.epochKey(shard), now, 'NX')).catch(() => undefined)
       )
     )

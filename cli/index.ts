@@ -22,6 +22,7 @@ import { createServer, gracefulShutdown } from '../adapters/node'
 import { clientIp } from '../adapters/shared/ip'
 import { NodeSigningKey } from '../src/crypto/node'
 import { createBetterAuth } from '../src/server/core'
+import { createMetrics } from '../src/server/metrics'
 import { lineLogger } from '../src/server/health'
 import { DEFAULT_RETIRE_AFTER_MS, ServerKeys } from '../src/server/keys'
 import { rateLimitFromEnv } from '../src/server/ratelimit'
@@ -104,6 +105,8 @@ ${DATABASE_OPTION}
   --trust-proxy N     believe N proxies' X-Forwarded-For for the client IP (or true: all)
   --cors ORIGINS      comma-separated allowed origins (or *): answer preflights, allow them
   --log-level LEVEL   error | warn | info (one line per request) | debug  (default info)
+  --metrics           serve GET /metrics (Prometheus text format; needs prom-client installed)
+  --metrics-port N    serve /metrics on this port only (same host), not on the API's
 `,
   },
 }
@@ -502,6 +505,8 @@ async function serve(args: string[], io: CliIo): Promise<number> {
       openapi: { type: 'boolean' },
       'trust-proxy': { type: 'string' },
       cors: { type: 'string' },
+      metrics: { type: 'boolean' },
+      'metrics-port': { type: 'string' },
       'log-level': { type: 'string', default: io.env.BETTER_AUTH_LOG_LEVEL?.trim() || 'info' },
       help: HELP,
     },
@@ -518,6 +523,13 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     throw new UsageError('--prefix: a path, e.g. /auth')
   }
   const trustProxy = trustProxyOf(values['trust-proxy'])
+  const metricsPort = values['metrics-port']
+  if (metricsPort !== undefined && (!/^\d+$/.test(metricsPort) || Number(metricsPort) > 65535)) {
+    throw new UsageError('--metrics-port: 0–65535')
+  }
+  const metrics = values.metrics === true || metricsPort !== undefined
+  // Before the store opens: without prom-client, nothing is left to close.
+  const recorder = metrics ? createMetrics() : undefined
   const cors = corsOf(values.cors)
   const readyTimeoutMs = millisecondsOf(io.env, 'BETTER_AUTH_READY_TIMEOUT_MS')
   const shutdownTimeoutMs = millisecondsOf(io.env, 'BETTER_AUTH_SHUTDOWN_TIMEOUT_MS')
@@ -539,12 +551,16 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     logger,
     // BETTER_AUTH_RATE_LIMIT=off turns them off (the conformance server's setting); on by default.
     rateLimit: rateLimitFromEnv(io.env, store.redis),
+    ...(recorder === undefined ? {} : { metrics: recorder }),
   })
   const server = createServer(auth, {
     health: { timeoutMs: readyTimeoutMs },
     trustProxy,
     ...(prefix === undefined ? {} : { prefix }),
     ...(values.openapi === true ? { openapi: true } : {}),
+    ...(metrics
+      ? { metrics: metricsPort === undefined ? true : { port: Number(metricsPort) } }
+      : {}),
   })
   // CORS and the request log wrap the standalone server's own listener.
   let listener: Listener = server.listener
@@ -568,6 +584,14 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   io.out(`better-auth server on ${base}${prefix ?? ''}\n`)
   io.out(`response key: ${await auth.responsePublicKey()}\n`)
   if (values.openapi === true) io.out(`openapi: ${base}${prefix ?? ''}/openapi.json\n`)
+  const metricsAddress = server.metricsListener?.server.address()
+  if (metrics) {
+    const at =
+      metricsAddress !== undefined && metricsAddress !== null && typeof metricsAddress === 'object'
+        ? `http://${values.host}:${metricsAddress.port}`
+        : base
+    io.out(`metrics: ${at}/metrics\n`)
+  }
   // SIGTERM / SIGINT: stop accepting, answer what is in flight, cut the rest at the deadline,
   // close the store, exit 0.
   gracefulShutdown(server.server, {

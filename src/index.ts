@@ -79,6 +79,20 @@ export {
 } from './server/routes'
 export type { AuditEvent, AuditEventType, AuditListener } from './server/events'
 export {
+  createMetrics,
+  DEFAULT_BUCKETS,
+  type BetterAuthMetrics,
+  type MetricsOptions,
+} from './server/metrics'
+export {
+  ACCESS_CHANNEL,
+  OPERATION_CHANNEL,
+  hashIdentity,
+  type AccessTraceContext,
+  type MetricsRecorder,
+  type OperationTraceContext,
+} from './server/observe'
+export {
   DEFAULT_IDENTITY_RULES,
   DEFAULT_IP_RULES,
   rateLimitFromEnv,

@@ -785,13 +785,50 @@ headerFormContract('standalone server', core => {
     },
     { methods: ['GET'] }
   )
-  for (const id of ['1', '7', '8']) {
-    standalone.protect(
-      `/notes/${id}`,
-      (principal, req) =>
-        req.method === 'DELETE' ? { deleted: id } : { id, body: principal.request },
-      { methods: ['DELETE', 'PUT'], binding: 'headers' }
-    )
-  }
+  standalone.protect(
+    '/notes/:id',
+    (principal, req, { id }) =>
+      req.method === 'DELETE' ? { deleted: id } : { id, body: principal.request },
+    { methods: ['DELETE', 'PUT'], binding: 'headers' }
+  )
   return listenerTarget(standalone.listener)
+})
+
+describe('standalone server: path parameters', () => {
+  it('matches :name segments after exact paths, decoded, one segment each', async () => {
+    const standalone = createServer(base.auth)
+    standalone.route('/notes/:id', () => ({ status: 200, headers: {}, body: 'pattern' }), ['GET'])
+    standalone.route('/notes/all', () => ({ status: 200, headers: {}, body: 'exact' }), ['GET'])
+    standalone.route('/a/:x/b/:y', () => ({ status: 200, headers: {}, body: 'two' }), ['GET'])
+    const target = listenerTarget(standalone.listener)
+    try {
+      expect((await target.get('/notes/all')).text).toBe('exact')
+      expect((await target.get('/notes/7')).text).toBe('pattern')
+      expect((await target.get('/notes/7/')).text).toBe('pattern')
+      expect((await target.get('/a/1/b/2')).text).toBe('two')
+      for (const path of ['/notes', '/notes/7/x', '/notes/%E0%A4%A', '/a/1/c/2']) {
+        expect([path, (await target.get(path)).status]).toEqual([path, 404])
+      }
+    } finally {
+      await target.close?.()
+    }
+  })
+
+  it('gives a protected handler the decoded params', async () => {
+    const standalone = createServer(base.auth)
+    const seen: unknown[] = []
+    standalone.protect('/notes/:id', (_principal, _req, params) => {
+      seen.push(params)
+      return { ok: true }
+    })
+    const { key, token } = await session()
+    const target = listenerTarget(standalone.listener)
+    try {
+      const reply = await target.post('/notes/a%20b', accessBody(token, key, { at: base.clock.ms }))
+      expect(reply.status).toBe(200)
+      expect(seen).toEqual([{ id: 'a b' }])
+    } finally {
+      await target.close?.()
+    }
+  })
 })

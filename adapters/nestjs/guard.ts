@@ -141,6 +141,8 @@ export class BetterAuthGuard implements CanActivate {
       holder: request,
       setBody: (body: unknown) => void (request.body = body),
       context: ctx,
+      // The request target as received (Fastify's `url` and Express's `originalUrl` keep it).
+      url: request.originalUrl ?? request.url ?? raw.url ?? '/',
     }
     let principal: AccessPrincipal<unknown, unknown> | undefined
     let error: unknown
@@ -154,7 +156,15 @@ export class BetterAuthGuard implements CanActivate {
       error = caught ?? new InternalError()
     }
     const accepted = this.handleRequest(error, principal, context)
-    if (accepted !== undefined) attachPrincipal(target, accepted, this.options)
+    if (accepted !== undefined) {
+      // In the header form the handler keeps the body the app's parser produced.
+      const headerForm = accepted.requestSignature !== undefined
+      attachPrincipal(
+        target,
+        accepted,
+        headerForm ? { ...this.options, replaceBody: false } : this.options
+      )
+    }
     return true
   }
 }

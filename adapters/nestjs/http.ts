@@ -2,7 +2,7 @@
  * Where Nest's Express and Fastify platforms differ, for the guard and the interceptor: the
  * node:http request under a platform request, and setting headers on a platform response.
  */
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 
 /** How to keep the raw bytes, logged once when a body was re-serialized. */
 export const RAW_BODY_ADVICE =
@@ -36,4 +36,15 @@ export function nodeRequestOf(request: object): IncomingMessage {
   return (
     raw !== null && typeof raw === 'object' && 'headers' in raw ? raw : request
   ) as IncomingMessage
+}
+
+/**
+ * The node:http response under a platform's response: Fastify's reply keeps it as `raw`;
+ * Express's response is one.
+ */
+export function nodeResponseOf(response: object): ServerResponse {
+  const raw = (response as { raw?: unknown }).raw
+  return (
+    raw !== null && typeof raw === 'object' && 'setHeader' in raw ? raw : response
+  ) as ServerResponse
 }

@@ -11,7 +11,8 @@ import {
 import { mergeMap, type Observable } from 'rxjs'
 import { BetterAuthServer } from '../../src/server/core'
 import { principals } from '../shared/access'
-import { responseSent, setResponseHeader, type PlatformResponse } from './http'
+import { requestPath, signNodeReplies, writeResult } from '../shared/node'
+import { nodeResponseOf, responseSent, setResponseHeader, type PlatformResponse } from './http'
 
 const signing = new WeakSet<object>()
 
@@ -19,7 +20,9 @@ const signing = new WeakSet<object>()
  * Signs what a handler returns when its request carries a verified principal: the reply becomes
  * `{"payload":{"access":{"nonce","serverIdentity"},"response":<value>},"signature"}`. Replies with
  * a status of 400 or more, `StreamableFile`s and responses the handler sent itself (`@Res()`) are
- * left alone; requests without a principal are not touched.
+ * left alone; requests without a principal are not touched. A request in the header form gets
+ * its reply as the handler wrote it (any status, any content type, `StreamableFile` or `@Res()`
+ * included) with the response-signature headers, below 400.
  */
 @Injectable()
 export class BetterAuthInterceptor implements NestInterceptor {
@@ -32,6 +35,16 @@ export class BetterAuthInterceptor implements NestInterceptor {
     if (principal === undefined || signing.has(request)) return next.handle()
     signing.add(request) // once, even when registered globally and on the route
     const response = context.switchToHttp().getResponse<PlatformResponse>()
+    if (principal.requestSignature !== undefined) {
+      // The header form: the node:http response (Express's, or under Fastify's reply) is signed
+      // as it is written, whatever the platform serialized.
+      const raw = nodeResponseOf(response)
+      signNodeReplies(this.auth, raw, principal.requestSignature, error => {
+        const path = requestPath(context.switchToHttp().getRequest<{ url?: string }>())
+        writeResult(raw, this.auth.errorResult(error, { path }))
+      })
+      return next.handle()
+    }
     return next.handle().pipe(
       mergeMap(async (data: unknown) => {
         if (

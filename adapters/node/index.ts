@@ -53,6 +53,14 @@ import { handleClientErrors } from '../shared/http'
 import { clientIp, type TrustProxy } from '../shared/ip'
 import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 import {
+  DEFAULT_METRICS_PATH,
+  metricsAnswer,
+  metricsHandler,
+  metricsOf,
+  withMetrics,
+  type StandaloneMetricsOption,
+} from './metrics'
+import {
   healthRoutes,
   type HealthOptions,
   type HealthRoutes,
@@ -66,6 +74,12 @@ export {
   type AccessOptions,
 } from '../shared/access'
 export type { AdapterCore } from '../shared/core'
+export {
+  DEFAULT_METRICS_PATH,
+  metricsHandler,
+  type MetricsSource,
+  type StandaloneMetricsOption,
+} from './metrics'
 export {
   DEFAULT_READINESS_TIMEOUT_MS,
   HealthRoutes,
@@ -81,10 +95,17 @@ export {
   type ReadinessOptions,
 } from '../../src/server/health'
 
-/** A protected route's handler: gets the verified principal, returns the data to sign. */
+/** The values of a route's `:name` segments (`/notes/:id` → `{ id }`), decoded. */
+export type RouteParams = Record<string, string>
+
+/**
+ * A protected route's handler: gets the verified principal, the request and the values of the
+ * path's `:name` segments; returns the data to sign.
+ */
 export type ProtectedHandler<Attributes = unknown, Request = unknown, Response = unknown> = (
   principal: AccessPrincipal<Attributes, Request>,
-  req: IncomingMessage
+  req: IncomingMessage,
+  params: RouteParams
 ) => Response | Promise<Response>
 
 /**
@@ -103,7 +124,8 @@ export type RawHandler = (
  */
 export type OptionalAccessHandler<Attributes = unknown, Request = unknown, Response = unknown> = (
   principal: AccessPrincipal<Attributes, Request> | undefined,
-  req: IncomingMessage
+  req: IncomingMessage,
+  params: RouteParams
 ) => Response | Promise<Response>
 
 /**
@@ -156,6 +178,12 @@ export interface StandaloneOptions<Attributes = unknown> extends MountOptions {
    */
   health?: HealthOptions | false
   /**
+   * `GET /metrics` in the Prometheus text format (prom-client): `true`, or `{ path, port }` to
+   * serve them on a listener of their own (same host, started by `listen`). The core needs
+   * `metrics: createMetrics()`; a core built here from options gets one. @default off
+   */
+  metrics?: StandaloneMetricsOption
+  /**
    * How long `close()` waits for in-flight requests before cutting the connections, ms.
    * @default BETTER_AUTH_SHUTDOWN_TIMEOUT_MS, else 10000
    */
@@ -165,7 +193,41 @@ export interface StandaloneOptions<Attributes = unknown> extends MountOptions {
 interface Route {
   methods: readonly string[]
   allow: string
-  run(body: Buffer, req: IncomingMessage, context: RequestContext): Promise<HandlerResult>
+  run(
+    body: Buffer,
+    req: IncomingMessage,
+    context: RequestContext,
+    params: RouteParams
+  ): Promise<HandlerResult>
+}
+
+/** A route whose path has `:name` segments, matched segment by segment. */
+interface PatternRoute {
+  /** The path's segments: a literal, or `{ name }` for a `:name` segment. */
+  segments: (string | { name: string })[]
+  route: Route
+}
+
+/** The params of `path` when it matches `pattern` (same number of segments), else `undefined`. */
+function matchPattern(pattern: PatternRoute, path: string): RouteParams | undefined {
+  const parts = path.split('/')
+  if (parts.length !== pattern.segments.length) return undefined
+  const params: RouteParams = {}
+  for (let i = 0; i < parts.length; i++) {
+    const segment = pattern.segments[i] as string | { name: string }
+    const part = parts[i] as string
+    if (typeof segment === 'string') {
+      if (segment !== part) return undefined
+      continue
+    }
+    if (part === '') return undefined
+    try {
+      params[segment.name] = decodeURIComponent(part)
+    } catch {
+      return undefined // malformed percent-encoding: no match (404)
+    }
+  }
+  return params
 }
 
 const READS_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -178,6 +240,8 @@ export class StandaloneServer<Attributes = unknown> {
   readonly listener: (req: IncomingMessage, res: ServerResponse) => void
 
   private readonly routes = new Map<string, Route>()
+  /** Routes with `:name` segments, tried in the order they were added after the exact paths. */
+  private readonly patterns: (PatternRoute & { path: string })[] = []
   private readonly maxBodyBytes: number
   private readonly trustProxy: TrustProxy
   private readonly clientIp: ((req: IncomingMessage) => string | undefined) | undefined
@@ -220,6 +284,13 @@ export class StandaloneServer<Attributes = unknown> {
         ])
       }
     }
+    if (options.metrics !== undefined && options.metrics !== false) {
+      const { path = DEFAULT_METRICS_PATH, port } = options.metrics === true ? {} : options.metrics
+      const metrics = metricsOf(auth)
+      if (port === undefined) this.route(path, () => metricsAnswer(metrics), ['GET', 'HEAD'])
+      else
+        this.metricsListener = { server: createHttpServer(metricsHandler(metrics, { path })), port }
+    }
     this.listener = (req, res) => this.dispatch(req, res)
     // Request lines and headers node refuses, and CONNECT, get the protocol's error body too.
     this.server = handleClientErrors(createHttpServer(options.http ?? {}, this.listener))
@@ -233,13 +304,17 @@ export class StandaloneServer<Attributes = unknown> {
 
   /** The health paths, unless turned off. */
   readonly health: HealthRoutes | undefined
+  /** The metrics' own listener (the `metrics.port` option), started by `listen`. */
+  readonly metricsListener: { server: Server; port: number } | undefined
   private readonly shutdown: GracefulShutdown
 
   /**
    * Adds an access-protected route: the request must be a valid access request, in either form
    * (`binding`); `handler` gets the principal and returns the response data, which is signed into
    * a response envelope that echoes the request nonce (the body form) or sent as JSON with the
-   * response-signature headers (the header form; `principal.request` is the parsed JSON body). Errors it throws become error bodies (e.g. `ForbiddenError`, 403).
+   * response-signature headers (the header form; `principal.request` is the parsed JSON body).
+   * Errors it throws become error bodies (e.g. `ForbiddenError`, 403). A path segment `:name`
+   * matches any one segment, given to the handler as `params.name`: `/notes/:id`.
    */
   protect<Request = unknown, Response = unknown>(
     path: string,
@@ -262,7 +337,8 @@ export class StandaloneServer<Attributes = unknown> {
     const run = handler as OptionalAccessHandler<Attributes, Request, Response>
     const auth: AdapterCore<Attributes> = this.auth
     const { methods = ['POST'], ...access } = options
-    return this.add(path, methods, async (body, req, context) => {
+    access.route ??= path // the label of metrics and traces: the pattern, never a path with ids
+    return this.add(path, methods, async (body, req, context, params) => {
       const target = {
         req,
         parsed: { rawBody: body, body: parsedForHandler(body) },
@@ -273,7 +349,7 @@ export class StandaloneServer<Attributes = unknown> {
         context,
       }
       const { principal } = await nodeAccess(auth, target, access, '')
-      const data = await run(principal, req)
+      const data = await run(principal, req, params)
       if (principal?.requestSignature !== undefined) {
         // The header form: the reply is plain JSON, signed in the response-signature headers.
         const text = JSON.stringify(data ?? null)
@@ -304,7 +380,13 @@ export class StandaloneServer<Attributes = unknown> {
       this.server.once('error', onError)
       this.server.listen(port, host, () => {
         this.server.off('error', onError)
-        resolve(this.server.address() as AddressInfo)
+        const metrics = this.metricsListener
+        if (metrics === undefined) return resolve(this.server.address() as AddressInfo)
+        metrics.server.once('error', reject)
+        metrics.server.listen(metrics.port, host, () => {
+          metrics.server.off('error', reject)
+          resolve(this.server.address() as AddressInfo)
+        })
       })
     })
   }
@@ -316,6 +398,11 @@ export class StandaloneServer<Attributes = unknown> {
    * every connection is closed. The core stays open (`auth.close()` closes it).
    */
   close(options: { deadlineMs?: number } = {}): Promise<void> {
+    const metrics = this.metricsListener?.server
+    if (metrics?.listening === true) {
+      metrics.close()
+      metrics.closeAllConnections()
+    }
     return this.shutdown.close(options)
   }
 
@@ -337,8 +424,31 @@ export class StandaloneServer<Attributes = unknown> {
   private add(path: string, methods: readonly string[], run: Route['run']): this {
     if (!path.startsWith('/')) throw new TypeError(`a path starts with "/": ${path}`)
     const upper = methods.map(m => m.toUpperCase())
-    this.routes.set(normalizePath(path), { methods: upper, allow: upper.join(', '), run })
+    const route: Route = { methods: upper, allow: upper.join(', '), run }
+    const normalized = normalizePath(path)
+    if (!normalized.includes('/:')) {
+      this.routes.set(normalized, route)
+      return this
+    }
+    const segments = normalized
+      .split('/')
+      .map(part => (part.startsWith(':') && part.length > 1 ? { name: part.slice(1) } : part))
+    const existing = this.patterns.findIndex(p => p.path === normalized)
+    const entry = { path: normalized, segments, route }
+    if (existing === -1) this.patterns.push(entry)
+    else this.patterns[existing] = entry // as for exact paths: the last definition wins
     return this
+  }
+
+  /** The route of a path, exact paths first, and the values of its `:name` segments. */
+  private find(path: string): { route: Route; params: RouteParams } | undefined {
+    const exact = this.routes.get(path)
+    if (exact !== undefined) return { route: exact, params: {} }
+    for (const pattern of this.patterns) {
+      const params = matchPattern(pattern, path)
+      if (params !== undefined) return { route: pattern.route, params }
+    }
+    return undefined
   }
 
   private endpoint(endpoint: Endpoint): Route['run'] {
@@ -357,12 +467,13 @@ export class StandaloneServer<Attributes = unknown> {
     const url = req.url ?? '/'
     const query = url.indexOf('?')
     const path = normalizePath(query === -1 ? url : url.slice(0, query))
-    const route = this.routes.get(path)
+    const found = this.find(path)
     const method = req.method ?? 'GET'
-    if (route === undefined) {
+    if (found === undefined) {
       this.fail(res, new NotFoundError(), { path })
       return
     }
+    const { route, params } = found
     if (!route.methods.includes(method)) {
       if (method === 'OPTIONS' && this.cors !== undefined) {
         this.preflight(res, route)
@@ -377,7 +488,7 @@ export class StandaloneServer<Attributes = unknown> {
       ? readBody(req, this.maxBodyBytes)
       : Promise.resolve(Buffer.alloc(0))
     body
-      .then(bytes => route.run(bytes, req, context))
+      .then(bytes => route.run(bytes, req, context, params))
       .then(result => this.send(res, result))
       .catch(error => {
         if (res.headersSent) return
@@ -426,7 +537,7 @@ export function createServer<Attributes = unknown>(
   auth: BetterAuthServer<Attributes> | BetterAuthOptions<Attributes>,
   options: StandaloneOptions<Attributes> = {}
 ): StandaloneServer<Attributes> {
-  return new StandaloneServer(coreOf(auth), options)
+  return new StandaloneServer(coreOf(withMetrics(auth, options.metrics)), options)
 }
 
 // ------------------------------------------------------------------------------------ shutdown

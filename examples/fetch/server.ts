@@ -45,6 +45,16 @@ const routes: Record<string, Route> = {
     }
   ),
 
+  // Any method, any body: the access request in headers (HTTP Message Signatures), which
+  // `client.fetch` sends. What the handler returns is sent as JSON, with its signature in headers.
+  'GET /me': auth.requireAccess(({ principal: { identity, device } }) => ({ identity, device }), {
+    binding: 'headers',
+  }),
+  'DELETE /notes/:id': auth.requireAccess(
+    ({ request }) => ({ deleted: new URL(request.url).pathname.slice('/notes/'.length) }),
+    { binding: 'headers' }
+  ),
+
   'GET /health': async () => Response.json({ ok: true }),
 
   // Conformance (PROTOCOL.md §4): a reply echoing a wrong nonce, which clients must refuse.
@@ -61,7 +71,8 @@ const routes: Record<string, Route> = {
  */
 export async function handle(request: Request, context: { ip?: string } = {}): Promise<Response> {
   if (auth.matches(request)) return auth.fetch(request, context)
-  const route = routes[`${request.method} ${new URL(request.url).pathname}`]
+  const path = new URL(request.url).pathname.replace(/^\/notes\/[^/]+$/, '/notes/:id')
+  const route = routes[`${request.method} ${path}`]
   return route === undefined
     ? Response.json({ error: { code: 'BA604', message: 'not found' } }, { status: 404 })
     : route(request, context)

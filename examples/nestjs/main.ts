@@ -5,7 +5,7 @@
  */
 import 'reflect-metadata'
 import { storeFromEnv } from 'better-auth-protocol'
-import { Body, Controller, Get, HttpCode, Module, Post, Res } from '@nestjs/common'
+import { Body, Controller, Delete, Get, HttpCode, Module, Param, Post, Res } from '@nestjs/common'
 import { HttpAdapterHost, NestFactory } from '@nestjs/core'
 import {
   BetterAuthAccess,
@@ -51,6 +51,21 @@ export class AppController {
   @BetterAuthAccess({ authorize: canWrite })
   createNote(@Body() note: { text: string }, @Principal('identity') identity: string) {
     return { saved: note.text, by: identity }
+  }
+
+  // Any method, any body: the access request in headers (HTTP Message Signatures), which
+  // `client.fetch` sends. The reply goes out as returned, with its signature in headers.
+  @Get('me')
+  @BetterAuthAccess({ binding: 'headers' })
+  me(@Principal('identity') identity: string, @Principal('device') device: string) {
+    return { identity, device }
+  }
+
+  @Delete('notes/:id')
+  @HttpCode(200)
+  @BetterAuthAccess({ binding: 'headers' })
+  deleteNote(@Param('id') id: string) {
+    return { deleted: id }
   }
 
   // Routes without @BetterAuthAccess() stay as they were.

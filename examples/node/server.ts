@@ -42,6 +42,18 @@ server.protect<{ text: string }>(
   { authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true }
 )
 
+// Any method, any body: the access request in headers (HTTP Message Signatures), which
+// `client.fetch` sends. The reply is sent as JSON, with its signature in headers. A `:name`
+// segment matches one path segment, given to the handler in `params`.
+server.protect('/me', ({ identity, device }) => ({ identity, device }), {
+  methods: ['GET'],
+  binding: 'headers',
+})
+server.protect('/notes/:id', (_principal, _req, params) => ({ deleted: params.id }), {
+  methods: ['DELETE'],
+  binding: 'headers',
+})
+
 // An unprotected route answers whatever it returns.
 server.route(
   '/health',

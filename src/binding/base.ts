@@ -82,7 +82,61 @@ export function serializeSignatureParams(
   components: readonly ComponentId[],
   params: SignatureParams
 ): string {
-  return serializeInnerList([components.map(toItem), toParameters(params)])
+  const parameters = toParameters(params)
+  return (
+    fastSignatureParams(components, parameters) ??
+    serializeInnerList([components.map(toItem), parameters])
+  )
+}
+
+// The values every signature of this binding holds (component names, `created`, `nonce`,
+// `keyid`, `alg`, `tag`, `req`, `key`) are strings, integers and `true`, serialized here
+// directly: the generic serializer costs more than the ECDSA verification beside it. Anything
+// else (or a string or key the RFC does not allow) goes to the library, which serializes or
+// refuses it; test/binding checks that both agree.
+const SF_STRING = /^[\x20-\x7e]*$/
+const SF_KEY = /^[a-z*][a-z0-9_\-.*]*$/
+const QUOTE_OR_BACKSLASH = /["\\]/g
+
+function fastString(value: string): string | undefined {
+  if (!SF_STRING.test(value)) return undefined
+  return '"' + value.replace(QUOTE_OR_BACKSLASH, '\\$&') + '"'
+}
+
+function fastParameters(params: Parameters): string | undefined {
+  let out = ''
+  for (const [key, value] of params) {
+    if (!SF_KEY.test(key)) return undefined
+    if (value === true) out += ';' + key
+    else if (typeof value === 'string') {
+      const text = fastString(value)
+      if (text === undefined) return undefined
+      out += ';' + key + '=' + text
+    } else if (typeof value === 'number' && Number.isSafeInteger(value)) {
+      if (Math.abs(value) > 999_999_999_999_999) return undefined
+      out += ';' + key + '=' + String(value)
+    } else return undefined
+  }
+  return out
+}
+
+function fastSignatureParams(
+  components: readonly ComponentId[],
+  params: Parameters
+): string | undefined {
+  let out = '('
+  for (let i = 0; i < components.length; i++) {
+    const id = components[i] as ComponentId
+    const [name, itemParams] = typeof id === 'string' ? [id, undefined] : id
+    if (typeof name !== 'string') return undefined
+    const text = fastString(name)
+    if (text === undefined) return undefined
+    const suffix = itemParams === undefined ? '' : fastParameters(itemParams)
+    if (suffix === undefined) return undefined
+    out += (i === 0 ? '' : ' ') + text + suffix
+  }
+  const suffix = fastParameters(params)
+  return suffix === undefined ? undefined : out + ')' + suffix
 }
 
 /** Joins `[identifier, value]` lines and the `@signature-params` line (RFC 9421 §2.5). */

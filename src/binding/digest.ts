@@ -9,9 +9,15 @@ import { byteSequence } from './base'
 import { InvalidMessageError, InvalidSignatureError } from '../errors'
 import { FieldError, dictionaryKeys } from './fields'
 
-/** The `Content-Digest` value for `body`: `sha-256=:<base64 of SHA-256(body)>:`. */
-export function contentDigest(body: Uint8Array): string {
-  return 'sha-256=' + byteSequence(sha256(body))
+/**
+ * The `Content-Digest` value for `body`: `sha-256=:<base64 of SHA-256(body)>:`. `hash` is the
+ * SHA-256 to use (default @noble/hashes; a server may pass node:crypto's, several times faster).
+ */
+export function contentDigest(
+  body: Uint8Array,
+  hash: (bytes: Uint8Array) => Uint8Array = sha256
+): string {
+  return 'sha-256=' + byteSequence(hash(body))
 }
 
 /** Why a digest was refused: the field is malformed, or it names another body. */

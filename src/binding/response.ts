@@ -42,6 +42,8 @@ export interface ResponseToSign {
   timestamp?: number | Date
   /** Sent as `keyid` when given: the response public key (`1AAI…`). */
   keyid?: string
+  /** The SHA-256 of the body's digest. @default @noble/hashes' (the server passes node's) */
+  sha256?: (bytes: Uint8Array) => Uint8Array
 }
 
 /** A reply to verify, as the client received it. */
@@ -86,7 +88,7 @@ export async function signResponse(
   const components: ComponentId[] = ['@status']
   const hasBody = response.body !== undefined && response.body.length > 0
   if (hasBody) {
-    headers['content-digest'] = contentDigest(response.body as Uint8Array)
+    headers['content-digest'] = contentDigest(response.body as Uint8Array, response.sha256)
     components.push('content-digest')
   }
   components.push(REQUEST_SIGNATURE_COMPONENT)

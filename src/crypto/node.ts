@@ -4,6 +4,7 @@
  */
 import {
   ECDH,
+  createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -15,6 +16,9 @@ import {
 import { LRUCache } from 'lru-cache'
 import { decodePublicKey, decodeSignature, encodePublicKey, encodeSignature } from '../codec/cesr'
 import type { SigningKey, Verifier } from './types'
+
+/** SHA-256 on node:crypto (for `Content-Digest` on the server). */
+export const sha256 = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest()
 
 /**
  * The uncompressed point (`04 ‖ x ‖ y`) of a qualified public key, or undefined if it is not a

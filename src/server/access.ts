@@ -90,9 +90,9 @@ export class AccessVerifier<Attributes = unknown> {
   async verify<Request = unknown>(
     body: string | Uint8Array,
     context: RequestContext = {},
-    options: AccessCheckOptions = {}
+    options: AccessCheckOptions = {},
+    trace: RequestTrace = {}
   ): Promise<AccessPrincipal<Attributes, Request>> {
-    const trace: RequestTrace = {}
     try {
       return await this.check<Request>(body, context, options, trace)
     } catch (error) {
@@ -115,9 +115,9 @@ export class AccessVerifier<Attributes = unknown> {
   async verifyHeaders<Request = unknown>(
     request: HeaderAccessRequest<Request>,
     context: RequestContext = {},
-    options: AccessCheckOptions = {}
+    options: AccessCheckOptions = {},
+    trace: RequestTrace = {}
   ): Promise<AccessPrincipal<Attributes, Request>> {
-    const trace: RequestTrace = {}
     try {
       return await this.checkHeaders<Request>(request, context, options, trace)
     } catch (error) {

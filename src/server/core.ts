@@ -5,7 +5,7 @@
  * and keys (`./key-loader`). Adapters only move bytes in and out of `handle`.
  */
 import { Blake3Hasher } from '../crypto/blake3'
-import { ThreadpoolP256Verifier } from '../crypto/node'
+import { ThreadpoolP256Verifier, sha256 as nodeSha256 } from '../crypto/node'
 import { RandomNoncer } from '../crypto/nonce'
 import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import type { AccessToken, AccessTokenClaims } from '../messages/token'
@@ -14,11 +14,12 @@ import type { ServerStore } from '../stores/types'
 import { signResponse } from '../binding'
 import { AccessVerifier, type HeaderAccessRequest } from './access'
 import { OperationRunner } from './dispatch'
-import { EventBus, type AuditListener } from './events'
+import { EventBus, type AuditListener, type RequestTrace } from './events'
 import { ErrorResponder, consoleLogger, jsonHeaders } from './http'
 import { KeyLoader } from './key-loader'
 import type { ServerKeys } from './keys'
-import type { OperationServices } from './operations'
+import { Observer, type MetricsRecorder } from './observe'
+import { OPERATIONS, type OperationServices, type OperationTrace } from './operations'
 import {
   resolveNumbers,
   type AccessCheckOptions,
@@ -88,6 +89,8 @@ export class BetterAuthServer<Attributes = unknown> {
   readonly now: () => number
   /** Lifetimes in milliseconds. */
   readonly ms: Readonly<Required<Lifetimes>>
+  /** The `metrics` option: what `metricsHandler` serves. */
+  readonly metrics: MetricsRecorder | undefined
 
   private readonly rawStore: ServerStore
   private readonly keyLoader: KeyLoader
@@ -97,13 +100,15 @@ export class BetterAuthServer<Attributes = unknown> {
   private readonly runner: OperationRunner
   private readonly events: EventBus
   private readonly errors: ErrorResponder
+  private readonly observer: Observer
+  private readonly auditAccessGranted: boolean
 
   /** Validates every option (a `TypeError` names a bad one) and wires the core's modules. */
   constructor(options: BetterAuthOptions<Attributes> = {}) {
     Object.defineProperty(this, SERVER_BRAND, { value: true })
     const numbers = resolveNumbers(options as BetterAuthOptions<never>)
     this.rawStore = options.store ?? new MemoryStore()
-    this.store = guardStore(this.rawStore)
+    this.store = guardStore(this.rawStore, store => this.observer.storeError(store))
     this.paths = Object.freeze({ ...DEFAULT_PATHS, ...options.paths })
     this.hasher = options.crypto?.hasher ?? new Blake3Hasher()
     this.verifier = options.crypto?.verifier ?? new ThreadpoolP256Verifier()
@@ -113,6 +118,9 @@ export class BetterAuthServer<Attributes = unknown> {
     this.limits = numbers.limits
     this.now = options.now ?? Date.now
     this.ms = numbers.ms
+    this.metrics = options.metrics
+    this.auditAccessGranted = options.auditAccessGranted ?? false
+    this.observer = new Observer(this.metrics, this.logger, new Set<string>(OPERATIONS))
     this.errors = new ErrorResponder(this.logger, this.debug)
     this.events = new EventBus(this.now, error =>
       this.logger.error({ err: error }, 'audit event listener failed')
@@ -132,7 +140,8 @@ export class BetterAuthServer<Attributes = unknown> {
       this.verifier,
       this.limits,
       numbers.compressionLevel,
-      numbers.tokenCacheSize
+      numbers.tokenCacheSize,
+      this.observer.recording ? this.observer : undefined
     )
     this.signer = new ResponseSigner(this.keyLoader, this.noncer, this.limits)
     const rateLimiter = options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit)
@@ -236,7 +245,10 @@ export class BetterAuthServer<Attributes = unknown> {
     body: string | Uint8Array,
     context: RequestContext = {}
   ): Promise<string> {
-    return this.runner.run(operation, body, context)
+    const trace: OperationTrace = { ip: context.ip }
+    return this.observer.operation(operation, trace, () =>
+      this.runner.run(operation, body, context, trace)
+    )
   }
 
   /**
@@ -249,7 +261,10 @@ export class BetterAuthServer<Attributes = unknown> {
     context: RequestContext = {},
     options: AccessCheckOptions = {}
   ): Promise<AccessPrincipal<Attributes, Request>> {
-    return this.access.verify<Request>(body, context, options)
+    const trace: RequestTrace = {}
+    return this.observer.access(options.route ?? options.rateLimit?.name, trace, async () =>
+      this.granted(await this.access.verify<Request>(body, context, options, trace), context)
+    )
   }
 
   /**
@@ -267,7 +282,25 @@ export class BetterAuthServer<Attributes = unknown> {
     context: RequestContext = {},
     options: AccessCheckOptions = {}
   ): Promise<AccessPrincipal<Attributes, Request>> {
-    return this.access.verifyHeaders<Request>(request, context, options)
+    const trace: RequestTrace = {}
+    return this.observer.access(options.route ?? options.rateLimit?.name, trace, async () =>
+      this.granted(
+        await this.access.verifyHeaders<Request>(request, context, options, trace),
+        context
+      )
+    )
+  }
+
+  /** Emits `access.granted` when asked to (`auditAccessGranted`); returns the principal. */
+  private granted<P extends { identity: string; device: string }>(
+    principal: P,
+    context: RequestContext
+  ): P {
+    if (this.auditAccessGranted) {
+      const trace = { identity: principal.identity, device: principal.device }
+      this.events.emit('access.granted', 'access', trace, context)
+    }
+    return principal
   }
 
   /**
@@ -290,6 +323,7 @@ export class BetterAuthServer<Attributes = unknown> {
         requestSignature: reply.requestSignature,
         timestamp: this.now(),
         keyid: keys.responseIdentity,
+        sha256: nodeSha256,
       },
       keys.responseKey
     )

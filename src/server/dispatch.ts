@@ -29,12 +29,13 @@ export class OperationRunner {
   async run(
     operation: Operation,
     body: string | Uint8Array,
-    context: RequestContext = {}
+    context: RequestContext = {},
+    /** Filled in as the caller is found out (the core's metrics and traces read it). */
+    trace: OperationTrace = { ip: context.ip }
   ): Promise<string> {
     // Typed callers cannot name another operation; JavaScript ones get a 500 (BA600) for it.
     const definition = OPERATION_DEFINITIONS[operation] as OperationDefinition | undefined
     const rateLimiter = this.rateLimiter
-    const trace: OperationTrace = { ip: context.ip }
     try {
       await rateLimiter?.checkIp(operation, context.ip)
       if (definition === undefined) throw new TypeError(`unknown operation: ${String(operation)}`)

@@ -21,6 +21,8 @@ export type AuditEventType =
   | 'request.rejected'
   /** An access request to a protected route was refused. */
   | 'access.denied'
+  /** An access request to a protected route was accepted (only with `auditAccessGranted`). */
+  | 'access.granted'
   | 'rate.limited'
 
 export interface AuditEvent {

@@ -8,6 +8,7 @@ import type { AccessToken, TokenLimits } from '../messages/token'
 import type { ServerStore } from '../stores/types'
 import type { AuditListener } from './events'
 import type { ServerKeyOptions, ServerKeys } from './keys'
+import type { MetricsRecorder } from './observe'
 import type { RateLimitOptions, RateRule } from './ratelimit'
 import type { Paths } from './routes'
 
@@ -80,6 +81,17 @@ export interface BetterAuthOptions<Attributes = unknown> {
   rateLimit?: RateLimitOptions | false
   /** Receives audit events (see AuditEvent). Also: `auth.onEvent(listener)`. */
   onEvent?: AuditListener
+  /**
+   * Also emit an `access.granted` audit event for every access request accepted (one per
+   * protected request: high volume). @default false
+   */
+  auditAccessGranted?: boolean
+  /**
+   * Records requests, access checks, rate-limit refusals, store errors, latencies and cache use:
+   * `createMetrics()` (prom-client), or any `MetricsRecorder`. A recorder that throws never fails
+   * a request (the first failure is logged). @default none
+   */
+  metrics?: MetricsRecorder
   /** Clock in ms since the epoch, for tests. @default Date.now */
   now?: () => number
   /**
@@ -120,6 +132,11 @@ export interface AccessCheckOptions {
   binding?: 'headers' | 'body' | 'any'
   /** The authority header-form requests are signed for (see `BetterAuthOptions.authority`). */
   authority?: string
+  /**
+   * The route's label in metrics and traces: its pattern (`/users/:id`) or a name, never a path
+   * with ids in it. @default `rateLimit.name`, else `access`
+   */
+  route?: string
 }
 
 /** What an adapter knows about the HTTP request besides its body. */

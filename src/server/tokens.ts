@@ -29,7 +29,9 @@ export class TokenService<Attributes = unknown> {
     private readonly verifier: Verifier,
     private readonly limits: Readonly<TokenLimits>,
     private readonly compressionLevel: number,
-    cacheSize: number
+    cacheSize: number,
+    /** Hears token-cache and key lookups (metrics), when something records them. */
+    private readonly observe?: { tokenCache(hit: boolean): void; keyCache(hit: boolean): void }
   ) {
     // Two entries a token: by its text and by its signed content.
     this.cache = new LRUCache({ max: 2 * Math.max(1, cacheSize) })
@@ -55,14 +57,17 @@ export class TokenService<Attributes = unknown> {
   async verify(text: string): Promise<AccessToken<Attributes>> {
     const keys = this.keys.loaded ?? (await this.keys.current())
     const cached = this.cache.get(text)
+    const observe = this.observe
     if (cached !== undefined) {
       this.cache.get(contentKey(cached.json)) // both entries stay recently used
-      return trusted(keys, cached)
+      observe?.tokenCache(true)
+      return trusted(keys, cached, observe)
     }
     const token = decodeToken<Attributes>(text, this.limits)
     const known = this.cache.get(contentKey(token.json))
-    if (known !== undefined) return trusted(keys, known)
-    await trusted(keys, token)
+    observe?.tokenCache(known !== undefined)
+    if (known !== undefined) return trusted(keys, known, observe)
+    await trusted(keys, token, observe)
     const valid = await this.verifier.verify(
       Buffer.from(token.json),
       token.signature,
@@ -87,8 +92,14 @@ export class TokenService<Attributes = unknown> {
 }
 
 /** The token, if a trusted access key signed it; an unknown key may be a rotation not seen yet. */
-async function trusted<T extends AccessToken<unknown>>(keys: ServerKeys, token: T): Promise<T> {
-  if (!keys.isTrustedAccessKey(token.serverIdentity)) {
+async function trusted<T extends AccessToken<unknown>>(
+  keys: ServerKeys,
+  token: T,
+  observe?: { keyCache(hit: boolean): void }
+): Promise<T> {
+  const known = keys.isTrustedAccessKey(token.serverIdentity)
+  observe?.keyCache(known)
+  if (!known) {
     if (!(await keys.resolveAccessKey(token.serverIdentity))) throw new UnknownServerKeyError()
   }
   return token

@@ -3,12 +3,16 @@ import 'reflect-metadata'
 import {
   Body,
   Controller,
+  Delete,
   Get,
   HttpCode,
   Inject,
   Injectable,
   Module,
+  Param,
   Post,
+  Put,
+  Req,
   type ExecutionContext,
   type INestApplication,
 } from '@nestjs/common'
@@ -33,6 +37,7 @@ import { accessBody, nonce as newNonce, type Attributes, type TestServer } from 
 import {
   adapterContract,
   errorCode,
+  headerFormContract,
   makeServer,
   numericKeyBody,
   permitsDelete,
@@ -82,6 +87,31 @@ class ContractController {
   @HttpCode(200)
   echo(@Body() body: unknown) {
     return { echo: body }
+  }
+}
+
+/** The routes of the header-form contract (besides `POST /foo/bar`). */
+@Controller()
+class HeaderFormController {
+  @Get('items')
+  @BetterAuthAccess()
+  items(@Principal('identity') identity: string, @Req() req: { url: string }) {
+    const url = req.url
+    return { identity, query: url.slice(url.indexOf('?')) || '?' }
+  }
+
+  @Delete('notes/:id')
+  @HttpCode(200)
+  @BetterAuthAccess({ binding: 'headers' })
+  remove(@Param('id') id: string) {
+    return { deleted: id }
+  }
+
+  @Put('notes/:id')
+  @HttpCode(200)
+  @BetterAuthAccess({ binding: 'headers' })
+  put(@Param('id') id: string, @Body() body: unknown) {
+    return { id, body }
   }
 }
 
@@ -166,6 +196,22 @@ for (const [name, rawBody, platform] of [
     const { target } = await start(
       [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
       [ContractController],
+      rawBody,
+      platform
+    )
+    return target
+  })
+}
+
+for (const [name, rawBody, platform] of [
+  ['NestJS', true, 'express'],
+  ['NestJS on Fastify', true, 'fastify'],
+  ['NestJS on Fastify without rawBody (re-serialized bodies)', false, 'fastify'],
+] as const) {
+  headerFormContract(name, async core => {
+    const { target } = await start(
+      [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
+      [ContractController, HeaderFormController],
       rawBody,
       platform
     )

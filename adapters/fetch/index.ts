@@ -8,7 +8,6 @@
  */
 import {
   BetterAuthError,
-  ForbiddenError,
   InvalidMessageError,
   MethodNotAllowedError,
   NotFoundError,
@@ -25,7 +24,13 @@ import {
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
-import { checkAccess, normalizePath, principals, type AccessOptions } from '../shared/access'
+import {
+  checkAccess,
+  normalizePath,
+  principals,
+  settleAccess,
+  type AccessOptions,
+} from '../shared/access'
 import {
   DEFAULT_BODY_LIMIT,
   JSON_CONTENT_TYPE,
@@ -479,33 +484,22 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
     } catch {
       // not JSON: the handler gets the text
     }
-    let principal: AccessPrincipal<Attributes, Body>
-    try {
-      principal = await this.core.verifyHeaderAccess<Body>(
-        {
-          method: request.method,
-          url: request.url,
-          headers: request.headers,
-          parsed: parsed as Body,
-          ...(body.length === 0 ? {} : { body }),
-        },
-        context,
-        options
-      )
-    } catch (error) {
-      if (
-        options.credentialsRequired === false &&
-        error instanceof BetterAuthError &&
-        error.code === 'BA404'
-      ) {
-        return undefined
-      }
-      throw error
-    }
-    if (options.authorize !== undefined && !(await options.authorize(principal, request))) {
-      throw new ForbiddenError()
-    }
-    return principal
+    return settleAccess(
+      () =>
+        this.core.verifyHeaderAccess<Body>(
+          {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            parsed: parsed as Body,
+            ...(body.length === 0 ? {} : { body }),
+          },
+          context,
+          options
+        ),
+      options,
+      request
+    )
   }
 
   /** A header-form reply: the response as it is, with the response-signature headers (< 400). */

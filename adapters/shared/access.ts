@@ -51,11 +51,24 @@ export async function checkAccess<Attributes, Request, Source>(
   source: Source,
   options: AccessOptions<Attributes, Request, Source>
 ): Promise<AccessPrincipal<Attributes, Request> | undefined> {
+  return settleAccess(() => core.verifyAccess<Request>(body, context, options), options, source)
+}
+
+/**
+ * The one outcome of an access check in either form: `verify`'s principal, authorized; `undefined`
+ * when credentials are optional and the request carries none (BA404); otherwise its error (or what
+ * `authorize` threw, or 403 BA306 when it said no).
+ */
+export async function settleAccess<Attributes, Request, Source>(
+  verify: () => Promise<AccessPrincipal<Attributes, Request>>,
+  options: AccessOptions<Attributes, Request, Source>,
+  source: Source
+): Promise<AccessPrincipal<Attributes, Request> | undefined> {
   let principal: AccessPrincipal<Attributes, Request>
   try {
-    principal = await core.verifyAccess<Request>(body, context, options)
+    principal = await verify()
   } catch (error) {
-    // The core answers BA404 for a body that carries no access request at all.
+    // The core answers BA404 for a request that carries no access request at all.
     if (
       options.credentialsRequired === false &&
       error instanceof BetterAuthError &&

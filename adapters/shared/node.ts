@@ -5,13 +5,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AccessPrincipal, HandlerResult, RequestContext } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
-import {
-  BetterAuthError,
-  ForbiddenError,
-  InvalidMessageError,
-  PayloadTooLargeError,
-} from '../../src/errors'
-import { checkAccess, principals, type AccessOptions } from './access'
+import { ForbiddenError, InvalidMessageError, PayloadTooLargeError } from '../../src/errors'
+import { checkAccess, principals, settleAccess, type AccessOptions } from './access'
 import { usesHeaderForm } from './binding'
 import { readBody } from './body'
 import { bodyLimit, type AdapterCore } from './core'
@@ -305,22 +300,12 @@ async function headerAccess<Attributes, Request, Source>(
       ? {}
       : { body: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) }),
   }
-  let principal: AccessPrincipal<Attributes, Request>
-  try {
-    principal = await core.verifyHeaderAccess<Request>(request, target.context, options)
-  } catch (error) {
-    if (
-      options.credentialsRequired === false &&
-      error instanceof BetterAuthError &&
-      error.code === 'BA404'
-    ) {
-      return undefined
-    }
-    throw error
-  }
-  if (options.authorize !== undefined && !(await options.authorize(principal, target.source))) {
-    throw new ForbiddenError()
-  }
+  const principal = await settleAccess(
+    () => core.verifyHeaderAccess<Request>(request, target.context, options),
+    options,
+    target.source
+  )
+  if (principal === undefined) return undefined
   if (options.attach !== false)
     attachPrincipal(target, principal, { ...options, replaceBody: false })
   return principal

@@ -179,8 +179,31 @@ export {
   type AccessTokenClaims,
   type TokenLimits,
 } from './messages/token'
-export * from './client/client'
-export * from './client/stores'
+export {
+  BetterAuthClient,
+  CLIENT_DEFAULT_PATHS,
+  FetchNetwork,
+  type ClientOptions,
+  type ClientStores,
+  type Network,
+  type ServerReply,
+  type SessionOptions,
+} from './client/client'
+export {
+  ClientStoreError,
+  LocalLock,
+  MemoryRotatingKeyStore,
+  MemoryValueStore,
+  PersistentRotatingKeyStore,
+  defaultKeyGenerator,
+  type ChainBackend,
+  type ClientLock,
+  type ClientRotatingKeyStore,
+  type ClientValueStore,
+  type RotatingKeyStoreOptions,
+  type SavedChain,
+  type SavedKey,
+} from './client/stores'
 export {
   WebCryptoSigningKey,
   WebCryptoVerifier,

@@ -310,3 +310,12 @@ export async function openSession(server: TestServer, device: TestDevice): Promi
   )
   return { token: payload.response.access.token, key, next }
 }
+
+/** Resolves once `condition` holds (checked every 10 ms); rejects after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const started = Date.now()
+  while (!condition()) {
+    if (Date.now() - started > timeoutMs) throw new Error(`condition not met in ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}

@@ -1,5 +1,5 @@
 /**
- * SIGTERM ends a busy server: a real process (`make server`: examples/server.ts, and the CLI's
+ * SIGTERM ends a busy server: a real process (`make server`: examples/server-listen.ts, and the CLI's
  * `serve`) under continuous keep-alive load exits 0 within its shutdown deadline; every request
  * answered 200 got a complete reply and its account is in the database; requests after the
  * signal are refused or answered with `Connection: close`, never left hanging. A client holding
@@ -11,7 +11,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SqliteStore } from '../../src/stores/sqlite'
-import { TestAccount } from '../helpers'
+import { TestAccount, until } from '../helpers'
 import { startServer, type ServerProcess } from './processes'
 
 const DEADLINE_MS = 2000
@@ -90,7 +90,7 @@ function exitOf(server: ServerProcess, since: () => number) {
 }
 
 describe.each([
-  ['make server (examples/server.ts)', 'examples/server.ts', [] as string[], 18260],
+  ['make server (examples/server-listen.ts)', 'examples/server-listen.ts', [] as string[], 18260],
   ['better-auth-protocol serve', 'cli/index.ts', ['serve'], 18261],
 ])('%s', (_name, script, args, port) => {
   it('SIGTERM under keep-alive load: exits 0 by the deadline, every 200 is complete and stored', async () => {
@@ -121,7 +121,8 @@ describe.each([
     }
     try {
       const load = Promise.all([worker(), worker(), worker(), worker()])
-      await new Promise(resolve => setTimeout(resolve, 500))
+      // Under load: some requests answered before the signal.
+      await until(() => outcomes.filter(o => o.status === 200).length >= 20, 20_000)
       signalledAt = Date.now()
       server.child.kill('SIGTERM')
       const [exit] = await Promise.all([exited, load])

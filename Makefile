@@ -66,30 +66,30 @@ format-check: $(DEPS)
 # BETTER_AUTH_RATE_LIMIT=on gives it the defaults that `npx better-auth-protocol serve` has.
 BETTER_AUTH_RATE_LIMIT ?= off
 server: $(DEPS)
-	BETTER_AUTH_RATE_LIMIT=$(BETTER_AUTH_RATE_LIMIT) $(TSX) examples/server.ts
+	BETTER_AUTH_RATE_LIMIT=$(BETTER_AUTH_RATE_LIMIT) $(TSX) examples/server-listen.ts
 
 example-express: $(DEPS)
-	$(TSX) examples/express/server.ts
+	$(TSX) examples/express/listen.ts
 
 example-koa: $(DEPS)
-	$(TSX) examples/koa/server.ts
+	$(TSX) examples/koa/listen.ts
 
 example-nestjs: $(DEPS)
-	$(TSX) examples/nestjs/main.ts
+	$(TSX) examples/nestjs/listen.ts
 
 example-nestjs-fastify: $(DEPS)
-	$(TSX) examples/nestjs/fastify.ts
+	$(TSX) examples/nestjs/listen.ts fastify
 
 example-fetch: $(DEPS)
-	$(TSX) examples/fetch/server.ts
+	$(TSX) examples/fetch/listen.ts
 
 example-node: $(DEPS)
-	$(TSX) examples/node/server.ts
+	$(TSX) examples/node/listen.ts
 
 # The web demo (examples/web): the conformance server plus a page using better-auth-protocol/client.
 .PHONY: example-web test-browser
 example-web: $(DEPS)
-	$(TSX) examples/web/server.ts
+	$(TSX) examples/web/listen.ts
 
 # The demo and the client in Chromium (Debian's chromium, driven by playwright-core; never downloads one).
 test-browser: $(DEPS)

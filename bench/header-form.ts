@@ -16,6 +16,7 @@ import { createServer } from '../adapters/node'
 import { signHeaderRequest } from '../src/binding'
 import { formatTimestamp } from '../src/codec/timestamp'
 import { NodeSigningKey } from '../src/crypto/node'
+import type { SigningKey } from '../src/crypto/types'
 import { createBetterAuth, MemoryStore, type BetterAuthServer } from '../src'
 import { Blake3Hasher } from '../src/crypto/blake3'
 import { RandomNoncer } from '../src/crypto/nonce'
@@ -26,7 +27,7 @@ const BODY = '{"foo":"bar","bar":"foo"}'
 const hasher = new Blake3Hasher()
 const noncer = new RandomNoncer()
 
-interface Signed {
+export interface Signed {
   method: string
   headers: Record<string, string>
   body: string
@@ -48,6 +49,32 @@ async function credentials(auth: BetterAuthServer) {
   return { key, token }
 }
 
+/**
+ * A header-form request for `POST url` with the benchmark's JSON body, signed now with a fresh
+ * nonce: the headers to send (content type included) and the body. Shared with bench/run.ts.
+ */
+export async function headerFormRequest(
+  url: string,
+  token: string,
+  key: SigningKey,
+  body = BODY
+): Promise<Signed> {
+  const signed = await signHeaderRequest({
+    method: 'POST',
+    url,
+    body: Buffer.from(body),
+    token,
+    signer: key,
+    nonce: noncer.generate128(),
+    timestamp: Date.now(),
+  })
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...signed.headers },
+    body,
+  }
+}
+
 async function sign(auth: BetterAuthServer, url: string, form: 'body' | 'headers', n: number) {
   const { key, token } = await credentials(auth)
   const out: Signed[] = []
@@ -62,17 +89,7 @@ async function sign(auth: BetterAuthServer, url: string, form: 'body' | 'headers
       const body = `{"payload":${payload},"signature":"${signature}"}`
       out.push({ method: 'POST', headers: { 'content-type': 'application/json' }, body })
     } else {
-      const signed = await signHeaderRequest({
-        method: 'POST',
-        url,
-        body: Buffer.from(BODY),
-        token,
-        signer: key,
-        nonce,
-        timestamp: Date.now(),
-      })
-      const headers = { 'content-type': 'application/json', ...signed.headers }
-      out.push({ method: 'POST', headers, body: BODY })
+      out.push(await headerFormRequest(url, token, key))
     }
   }
   return out
@@ -176,4 +193,5 @@ async function main(): Promise<void> {
     console.log(`${what.padEnd(34)} ${form.padEnd(8)} ${us.toFixed(0)}`)
 }
 
-void main()
+// Run by hand; bench/run.ts imports headerFormRequest only.
+if (require.main === module) void main()

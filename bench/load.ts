@@ -177,6 +177,36 @@ function run(
   })
 }
 
+/** The bytes of a request with its own header fields (the header form), body sent as is. */
+export function rawRequest(
+  host: string,
+  method: string,
+  path: string,
+  headers: Readonly<Record<string, string>>,
+  body: string
+): Buffer {
+  const bytes = Buffer.from(body)
+  let head = `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\n`
+  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`
+  head += `Content-Length: ${bytes.length}\r\n\r\n`
+  return Buffer.concat([Buffer.from(head, 'latin1'), bytes])
+}
+
+/** Sends every request (complete bytes, see rawRequest) once, `connections` at a time. */
+export async function blastRaw(
+  url: string,
+  requests: readonly Buffer[],
+  connections: number
+): Promise<Sample> {
+  let next = 0
+  const sample = await run(url, Math.min(connections, requests.length), requests.length, () =>
+    next < requests.length ? requests[next++] : undefined
+  )
+  const unanswered = requests.length - sample.requests
+  if (unanswered > 0) sample.failures.unanswered = unanswered
+  return sample
+}
+
 /** Sends every body in `bodies` once to `path` (POST), `connections` at a time. */
 export async function blast(
   url: string,

@@ -25,7 +25,18 @@ import { availableParallelism, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { NodeSigningKey } from '../src'
-import { blast, combine, failedCount, flow, stats, type Sample, type Stats } from './load'
+import { headerFormRequest } from './header-form'
+import {
+  blast,
+  blastRaw,
+  combine,
+  failedCount,
+  flow,
+  rawRequest,
+  stats,
+  type Sample,
+  type Stats,
+} from './load'
 import {
   accessBody,
   challengeOf,
@@ -215,6 +226,25 @@ function access(
 }
 
 /**
+ * Header-form requests (HTTP Message Signatures, docs/http-binding.md) to the protected route,
+ * the same JSON body as the classic form's `request`, each signed just before its slice with
+ * bench/header-form.ts's builder.
+ */
+function headerAccess(server: Child, path: string, sessions: Session[]): Measure {
+  const host = new URL(server.url).host
+  const prepare = async (count: number) => {
+    const requests = new Array<Buffer>(count)
+    for (let i = 0; i < count; i++) {
+      const session = sessions[i % sessions.length] as Session
+      const r = await headerFormRequest(server.url + path, session.token, session.key)
+      requests[i] = rawRequest(host, r.method, path, r.headers, r.body)
+    }
+    return () => blastRaw(server.url, requests, CONNECTIONS)
+  }
+  return measured(server, prepare, (SMOKE ? 3000 : 8000) * WARMUP)
+}
+
+/**
  * Fresh access public keys for new sessions, made before the timed phase: a real client makes a
  * new access key per session, and the server checks each new point.
  */
@@ -350,7 +380,7 @@ const round = (n: number, digits = 0): number => Number(n.toFixed(digits))
 interface Row {
   target: string
   framework: string
-  kind: 'bare' | 'protected' | 'sessions' | 'refresh'
+  kind: 'bare' | 'protected' | 'header-protected' | 'sessions' | 'refresh'
   server: 'ours' | 'reference'
   stats: Stats
 }
@@ -458,6 +488,18 @@ async function main(): Promise<void> {
         measure: access(protectedServer, PROTECTED_PATH, sessions, true),
       },
     ]
+    // The header form on the same route, in the same slices (standalone and Express).
+    if (f.name === 'node' || f.name === 'express') {
+      entries.push({
+        row: {
+          target: `${f.protectedLabel} (header form)`,
+          framework: f.name,
+          kind: 'header-protected',
+          server: 'ours',
+        },
+        measure: headerAccess(protectedServer, PROTECTED_PATH, sessions),
+      })
+    }
     if (f.name === 'node' && reference !== undefined) {
       entries.push({
         row: {
@@ -516,6 +558,18 @@ async function main(): Promise<void> {
       }
     }
   }
+  // CPU per request of the header form against the classic form, same server, same run.
+  const headerForm: Record<string, { bare: number; protected: number; headers: number }> = {}
+  for (const f of FRAMEWORKS) {
+    const [bare, prot, headers] = [
+      find(f.name, 'bare')?.cpuPerRequest,
+      find(f.name, 'protected')?.cpuPerRequest,
+      find(f.name, 'header-protected')?.cpuPerRequest,
+    ]
+    if (bare !== undefined && prot !== undefined && headers !== undefined) {
+      headerForm[f.name] = { bare: round(bare), protected: round(prot), headers: round(headers) }
+    }
+  }
   const versusReference: Record<string, number> = {}
   for (const kind of ['protected', 'sessions', 'refresh'] as const) {
     const ours = find('node', kind)
@@ -535,6 +589,12 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(ratios)) {
     console.log(
       `${name.padEnd(8)} protected/bare: throughput ${r.throughput.toFixed(2)}×, p99 ${r.p99.toFixed(2)}×`
+    )
+  }
+  for (const [name, r] of Object.entries(headerForm)) {
+    console.log(
+      `${name.padEnd(8)} CPU µs/req: bare ${r.bare}, protected ${r.protected}, ` +
+        `header-protected ${r.headers} (header/classic ${(r.headers / r.protected).toFixed(2)}×)`
     )
   }
   for (const [kind, r] of Object.entries(versusReference)) {
@@ -575,6 +635,7 @@ async function main(): Promise<void> {
         failed: r.stats.failed,
       })),
       ratios,
+      headerForm,
       versusReference,
       memory:
         memory === undefined

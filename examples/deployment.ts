@@ -4,9 +4,9 @@
  * keys the auth server publishes, without holding the access key.
  *
  *   BETTER_AUTH_DATABASE=postgres://localhost/app BETTER_AUTH_REDIS=redis://localhost \
- *     PORT=8080 npx tsx examples/deployment.ts auth
+ *     PORT=8080 npx tsx examples/deployment-listen.ts auth
  *   AUTH_URL=http://127.0.0.1:8080 BETTER_AUTH_RESPONSE_KEY_FILE=response.pem \
- *     BETTER_AUTH_REDIS=redis://localhost PORT=8081 npx tsx examples/deployment.ts resource
+ *     BETTER_AUTH_REDIS=redis://localhost PORT=8081 npx tsx examples/deployment-listen.ts resource
  *
  * The resource server signs its replies with the auth server's response key (the same
  * `BETTER_AUTH_RESPONSE_KEY`), so clients pin a single key.
@@ -29,7 +29,7 @@ import {
 import { PostgresStore } from 'better-auth-protocol/stores/postgres'
 import { RedisEphemeralStore } from 'better-auth-protocol/stores/redis'
 import { betterAuth } from 'better-auth-protocol/express'
-import { gracefulShutdown, healthHandler } from 'better-auth-protocol/node'
+import { healthHandler } from 'better-auth-protocol/node'
 
 /** The auth server: state and keys from BETTER_AUTH_DATABASE and BETTER_AUTH_REDIS. */
 export async function authServer(env = process.env) {
@@ -75,29 +75,4 @@ export async function resourceServer(authUrl: string, authResponseKey: string, r
     res.json({ identity: auth.principal(req).identity, echo: req.body })
   })
   return { app, auth }
-}
-
-if (require.main === module) {
-  const role = process.argv[2]
-  const port = Number(process.env.PORT ?? 8080)
-  const start = async () => {
-    if (role === 'auth') return authServer()
-    if (role === 'resource') {
-      const { Redis } = await import('ioredis')
-      const authUrl = process.env.AUTH_URL ?? 'http://127.0.0.1:8080'
-      const key = await (await fetch(`${authUrl}/key/response`)).text() // pin it in production
-      return resourceServer(authUrl, key, new Redis(process.env.BETTER_AUTH_REDIS ?? ''))
-    }
-    throw new Error('usage: deployment.ts auth|resource')
-  }
-  start()
-    .then(({ app, auth }) => {
-      const server = app.listen(port, '127.0.0.1', () => console.log(`${role} on :${port}`))
-      // SIGTERM / SIGINT: stop accepting, answer what is in flight, close the stores, exit 0.
-      gracefulShutdown(server, { onClose: () => auth.close() })
-    })
-    .catch(error => {
-      console.error(error)
-      process.exit(1)
-    })
 }

@@ -3,19 +3,14 @@
  * default paths, `/key/response`, and two access-protected routes, `/foo/bar` and `/bad/nonce`.
  * `make server` runs the same server on the standalone node:http server (examples/server.ts).
  *
- *   PORT=8080 npx tsx examples/express-conformance.ts   # HOST overrides 127.0.0.1
+ *   PORT=8080 npx tsx examples/express-conformance-listen.ts   # HOST overrides 127.0.0.1
  *
  * State and keys live in `./better-auth.db` (SQLite) unless `BETTER_AUTH_DATABASE` says
  * otherwise (`memory:`, `sqlite:PATH`, `postgres://…`); `BETTER_AUTH_REDIS` (`redis://…`) puts
  * challenges and nonces in Redis.
  */
 import express from 'express'
-import {
-  createBetterAuth,
-  createStoreFromEnv,
-  type AccessPrincipal,
-  type ServerStore,
-} from '../src'
+import { createBetterAuth, type AccessPrincipal, type ServerStore } from '../src'
 import { protocolRouter, requireAccess } from '../adapters/express'
 
 export interface Attributes {
@@ -62,25 +57,4 @@ export function createConformanceApp(options: { store?: ServerStore } = {}) {
   })
 
   return { app, auth }
-}
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  createStoreFromEnv(process.env, { database: 'sqlite:./better-auth.db' })
-    .then(async store => {
-      const { app, auth } = createConformanceApp({ store })
-      await auth.ready()
-      const server = app.listen(port, host, () => {
-        console.log(`better-auth conformance server (Express) on http://${host}:${port}`)
-      })
-      console.log(`response key: ${await auth.responsePublicKey()}`)
-      const stop = () => server.close(() => auth.close().finally(() => process.exit(0)))
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
-    .catch(error => {
-      console.error(error)
-      process.exit(1)
-    })
 }

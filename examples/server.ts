@@ -17,13 +17,12 @@
  */
 import {
   createBetterAuth,
-  createStoreFromEnv,
   rateLimitFromEnv,
   type Logger,
   type RateLimitOptions,
   type ServerStore,
 } from '../src'
-import { createServer, lineLogger } from '../adapters/node'
+import { createServer } from '../adapters/node'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -63,24 +62,4 @@ export function createConformanceServer(
   })
 
   return { server, auth }
-}
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  createStoreFromEnv(process.env, { database: 'sqlite:./better-auth.db' })
-    .then(async store => {
-      const logger = lineLogger()
-      const { server, auth } = createConformanceServer({ store, logger })
-      await auth.ready()
-      await server.listen(port, host)
-      // SIGTERM / SIGINT: graceful close, then auth.close(), then exit 0.
-      server.closeOnSignals({ logger })
-      console.log(`better-auth conformance server on http://${host}:${port}`)
-      console.log(`response key: ${await auth.responsePublicKey()}`)
-    })
-    .catch((error: unknown) => {
-      console.error(`better-auth conformance server: ${(error as Error).message ?? error}`)
-      process.exit(1)
-    })
 }

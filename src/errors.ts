@@ -262,8 +262,8 @@ export class MethodNotAllowedError extends BetterAuthError {
 }
 
 export class UnsupportedMediaTypeError extends BetterAuthError {
-  constructor(options: ErrorOptions = {}) {
-    super('BA606', 'request body must be application/json', options)
+  constructor(options: ErrorOptions = {}, message = 'request body must be application/json') {
+    super('BA606', message, options)
   }
 }
 

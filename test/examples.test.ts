@@ -264,10 +264,15 @@ describe('README', () => {
   it('shows each example exactly as its file', () => {
     expect(blocks.map(b => b[1])).toEqual([
       'examples/express/server.ts',
+      'examples/express/listen.ts',
       'examples/koa/server.ts',
+      'examples/koa/listen.ts',
       'examples/nestjs/main.ts',
+      'examples/nestjs/listen.ts',
       'examples/fetch/server.ts',
+      'examples/fetch/listen.ts',
       'examples/node/server.ts',
+      'examples/node/listen.ts',
     ])
     for (const [, file, code] of blocks) {
       expect({ file, code }).toEqual({

@@ -60,7 +60,7 @@ export { keepRawBody, handleClientErrors }
 
 const ADVICE =
   'Mount auth.express() / requireAccess() before express.json(), or use ' +
-  'express.json({ verify: keepRawBody }).'
+  'express.json({ verify: auth.verify }) (or keepRawBody).'
 
 /** Options of the protocol endpoints middleware. */
 export interface ExpressMountOptions extends MountOptions {

@@ -23,6 +23,8 @@ export { DEFAULT_BODY_LIMIT, JSON_CONTENT_TYPE }
 export interface AdapterCore<Attributes = unknown> {
   readonly limits: { readonly maxBodyBytes?: number }
   readonly logger: Logger
+  /** Verify re-serialized bodies (see `BetterAuthOptions.allowReserializedBody`). @default true */
+  readonly allowReserializedBody?: boolean
   readonly store: ServerStore
   handle(
     endpoint: Endpoint,

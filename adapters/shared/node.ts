@@ -5,7 +5,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { AccessPrincipal, HandlerResult, RequestContext } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
-import { ForbiddenError, InvalidMessageError, PayloadTooLargeError } from '../../src/errors'
+import {
+  ForbiddenError,
+  InvalidMessageError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from '../../src/errors'
 import { checkAccess, principals, settleAccess, type AccessOptions } from './access'
 import { usesHeaderForm } from './binding'
 import { readBody } from './body'
@@ -64,8 +69,20 @@ export async function nodeRawBody(
 
 const warned = new WeakSet<object>()
 
-/** Logs once per core that bodies are being re-serialized, with the way to avoid it. */
-export function warnReserialized(core: Pick<AdapterCore, 'logger'>, advice: string): void {
+/**
+ * A body a parser re-serialized: logged once per core with the way to avoid it, and refused (415
+ * BA606, saying how to keep the raw body) where the core has `allowReserializedBody: false`.
+ */
+export function warnReserialized(
+  core: Pick<AdapterCore, 'logger' | 'allowReserializedBody'>,
+  advice: string
+): void {
+  if (core.allowReserializedBody === false) {
+    throw new UnsupportedMediaTypeError(
+      {},
+      `the request body was consumed by a body parser before better-auth and its raw bytes were not kept. ${advice}`
+    )
+  }
   if (warned.has(core)) return
   warned.add(core)
   core.logger.warn(
@@ -139,11 +156,11 @@ export async function answerEndpoint(
   let read: { body: Buffer | string; source: BodySource }
   try {
     read = await nodeRawBody(req, parsed, bodyLimit(core))
+    if (read.source === 'reserialized') warnReserialized(core, io.advice)
   } catch (error) {
     closeAfterOverlongBody(error, io.setHeader)
     return core.errorResult(error, { endpoint, ...context })
   }
-  if (read.source === 'reserialized') warnReserialized(core, io.advice)
   return core.handle(endpoint, read.body, context)
 }
 

@@ -5,8 +5,7 @@
  */
 import express from 'express'
 import { storeFromEnv } from 'better-auth-protocol'
-import { betterAuth, handleClientErrors } from 'better-auth-protocol/express'
-import { gracefulShutdown } from 'better-auth-protocol/node'
+import { betterAuth } from 'better-auth-protocol/express'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -89,14 +88,3 @@ app.post('/bad/nonce', auth.requireAccess<FooBar>(), async (req, res) => {
 // never Express's HTML page and its stack.
 app.use(auth.notFound())
 app.use(auth.errorHandler())
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  const server = app.listen(port, host, () =>
-    console.log(`Express example on http://${host}:${port}`)
-  )
-  // SIGTERM / SIGINT: finish the requests in flight (10 s at most), close the store, exit 0.
-  handleClientErrors(server)
-  gracefulShutdown(server, { onClose: () => auth.close() })
-}

@@ -4,10 +4,8 @@
  *
  *   make example-fetch            # http://127.0.0.1:8080 (PORT, HOST)
  */
-import { createServer } from 'node:http'
 import { storeFromEnv } from 'better-auth-protocol'
-import { betterAuth, handleClientErrors } from 'better-auth-protocol/fetch'
-import { gracefulShutdown } from 'better-auth-protocol/node'
+import { betterAuth } from 'better-auth-protocol/fetch'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -84,13 +82,3 @@ export async function handle(request: Request, context: { ip?: string } = {}): P
  * handled, a request that cannot become a `Request` answered 400 BA101, the client IP passed on.
  */
 export const listener = auth.nodeListener(handle)
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  const server = handleClientErrors(createServer(listener)).listen(port, host, () =>
-    console.log(`fetch example on http://${host}:${port}`)
-  )
-  // SIGTERM / SIGINT: finish the requests in flight (10 s at most), close the store, exit 0.
-  gracefulShutdown(server, { onClose: () => auth.close() })
-}

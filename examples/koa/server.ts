@@ -6,8 +6,7 @@
 import Koa from 'koa'
 import Router from '@koa/router'
 import { storeFromEnv } from 'better-auth-protocol'
-import { betterAuth, handleClientErrors } from 'better-auth-protocol/koa'
-import { gracefulShutdown } from 'better-auth-protocol/node'
+import { betterAuth } from 'better-auth-protocol/koa'
 
 interface Attributes {
   permissionsByRole: Record<string, string[]>
@@ -93,12 +92,3 @@ app.use(auth.errorHandler())
 // document, before any body parser.
 app.use(auth.koa({ openapi: true }))
 app.use(router.routes()).use(router.allowedMethods({ throw: true }))
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  const server = app.listen(port, host, () => console.log(`Koa example on http://${host}:${port}`))
-  // SIGTERM / SIGINT: finish the requests in flight (10 s at most), close the store, exit 0.
-  handleClientErrors(server)
-  gracefulShutdown(server, { onClose: () => auth.close() })
-}

@@ -12,7 +12,6 @@ import {
   fastifyClientErrorHandler,
   handleClientErrors,
 } from 'better-auth-protocol/nestjs'
-import { gracefulShutdown } from 'better-auth-protocol/node'
 import { AppModule } from './main'
 
 export async function bootstrap(port: number, host: string): Promise<NestFastifyApplication> {
@@ -29,14 +28,4 @@ export async function bootstrap(port: number, host: string): Promise<NestFastify
   await app.listen(port, host)
   handleClientErrors(app.getHttpServer()) // CONNECT gets 405 BA605 too
   return app
-}
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  void bootstrap(port, host).then(app => {
-    console.log(`NestJS (Fastify) example on http://${host}:${port}`)
-    // SIGTERM / SIGINT: finish the requests in flight (10 s at most), then app.close(), exit 0.
-    gracefulShutdown(app.getHttpServer(), { onClose: () => app.close() })
-  })
 }

@@ -16,7 +16,6 @@ import {
   Principal,
   handleClientErrors,
 } from 'better-auth-protocol/nestjs'
-import { gracefulShutdown } from 'better-auth-protocol/node'
 
 interface FooBar {
   foo: string
@@ -109,15 +108,4 @@ export async function bootstrap(port: number, host: string) {
   await app.listen(port, host)
   handleClientErrors(app.getHttpServer())
   return app
-}
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  void bootstrap(port, host).then(app => {
-    console.log(`NestJS example on http://${host}:${port}`)
-    // SIGTERM / SIGINT: finish the requests in flight (10 s at most), then app.close() (which
-    // closes the store), exit 0.
-    gracefulShutdown(app.getHttpServer(), { onClose: () => app.close() })
-  })
 }

@@ -68,13 +68,3 @@ server.route('/bad/nonce', async (body, _req, context) => {
   const reply = await server.auth.respond(nonce, { wasFoo: request.foo, wasBar: request.bar })
   return { status: 200, headers: { 'content-type': 'application/json' }, body: reply }
 })
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  void server
-    .listen(port, host)
-    .then(() => console.log(`node:http example on http://${host}:${port}`))
-  // SIGTERM / SIGINT: finish the requests in flight (10 s at most), close the store, exit 0.
-  server.closeOnSignals()
-}

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { build } from 'esbuild'
 import express from 'express'
-import { createStoreFromEnv, type ServerStore } from '../../src'
+import type { ServerStore } from '../../src'
 import { createConformanceApp } from '../express-conformance'
 
 /** The page script, bundled for the browser. */
@@ -48,24 +48,4 @@ export async function createWebDemo(options: { store?: ServerStore } = {}) {
   })
   app.use(protocol)
   return { app, auth }
-}
-
-if (require.main === module) {
-  const port = Number(process.env.PORT ?? 8080)
-  const host = process.env.HOST ?? '127.0.0.1'
-  createStoreFromEnv(process.env, { database: 'memory:' })
-    .then(async store => {
-      const { app, auth } = await createWebDemo({ store })
-      await auth.ready()
-      const server = app.listen(port, host, () => {
-        console.log(`better-auth web demo on http://${host}:${port}`)
-      })
-      const stop = () => server.close(() => auth.close().finally(() => process.exit(0)))
-      process.on('SIGINT', stop)
-      process.on('SIGTERM', stop)
-    })
-    .catch(error => {
-      console.error(error)
-      process.exit(1)
-    })
 }

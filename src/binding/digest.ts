@@ -8,6 +8,7 @@ import { equalBytes } from '../codec/bytes'
 import { byteSequence } from './base'
 import { InvalidMessageError, InvalidSignatureError } from '../errors'
 import { FieldError, dictionaryKeys } from './fields'
+import { simpleDigest } from './strict'
 
 /**
  * The `Content-Digest` value for `body`: `sha-256=:<base64 of SHA-256(body)>:`. `hash` is the
@@ -32,6 +33,11 @@ export function digestProblem(
   header: string,
   body: Uint8Array | undefined
 ): { problem: DigestProblem; reason: string } | undefined {
+  // The common shape, `sha-256=:…:` alone, read directly (src/binding/strict.ts); any other
+  // (more algorithms, parameters) goes to the generic parser below.
+  const simple = simpleDigest(header)
+  if (simple === 'malformed') return { problem: 'malformed', reason: 'not a structured dictionary' }
+  if (simple !== undefined) return compare(simple, body)
   let claimed: unknown
   try {
     dictionaryKeys(header, 'content-digest')
@@ -45,10 +51,18 @@ export function digestProblem(
     const reason = error instanceof FieldError ? error.message : 'not a structured dictionary'
     return { problem: 'malformed', reason }
   }
-  if (!(claimed instanceof ArrayBuffer) || claimed.byteLength !== 32) {
+  if (!(claimed instanceof ArrayBuffer)) {
     return { problem: 'malformed', reason: 'sha-256 is not 32 bytes' }
   }
-  if (!equalBytes(new Uint8Array(claimed), sha256(body ?? new Uint8Array(0)))) {
+  return compare(new Uint8Array(claimed), body)
+}
+
+function compare(
+  claimed: Uint8Array,
+  body: Uint8Array | undefined
+): { problem: DigestProblem; reason: string } | undefined {
+  if (claimed.length !== 32) return { problem: 'malformed', reason: 'sha-256 is not 32 bytes' }
+  if (!equalBytes(claimed, sha256(body ?? new Uint8Array(0)))) {
     return { problem: 'mismatch', reason: 'content digest does not match the body' }
   }
   return undefined

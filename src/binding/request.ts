@@ -26,7 +26,8 @@ import {
 } from './base'
 import { contentDigest, digestProblem } from './digest'
 import { FieldError, fieldLines, singleField, type HeadersInput } from './fields'
-import { checkComponents, emitParams, parseSignatureFields, qualified, signBase } from './signature'
+import { checkComponents, emitParams, qualified, signBase } from './signature'
+import { parseRequestSignature } from './strict'
 
 /** The authentication scheme of the header form. */
 export const AUTH_SCHEME = 'BetterAuth'
@@ -162,7 +163,14 @@ export function readHeaderAccess(
   let parsed
   const hasBody = input.body !== undefined && input.body.length > 0
   try {
-    parsed = parseSignatureFields(signatureInput, signatureField, REQUEST_TAG, ALLOWED_PARAMS)
+    // The strict parser of the one allowed shape (src/binding/strict.ts), not the generic one.
+    parsed = parseRequestSignature(
+      signatureInput,
+      signatureField,
+      REQUEST_TAG,
+      ALLOWED_COMPONENTS,
+      ALLOWED_PARAMS
+    )
     checkComponents(
       parsed.names,
       ALLOWED_COMPONENTS,

@@ -84,6 +84,8 @@ export class BetterAuthServer<Attributes = unknown> {
   readonly noncer: Noncer
   readonly debug: boolean
   readonly logger: Logger
+  /** See `BetterAuthOptions.allowReserializedBody`. */
+  readonly allowReserializedBody: boolean
   /** The limits, validated, with the body limit filled in. */
   readonly limits: Readonly<ResolvedLimits>
   readonly now: () => number
@@ -114,7 +116,8 @@ export class BetterAuthServer<Attributes = unknown> {
     this.verifier = options.crypto?.verifier ?? new ThreadpoolP256Verifier()
     this.noncer = options.crypto?.noncer ?? new RandomNoncer()
     this.debug = options.debug ?? false
-    this.logger = options.logger ?? consoleLogger
+    this.logger = options.logger ?? consoleLogger()
+    this.allowReserializedBody = options.allowReserializedBody ?? true
     this.limits = numbers.limits
     this.now = options.now ?? Date.now
     this.ms = numbers.ms

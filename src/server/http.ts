@@ -11,16 +11,30 @@ export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8'
 /** Fresh headers of a JSON answer. */
 export const jsonHeaders = (): Record<string, string> => ({ 'content-type': JSON_CONTENT_TYPE })
 
-/** The default logger: errors only, one line each (a full stack only where `err` is given). */
-export const consoleLogger: Logger = {
-  error: (object, message) => {
-    const { err, ...fields } = object as { err?: unknown }
-    console.error(`${message ?? 'better-auth error'} ${safeJson(fields)}`)
-    if (err instanceof Error && err.stack !== undefined) console.error(err.stack)
-  },
-  warn: () => undefined,
-  info: () => undefined,
-  debug: () => undefined,
+/**
+ * The default logger of a core: errors one line each (a full stack only where `err` is given),
+ * and each warning (a re-serialized body, unsealed keys, an unavailable rate limiter) once per
+ * message, one line, on stderr. Info and debug are dropped.
+ */
+export function consoleLogger(): Logger {
+  const warned = new Set<string>()
+  return {
+    error: (object, message) => {
+      const { err, ...fields } = object as { err?: unknown }
+      console.error(`${message ?? 'better-auth error'} ${safeJson(fields)}`)
+      if (err instanceof Error && err.stack !== undefined) console.error(err.stack)
+    },
+    warn: (object, message) => {
+      const text = message ?? 'better-auth warning'
+      if (warned.has(text)) return
+      warned.add(text)
+      const { err, ...fields } = object as { err?: unknown }
+      const cause = err instanceof Error ? ` (${err.message})` : ''
+      console.warn(`better-auth warning: ${text}${cause} ${safeJson(fields)}`)
+    },
+    info: () => undefined,
+    debug: () => undefined,
+  }
 }
 
 /** JSON of log fields; never throws (a cycle or a BigInt becomes a placeholder). */

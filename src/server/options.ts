@@ -63,6 +63,13 @@ export interface BetterAuthOptions<Attributes = unknown> {
   /** Put error context (never secrets) in error bodies. @default false */
   debug?: boolean
   logger?: Logger
+  /**
+   * When a body parser consumed a request before the adapter without keeping its bytes (no
+   * `express.json({ verify: auth.verify })`, no Nest `rawBody: true`), verify the parsed body
+   * re-serialized (logged once as a warning). `false` refuses such requests: 415 `BA606`, with a
+   * message saying how to keep the raw body. @default true
+   */
+  allowReserializedBody?: boolean
   /** Pluggable identity scheme. @default identity = hash(publicKey + rotationHash + recoveryHash) */
   identityVerifier?: IdentityVerifier
   /**

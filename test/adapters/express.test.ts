@@ -138,6 +138,46 @@ for (const [name, express] of [
       expect(warnings).toHaveLength(1)
     })
 
+    it('prints the re-serialization warning once, one line, with the default logger', async () => {
+      const printed = jest.spyOn(console, 'warn').mockImplementation(() => undefined)
+      try {
+        const auth = createBetterAuth<Attributes>({
+          keys: await server.auth.keys(),
+          now: server.clock.now,
+        })
+        const { key, token } = await session(server)
+        const target = supertestTarget(buildApp(express, auth, 'json-first'))
+        for (let i = 0; i < 3; i++) {
+          const reply = await target.post('/foo/bar', accessBody(token, key, { at: now() }))
+          expect(reply.status).toBe(200)
+        }
+        const lines = printed.mock.calls.map(call => String(call[0]))
+        const reserialized = lines.filter(line => line.includes('re-serialized'))
+        expect(reserialized).toHaveLength(1)
+        expect(reserialized[0]).not.toContain('\n')
+        expect(reserialized[0]).toContain('express.json({ verify: auth.verify })')
+      } finally {
+        printed.mockRestore()
+      }
+    })
+
+    it('refuses a re-serialized body with 415 BA606 under allowReserializedBody: false', async () => {
+      const auth = createBetterAuth<Attributes>({
+        keys: await server.auth.keys(),
+        now: server.clock.now,
+        allowReserializedBody: false,
+      })
+      const { key, token } = await session(server)
+      const target = supertestTarget(buildApp(express, auth, 'json-first'))
+      const reply = await target.post('/foo/bar', accessBody(token, key, { at: now() }))
+      expect([reply.status, errorCode(reply)]).toEqual([415, 'BA606'])
+      expect(reply.text).toContain('express.json({ verify: auth.verify })')
+      // With the raw bytes kept, the same core verifies.
+      const kept = supertestTarget(buildApp(express, auth, 'json-verify-first'))
+      const ok = await kept.post('/foo/bar', accessBody(token, key, { at: now() }))
+      expect(ok.status).toBe(200)
+    })
+
     it('passes failures to next(err) as UnauthorizedError with failWithError', async () => {
       const errors: UnauthorizedError[] = []
       const app = express()

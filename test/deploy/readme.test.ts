@@ -1,10 +1,12 @@
-/** The README's Storage snippets are the real code of examples/deployment.ts. */
+/** The README's Storage snippets are the real code of examples/deployment.ts (and its runner). */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const root = join(__dirname, '..', '..')
 const readme = readFileSync(join(root, 'README.md'), 'utf8')
-const example = readFileSync(join(root, 'examples', 'deployment.ts'), 'utf8')
+const example = ['deployment.ts', 'deployment-listen.ts']
+  .map(file => readFileSync(join(root, 'examples', file), 'utf8'))
+  .join('\n')
 
 const lines = (text: string): string[] =>
   text

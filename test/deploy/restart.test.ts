@@ -22,7 +22,7 @@ afterAll(async () => {
 const keyOf = async (url: string) => (await fetch(`${url}/key/response`, { method: 'POST' })).text()
 
 it('sessions refresh and accounts authenticate across restarts of the server process', async () => {
-  server = await startServer('examples/server.ts', PORT, env)
+  server = await startServer('examples/server-listen.ts', PORT, env)
   const responseKey = await keyOf(server.url)
   const network = new SwitchNetwork(server.url)
   const client = clientOn(network)
@@ -38,7 +38,7 @@ it('sessions refresh and accounts authenticate across restarts of the server pro
   // A clean stop, then a crash: both keep what was committed.
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     await server.stop(signal)
-    server = await startServer('examples/server.ts', PORT, env)
+    server = await startServer('examples/server-listen.ts', PORT, env)
     expect(await keyOf(server.url)).toBe(responseKey)
     // The old token was signed by the same (persisted) access key: the session refreshes.
     await client.refreshSession()

@@ -27,8 +27,8 @@ beforeAll(async () => {
   await fresh.close()
   // Both start at once: they must agree on one set of keys.
   ;[one, two] = await Promise.all([
-    startServer('examples/server.ts', 18220, env),
-    startServer('examples/server.ts', 18221, env),
+    startServer('examples/server-listen.ts', 18220, env),
+    startServer('examples/server-listen.ts', 18221, env),
   ])
 }, 60_000)
 

@@ -6,7 +6,6 @@ import {
   NodeSigningKey,
   RandomNoncer,
   createBetterAuth,
-  formatTimestamp,
   type BetterAuthOptions,
   type BetterAuthServer,
   type HandlerResult,
@@ -14,11 +13,20 @@ import {
   type Operation,
 } from '../src'
 
+// The shipped suites' fixtures: one clock, one set of attributes, one hash and nonce maker.
+import {
+  ATTRIBUTES,
+  Clock,
+  accessBody,
+  hash,
+  nonce,
+  signed,
+  type Attributes,
+} from '../testing/fixtures'
+export { ATTRIBUTES, Clock, accessBody, hash, nonce, signed, type Attributes }
+
 export const hasher = new Blake3Hasher()
 export const noncer = new RandomNoncer()
-// The shipped suites' fixtures: one clock, one set of attributes, one hash and nonce maker.
-import { ATTRIBUTES, Clock, hash, nonce, type Attributes } from '../testing/fixtures'
-export { ATTRIBUTES, Clock, hash, nonce, type Attributes }
 
 export interface TestServer {
   auth: BetterAuthServer<Attributes>
@@ -105,12 +113,6 @@ export function makeClient(server: TestServer, network?: Network): BetterAuthCli
     network: network ?? new InProcessNetwork(server),
     now: server.clock.now,
   })
-}
-
-/** `{"payload":…,"signature":…}` signed over the exact payload text. */
-export function signed(payload: unknown, key: NodeSigningKey): string {
-  const text = JSON.stringify(payload)
-  return `{"payload":${text},"signature":"${key.signSync(Buffer.from(text))}"}`
 }
 
 /** A device's key chain, for building raw requests: keys[i] is current, keys[i+1] next. */
@@ -212,25 +214,6 @@ export function linkContainer(device: TestDevice, identity: string): Record<stri
     },
   }
   return JSON.parse(signed(payload, device.current)) as Record<string, unknown>
-}
-
-/** An access request body for `token`, signed by `key`. */
-export function accessBody(
-  token: string,
-  key: NodeSigningKey,
-  options: { at?: number; nonce?: string; request?: unknown; timestamp?: string } = {}
-): string {
-  return signed(
-    {
-      access: {
-        nonce: options.nonce ?? nonce(),
-        timestamp: options.timestamp ?? formatTimestamp(options.at ?? Date.now()),
-        token,
-      },
-      request: options.request ?? { foo: 'bar', bar: 'foo' },
-    },
-    key
-  )
 }
 
 export function errorOf(result: HandlerResult): { code: string; message: string } {

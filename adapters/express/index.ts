@@ -184,6 +184,20 @@ export function signReplies(
   } as Response['json']
 }
 
+/** The shared access step's view of an Express request (also used by the Passport strategy). */
+export function expressAccessTarget(req: Request, context: RequestContext) {
+  const r = req as Request & Record<string, unknown>
+  return {
+    req,
+    parsed: req as ParsedBody,
+    source: req,
+    key: req,
+    holder: req,
+    setBody: (body: unknown) => void (r.body = body),
+    context,
+  }
+}
+
 /**
  * Protects a route: verifies the access request (token, token lifetime, request signature,
  * timestamp, nonce) in either form (`binding`: the header form when the request carries
@@ -203,20 +217,10 @@ export function requireAccess<Attributes = unknown, Body = unknown>(
 
   return (req: Request, res: Response, next: NextFunction) => {
     const context: RequestContext = { ip: clientIp(req), path: requestPath(req) }
-    const r = req as Request & Record<string, unknown>
-    const target = {
-      req,
-      parsed: req as ParsedBody,
-      source: req,
-      key: req,
-      holder: req,
-      setBody: (body: unknown) => void (r.body = body),
-      context,
-    }
-    nodeAccess<Attributes, Body, Request>(auth, target, options, ADVICE)
+    nodeAccess<Attributes, Body, Request>(auth, expressAccessTarget(req, context), options, ADVICE)
       .then(
         ({ principal, earlier, source }) => {
-          if (source === 'stream') r._body = true // body-parser 1.x (Express 4) skips it then
+          if (source === 'stream') (req as Request & Record<string, unknown>)._body = true // body-parser 1.x (Express 4) skips it then
           // Signed already by the earlier check (or anonymous: nothing to sign).
           if (principal?.requestSignature !== undefined && !earlier) {
             signNodeReplies(auth, res, principal.requestSignature, next)

@@ -19,14 +19,8 @@ import { Strategy } from 'passport-strategy'
 import type { AccessPrincipal, RequestContext } from '../../src/server/core'
 import { accessFailure, type AccessOptions } from '../shared/access'
 import type { AdapterCore } from '../shared/core'
-import {
-  nodeAccess,
-  requestIp,
-  requestPath,
-  signNodeReplies,
-  type ParsedBody,
-} from '../shared/node'
-import { signReplies } from '../express'
+import { nodeAccess, requestIp, requestPath, signNodeReplies } from '../shared/node'
+import { expressAccessTarget, signReplies } from '../express'
 
 const ADVICE =
   'Mount passport.authenticate(…) before express.json(), or use ' +
@@ -106,16 +100,12 @@ export class BetterAuthStrategy<Attributes = unknown, Body = unknown> extends St
       path: requestPath(req),
     }
     const r = req as Request & Record<string, unknown>
-    const target = {
-      req,
-      parsed: req as ParsedBody,
-      source: req,
-      key: req,
-      holder: req,
-      setBody: (body: unknown) => void (r.body = body),
-      context,
-    }
-    nodeAccess<Attributes, Body, Request>(this.core, target, options, ADVICE).then(
+    nodeAccess<Attributes, Body, Request>(
+      this.core,
+      expressAccessTarget(req, context),
+      options,
+      ADVICE
+    ).then(
       ({ principal, earlier, source }) => {
         if (source === 'stream') r._body = true // body-parser 1.x (Express 4) skips it then
         if (principal === undefined) {

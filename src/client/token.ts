@@ -8,18 +8,11 @@ import { gunzipWeb } from '../codec/gunzip-web'
 import { QUALIFIED_SIGNATURE_LENGTH, unqualifySignature } from '../codec/qualified'
 import { parseTimestamp } from '../codec/timestamp'
 import { parseStrictJson } from '../messages/json'
+// A type only: nothing of the server's token module is bundled into the client.
+import type { AccessTokenClaims } from '../messages/token'
 
 /** The claims of an access token, with its times in milliseconds since the epoch. */
-export interface TokenClaims<Attributes = unknown> {
-  serverIdentity: string
-  device: string
-  identity: string
-  publicKey: string
-  rotationHash: string
-  issuedAt: string
-  expiry: string
-  refreshExpiry: string
-  attributes: Attributes
+export interface TokenClaims<Attributes = unknown> extends AccessTokenClaims<Attributes> {
   issuedAtMs: number
   expiryMs: number
   refreshExpiryMs: number

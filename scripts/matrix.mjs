@@ -67,6 +67,23 @@ const store = openStore({ database: process.env.MATRIX_DATABASE || 'memory:' })
 const driver = store.db && store.db.name ? 'sqlite=' + store.db.name : ''
 `
 
+// The Nest apps' controller and module (plain JavaScript: the decorators applied by hand), the same
+// in the CommonJS and the ES module app.
+const NEST_APP_MODULE = `class AppController {
+  fooBar(body) {
+    return { wasFoo: body.foo, wasBar: body.bar }
+  }
+}
+Body()(AppController.prototype, 'fooBar', 0)
+const method = Object.getOwnPropertyDescriptor(AppController.prototype, 'fooBar')
+for (const decorate of [Post('foo/bar'), HttpCode(200), BetterAuthAccess()]) {
+  decorate(AppController.prototype, 'fooBar', method)
+}
+Controller()(AppController)
+class AppModule {}
+Module({ imports: [BetterAuthModule.forRoot({})], controllers: [AppController] })(AppModule)
+`
+
 const APPS = {
   express: `
 const express = require('express')
@@ -125,21 +142,7 @@ const { NestFactory } = require('@nestjs/core')
 const { BetterAuthAccess, BetterAuthModule, BetterAuthServer } = require('better-auth-protocol/nestjs')
 const { flow, done } = require('./flow.cjs')
 
-// The decorators, applied by hand (plain JavaScript).
-class AppController {
-  fooBar(body) {
-    return { wasFoo: body.foo, wasBar: body.bar }
-  }
-}
-Body()(AppController.prototype, 'fooBar', 0)
-const method = Object.getOwnPropertyDescriptor(AppController.prototype, 'fooBar')
-for (const decorate of [Post('foo/bar'), HttpCode(200), BetterAuthAccess()]) {
-  decorate(AppController.prototype, 'fooBar', method)
-}
-Controller()(AppController)
-class AppModule {}
-Module({ imports: [BetterAuthModule.forRoot({})], controllers: [AppController] })(AppModule)
-
+${NEST_APP_MODULE}
 async function main() {
   const app = await NestFactory.create(AppModule, { rawBody: true, logger: false })
   await app.listen(0, '127.0.0.1')
@@ -166,20 +169,7 @@ import { flow, done } from './flow.cjs'
 const require = createRequire(import.meta.url)
 const platform = process.env.NEST_PLATFORM === 'fastify' ? 'fastify' : 'express'
 
-class AppController {
-  fooBar(body) {
-    return { wasFoo: body.foo, wasBar: body.bar }
-  }
-}
-Body()(AppController.prototype, 'fooBar', 0)
-const method = Object.getOwnPropertyDescriptor(AppController.prototype, 'fooBar')
-for (const decorate of [Post('foo/bar'), HttpCode(200), BetterAuthAccess()]) {
-  decorate(AppController.prototype, 'fooBar', method)
-}
-Controller()(AppController)
-class AppModule {}
-Module({ imports: [BetterAuthModule.forRoot({})], controllers: [AppController] })(AppModule)
-
+${NEST_APP_MODULE}
 const options = { rawBody: true, logger: false }
 let app
 if (platform === 'fastify') {

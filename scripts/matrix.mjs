@@ -67,6 +67,30 @@ const store = openStore({ database: process.env.MATRIX_DATABASE || 'memory:' })
 const driver = store.db && store.db.name ? 'sqlite=' + store.db.name : ''
 `
 
+// A protected route on the standalone server, for the client runtimes' cells: prints its URL and
+// response key, then serves until killed.
+const RUNTIME_SERVER = `
+const { createServer } = require('better-auth-protocol/node')
+const server = createServer({ rateLimit: false })
+server.protect('/foo/bar', ({ request }) => ({ wasFoo: request.foo, wasBar: request.bar }))
+server.listen(0, '127.0.0.1').then(async () => {
+  const key = await server.auth.responsePublicKey()
+  console.log('listening http://127.0.0.1:' + server.server.address().port + ' ' + key)
+})
+`
+
+// The browser entry of the client, as a Deno, Bun or other Node app would import it.
+const RUNTIME_CLIENT = `
+import { BetterAuthClient, generateRecoveryKey } from 'better-auth-protocol/client'
+const args = typeof Deno !== 'undefined' ? Deno.args : process.argv.slice(2)
+const client = new BetterAuthClient({ baseUrl: args[0], responseKey: args[1] })
+await client.createAccount((await generateRecoveryKey()).hash)
+await client.createSession()
+const reply = await client.accessRequest('/foo/bar', { foo: 'x', bar: 'y' })
+if (reply.wasFoo !== 'x' || reply.wasBar !== 'y') throw new Error('reply: ' + JSON.stringify(reply))
+console.log('ok client')
+`
+
 // The Nest apps' controller and module (plain JavaScript: the decorators applied by hand), the same
 // in the CommonJS and the ES module app.
 const NEST_APP_MODULE = `class AppController {
@@ -255,6 +279,23 @@ const CELLS = [
   { name: 'node 24 (express 5, node:sqlite)', uses: 'express 5', node: '24', sqlite: true },
   { name: 'node:sqlite store conformance (node 22)', conformance: '22' },
   { name: 'node:sqlite store conformance (node 24)', conformance: '24' },
+  // better-auth-protocol/client (no node:* modules) in other runtimes, from the packed package.
+  {
+    name: 'client entry on Node 22',
+    uses: 'express 5',
+    runtime: ['npx', '-y', '-p', 'node@22', 'node'],
+  },
+  {
+    name: 'client entry on Node 24',
+    uses: 'express 5',
+    runtime: ['npx', '-y', '-p', 'node@24', 'node'],
+  },
+  { name: 'client entry on Bun', uses: 'express 5', runtime: ['npx', '-y', 'bun@1'] },
+  {
+    name: 'client entry on Deno',
+    uses: 'express 5',
+    runtime: ['npx', '-y', 'deno', 'run', '--allow-net', '--allow-read', '--allow-env'],
+  },
 ]
 
 // ------------------------------------------------------------------ running
@@ -362,6 +403,46 @@ async function conformance(node) {
   return { detail: summary.trim() }
 }
 
+/** Runs the client entry in `runtime` (a command) against a standalone server from `dir`. */
+async function clientRuntime(dir, runtime, name) {
+  const file = `client-${name.replace(/[^\w]+/g, '-')}.mjs`
+  writeFileSync(join(dir, 'runtime-server.cjs'), RUNTIME_SERVER)
+  writeFileSync(join(dir, file), RUNTIME_CLIENT)
+  const server = spawn(process.execPath, ['runtime-server.cjs'], {
+    cwd: dir,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  try {
+    const line = await new Promise((resolvePromise, reject) => {
+      let output = ''
+      const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 30_000)
+      server.stdout.on('data', chunk => {
+        output += chunk
+        const found = /^listening (\S+) (\S+)$/m.exec(output)
+        if (found !== null) {
+          clearTimeout(timer)
+          resolvePromise(found)
+        }
+      })
+      server.stderr.on('data', chunk => (output += chunk))
+      server.on('exit', code => reject(new Error(`server exited (${code}): ${output}`)))
+    })
+    const result = await run(runtime[0], [...runtime.slice(1), file, line[1], line[2]], {
+      cwd: dir,
+      timeoutMs: 180_000,
+    })
+    if (/npx canceled|ETARGET|E404|ENOTFOUND|EAI_AGAIN/.test(result.output) && result.code !== 0) {
+      return { skip: `${runtime.join(' ')} cannot be fetched: ${lastLine(result.output)}` }
+    }
+    if (result.code !== 0 || !/^ok client$/m.test(result.output)) {
+      throw new Error(result.output.trim() || `exit ${result.code}`)
+    }
+    return { detail: 'create, session, access request' }
+  } finally {
+    server.kill()
+  }
+}
+
 async function pack() {
   if (process.env.MATRIX_TARBALL) return resolve(process.env.MATRIX_TARBALL)
   const out = join(work, 'pack')
@@ -442,7 +523,9 @@ async function main() {
         if (base === undefined) outcome = { skip: `needs the cell "${cell.uses}"` }
         else if (base.skip !== undefined || base.error)
           outcome = { skip: `"${cell.uses}" did not install` }
-        else {
+        else if (cell.runtime !== undefined) {
+          outcome = await clientRuntime(base.dir, cell.runtime, cell.name)
+        } else {
           const env = cell.sqlite
             ? { MATRIX_DATABASE: `sqlite:${join(base.dir, `node${cell.node}.db`)}` }
             : {}

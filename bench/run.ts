@@ -5,7 +5,10 @@
  * keep-alive connections). Access requests are signed before each timed slice (fresh nonce,
  * current timestamp; a slice lasts about 2 s, well inside the 30 s window). Targets compared
  * with each other (a bare route and its protected twin; ours and the reference) are measured in
- * alternating slices, so changes in the machine's load fall on both alike.
+ * alternating slices, so changes in the machine's load fall on both alike. The crypto floor of a
+ * protected request (one ECDSA verify on a cached key + one signature, bench/child.ts) is timed
+ * in the standalone server's process in the same slices, and every target of
+ * docs/performance.md is printed as a ratio with its pass/fail mark, in a table and the JSON line.
  *
  * Environment:
  *   BENCH_DURATION        seconds per measured run (default 10; smoke 2)
@@ -13,7 +16,8 @@
  *   BENCH_SMOKE=1         short run: less time, 50,000 requests for the memory phase
  *   BENCH_MEMORY_REQUESTS protected requests in the memory phase (default 1,000,000)
  *   BENCH_TARGETS         comma-separated subset: node,standalone,express,koa,nest,nest-fastify,
- *                         sessions,refresh,memory,reference (default all)
+ *                         sessions,refresh,memory,reference (default all); node brings the
+ *                         standalone server with metrics on and the crypto floor
  *   BENCH_REFERENCE_URL   a running reference server to compare with (see docs/performance.md)
  *   BENCH_PORT_BASE       first port for the servers (default: ephemeral ports)
  *   BENCH_CPU_PROF=dir    write a V8 CPU profile of every server into dir
@@ -108,6 +112,19 @@ function ask<T>(child: Child, type: string): Promise<T> {
     }
     child.process.on('message', onMessage)
     child.process.send({ type })
+  })
+}
+
+/** Sends `message` to a child and resolves with its answer of the same type. */
+function request<T>(child: Child, message: { type: string; count?: number }): Promise<T> {
+  return new Promise(resolve => {
+    const onMessage = (answer: { type: string }) => {
+      if (answer.type !== message.type) return
+      child.process.off('message', onMessage)
+      resolve(answer as T)
+    }
+    child.process.on('message', onMessage)
+    child.process.send(message)
   })
 }
 
@@ -231,17 +248,49 @@ function access(
  * bench/header-form.ts's builder.
  */
 function headerAccess(server: Child, path: string, sessions: Session[]): Measure {
-  const host = new URL(server.url).host
   const prepare = async (count: number) => {
-    const requests = new Array<Buffer>(count)
-    for (let i = 0; i < count; i++) {
-      const session = sessions[i % sessions.length] as Session
-      const r = await headerFormRequest(server.url + path, session.token, session.key)
-      requests[i] = rawRequest(host, r.method, path, r.headers, r.body)
-    }
+    const requests = await headerRequests(server, path, sessions, count)
     return () => blastRaw(server.url, requests, CONNECTIONS)
   }
   return measured(server, prepare, (SMOKE ? 3000 : 8000) * WARMUP)
+}
+
+/** `count` header-form requests to `path`, signed now, as raw HTTP/1.1 bytes. */
+async function headerRequests(
+  server: Child,
+  path: string,
+  sessions: Session[],
+  count: number
+): Promise<Buffer[]> {
+  const host = new URL(server.url).host
+  const requests = new Array<Buffer>(count)
+  for (let i = 0; i < count; i++) {
+    const session = sessions[i % sessions.length] as Session
+    const r = await headerFormRequest(server.url + path, session.token, session.key)
+    requests[i] = rawRequest(host, r.method, path, r.headers, r.body)
+  }
+  return requests
+}
+
+/**
+ * The crypto floor of a protected request, timed in `server`'s process (bench/child.ts): one
+ * ECDSA P-256 verify on a cached KeyObject and one signature per unit, on its main thread. A
+ * Measure like the others, so it runs in the same slices as the targets it is compared with;
+ * its CPU per unit is read around each run, as theirs.
+ */
+function cryptoFloor(server: Child): Measure {
+  const prepare = async (count: number) => async (): Promise<Sample> => {
+    const { elapsed } = await request<{ elapsed: number }>(server, { type: 'floor', count })
+    const each = (elapsed * 1000) / count
+    return {
+      requests: count,
+      ok: count,
+      failures: {},
+      elapsed,
+      latencies: new Float64Array([each]),
+    }
+  }
+  return measured(server, prepare, SMOKE ? 2000 : 5000)
 }
 
 /**
@@ -327,18 +376,30 @@ interface Memory {
 
 const MB = 1024 * 1024
 
-async function measureMemory(env: NodeJS.ProcessEnv) {
+/**
+ * RSS and heap of a fresh standalone server over MEMORY_REQUESTS protected requests after a
+ * warm-up, all in the classic form or all in the header form.
+ */
+async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers') {
   const child = await startChild('standalone', env)
   try {
     const accounts = await createAccounts(child.url, 4)
     const sessions = await openSessions(child.url, accounts, CONNECTIONS)
+    const batch = async (count: number): Promise<Sample> =>
+      form === 'headers'
+        ? blastRaw(
+            child.url,
+            await headerRequests(child, PROTECTED_PATH, sessions, count),
+            CONNECTIONS
+          )
+        : blast(child.url, PROTECTED_PATH, presign(sessions, count), CONNECTIONS)
     const send = async (total: number) => {
       let rate = 5000
       let remaining = total
       const samples: Sample[] = []
       while (remaining > 0) {
         const count = Math.min(remaining, Math.ceil(rate * SEGMENT))
-        const sample = await blast(child.url, PROTECTED_PATH, presign(sessions, count), CONNECTIONS)
+        const sample = await batch(count)
         samples.push(sample)
         rate = Math.max(500, sample.ok / sample.elapsed)
         remaining -= count
@@ -355,6 +416,7 @@ async function measureMemory(env: NodeJS.ProcessEnv) {
     const after = await ask<Memory>(child, 'memory')
     const failed = failedCount(run)
     return {
+      form,
       requests: run.requests,
       failed,
       rssBeforeMB: before.rss / MB,
@@ -377,10 +439,25 @@ async function measureMemory(env: NodeJS.ProcessEnv) {
 
 const round = (n: number, digits = 0): number => Number(n.toFixed(digits))
 
+/** An object's numbers to one decimal, for the JSON line. */
+const rounded = (o: object | undefined): object | undefined =>
+  o === undefined
+    ? undefined
+    : Object.fromEntries(
+        Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? round(v, 1) : v])
+      )
+
 interface Row {
   target: string
   framework: string
-  kind: 'bare' | 'protected' | 'header-protected' | 'sessions' | 'refresh'
+  kind:
+    | 'bare'
+    | 'protected'
+    | 'header-protected'
+    | 'metrics-protected'
+    | 'floor'
+    | 'sessions'
+    | 'refresh'
   server: 'ours' | 'reference'
   stats: Stats
 }
@@ -396,6 +473,36 @@ function table(rows: Row[]): string {
     r.stats.requests.toLocaleString('en-US'),
     String(r.stats.failed),
   ])
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...lines.map(l => (l[i] as string).length))
+  )
+  const format = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join('  ')
+  return [format(header), widths.map(w => '-'.repeat(w)).join('  '), ...lines.map(format)].join(
+    '\n'
+  )
+}
+
+/** A target of docs/performance.md as measured: its value, its limit, whether it is met. */
+interface Target {
+  target: string
+  value: number
+  unit: string
+  limit: number
+  pass: boolean
+}
+
+function targetTable(targets: Target[]): string {
+  const show = (n: number, unit: string) => (unit === '×' ? `${n.toFixed(2)}×` : `${n} ${unit}`)
+  const lines = targets.map(t => [
+    t.target,
+    show(t.value, t.unit),
+    `${t.unit === '%' ? '<' : '≤'} ${show(t.limit, t.unit)}`,
+    t.pass ? 'pass' : 'FAIL',
+  ])
+  const header = ['target', 'measured', 'limit', '']
   const widths = header.map((h, i) =>
     Math.max(h.length, ...lines.map(l => (l[i] as string).length))
   )
@@ -445,7 +552,10 @@ async function main(): Promise<void> {
   for (const f of FRAMEWORKS) {
     if (wanted(f.name) || wanted(f.child)) {
       names.add(f.child)
-      if (f.name === 'node') names.add('node')
+      if (f.name === 'node') {
+        names.add('node')
+        names.add('standalone-metrics')
+      }
     }
   }
   const servers = new Map<string, Child>()
@@ -500,6 +610,34 @@ async function main(): Promise<void> {
         measure: headerAccess(protectedServer, PROTECTED_PATH, sessions),
       })
     }
+    if (f.name === 'node') {
+      // Metrics on (prom-client), and the crypto floor timed in the standalone server's process.
+      entries.push(
+        {
+          row: {
+            target: `${f.protectedLabel} (metrics on)`,
+            framework: f.name,
+            kind: 'metrics-protected',
+            server: 'ours',
+          },
+          measure: access(
+            servers.get('standalone-metrics') as Child,
+            PROTECTED_PATH,
+            sessions,
+            true
+          ),
+        },
+        {
+          row: {
+            target: 'crypto floor (verify + sign)',
+            framework: f.name,
+            kind: 'floor',
+            server: 'ours',
+          },
+          measure: cryptoFloor(protectedServer),
+        }
+      )
+    }
     if (f.name === 'node' && reference !== undefined) {
       entries.push({
         row: {
@@ -514,7 +652,11 @@ async function main(): Promise<void> {
     await group(entries.map(e => e.row.target).join(' / '), entries)
     if (f.child !== 'standalone') await stopChild(protectedServer)
   }
-  if (servers.has('node')) await stopChild(servers.get('node') as Child)
+  // The SHA-256 of the header form's body: what it may add to a classic request.
+  const { digestMicros } = await request<{ digestMicros: number }>(standalone, { type: 'digest' })
+  for (const name of ['node', 'standalone-metrics']) {
+    if (servers.has(name)) await stopChild(servers.get(name) as Child)
+  }
 
   for (const kind of ['sessions', 'refresh'] as const) {
     if (!wanted(kind)) continue
@@ -537,11 +679,18 @@ async function main(): Promise<void> {
   await stopChild(standalone)
 
   let memory: Awaited<ReturnType<typeof measureMemory>> | undefined
+  let memoryHeaders: typeof memory
   if (wanted('memory')) {
-    log(
-      `memory: ${MEMORY_WARMUP.toLocaleString('en-US')} warm-up + ${MEMORY_REQUESTS.toLocaleString('en-US')} protected requests …`
-    )
-    memory = await measureMemory(env)
+    for (const form of ['classic', 'headers'] as const) {
+      log(
+        `memory (${form === 'headers' ? 'header form' : 'classic form'}): ` +
+          `${MEMORY_WARMUP.toLocaleString('en-US')} warm-up + ` +
+          `${MEMORY_REQUESTS.toLocaleString('en-US')} protected requests …`
+      )
+      const measured = await measureMemory(env, form)
+      if (form === 'headers') memoryHeaders = measured
+      else memory = measured
+    }
   }
 
   // Ratios protected / bare per framework, and ours / reference.
@@ -578,6 +727,54 @@ async function main(): Promise<void> {
       versusReference[kind] = round(ours.rps / theirs.rps, 2)
   }
 
+  // The targets of docs/performance.md, each with its pass/fail mark (same run).
+  const targets: Target[] = []
+  const cpu = (framework: string, kind: Row['kind']) => find(framework, kind)?.cpuPerRequest
+  const floorCpu = cpu('node', 'floor')
+  const standaloneCpu = cpu('node', 'protected')
+  if (floorCpu !== undefined && standaloneCpu !== undefined) {
+    const ratio = standaloneCpu / floorCpu
+    targets.push({
+      target: 'standalone protected / crypto floor (CPU)',
+      value: round(ratio, 2),
+      unit: '×',
+      limit: 1.35,
+      pass: ratio <= 1.35,
+    })
+  }
+  for (const f of FRAMEWORKS) {
+    const [prot, headers] = [cpu(f.name, 'protected'), cpu(f.name, 'header-protected')]
+    if (prot === undefined || headers === undefined) continue
+    targets.push({
+      target: `${f.name === 'node' ? 'standalone' : f.name} header form − classic (CPU; limit: its body's digest)`,
+      value: round(headers - prot, 1),
+      unit: 'µs',
+      limit: round(digestMicros, 1),
+      pass: headers <= prot + digestMicros,
+    })
+  }
+  const metricsCpu = cpu('node', 'metrics-protected')
+  if (metricsCpu !== undefined && standaloneCpu !== undefined) {
+    const share = (100 * (metricsCpu - standaloneCpu)) / metricsCpu
+    targets.push({
+      target: 'standalone metrics on − off (share of CPU)',
+      value: round(share, 1),
+      unit: '%',
+      limit: 5,
+      pass: share < 5,
+    })
+  }
+  for (const m of [memory, memoryHeaders]) {
+    if (m === undefined) continue
+    targets.push({
+      target: `RSS growth over ${m.requests.toLocaleString('en-US')} requests, ${m.form === 'headers' ? 'header' : 'classic'} form`,
+      value: round(m.rssGrowthMB, 1),
+      unit: 'MB',
+      limit: 25,
+      pass: m.rssGrowthMB <= 25,
+    })
+  }
+
   console.log('')
   console.log(
     `${SMOKE ? 'smoke' : 'full'} mode, ${DURATION} s per run, ${CONNECTIONS} connections; ` +
@@ -585,6 +782,10 @@ async function main(): Promise<void> {
       `(OpenSSL ${process.versions.openssl}), servers' UV_THREADPOOL_SIZE ${THREADPOOL}`
   )
   console.log(table(rows))
+  if (targets.length > 0) {
+    console.log('')
+    console.log(targetTable(targets))
+  }
   console.log('')
   for (const [name, r] of Object.entries(ratios)) {
     console.log(
@@ -600,14 +801,16 @@ async function main(): Promise<void> {
   for (const [kind, r] of Object.entries(versusReference)) {
     console.log(`standalone/reference ${kind}: ${r.toFixed(2)}×`)
   }
-  if (memory !== undefined) {
+  for (const m of [memory, memoryHeaders]) {
+    if (m === undefined) continue
     console.log(
-      `memory: RSS ${memory.rssBeforeMB.toFixed(1)} MB after warm-up → ${memory.rssAfterMB.toFixed(1)} MB ` +
-        `after ${memory.requests.toLocaleString('en-US')} protected requests ` +
-        `(growth ${memory.rssGrowthMB.toFixed(1)} MB; heap ${memory.heapBeforeMB.toFixed(1)} → ` +
-        `${memory.heapAfterMB.toFixed(1)} MB; ${memory.liveNonces.toLocaleString('en-US')} live nonces; ` +
-        `${memory.failed} failed); ${memory.firstRps.toLocaleString('en-US')} req/s in its first ` +
-        `segment, ${memory.lastRps.toLocaleString('en-US')} in its last`
+      `memory (${m.form === 'headers' ? 'header' : 'classic'} form): RSS ${m.rssBeforeMB.toFixed(1)} MB ` +
+        `after warm-up → ${m.rssAfterMB.toFixed(1)} MB ` +
+        `after ${m.requests.toLocaleString('en-US')} protected requests ` +
+        `(growth ${m.rssGrowthMB.toFixed(1)} MB; heap ${m.heapBeforeMB.toFixed(1)} → ` +
+        `${m.heapAfterMB.toFixed(1)} MB; ${m.liveNonces.toLocaleString('en-US')} live nonces; ` +
+        `${m.failed} failed); ${m.firstRps.toLocaleString('en-US')} req/s in its first ` +
+        `segment, ${m.lastRps.toLocaleString('en-US')} in its last`
     )
   }
   console.log(
@@ -637,15 +840,16 @@ async function main(): Promise<void> {
       ratios,
       headerForm,
       versusReference,
-      memory:
-        memory === undefined
-          ? undefined
-          : Object.fromEntries(
-              Object.entries(memory).map(([k, v]) => [k, typeof v === 'number' ? round(v, 1) : v])
-            ),
+      digestMicros: round(digestMicros, 2),
+      memory: rounded(memory),
+      memoryHeaders: rounded(memoryHeaders),
+      targets,
     })
   )
-  const failed = rows.reduce((n, r) => n + r.stats.failed, 0) + (memory?.failed ?? 0)
+  const failed =
+    rows.reduce((n, r) => n + r.stats.failed, 0) +
+    (memory?.failed ?? 0) +
+    (memoryHeaders?.failed ?? 0)
   if (failed > 0) {
     console.error(`${failed} requests failed`)
     process.exitCode = 1

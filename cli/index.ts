@@ -8,6 +8,8 @@
  *   keys                list the server keys kept in the database (public parts)
  *   rotate-access-key   make a new access key current; the previous one retires later
  *   retire-access-key   stop accepting a previous access key now
+ *   admin …             show an identity, revoke a device, end sessions, suspend, reinstate,
+ *                       delete (see ./admin)
  *   serve               run the auth server (protocol endpoints, /key/response, /key/access,
  *                       /healthz, /readyz); SIGTERM or SIGINT shut it down gracefully
  *
@@ -16,9 +18,15 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { availableParallelism } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createServer, gracefulShutdown } from '../adapters/node'
+import {
+  DEFAULT_METRICS_PATH,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  createServer,
+  gracefulShutdown,
+} from '../adapters/node'
 import { clientIp } from '../adapters/shared/ip'
 import { NodeSigningKey } from '../src/crypto/node'
 import { createBetterAuth } from '../src/server/core'
@@ -27,7 +35,17 @@ import { lineLogger } from '../src/server/health'
 import { DEFAULT_RETIRE_AFTER_MS, ServerKeys } from '../src/server/keys'
 import { rateLimitFromEnv } from '../src/server/ratelimit'
 import type { ServerStore } from '../src/stores/types'
-import { createStore, migrateDatabase, parseDatabaseUrl, redact } from '../src/stores/url'
+import {
+  createStore,
+  migrateDatabase,
+  parseDatabaseUrl,
+  redact,
+  type ConfiguredStore,
+} from '../src/stores/url'
+import { announceListening, clusterMetrics, isWorker, runPrimary, workerShutdown } from './cluster'
+import { ADMIN_USAGE, runAdmin } from './admin'
+import { bearerAuthorize } from '../src/server/admin-http'
+import type { AuditListener } from '../src/server/events'
 
 const NAME = 'better-auth-protocol'
 
@@ -88,6 +106,10 @@ Stop accepting tokens of a previous access key (every running server within 5 s)
 ${DATABASE_OPTION}
 `,
   },
+  admin: {
+    summary: 'show an identity; revoke a device, end sessions, suspend, reinstate, delete',
+    usage: ADMIN_USAGE,
+  },
   serve: {
     summary: 'run the auth server',
     usage: `usage: ${NAME} serve [options]
@@ -107,6 +129,13 @@ ${DATABASE_OPTION}
   --log-level LEVEL   error | warn | info (one line per request) | debug  (default info)
   --metrics           serve GET /metrics (Prometheus text format; needs prom-client installed)
   --metrics-port N    serve /metrics on this port only (same host), not on the API's
+  --workers N|auto    run N processes on the one port (node:cluster; auto: one per CPU),
+                      sharing the database's state and keys: needs sqlite:PATH or
+                      postgres://… (BETTER_AUTH_WORKERS, default 1: one process). /metrics
+                      then sums every worker's; rate limits are counted across them
+  --admin-token TOKEN serve the admin endpoints under /admin to requests carrying
+                      Authorization: Bearer TOKEN (16+ characters; prefer
+                      BETTER_AUTH_ADMIN_TOKEN: a command line is visible to other users)
 `,
   },
 }
@@ -120,6 +149,7 @@ const ENVIRONMENT = `environment:
   BETTER_AUTH_LOG_LEVEL  error | warn | info | debug  (serve; default info)
   BETTER_AUTH_READY_TIMEOUT_MS     deadline of the /readyz checks (default 1500)
   BETTER_AUTH_SHUTDOWN_TIMEOUT_MS  connections still open this long after SIGTERM are cut (default 10000)
+  BETTER_AUTH_ADMIN_TOKEN          serve: the bearer token of the admin endpoints (off without it)
 `
 
 const USAGE = `usage: ${NAME} <command> [options]
@@ -141,6 +171,8 @@ export interface CliIo {
   out(text: string): void
   err(text: string): void
   env: Record<string, string | undefined>
+  /** Receives the audit events of `admin` commands (none are printed). */
+  onEvent?: AuditListener
 }
 
 const processIo: CliIo = {
@@ -189,6 +221,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         return await rotateAccessKey(rest, io)
       case 'retire-access-key':
         return await retireAccessKey(rest, io)
+      case 'admin':
+        return await runAdmin(rest, io)
       case 'serve':
         return await serve(rest, io)
       case '--version':
@@ -507,11 +541,14 @@ async function serve(args: string[], io: CliIo): Promise<number> {
       cors: { type: 'string' },
       metrics: { type: 'boolean' },
       'metrics-port': { type: 'string' },
+      'admin-token': { type: 'string' },
       'log-level': { type: 'string', default: io.env.BETTER_AUTH_LOG_LEVEL?.trim() || 'info' },
+      workers: { type: 'string', default: io.env.BETTER_AUTH_WORKERS?.trim() || '1' },
       help: HELP,
     },
   })
   if (values.help === true) return help('serve', io)
+  const workers = workersOf(values.workers)
   const port = Number(values.port)
   if (!/^\d+$/.test(values.port) || !Number.isInteger(port) || port > 65535) {
     throw new UsageError('--port: 0–65535')
@@ -531,34 +568,91 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   // Before the store opens: without prom-client, nothing is left to close.
   const recorder = metrics ? createMetrics() : undefined
   const cors = corsOf(values.cors)
+  const adminAuthorize = adminTokenOf(values['admin-token'], io.env)
   const readyTimeoutMs = millisecondsOf(io.env, 'BETTER_AUTH_READY_TIMEOUT_MS')
   const shutdownTimeoutMs = millisecondsOf(io.env, 'BETTER_AUTH_SHUTDOWN_TIMEOUT_MS')
   const database = databaseOf(values.database, io)
   const redis = values.redis ?? io.env.BETTER_AUTH_REDIS
-  const store = await createStore({ database, ...(redis === undefined ? {} : { redis }) }).catch(
-    (error: unknown) => {
-      // An unsupported or malformed Redis URL is a mistake in the command line.
-      throw error instanceof TypeError ? new UsageError(`--redis: ${error.message}`) : error
-    }
-  )
+  // A worker of `--workers N` (this command line, forked by its primary) serves as one process
+  // would, and tags its log lines with its pid.
+  const worker = isWorker()
+  const write = worker
+    ? (line: string): void => io.err(`${line} pid=${process.pid}\n`)
+    : (line: string): void => io.err(`${line}\n`)
   // One line per failure (no stack traces): an outage is one short line per refused request.
-  const write = (line: string): void => io.err(`${line}\n`)
   const logger = lineLogger({ level, write })
-  // With Redis, rate limits are shared by every instance using it.
+  if (workers > 1 && !worker) {
+    sharedDatabase(database, workers)
+    // The store is prepared once, before the workers open it together: its tables, and the
+    // server keys every worker then loads from it.
+    const store = await openStore(database, redis)
+    try {
+      if (store.keys !== undefined) {
+        const keys = await ServerKeys.load({
+          store: store.keys,
+          env: io.env,
+          reloadIntervalMs: 0,
+          onWarning: () => undefined, // each worker reports it
+        })
+        keys.close()
+      }
+    } finally {
+      await store.close?.()
+    }
+    const shared = await runPrimary({
+      workers,
+      script: __filename,
+      args: ['serve', ...args],
+      env: io.env,
+      deadlineMs: shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      logger,
+      // Without Redis, the primary counts the workers' rate limits.
+      rateLimits: rateLimitFromEnv(io.env) !== false && redis === undefined,
+      ...(metrics
+        ? {
+            metrics: {
+              host: values.host,
+              path: DEFAULT_METRICS_PATH,
+              ...(metricsPort === undefined ? {} : { port: Number(metricsPort) }),
+            },
+          }
+        : {}),
+    })
+    const base = `http://${values.host}:${shared.port}`
+    io.out(`better-auth server on ${base}${prefix ?? ''} (${workers} workers)\n`)
+    io.out(`response key: ${shared.responseKey}\n`)
+    if (values.openapi === true) io.out(`openapi: ${base}${prefix ?? ''}/openapi.json\n`)
+    if (adminAuthorize !== undefined) io.out(`admin: ${base}/admin\n`)
+    if (metrics) {
+      const at =
+        shared.metricsPort === undefined ? base : `http://${values.host}:${shared.metricsPort}`
+      io.out(`metrics: ${at}/metrics\n`)
+    }
+    return 0
+  }
+  const store = await openStore(database, redis)
+  // With Redis, rate limits are shared by every instance using it; the workers of one machine
+  // without Redis count them in their primary.
+  // BETTER_AUTH_RATE_LIMIT=off turns them off (the conformance server's setting); on by default.
+  const rateLimit = rateLimitFromEnv(io.env, store.redis)
   const auth = createBetterAuth({
     store,
     keys: { env: io.env },
     logger,
-    // BETTER_AUTH_RATE_LIMIT=off turns them off (the conformance server's setting); on by default.
-    rateLimit: rateLimitFromEnv(io.env, store.redis),
-    ...(recorder === undefined ? {} : { metrics: recorder }),
+    rateLimit:
+      worker && rateLimit !== false && store.redis === undefined
+        ? { ...rateLimit, cluster: true }
+        : rateLimit,
+    ...(recorder === undefined ? {} : { metrics: worker ? clusterMetrics(recorder) : recorder }),
   })
   const server = createServer(auth, {
     health: { timeoutMs: readyTimeoutMs },
     trustProxy,
     ...(prefix === undefined ? {} : { prefix }),
     ...(values.openapi === true ? { openapi: true } : {}),
-    ...(metrics
+    ...(adminAuthorize === undefined ? {} : { admin: { authorize: adminAuthorize } }),
+    // A worker never listens on the metrics port: its primary does.
+    ...(metrics && !(worker && metricsPort !== undefined)
       ? { metrics: metricsPort === undefined ? true : { port: Number(metricsPort) } }
       : {}),
   })
@@ -580,10 +674,22 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     await auth.close() // closes the store: nothing is left open when start-up fails
     throw error
   }
+  if (worker) {
+    // The primary prints the address once all listen, and tells the workers when to stop.
+    announceListening(address.port, await auth.responsePublicKey())
+    const shutdown = gracefulShutdown(server.server, {
+      deadlineMs: shutdownTimeoutMs,
+      onClose: () => auth.close(),
+      signals: [],
+    })
+    workerShutdown(shutdown, server.server, logger)
+    return 0
+  }
   const base = `http://${values.host}:${address.port}`
   io.out(`better-auth server on ${base}${prefix ?? ''}\n`)
   io.out(`response key: ${await auth.responsePublicKey()}\n`)
   if (values.openapi === true) io.out(`openapi: ${base}${prefix ?? ''}/openapi.json\n`)
+  if (adminAuthorize !== undefined) io.out(`admin: ${base}/admin\n`)
   const metricsAddress = server.metricsListener?.server.address()
   if (metrics) {
     const at =
@@ -600,6 +706,54 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     logger,
   })
   return 0
+}
+
+/**
+ * `--admin-token` or BETTER_AUTH_ADMIN_TOKEN: the admin endpoints' authorization hook (a bearer
+ * token compared in constant time), or undefined when neither is set (the endpoints are off).
+ */
+function adminTokenOf(
+  option: string | undefined,
+  env: CliIo['env']
+): ReturnType<typeof bearerAuthorize> | undefined {
+  const token = option ?? (env.BETTER_AUTH_ADMIN_TOKEN?.trim() || undefined)
+  if (token === undefined) return undefined
+  try {
+    return bearerAuthorize(token)
+  } catch (error) {
+    const name = option === undefined ? 'BETTER_AUTH_ADMIN_TOKEN' : '--admin-token'
+    throw new UsageError(`${name}: ${(error as Error).message.replace(/^admin token: /, '')}`)
+  }
+}
+
+/** `--workers`: a number of processes, or `auto` (one per CPU). */
+function workersOf(text: string): number {
+  if (text === 'auto') return availableParallelism()
+  const count = Number(text)
+  if (!/^\d+$/.test(text) || count < 1 || count > 1024) {
+    throw new UsageError('--workers: a number of processes (1 to 1024), or auto')
+  }
+  return count
+}
+
+/** Refuses a database that each process would keep for itself (memory:, sqlite::memory:). */
+function sharedDatabase(url: string, workers: number): void {
+  const db = parseDatabaseUrl(url)
+  if (db.kind === 'memory' || (db.kind === 'sqlite' && db.path === ':memory:')) {
+    throw new UsageError(
+      `--workers ${workers} needs a database the workers share: ${redact(url)} keeps accounts, ` +
+        'keys and nonces inside each process (use sqlite:PATH or postgres://…, or --workers 1)'
+    )
+  }
+}
+
+/** The store of `serve`; an unsupported or malformed Redis URL is a usage error. */
+function openStore(database: string, redis: string | undefined): Promise<ConfiguredStore> {
+  return createStore({ database, ...(redis === undefined ? {} : { redis }) }).catch(
+    (error: unknown) => {
+      throw error instanceof TypeError ? new UsageError(`--redis: ${error.message}`) : error
+    }
+  )
 }
 
 /** A duration in ms from the environment, or undefined for the default. */

@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   BA304: { status: 401, title: 'replayed message' },
   BA305: { status: 409, title: 'conflict' },
   BA306: { status: 403, title: 'forbidden' },
+  BA307: { status: 403, title: 'identity suspended' },
   BA401: { status: 401, title: 'expired token' },
   BA402: { status: 401, title: 'invalid token' },
   BA403: { status: 401, title: 'future token' },
@@ -36,6 +37,8 @@ export const ERROR_CODES = {
   BA605: { status: 405, title: 'method not allowed' },
   BA606: { status: 415, title: 'unsupported media type' },
   BA607: { status: 401, title: 'replay state reset' },
+  BA608: { status: 404, title: 'unknown identity or device' },
+  BA609: { status: 501, title: 'not supported' },
 } as const
 
 export type ErrorCode = keyof typeof ERROR_CODES
@@ -186,9 +189,31 @@ export class ForbiddenError extends BetterAuthError {
   }
 }
 
+/**
+ * The identity is suspended by an administrator: it gets no new session and no refresh, and on
+ * routes with `checkRevocation` its tokens are refused, until it is reinstated.
+ */
+export class AccountSuspendedError extends BetterAuthError {
+  constructor(options: ErrorOptions = {}) {
+    super('BA307', 'identity is suspended', options)
+  }
+}
+
 export class ExpiredTokenError extends BetterAuthError {
   constructor(kind: 'access' | 'refresh', options: ErrorOptions = {}) {
     super('BA401', kind === 'access' ? 'token has expired' : 'refresh window has closed', options)
+  }
+}
+
+/**
+ * The token was issued at or before the moment an administrator ended the sessions of its
+ * identity or device: refused at refresh and, on routes with `checkRevocation`, at access. Its
+ * code is BA401 (expired), so clients do what they do for an expired token: refresh, and when
+ * that is refused too, sign in again with the device key.
+ */
+export class SessionEndedError extends BetterAuthError {
+  constructor(options: ErrorOptions = {}) {
+    super('BA401', 'the session was ended; sign in again', options)
   }
 }
 
@@ -275,6 +300,28 @@ export class UnsupportedMediaTypeError extends BetterAuthError {
 export class ReplayStateResetError extends BetterAuthError {
   constructor(options: ErrorOptions = {}) {
     super('BA607', 'request predates a reset of the replay state; sign a new one', options)
+  }
+}
+
+/** An administrative call named an identity, or a device of it, that does not exist (404). */
+export class AdminNotFoundError extends BetterAuthError {
+  /** What was not found. */
+  readonly subject: 'identity' | 'device'
+  constructor(subject: 'identity' | 'device', options: ErrorOptions = {}) {
+    super('BA608', `unknown ${subject}; nothing was changed`, options)
+    this.subject = subject
+  }
+}
+
+/** The store does not implement administration (`AdminAccountStore`): 501. */
+export class AdminUnsupportedError extends BetterAuthError {
+  constructor(options: ErrorOptions = {}) {
+    super(
+      'BA609',
+      'the account store does not support administration (it lacks the AdminAccountStore ' +
+        'methods; the memory, SQLite and PostgreSQL stores have them)',
+      options
+    )
   }
 }
 

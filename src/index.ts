@@ -1,5 +1,8 @@
 /** better-auth-protocol: server core, client, codecs, crypto and stores of the Better Auth protocol. */
 export {
+  AccountSuspendedError,
+  AdminNotFoundError,
+  AdminUnsupportedError,
   BetterAuthError,
   ConflictError,
   CredentialsRequiredError,
@@ -25,6 +28,7 @@ export {
   RateLimitedError,
   ReplayError,
   ReplayStateResetError,
+  SessionEndedError,
   StaleRequestError,
   StorageUnavailableError,
   UnknownAccountError,
@@ -49,7 +53,43 @@ export {
   type Logger,
   type RequestContext,
 } from './server/core'
-export { DEFAULT_BODY_LIMIT, DEFAULT_LIFETIMES } from './server/options'
+export {
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_LIFETIMES,
+  DEFAULT_REVOCATION_CACHE_MS,
+  type AttributesContext,
+} from './server/options'
+// Administration of accounts: `auth.admin`.
+export {
+  AdminApi,
+  type AdminAction,
+  type AdminActionOptions,
+  type AdminActionResult,
+  type AdminDevice,
+  type AdminIdentity,
+  type EndSessionsOptions,
+  type SuspendOptions,
+} from './server/admin'
+export { SESSION_RECORD_INTERVAL_MS } from './server/session-gate'
+// The admin HTTP endpoints (off unless mounted, behind an authorization hook).
+export {
+  ACTOR_HEADER,
+  ADMIN_ROUTES,
+  AdminHttp,
+  DEFAULT_ADMIN_CHALLENGE,
+  DEFAULT_ADMIN_PREFIX,
+  adminHttp,
+  bearerAuthorize,
+  type AdminAuthorization,
+  type AdminAuthorize,
+  type AdminEndpoint,
+  type AdminHttpCore,
+  type AdminHttpOptions,
+  type AdminHttpRequest,
+  type AdminRouteInfo,
+  type BearerAuthorizeOptions,
+  type RequestWithHeaders,
+} from './server/admin-http'
 export { JSON_CONTENT_TYPE } from './server/http'
 export {
   DEFAULT_RELOAD_INTERVAL_MS,
@@ -93,6 +133,11 @@ export {
   type OperationTraceContext,
 } from './server/observe'
 export {
+  instrumentOpenTelemetry,
+  OPENTELEMETRY_SCOPE,
+  type OpenTelemetryOptions,
+} from './server/opentelemetry'
+export {
   DEFAULT_IDENTITY_RULES,
   DEFAULT_IP_RULES,
   rateLimitFromEnv,
@@ -102,6 +147,7 @@ export {
   type RateRules,
 } from './server/ratelimit'
 export {
+  ADMIN_SECURITY_SCHEME,
   addBetterAuthSecurity,
   openApiDocument,
   SECURITY_SCHEME,
@@ -110,20 +156,28 @@ export {
 } from './server/openapi'
 export type {
   AccountStore,
+  AdminAccountStore,
+  AdminResult,
   ChallengeStore,
   DeviceKey,
+  DeviceRecord,
   EphemeralStore,
+  IdentityRecord,
   KeyKind,
   KeyStore,
   NewAccount,
   NewDevice,
   RecoverResult,
+  ReinstateResult,
   RotateResult,
   RotationEffect,
   ServerStore,
+  SessionState,
   StoredKey,
+  SuspendResult,
   TimeLockStore,
 } from './stores/types'
+export { ADMIN_METHODS, supportsAdmin } from './stores/admin'
 export {
   MemoryAccountStore,
   MemoryChallengeStore,

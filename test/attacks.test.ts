@@ -1072,7 +1072,8 @@ describe('revoked devices and rotated-away keys', () => {
     const body = () => accessBody(session.token, session.key, { at: w.server.clock.ms })
     expect((await revocable(w, body())).status).toBe(200)
     await expectOk(w.server, 'unlinkDevice', unlinkBody(w.account.first, second.device))
-    // The check is cached for 5 s by default: within it the device still counts as active.
+    // The check is cached for 2 s by default (revocationCacheMs): within it the device still counts
+    // as active.
     expect((await revocable(w, body())).status).toBe(200)
     w.server.clock.advance(5)
     const before = w.server.snapshot()

@@ -2,6 +2,7 @@
  * The examples, as users run them: our client through every kind of call against each, and the
  * README's quick starts compared with the examples' files (the README shows their real code).
  */
+import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Server } from 'node:http'
@@ -23,7 +24,7 @@ import { app as koaApp } from '../examples/koa/server'
 import { AppModule, bootstrap as bootstrapExpress } from '../examples/nestjs/main'
 import { bootstrap as bootstrapFastify } from '../examples/nestjs/fastify'
 import { handle, listener as fetchListener } from '../examples/fetch/server'
-import { server as nodeServer } from '../examples/node/server'
+import { listener as nodeListener } from '../examples/node/server'
 
 class TargetNetwork implements Network {
   constructor(private readonly target: Target) {}
@@ -74,7 +75,7 @@ const examples: [string, () => Promise<Target>][] = [
     },
   ],
   ['fetch', async () => fetchTarget()],
-  ['node', async () => supertestTarget(nodeServer.listener)],
+  ['node', async () => supertestTarget(nodeListener)],
 ]
 
 describe.each(examples)('examples/%s', (_name, start) => {
@@ -263,6 +264,7 @@ describe('README', () => {
 
   it('shows each example exactly as its file', () => {
     expect(blocks.map(b => b[1])).toEqual([
+      'examples/client-fetch.ts',
       'examples/express/server.ts',
       'examples/express/listen.ts',
       'examples/koa/server.ts',
@@ -283,66 +285,125 @@ describe('README', () => {
   })
 })
 
-/** A Nest example app (its module) listening on a port, on Express or Fastify. */
-async function nestListening(platform: 'express' | 'fastify') {
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile()
-  const app =
-    platform === 'fastify'
-      ? moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
-          rawBody: true,
-          logger: false,
-        })
-      : moduleRef.createNestApplication({ rawBody: true, logger: false })
-  await app.init()
-  if (platform === 'fastify') {
-    await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready()
-  }
-  const server = listening(app.getHttpServer() as Server)
+/** A Nest example app as its bootstrap builds it (CORS, exception filter), on a free port. */
+async function nestBooted(boot: typeof bootstrapExpress | typeof bootstrapFastify) {
+  const app = await boot(0, '127.0.0.1')
   return {
-    port: () => server.port(),
-    close: async () => {
-      await server.close()
-      await app.close()
-    },
+    port: async () => (app.getHttpServer().address() as AddressInfo).port,
+    close: () => app.close(),
   }
 }
 
+/** Runs examples/client-fetch.ts against `base`, as the README says (with tsx). */
+function clientExample(base: string): Promise<{ code: number | null; out: string; err: string }> {
+  const root = join(__dirname, '..')
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/client-fetch.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', BASE_URL: base },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', chunk => (out += String(chunk)))
+  child.stderr.on('data', chunk => (err += String(chunk)))
+  return new Promise(resolve => child.once('close', code => resolve({ code, out, err })))
+}
+
+const ALLOWED = 'http://localhost:5173'
+const list = (value: string | null) => (value ?? '').toLowerCase().split(/\s*,\s*/)
+
 /**
- * The header form on each example: our client's `fetch` gets `GET /me` and `DELETE /notes/7`;
- * the examples that answer CORS preflights themselves (Express, Koa) for allowed origins only.
+ * The header form on each example: our client's `fetch` gets `GET /me` and `DELETE /notes/7`,
+ * and every example answers CORS on those routes for the allowed origins only.
  */
 describe.each([
-  ['express', async () => listening(expressApp), true],
-  ['koa', async () => listening(koaApp.callback()), true],
-  ['nestjs', () => nestListening('express'), false],
-  ['nestjs on Fastify', () => nestListening('fastify'), false],
-  ['fetch', async () => listening(fetchListener), false],
-  ['node', async () => listening(nodeServer.listener), false],
-] as const)('examples/%s: header-form routes', (_name, start, cors) => {
+  ['express', async () => listening(expressApp)],
+  ['koa', async () => listening(koaApp.callback())],
+  ['nestjs', () => nestBooted(bootstrapExpress)],
+  ['nestjs on Fastify', () => nestBooted(bootstrapFastify)],
+  ['fetch', async () => listening(fetchListener)],
+  ['node', async () => listening(nodeListener)],
+] as const)('examples/%s: header-form routes', (_name, start) => {
+  let server: { port(): Promise<number>; close(): Promise<void> }
+  let base: string
+  let client: BetterAuthClient
+  beforeAll(async () => {
+    server = await start()
+    base = `http://127.0.0.1:${await server.port()}`
+    client = new BetterAuthClient({ baseUrl: base })
+    await client.createAccount(hash(NodeSigningKey.generate().publicKeyText))
+    await client.createSession()
+  })
+  afterAll(async () => {
+    await server.close()
+  })
+
   it('answers client.fetch with signed replies', async () => {
-    const server = await start()
-    try {
-      const base = `http://127.0.0.1:${await server.port()}`
-      const client = new BetterAuthClient({ baseUrl: base })
-      await client.createAccount(hash(NodeSigningKey.generate().publicKeyText))
-      await client.createSession()
-      const me = await client.fetch(`${base}/me`)
-      const body = (await me.json()) as { identity: string; device: string }
-      expect([me.status, body.identity]).toEqual([200, await client.identity()])
-      expect(typeof body.device).toBe('string')
-      const deleted = await client.fetch(`${base}/notes/7`, { method: 'DELETE' })
-      expect(await deleted.json()).toEqual({ deleted: '7' })
-      if (!cors) return
-      const preflight = await fetch(`${base}/notes/7`, {
-        method: 'OPTIONS',
-        headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'DELETE' },
-      })
-      expect(preflight.status).toBe(204)
-      expect(preflight.headers.get('access-control-allow-headers')).toContain('signature-input')
-      const stranger = await fetch(`${base}/me`, { headers: { origin: 'https://evil.example' } })
-      expect(stranger.headers.get('access-control-allow-origin')).toBeNull()
-    } finally {
-      await server.close()
-    }
+    const me = await client.fetch(`${base}/me`)
+    const body = (await me.json()) as { identity: string; device: string }
+    expect([me.status, body.identity]).toEqual([200, await client.identity()])
+    expect(typeof body.device).toBe('string')
+    const deleted = await client.fetch(`${base}/notes/7`, { method: 'DELETE' })
+    expect(await deleted.json()).toEqual({ deleted: '7' })
+  })
+
+  it("answers the README's client (examples/client-fetch.ts)", async () => {
+    const { code, out, err } = await clientExample(base)
+    expect({ code, err: code === 0 ? '' : err }).toEqual({ code: 0, err: '' })
+    const [me, deleted] = out.trim().split('\n')
+    expect(me).toMatch(/^200 \{"identity":"E[\w-]{43}","device":"E[\w-]{43}"\}$/)
+    expect(deleted).toBe('200 {"deleted":"42"}')
+  })
+
+  it.each([
+    ['/me', 'GET'],
+    ['/notes/7', 'DELETE'],
+  ])('answers the preflight of %s (%s) from an allowed origin', async (path, method) => {
+    const preflight = await fetch(`${base}${path}`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: ALLOWED,
+        'access-control-request-method': method,
+        'access-control-request-headers': 'authorization,content-digest,signature,signature-input',
+      },
+    })
+    expect([200, 204]).toContain(preflight.status)
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(ALLOWED)
+    expect(list(preflight.headers.get('access-control-allow-methods'))).toContain(
+      method.toLowerCase()
+    )
+    expect(list(preflight.headers.get('access-control-allow-headers'))).toEqual(
+      expect.arrayContaining(['authorization', 'content-digest', 'signature', 'signature-input'])
+    )
+  })
+
+  it('exposes the reply signature of a header-form request to an allowed origin', async () => {
+    const me = await client.fetch(`${base}/me`, { headers: { origin: ALLOWED } })
+    expect(me.status).toBe(200)
+    expect(me.headers.get('signature')).not.toBeNull()
+    expect(me.headers.get('access-control-allow-origin')).toBe(ALLOWED)
+    expect(list(me.headers.get('access-control-expose-headers'))).toEqual(
+      expect.arrayContaining(['signature', 'signature-input', 'content-digest'])
+    )
+    const deleted = await client.fetch(`${base}/notes/7`, {
+      method: 'DELETE',
+      headers: { origin: ALLOWED },
+    })
+    expect(deleted.headers.get('access-control-allow-origin')).toBe(ALLOWED)
+    expect(list(deleted.headers.get('access-control-expose-headers'))).toContain('signature')
+  })
+
+  it('answers no other origin', async () => {
+    const stranger = 'https://evil.example'
+    const preflight = await fetch(`${base}/me`, {
+      method: 'OPTIONS',
+      headers: { origin: stranger, 'access-control-request-method': 'GET' },
+    })
+    expect(preflight.headers.get('access-control-allow-origin')).toBeNull()
+    const anonymous = await fetch(`${base}/me`, { headers: { origin: stranger } })
+    expect(anonymous.headers.get('access-control-allow-origin')).toBeNull()
+    const signed = await client.fetch(`${base}/me`, { headers: { origin: stranger } })
+    expect(signed.status).toBe(200)
+    expect(signed.headers.get('access-control-allow-origin')).toBeNull()
   })
 })

@@ -294,11 +294,38 @@ export async function openSession(server: TestServer, device: TestDevice): Promi
   return { token: payload.response.access.token, key, next }
 }
 
-/** Resolves once `condition` holds (checked every 10 ms); rejects after `timeoutMs`. */
-export async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
-  const started = Date.now()
-  while (!condition()) {
-    if (Date.now() - started > timeoutMs) throw new Error(`condition not met in ${timeoutMs} ms`)
-    await new Promise(resolve => setTimeout(resolve, 10))
+export interface UntilOptions {
+  /** How long to wait before failing, ms. @default 5000 */
+  timeoutMs?: number
+  /** How often to check, ms. @default 10 */
+  intervalMs?: number
+  /** What is awaited, for the failure message. @default the condition's source */
+  what?: string
+}
+
+/**
+ * Resolves once `condition` holds (it may be async; a condition that throws counts as not met),
+ * checked every `intervalMs`; rejects after `timeoutMs` saying what it waited for (and the last
+ * error the condition threw). A number is `timeoutMs`.
+ */
+export async function until(
+  condition: () => boolean | Promise<boolean>,
+  options: number | UntilOptions = {}
+): Promise<void> {
+  const settings: UntilOptions = typeof options === 'number' ? { timeoutMs: options } : options
+  const { timeoutMs = 5000, intervalMs = 10, what = String(condition) } = settings
+  const deadline = Date.now() + timeoutMs
+  let lastError: unknown
+  for (;;) {
+    try {
+      if (await condition()) return
+    } catch (error) {
+      lastError = error
+    }
+    if (Date.now() > deadline) {
+      const cause = lastError === undefined ? '' : ` (last error: ${String(lastError)})`
+      throw new Error(`not met within ${timeoutMs} ms: ${what}${cause}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, intervalMs))
   }
 }

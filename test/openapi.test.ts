@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import Ajv2020 from 'ajv/dist/2020'
-import { openApiDocument, routeTable, type Operation } from '../src'
+import { createBetterAuth, openApiDocument, routeTable, type Operation } from '../src'
+import { createServer } from '../adapters/node'
 import { addBetterAuthSecurity, operationSchemas } from '../src/server/openapi'
 import spec from './fixtures/spec-examples.json'
 
@@ -214,4 +215,62 @@ describe('OpenAPI document', () => {
     delete unsigned.signature
     expect(validate(unsigned)).toBe(false)
   })
+
+  it('describes the admin endpoints only when they are on, with their security scheme', async () => {
+    expect(Object.keys(document.paths).some(path => path.includes('/admin'))).toBe(false)
+    const admin = openApiDocument(routeTable({}, '/auth'), { admin: true }) as Document & {
+      tags: { name: string }[]
+    }
+    expect(validate(admin, 'admin')).toMatchObject({ valid: true })
+    expect(redoclyProblems(admin, 'admin-redocly')).toEqual([])
+    const paths = Object.keys(admin.paths).filter(path => path.startsWith('/admin/'))
+    expect(paths.sort()).toEqual([
+      '/admin/identities/{identity}',
+      '/admin/identities/{identity}/devices/{device}/revoke',
+      '/admin/identities/{identity}/reinstate',
+      '/admin/identities/{identity}/sessions/end',
+      '/admin/identities/{identity}/suspend',
+    ])
+    expect(Object.keys(admin.paths['/admin/identities/{identity}'] ?? {}).sort()).toEqual([
+      'delete',
+      'get',
+    ])
+    for (const path of paths) {
+      for (const operation of Object.values(admin.paths[path] ?? {})) {
+        expect(operation.security).toEqual([{ betterAuthAdmin: [] }])
+        expect(Object.keys(operation.responses)).toEqual(
+          expect.arrayContaining(['200', '400', '401', '403', '404'])
+        )
+      }
+    }
+    expect(admin.components.securitySchemes?.betterAuthAdmin).toMatchObject({
+      type: 'http',
+      scheme: 'bearer',
+    })
+    expect(admin.tags.map(t => t.name)).toContain('admin')
+    // Under another prefix; with the access scheme too.
+    const both = openApiDocument(routeTable(), {
+      admin: { prefix: '/ops' },
+      access: true,
+    }) as Document
+    expect(Object.keys(both.paths)).toContain('/ops/identities/{identity}/suspend')
+    expect(Object.keys(both.components.securitySchemes ?? {}).sort()).toEqual([
+      'betterAuth',
+      'betterAuthAdmin',
+    ])
+    expect(validate(both, 'both')).toMatchObject({ valid: true })
+
+    // The standalone server with the endpoints on serves them in its document.
+    const auth = createBetterAuth({ keys: { env: false } })
+    const served = createServer(auth, { openapi: true, admin: { authorize: () => undefined } })
+    const { port } = await served.listen(0)
+    try {
+      const reply = await fetch(`http://127.0.0.1:${port}/openapi.json`)
+      const doc = (await reply.json()) as Document
+      expect(Object.keys(doc.paths)).toContain('/admin/identities/{identity}')
+    } finally {
+      await served.close()
+      await auth.close()
+    }
+  }, 30_000)
 })

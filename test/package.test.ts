@@ -326,6 +326,67 @@ it('runs in an app bundled with esbuild, the drivers left external', () => {
   }
 })
 
+it('loads pg and ioredis in an ES module bundle only when a store needs them', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const esbuild = require('esbuild') as typeof import('esbuild')
+  // An app of the package root with the memory store; it opens the PostgreSQL and Redis stores
+  // by URL only when asked (argv), as an app configured from its environment does.
+  const app = `
+    import { MemoryStore, openStore } from 'better-auth-protocol'
+    const [database, redis] = process.argv.slice(2)
+    const memory = new MemoryStore()
+    const configured = openStore({ database: 'memory:' })
+    const result = { memory: memory.constructor.name, configured: configured.constructor.name }
+    if (database !== undefined) {
+      const store = openStore({ database })
+      result.postgres = [store.constructor.name, typeof store.pool.query]
+      await store.close()
+    }
+    if (redis !== undefined) {
+      const store = openStore({ database: 'memory:', redis })
+      result.redis = typeof store.redis.quit
+      await store.close()
+    }
+    await memory.close()
+    await configured.close()
+    console.log(JSON.stringify(result))`
+  // Outside the project: no node_modules on the way up, so pg and ioredis do not resolve.
+  const deployed = join(work, 'esm-bundle')
+  const outfile = join(deployed, 'app.mjs')
+  const result = esbuild.buildSync({
+    stdin: { contents: app, resolveDir: project, loader: 'js' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    outfile,
+    external: ['better-sqlite3', 'pg', 'ioredis'],
+    logLevel: 'silent',
+  })
+  expect(result.warnings.filter(w => /require/i.test(w.text))).toEqual([])
+  // No import of either driver at the top of the bundle (which Node would load at start), only
+  // the calls inside the stores' constructors.
+  const bundle = readFileSync(outfile, 'utf8')
+  expect(bundle).not.toMatch(/^\s*import\b[^;]*?["'](?:pg|ioredis)["']/m)
+  expect(bundle).not.toMatch(/\bimport\s*\(\s*["'](?:pg|ioredis)["']/)
+  expect(bundle).toContain('require("pg")')
+  expect(bundle).toContain('require("ioredis")')
+  const start = (args: string[] = []) => run(process.execPath, [outfile, ...args], deployed)
+  expect(JSON.parse(start())).toEqual({ memory: 'MemoryStore', configured: 'MemoryStore' })
+  // Asking for PostgreSQL without pg installed fails then, not before.
+  expect(() => start(['postgres://user@127.0.0.1:1/db'])).toThrow(/Cannot find module 'pg'/)
+  // Installed beside the app, the drivers load from there (no connection is needed to open).
+  mkdirSync(join(deployed, 'node_modules'), { recursive: true })
+  for (const driver of ['pg', 'ioredis']) {
+    symlinkSync(join(root, 'node_modules', driver), join(deployed, 'node_modules', driver))
+  }
+  expect(JSON.parse(start(['postgres://user@127.0.0.1:1/db', 'redis://127.0.0.1:1']))).toEqual({
+    memory: 'MemoryStore',
+    configured: 'MemoryStore',
+    postgres: ['PostgresStore', 'function'],
+    redis: 'function',
+  })
+})
+
 it('type-checks from CommonJS and ES module consumers', () => {
   const source = `
     import { createBetterAuth, type AccessPrincipal } from 'better-auth-protocol'

@@ -115,6 +115,7 @@ describe.each(backends)('with the %s backend', (_name, backend) => {
     const blocked = await server.call('requestSession', sessionRequest(a.identity))
     expect([blocked.status, errorOf(blocked).code]).toEqual([429, 'BA601'])
     expect(Number(blocked.headers['retry-after'])).toBe(1)
+    // The block is real time (rate-limiter-flexible's clock, Redis TTLs): let its second pass.
     await new Promise(resolve => setTimeout(resolve, 1100))
     expect((await answer(a.first.current)).status).toBe(200)
   })

@@ -362,6 +362,8 @@ describe('outage logs', () => {
     const server = makeServer({ logger })
     const a = await created(server)
     server.store.accounts.hasIdentity = () => Promise.reject(new Error('connect ECONNREFUSED'))
+    // requestSession reads the identity's state (existence and suspension) in one call.
+    server.store.accounts.getSessionState = () => Promise.reject(new Error('connect ECONNREFUSED'))
     for (let i = 0; i < 5; i++) {
       const result = await server.call('requestSession', sessionRequest(a.identity))
       expect([result.status, errorOf(result).code]).toEqual([503, 'BA602'])

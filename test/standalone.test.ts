@@ -5,6 +5,7 @@ import {
   createServer as createHttpServer,
   request as httpRequest,
   type IncomingHttpHeaders,
+  type ServerResponse,
 } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import {
@@ -30,6 +31,7 @@ import {
   hash,
   makeServer,
   nonce,
+  until,
   type Attributes,
   type TestServer,
 } from './helpers'
@@ -735,11 +737,13 @@ describe('graceful shutdown', () => {
 
   test('a request still open at the deadline (a slow upload) is cut', async () => {
     const { server, slowPort } = await slowServer(300)
+    // The shutdown begins once the server has the request (its headers parsed).
+    const received = new Promise(resolve => server.server.once('request', resolve))
     const socket = connect(slowPort, '127.0.0.1')
     await new Promise(resolve => socket.once('connect', resolve))
     socket.write('POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{"partial":')
     const ended = new Promise(resolve => socket.once('close', resolve))
-    await new Promise(resolve => setTimeout(resolve, 50))
+    await received
     const started = Date.now()
     await server.close()
     await ended
@@ -748,9 +752,11 @@ describe('graceful shutdown', () => {
 
   test('gracefulShutdown works on any http.Server and runs onClose after it closed', async () => {
     const order: string[] = []
+    // The handler holds its reply; the test sends it once the shutdown has begun.
+    const held: ServerResponse[] = []
     const plain = createHttpServer((_req, res) => {
       res.once('finish', () => order.push('sent'))
-      setTimeout(() => res.end('late'), 100)
+      held.push(res)
     })
     await new Promise<void>(resolve => plain.listen(0, '127.0.0.1', resolve))
     const other = (plain.address() as AddressInfo).port
@@ -760,8 +766,10 @@ describe('graceful shutdown', () => {
       onClose: () => void order.push('onClose'),
     })
     const reply = send('GET', '/', undefined, {}, other)
-    await new Promise(resolve => setTimeout(resolve, 30))
-    await shutdown.close()
+    await until(() => held.length === 1, { what: 'the request reached the handler' })
+    const closed = shutdown.close()
+    held[0]?.end('late')
+    await closed
     expect(shutdown.closing).toBe(true)
     expect(order).toEqual(['sent', 'onClose'])
     expect((await reply).headers.connection).toBe('close')

@@ -22,6 +22,7 @@ import type {
   TimeLockStore,
 } from '../src/stores/types'
 import { testGlobals } from './globals'
+import { describeAdminConformance } from './store-conformance-admin'
 
 export interface StoreHarness {
   accounts?: AccountStore
@@ -42,7 +43,11 @@ export interface StoreHarness {
   reopen?(): Promise<{ accounts: AccountStore; close(): Promise<void> }>
 }
 
-export type StorePart = 'accounts' | 'ephemeral' | 'keys'
+/**
+ * A contract: `accounts` (AccountStore), `admin` (its administration part, AdminAccountStore),
+ * `ephemeral` (challenges and time-locks), `keys` (KeyStore).
+ */
+export type StorePart = 'accounts' | 'admin' | 'ephemeral' | 'keys'
 
 export interface ConformanceOptions {
   /** Which contracts the store implements. @default ['accounts', 'ephemeral'] */
@@ -539,6 +544,8 @@ export function describeStoreConformance(
         })
       })
     }
+
+    if (parts.has('admin')) describeAdminConformance(() => h, n)
 
     if (parts.has('ephemeral')) {
       describe('ChallengeStore', () => {

@@ -24,6 +24,7 @@ import { accessFailure, type AccessOptions } from '../shared/access'
 import {
   DEFAULT_BODY_LIMIT,
   JSON_CONTENT_TYPE,
+  bodyLimit,
   plainErrorResult,
   type AdapterCore,
 } from '../shared/core'
@@ -37,12 +38,14 @@ import {
 import { handleClientErrors } from '../shared/http'
 import { expressView, withUnless, type WithUnless } from '../shared/unless'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
+import { adminHttp, type AdminHttpCore, type AdminHttpOptions } from '../../src/server/admin-http'
 import {
   closeAfterOverlongBody,
   endpointMiddleware,
   getPrincipal as principalOf,
   keepRawBody,
   nodeAccess,
+  nodeRawBody,
   requestIp,
   requestPath,
   signNodeReplies,
@@ -72,13 +75,13 @@ export interface ExpressMountOptions extends MountOptions {
 }
 
 /** Options of `requireAccess`. */
-export interface RequireAccessOptions<Attributes = unknown, Body = unknown> extends AccessOptions<
-  Attributes,
-  Body,
-  Request
-> {
+export interface RequireAccessOptions<
+  Attributes = unknown,
+  Body = unknown,
+  Property extends string = string,
+> extends AccessOptions<Attributes, Body, Request> {
   /** Where the principal is put on the request. @default 'betterAuth' */
-  requestProperty?: string
+  requestProperty?: Property
   /**
    * Replace `req.body` with the verified request data (`payload.request`), so an existing handler
    * reads what it always read. @default true
@@ -101,11 +104,52 @@ export type AuthedRequest<
 > = Request & { [P in Property]: AccessPrincipal<Attributes, Body> }
 
 /**
- * The handler `requireAccess<Body>()` returns: typed so that the handlers after it on the same
- * route see `req.body` as `Body` (the verified request data).
+ * A request that passed `requireAccess({ credentialsRequired: false })`: the principal is on
+ * `req[Property]`, or absent for a caller without credentials. Unlike `AuthedRequest`, it can type
+ * a handler's parameter directly: `(req: OptionalAuthedRequest<Attributes>, res) => …`.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- route params come from the path
-export type AccessHandler<Body> = RequestHandler<any, unknown, Body>
+export type OptionalAuthedRequest<
+  Attributes = unknown,
+  Body = unknown,
+  Property extends string = 'betterAuth',
+> = Request & { [P in Property]?: AccessPrincipal<Attributes, Body> }
+
+/**
+ * A request that passed `requireAccess<Body>({ requestProperty })` when the compiler does not know
+ * the property name (TypeScript infers no type argument once one is given): any property may hold
+ * the principal, and each may be absent. `requireAccess<Body, 'me'>(…)` types `req.me` exactly.
+ */
+export type AnyPropertyAuthedRequest<Attributes = unknown, Body = unknown> = Request & {
+  [property: string]: AccessPrincipal<Attributes, Body> | undefined
+}
+
+declare const authedRequest: unique symbol
+
+/**
+ * The handler `requireAccess<Body>()` returns: typed so that the handlers after it on the same
+ * route see `req.body` as `Body` (the verified request data). `Req` is the request as those
+ * handlers get it, principal included: read it with {@link RequestOf}.
+ */
+export type AccessHandler<Body, Req extends Request = Request> =
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- route params come from the path
+  RequestHandler<any, unknown, Body> & {
+    /** Type only (never set): the request the handlers after this one get. */
+    readonly [authedRequest]?: Req
+  }
+
+/**
+ * The request the handlers after an access middleware get (Express cannot pass it on to them
+ * itself): `AuthedRequest` after `requireAccess()`, `OptionalAuthedRequest` after
+ * `requireAccess({ credentialsRequired: false })`, with the configured `requestProperty`.
+ *
+ *   const optional = auth.requireAccess({ credentialsRequired: false })
+ *   app.get('/hello', optional, (req: RequestOf<typeof optional>, res) => {
+ *     res.json({ hello: req.betterAuth?.identity ?? 'stranger' })
+ *   })
+ */
+export type RequestOf<Handler> = Handler extends { readonly [authedRequest]?: infer Req }
+  ? Exclude<Req, undefined>
+  : Request
 
 function send(
   res: Response,
@@ -209,10 +253,30 @@ export function expressAccessTarget(req: Request, context: RequestContext) {
  * Failures are answered with the protocol error body and status (401 with `WWW-Authenticate`), or
  * passed to `next(err)` with `failWithError`.
  */
+export function requireAccess<
+  Attributes = unknown,
+  Body = unknown,
+  Property extends string = 'betterAuth',
+>(
+  auth: AdapterCore<Attributes>,
+  options?: RequireAccessOptions<Attributes, Body, Property> & { credentialsRequired?: true }
+): AccessHandler<Body, AuthedRequest<Attributes, Body, Property>>
+export function requireAccess<
+  Attributes = unknown,
+  Body = unknown,
+  Property extends string = 'betterAuth',
+>(
+  auth: AdapterCore<Attributes>,
+  options: RequireAccessOptions<Attributes, Body, Property> & { credentialsRequired: boolean }
+): AccessHandler<Body, OptionalAuthedRequest<Attributes, Body, Property>>
+export function requireAccess<Attributes = unknown, Body = unknown>(
+  auth: AdapterCore<Attributes>,
+  options: RequireAccessOptions<Attributes, Body>
+): AccessHandler<Body, AnyPropertyAuthedRequest<Attributes, Body>>
 export function requireAccess<Attributes = unknown, Body = unknown>(
   auth: AdapterCore<Attributes>,
   options: RequireAccessOptions<Attributes, Body> = {}
-): AccessHandler<Body> {
+): AccessHandler<Body, AnyPropertyAuthedRequest<Attributes, Body>> {
   const clientIp = options.clientIp ?? requestIp
 
   return (req: Request, res: Response, next: NextFunction) => {
@@ -314,6 +378,42 @@ export function notFoundHandler(): RequestHandler {
   }
 }
 
+/**
+ * Middleware answering the admin endpoints (see `adminHttp`) under their prefix (`/admin`);
+ * every other request goes to `next()`. `authorize` is required: they are never open. Works with
+ * or without `express.json()` before it.
+ *
+ *   app.use(adminRouter(core, { authorize: req => operatorOf(req) }))
+ */
+export function adminRouter(
+  core: AdminHttpCore & Pick<AdapterCore, 'limits'>,
+  options: AdminHttpOptions<Request> & Pick<ExpressMountOptions, 'clientIp'>
+): RequestHandler {
+  const admin = adminHttp(core, options)
+  const clientIp = options.clientIp ?? requestIp
+  const limit = bodyLimit(core)
+  return (req: Request, res: Response, next: NextFunction) => {
+    const path = requestPath(req)
+    if (!admin.owns(path)) {
+      next()
+      return
+    }
+    const context: RequestContext = { ip: clientIp(req), path }
+    nodeRawBody(req, req as ParsedBody, limit)
+      .then(
+        ({ body }) => admin.handle({ method: req.method, path, body, request: req, context }),
+        (error: unknown) => {
+          closeAfterOverlongBody(error, (name, value) => res.setHeader(name, value))
+          return admin.fail(error, { ...context })
+        }
+      )
+      .then(result => {
+        if (result !== undefined && !res.headersSent) send(res, result, result.body)
+      })
+      .catch(next)
+  }
+}
+
 /** The principal `requireAccess` put on the request, or `undefined`. */
 export function getPrincipal<Attributes = unknown, Body = unknown>(
   req: Request
@@ -328,10 +428,23 @@ export class ExpressBetterAuth<Attributes = unknown> extends AdapterBase<Attribu
     return protocolRouter(this.core, options)
   }
 
-  /** Middleware protecting a route (see {@link requireAccess}). */
+  /**
+   * Middleware protecting a route (see {@link requireAccess}). `RequestOf<typeof handler>` is the
+   * request the handlers after it get: the principal on `req[requestProperty]`, possibly absent
+   * with `credentialsRequired: false` (or a `boolean`).
+   */
+  requireAccess<Body = unknown, Property extends string = 'betterAuth'>(
+    options?: RequireAccessOptions<Attributes, Body, Property> & { credentialsRequired?: true }
+  ): WithUnless<AccessHandler<Body, AuthedRequest<Attributes, Body, Property>>, Request>
+  requireAccess<Body = unknown, Property extends string = 'betterAuth'>(
+    options: RequireAccessOptions<Attributes, Body, Property> & { credentialsRequired: boolean }
+  ): WithUnless<AccessHandler<Body, OptionalAuthedRequest<Attributes, Body, Property>>, Request>
+  requireAccess<Body = unknown>(
+    options: RequireAccessOptions<Attributes, Body>
+  ): WithUnless<AccessHandler<Body, AnyPropertyAuthedRequest<Attributes, Body>>, Request>
   requireAccess<Body = unknown>(
     options: RequireAccessOptions<Attributes, Body> = {}
-  ): WithUnless<AccessHandler<Body>, Request> {
+  ): WithUnless<AccessHandler<Body, AnyPropertyAuthedRequest<Attributes, Body>>, Request> {
     return withUnless(requireAccess<Attributes, Body>(this.core, options), expressView)
   }
 
@@ -358,6 +471,17 @@ export class ExpressBetterAuth<Attributes = unknown> extends AdapterBase<Attribu
       }
       answer.then(result => send(res, result, result.body), next)
     }
+  }
+
+  /**
+   * The admin endpoints (`GET /admin/identities/:identity`, …), off unless mounted:
+   * `app.use(auth.adminRouter({ authorize: req => actor | undefined }))` (see
+   * {@link adminRouter}). Other requests go on to `next()`.
+   */
+  adminRouter(
+    options: AdminHttpOptions<Request> & Pick<ExpressMountOptions, 'clientIp'>
+  ): RequestHandler {
+    return adminRouter(this.core, options)
   }
 
   /** 404 BA604 for every request no route took (see {@link notFoundHandler}). */

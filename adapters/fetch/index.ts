@@ -42,6 +42,7 @@ import { readBody } from '../shared/body'
 import { usesHeaderForm } from '../shared/binding'
 import { handleClientErrors } from '../shared/http'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
+import { adminHttp, type AdminHttpOptions } from '../../src/server/admin-http'
 import { clientIp as forwardedClientIp, type TrustProxy } from '../shared/ip'
 
 export { BetterAuthHttpError } from '../shared/access'
@@ -373,6 +374,40 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
         status: result.status,
         headers: result.headers,
       })
+    }
+  }
+
+  /**
+   * The admin endpoints (`GET /admin/identities/:identity`, …; see `adminHttp`), off unless
+   * mounted: the returned function answers a request under the prefix (`/admin`) and resolves
+   * `undefined` for any other. `authorize` gets the `Request` and is required: they are never
+   * open. Pass the client IP as `context.ip`, as for {@link FetchBetterAuth.fetch}.
+   *
+   *   const admin = auth.adminHandler({ authorize: request => operatorOf(request) })
+   *   const handle = async (request: Request) => (await admin(request)) ?? auth.fetch(request)
+   */
+  adminHandler(
+    options: AdminHttpOptions<Request>
+  ): (request: Request, context?: RequestContext) => Promise<Response | undefined> {
+    const admin = adminHttp(this.core, options)
+    return async (request, context = {}) => {
+      const path = new URL(request.url).pathname
+      if (!admin.owns(path)) return undefined
+      const ctx = this.contextOf(request, path, context)
+      let body: Uint8Array
+      try {
+        body = await readRequestBody(request, this.limit)
+      } catch (error) {
+        return toResponse(admin.fail(error, { ...ctx }))
+      }
+      const result = await admin.handle({
+        method: request.method,
+        path,
+        body,
+        request,
+        context: ctx,
+      })
+      return result === undefined ? undefined : toResponse(result)
     }
   }
 

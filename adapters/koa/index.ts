@@ -81,6 +81,28 @@ export type BetterAuthState<
   [P in Key]: AccessPrincipal<Attributes, Body>
 }
 
+/**
+ * The state `requireAccess({ credentialsRequired: false })` adds: `ctx.state[Key]`, absent for a
+ * caller without credentials.
+ */
+export type OptionalBetterAuthState<
+  Attributes = unknown,
+  Body = unknown,
+  Key extends string = 'betterAuth',
+> = {
+  [P in Key]?: AccessPrincipal<Attributes, Body>
+}
+
+/**
+ * The state `requireAccess<Body>({ requestProperty })` adds when the property name is not known to
+ * the compiler (TypeScript infers no type argument once one is given): any key may hold the
+ * principal, and each may be absent. Merged with Koa's default state (`any`), as a router does,
+ * that leaves `ctx.state.me` untyped; `requireAccess<Body, 'me'>(…)` types it exactly.
+ */
+export type AnyKeyBetterAuthState<Attributes = unknown, Body = unknown> = {
+  [key: string]: AccessPrincipal<Attributes, Body> | undefined
+}
+
 type AnyContext = ParameterizedContext<unknown>
 
 function answer(
@@ -192,8 +214,24 @@ export function requireAccess<
   Key extends string = 'betterAuth',
 >(
   auth: AdapterCore<Attributes>,
-  options: KoaRequireAccessOptions<Attributes, Body, Key> = {}
-): Middleware<BetterAuthState<Attributes, Body, Key>> {
+  options?: KoaRequireAccessOptions<Attributes, Body, Key> & { credentialsRequired?: true }
+): Middleware<BetterAuthState<Attributes, Body, Key>>
+export function requireAccess<
+  Attributes = unknown,
+  Body = unknown,
+  Key extends string = 'betterAuth',
+>(
+  auth: AdapterCore<Attributes>,
+  options: KoaRequireAccessOptions<Attributes, Body, Key> & { credentialsRequired: boolean }
+): Middleware<OptionalBetterAuthState<Attributes, Body, Key>>
+export function requireAccess<Attributes = unknown, Body = unknown>(
+  auth: AdapterCore<Attributes>,
+  options: KoaRequireAccessOptions<Attributes, Body, string>
+): Middleware<AnyKeyBetterAuthState<Attributes, Body>>
+export function requireAccess<Attributes = unknown, Body = unknown>(
+  auth: AdapterCore<Attributes>,
+  options: KoaRequireAccessOptions<Attributes, Body, string> = {}
+): Middleware<AnyKeyBetterAuthState<Attributes, Body>> {
   const clientIp = options.clientIp ?? ((ctx: Context) => ctx.ip)
   const access = { ...options, requestProperty: options.requestProperty ?? options.key }
 
@@ -303,19 +341,26 @@ export class KoaBetterAuth<Attributes = unknown> extends AdapterBase<Attributes>
   }
 
   /**
-   * Middleware protecting a route (see {@link requireAccess}). With `credentialsRequired: false`
-   * the principal is typed as possibly absent (`ctx.state.betterAuth?.identity`).
+   * Middleware protecting a route (see {@link requireAccess}). The principal is typed on
+   * `ctx.state[requestProperty]` (the name inferred from the option); with `credentialsRequired:
+   * false` (or a `boolean`) it is typed as possibly absent (`ctx.state.betterAuth?.identity`).
+   * With a body type argument and a custom name, `requireAccess<Body>({ requestProperty: 'me' })`,
+   * the name cannot be inferred (see {@link AnyKeyBetterAuthState});
+   * `requireAccess<Body, 'me'>(…)` types `ctx.state.me` exactly.
    */
   requireAccess<Body = unknown, Key extends string = 'betterAuth'>(
-    options: KoaRequireAccessOptions<Attributes, Body, Key> & { credentialsRequired: false }
-  ): WithUnless<Middleware<Partial<BetterAuthState<Attributes, Body, Key>>>, Context>
-  requireAccess<Body = unknown, Key extends string = 'betterAuth'>(
-    options?: KoaRequireAccessOptions<Attributes, Body, Key>
+    options?: KoaRequireAccessOptions<Attributes, Body, Key> & { credentialsRequired?: true }
   ): WithUnless<Middleware<BetterAuthState<Attributes, Body, Key>>, Context>
   requireAccess<Body = unknown, Key extends string = 'betterAuth'>(
-    options: KoaRequireAccessOptions<Attributes, Body, Key> = {}
-  ): WithUnless<Middleware<BetterAuthState<Attributes, Body, Key>>, Context> {
-    return withUnless(requireAccess<Attributes, Body, Key>(this.core, options), koaView)
+    options: KoaRequireAccessOptions<Attributes, Body, Key> & { credentialsRequired: boolean }
+  ): WithUnless<Middleware<OptionalBetterAuthState<Attributes, Body, Key>>, Context>
+  requireAccess<Body = unknown>(
+    options: KoaRequireAccessOptions<Attributes, Body, string>
+  ): WithUnless<Middleware<AnyKeyBetterAuthState<Attributes, Body>>, Context>
+  requireAccess<Body = unknown>(
+    options: KoaRequireAccessOptions<Attributes, Body, string> = {}
+  ): WithUnless<Middleware<AnyKeyBetterAuthState<Attributes, Body>>, Context> {
+    return withUnless(requireAccess<Attributes, Body>(this.core, options), koaView)
   }
 }
 

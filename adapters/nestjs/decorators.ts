@@ -5,24 +5,25 @@ import {
   Inject,
   SetMetadata,
   UseGuards,
-  UseInterceptors,
   type ExecutionContext,
 } from '@nestjs/common'
 import { BetterAuthServer, type AccessPrincipal } from '../../src/server/core'
 import { principals } from '../shared/access'
 import { BetterAuthGuard } from './guard'
-import { BetterAuthInterceptor } from './interceptor'
 import { ACCESS_METADATA, ALLOW_ANONYMOUS, OPTIONAL_ACCESS, type AccessMetadata } from './options'
 
 /**
- * Protects a controller or a handler: the guard verifies the access request and the interceptor
- * signs the reply. Options: `authorize` (403 when it refuses), `credentialsRequired: false`.
+ * Protects a controller or a handler: the guard verifies the access request and arranges that
+ * the reply is signed (no interceptor). Options: `authorize` (403 when it refuses),
+ * `credentialsRequired: false`.
+ * `@BetterAuthAccess<Attributes>({ authorize: ({ attributes }) => … })` types the attributes.
  */
-export function BetterAuthAccess(options: AccessMetadata = {}): ClassDecorator & MethodDecorator {
+export function BetterAuthAccess<Attributes = unknown>(
+  options: AccessMetadata<Attributes> = {}
+): ClassDecorator & MethodDecorator {
   return applyDecorators(
-    SetMetadata(ACCESS_METADATA, options),
-    UseGuards(BetterAuthGuard),
-    UseInterceptors(BetterAuthInterceptor)
+    SetMetadata(ACCESS_METADATA, options as AccessMetadata),
+    UseGuards(BetterAuthGuard)
   )
 }
 

@@ -1,10 +1,19 @@
-/** The access guard: verifies the access request of a route and attaches the principal. */
+/**
+ * The access guard: verifies the access request of a route, attaches the principal and arranges
+ * the signed reply.
+ */
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common'
 import { Reflector } from '@nestjs/core'
 import { BetterAuthError, InternalError } from '../../src/errors'
 import { BetterAuthServer, type AccessPrincipal, type RequestContext } from '../../src/server/core'
-import { accessFailure, type AccessOptions } from '../shared/access'
-import { attachPrincipal, nodeAccess, requestPath, type ParsedBody } from '../shared/node'
+import { accessFailure } from '../shared/access'
+import {
+  attachPrincipal,
+  nodeAccess,
+  requestPath,
+  type NodeAccessOptions,
+  type ParsedBody,
+} from '../shared/node'
 import { toHttpException } from './exceptions'
 import { RAW_BODY_ADVICE, nodeRequestOf, setResponseHeader, type PlatformResponse } from './http'
 import {
@@ -16,6 +25,7 @@ import {
   type BetterAuthModuleOptions,
   type NestAuthorize,
 } from './options'
+import { arrangeSignedReply } from './reply'
 import type { IncomingMessage } from 'node:http'
 
 /**
@@ -33,8 +43,9 @@ export type GuardRequest = Partial<IncomingMessage> & {
 
 /**
  * Verifies the access request of routes marked `@BetterAuthAccess()` (or of every route in
- * global-guard mode, except `@AllowAnonymous()` ones). Subclass it to change where the request
- * comes from (`getRequest`) or what a failure does (`handleRequest`).
+ * global-guard mode, except `@AllowAnonymous()` ones), and arranges that the reply to a verified
+ * request is signed (see ./reply). Subclass it to change where the request comes from
+ * (`getRequest`) or what a failure does (`handleRequest`).
  */
 @Injectable()
 export class BetterAuthGuard implements CanActivate {
@@ -113,6 +124,8 @@ export class BetterAuthGuard implements CanActivate {
       ...classRest,
       ...handlerRest,
       credentialsRequired: onHandler.credentialsRequired ?? onClass.credentialsRequired ?? true,
+      // Attached by `canActivate` once `handleRequest` has accepted it.
+      attach: false,
     }
     if (hooks.length > 0) {
       options.authorize = async (principal, ctx) => {
@@ -147,8 +160,7 @@ export class BetterAuthGuard implements CanActivate {
     let principal: AccessPrincipal<unknown, unknown> | undefined
     let error: unknown
     try {
-      const access = { ...options, attach: false }
-      const result = await nodeAccess(this.auth, target, access, RAW_BODY_ADVICE)
+      const result = await nodeAccess(this.auth, target, options, RAW_BODY_ADVICE)
       // Verified already (the guard applied twice): only this route's authorization remained.
       if (result.earlier) return true
       principal = result.principal
@@ -164,12 +176,13 @@ export class BetterAuthGuard implements CanActivate {
         accepted,
         headerForm ? { ...this.options, replaceBody: false } : this.options
       )
+      arrangeSignedReply(this.auth, context, accepted)
     }
     return true
   }
 }
 
-type RouteOptions = AccessOptions<unknown, unknown, ExecutionContext>
+type RouteOptions = NodeAccessOptions<unknown, unknown, ExecutionContext>
 
 /** A route the guard lets through unchecked. */
 const ANONYMOUS = Symbol('anonymous')

@@ -11,10 +11,8 @@ import {
 import { mergeMap, type Observable } from 'rxjs'
 import { BetterAuthServer } from '../../src/server/core'
 import { principals } from '../shared/access'
-import { requestPath, signNodeReplies, writeResult } from '../shared/node'
-import { nodeResponseOf, responseSent, setResponseHeader, type PlatformResponse } from './http'
-
-const signing = new WeakSet<object>()
+import { responseSent, setResponseHeader, type PlatformResponse } from './http'
+import { arrangeSignedReply, takePendingReply } from './reply'
 
 /**
  * Signs what a handler returns when its request carries a verified principal: the reply becomes
@@ -23,6 +21,11 @@ const signing = new WeakSet<object>()
  * left alone; requests without a principal are not touched. A request in the header form gets
  * its reply as the handler wrote it (any status, any content type, `StreamableFile` or `@Res()`
  * included) with the response-signature headers, below 400.
+ *
+ * `@BetterAuthAccess()` and the global guard need no interceptor: the guard arranges the signed
+ * reply itself, and Nest's HTTP adapter signs it as it sends it. With this interceptor on a route
+ * too, a reply in the classic form is signed here instead, where the interceptor sits among the
+ * route's others.
  */
 @Injectable()
 export class BetterAuthInterceptor implements NestInterceptor {
@@ -32,19 +35,12 @@ export class BetterAuthInterceptor implements NestInterceptor {
     if (context.getType() !== 'http') return next.handle()
     const request = context.switchToHttp().getRequest<object>()
     const principal = principals.get(request)
-    if (principal === undefined || signing.has(request)) return next.handle()
-    signing.add(request) // once, even when registered globally and on the route
+    if (principal === undefined) return next.handle()
+    // Once per request (the guard may have arranged it, or this interceptor be registered both
+    // globally and on the route): the header form is signed as it is written.
+    arrangeSignedReply(this.auth, context, principal)
     const response = context.switchToHttp().getResponse<PlatformResponse>()
-    if (principal.requestSignature !== undefined) {
-      // The header form: the node:http response (Express's, or under Fastify's reply) is signed
-      // as it is written, whatever the platform serialized.
-      const raw = nodeResponseOf(response)
-      signNodeReplies(this.auth, raw, principal.requestSignature, error => {
-        const path = requestPath(context.switchToHttp().getRequest<{ url?: string }>())
-        writeResult(raw, this.auth.errorResult(error, { path }))
-      })
-      return next.handle()
-    }
+    if (!takePendingReply(response)) return next.handle()
     return next.handle().pipe(
       mergeMap(async (data: unknown) => {
         if (

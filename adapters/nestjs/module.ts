@@ -5,11 +5,13 @@ import {
   Module,
   RequestMethod,
   type ConfigurableModuleAsyncOptions,
+  type DynamicModule,
   type MiddlewareConsumer,
   type NestModule,
   type OnApplicationShutdown,
+  type OnModuleInit,
 } from '@nestjs/common'
-import { APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core'
+import { APP_GUARD, HttpAdapterHost } from '@nestjs/core'
 import type { ServerResponse } from 'node:http'
 import { BetterAuthServer, createBetterAuth } from '../../src/server/core'
 import { jsonHeaders } from '../../src/server/http'
@@ -17,12 +19,12 @@ import { endpointMiddleware, writeResult } from '../shared/node'
 import { ProtocolRoutes } from '../shared/routes'
 import { BetterAuthGlobalGuard } from './guard'
 import { RAW_BODY_ADVICE } from './http'
-import { BetterAuthInterceptor } from './interceptor'
 import {
   BETTER_AUTH_OPTIONS,
   type BetterAuthModuleExtras,
   type BetterAuthModuleOptions,
 } from './options'
+import { signAdapterReplies, type ReplyingAdapter } from './reply'
 
 const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<BetterAuthModuleOptions>({
   moduleName: 'BetterAuth',
@@ -37,10 +39,7 @@ const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<BetterAuthModu
       providers: [
         ...(definition.providers ?? []),
         ...(extras.globalGuard === true
-          ? [
-              { provide: APP_GUARD, useClass: BetterAuthGlobalGuard },
-              { provide: APP_INTERCEPTOR, useClass: BetterAuthInterceptor },
-            ]
+          ? [{ provide: APP_GUARD, useClass: BetterAuthGlobalGuard }]
           : []),
       ],
     })
@@ -48,9 +47,12 @@ const { ConfigurableModuleClass } = new ConfigurableModuleBuilder<BetterAuthModu
   .build()
 
 /** What `forRoot` takes: the module options plus `isGlobal` and `globalGuard`. */
-export type BetterAuthModuleForRoot = BetterAuthModuleOptions & BetterAuthModuleExtras
+export type BetterAuthModuleForRoot<Attributes = unknown> = BetterAuthModuleOptions<Attributes> &
+  BetterAuthModuleExtras
 /** What `forRootAsync` takes: `imports`, `inject`, `useFactory | useClass | useExisting`, extras. */
-export type BetterAuthModuleForRootAsync = ConfigurableModuleAsyncOptions<BetterAuthModuleOptions> &
+export type BetterAuthModuleForRootAsync<Attributes = unknown> = ConfigurableModuleAsyncOptions<
+  BetterAuthModuleOptions<Attributes>
+> &
   BetterAuthModuleExtras
 
 /**
@@ -71,13 +73,31 @@ export type BetterAuthModuleForRootAsync = ConfigurableModuleAsyncOptions<Better
 })
 export class BetterAuthModule
   extends ConfigurableModuleClass
-  implements NestModule, OnApplicationShutdown
+  implements NestModule, OnModuleInit, OnApplicationShutdown
 {
   constructor(
     @Inject(BetterAuthServer) private readonly auth: BetterAuthServer<unknown>,
-    @Inject(BETTER_AUTH_OPTIONS) private readonly options: BetterAuthModuleOptions
+    @Inject(BETTER_AUTH_OPTIONS) private readonly options: BetterAuthModuleOptions,
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost
   ) {
     super()
+  }
+
+  /**
+   * The module, from options; `forRoot<Attributes>(…)` types the attributes tokens carry
+   * (`attributes`, `authorize`, `auth`).
+   */
+  static override forRoot<Attributes = unknown>(
+    options: BetterAuthModuleForRoot<Attributes>
+  ): DynamicModule {
+    return super.forRoot(options as BetterAuthModuleForRoot)
+  }
+
+  /** The module, from options a provider makes (`useFactory`, `useClass`, `useExisting`). */
+  static override forRootAsync<Attributes = unknown>(
+    options: BetterAuthModuleForRootAsync<Attributes>
+  ): DynamicModule {
+    return super.forRootAsync(options as BetterAuthModuleForRootAsync)
   }
 
   configure(consumer: MiddlewareConsumer): void {
@@ -101,6 +121,16 @@ export class BetterAuthModule
         })
         .forRoutes({ path: openapi, method: RequestMethod.GET })
     }
+  }
+
+  /**
+   * Makes the HTTP adapter sign the replies the guard arranged (see ./reply). The adapter is
+   * known here, not when the module is built (a testing module gets it when the application is
+   * created); an application context without HTTP has none.
+   */
+  onModuleInit(): void {
+    const adapter = this.adapterHost.httpAdapter as ReplyingAdapter | undefined
+    if (adapter !== undefined) signAdapterReplies(adapter)
   }
 
   /** Closes the store of a core the module created (not of one passed in as `auth`). */

@@ -8,16 +8,24 @@ import type {
 } from '../../src/server/core'
 import type { OpenApiOptions } from '../../src/server/openapi'
 
-/** Decides whether a verified caller may use the route (`false`: 403, BA306). */
-export type NestAuthorize = (
-  principal: AccessPrincipal<unknown, unknown>,
+/**
+ * Decides whether a verified caller may use the route (`false`: 403, BA306). `Attributes` types
+ * the token's attributes (`BetterAuthModule.forRoot<Attributes>`, `@BetterAuthAccess<Attributes>`).
+ */
+export type NestAuthorize<Attributes = unknown> = (
+  principal: AccessPrincipal<Attributes, unknown>,
   context: ExecutionContext
 ) => boolean | Promise<boolean>
 
-/** Options of `BetterAuthModule.forRoot` (and what `forRootAsync` factories return). */
-export interface BetterAuthModuleOptions extends BetterAuthOptions<unknown> {
+/**
+ * Options of `BetterAuthModule.forRoot` (and what `forRootAsync` factories return); `Attributes`
+ * types the attributes tokens carry (`attributes`, `authorize`, `auth`).
+ */
+export interface BetterAuthModuleOptions<
+  Attributes = unknown,
+> extends BetterAuthOptions<Attributes> {
   /** An existing core to use (the other core options are then ignored). */
-  auth?: BetterAuthServer<unknown>
+  auth?: BetterAuthServer<Attributes>
   /** Path prefix of the protocol endpoints (after Nest's global prefix, if any). @default '' */
   prefix?: string
   /** Mount the protocol endpoints and `/key/response`. @default true */
@@ -39,7 +47,7 @@ export interface BetterAuthModuleOptions extends BetterAuthOptions<unknown> {
   /** Set `req.body` (so `@Body()`) to the verified request data. @default true */
   replaceBody?: boolean
   /** Authorization applied on every protected route, before the route's own. */
-  authorize?: NestAuthorize
+  authorize?: NestAuthorize<Attributes>
 }
 
 /** Extras of `forRoot` / `forRootAsync`, read when the module is defined. */
@@ -47,8 +55,8 @@ export interface BetterAuthModuleExtras {
   /** Register the module globally, so any module's guards and interceptors resolve. @default true */
   isGlobal?: boolean
   /**
-   * Protect every route with a global guard and sign every protected reply with a global
-   * interceptor; opt routes out with `@AllowAnonymous()`. @default false
+   * Protect every route with a global guard, which also has every protected reply signed; opt
+   * routes out with `@AllowAnonymous()`. @default false
    */
   globalGuard?: boolean
 }
@@ -60,11 +68,11 @@ export interface BetterAuthModuleExtras {
  * and the handler's hooks must all pass. The core's per-route options apply too
  * (`checkRevocation`, `rateLimit`).
  */
-export interface AccessMetadata extends AccessCheckOptions {
+export interface AccessMetadata<Attributes = unknown> extends AccessCheckOptions {
   /** Like `credentialsRequired` of the other adapters; `@OptionalAccess()` sets it. @default true */
   credentialsRequired?: boolean
   /** Authorization of this controller or route (after the module's). */
-  authorize?: NestAuthorize
+  authorize?: NestAuthorize<Attributes>
 }
 
 export const ACCESS_METADATA = 'better-auth:access'

@@ -66,6 +66,7 @@ import {
   type HealthRoutes,
   type HealthTarget,
 } from '../../src/server/health'
+import { adminHttp, type AdminHttpOptions } from '../../src/server/admin-http'
 
 export {
   BetterAuthHttpError,
@@ -188,6 +189,12 @@ export interface StandaloneOptions<Attributes = unknown> extends MountOptions {
    * @default BETTER_AUTH_SHUTDOWN_TIMEOUT_MS, else 10000
    */
   shutdownTimeout?: number
+  /**
+   * The admin endpoints (`GET /admin/identities/:identity`, …; see `adminHttp`), off by default:
+   * `{ authorize: req => actor | undefined, prefix? }`. `authorize` is required (a `TypeError`
+   * without it): they are never open. The OpenAPI document then describes them. @default off
+   */
+  admin?: AdminHttpOptions<IncomingMessage> | false
 }
 
 interface Route {
@@ -256,7 +263,19 @@ export class StandaloneServer<Attributes = unknown> {
     this.clientIp = options.clientIp
     this.cors = options.cors
     // The protocol endpoints and their OpenAPI document, as every adapter mounts them.
-    const protocol = new ProtocolRoutes(auth, options)
+    const admin =
+      options.admin === undefined || options.admin === false
+        ? undefined
+        : adminHttp(auth, options.admin)
+    const protocol = new ProtocolRoutes(
+      auth,
+      admin === undefined
+        ? options
+        : {
+            ...options,
+            openapiOptions: { ...options.openapiOptions, admin: { prefix: admin.prefix } },
+          }
+    )
     for (const info of protocol.routes) {
       this.add(info.path, info.methods, this.endpoint(info.endpoint))
     }
@@ -267,6 +286,15 @@ export class StandaloneServer<Attributes = unknown> {
         body: protocol.openapiDocument(),
       })
       this.route(protocol.openapi, document, ['GET'])
+    }
+    if (admin !== undefined) {
+      // The admin endpoints (off by default), behind their authorization hook.
+      for (const { path, methods } of admin.paths) {
+        this.add(path, methods, async (body, req, context) => {
+          const input = { method: req.method ?? 'GET', path: context.path ?? path, body }
+          return (await admin.handle({ ...input, request: req, context })) as HandlerResult
+        })
+      }
     }
     for (const [path, handler] of Object.entries(options.routes ?? {})) {
       this.protect(path, handler)
@@ -341,7 +369,14 @@ export class StandaloneServer<Attributes = unknown> {
     return this.add(path, methods, async (body, req, context, params) => {
       const target = {
         req,
-        parsed: { rawBody: body, body: parsedForHandler(body) },
+        // Parsed only when read: the header form's `principal.request` (the classic form's comes
+        // from the verified envelope).
+        parsed: {
+          rawBody: body,
+          get body() {
+            return parsedForHandler(body)
+          },
+        },
         source: req,
         key: req,
         holder: req,
@@ -358,7 +393,7 @@ export class StandaloneServer<Attributes = unknown> {
           body: Buffer.from(text),
           requestSignature: principal.requestSignature,
         })
-        return { status: 200, headers: { ...jsonHeaders(), ...signature }, body: text }
+        return { status: 200, headers: Object.assign(jsonHeaders(), signature), body: text }
       }
       const reply =
         principal === undefined
@@ -613,21 +648,20 @@ function drainOf(server: Server): Drain {
       server.closeAllConnections()
     },
   }
+  const closeIdle = (): void => server.closeIdleConnections()
+  // A response's end (`close` follows `finish`): it is no longer in flight, and a keep-alive
+  // connection that became idle during the shutdown (its response sent without
+  // `Connection: close`, e.g. streamed before) is closed at once. One function for every
+  // response, so a request costs no closure here.
+  function settled(this: ServerResponse): void {
+    inFlight.delete(this)
+    if (drain.closing) setImmediate(closeIdle)
+  }
   // First of the request listeners, so the header is set before any handler writes.
   server.prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-    if (drain.closing) {
-      closeAfter(res)
-      return
-    }
-    inFlight.add(res)
-    res.once('close', () => inFlight.delete(res))
-  })
-  // A keep-alive connection that became idle during the shutdown (its response sent without
-  // `Connection: close`, e.g. streamed before) is closed at once.
-  server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
-    res.once('finish', () => {
-      if (drain.closing) setImmediate(() => server.closeIdleConnections())
-    })
+    if (drain.closing) closeAfter(res)
+    else inFlight.add(res)
+    res.on('close', settled)
   })
   drains.set(server, drain)
   return drain

@@ -28,7 +28,8 @@ export type Authorize<Attributes, Request, Source> = (
 
 /**
  * Options of an access check, common to every adapter. Besides these, the core's per-route
- * options apply: `checkRevocation` (refuse tokens of devices no longer active) and `rateLimit`
+ * options apply: `checkRevocation` (refuse tokens of devices no longer active, of suspended
+ * identities and of ended sessions, within the core's `revocationCacheMs`) and `rateLimit`
  * (`{ ip?, identity? }` rules for this route).
  */
 export interface AccessOptions<

@@ -263,10 +263,17 @@ export async function nodeAccess<Attributes, Request, Source>(
   }
   const { body, source } = await nodeRawBody(target.req, target.parsed, bodyLimit(core))
   if (source === 'reserialized') warnReserialized(core, advice)
-  const headers = target.req.headersDistinct
-  if (usesHeaderForm(headers, options.binding)) {
-    const principal = await headerAccess(core, target, options, headers, body, source)
-    return { principal, earlier: false, source }
+  if (mayUseHeaderForm(target.req, options.binding)) {
+    const headers = target.req.headersDistinct
+    // Node's names are lower case: the two fields the choice depends on, looked up directly.
+    const choice = {
+      authorization: headers.authorization,
+      'signature-input': headers['signature-input'],
+    }
+    if (usesHeaderForm(choice, options.binding)) {
+      const principal = await headerAccess(core, target, options, headers, body, source)
+      return { principal, earlier: false, source }
+    }
   }
   const principal = await checkAccess<Attributes, Request, Source>(
     core,
@@ -280,6 +287,21 @@ export async function nodeAccess<Attributes, Request, Source>(
     attachPrincipal(target, principal, options)
   }
   return { principal, earlier: false, source }
+}
+
+/**
+ * Whether the header form may apply, from node's already parsed `req.headers`: a request with
+ * neither an `Authorization` nor a `Signature-Input` line is in the classic form (unless the
+ * route requires the header form), and needs no per-line copy of its headers.
+ */
+function mayUseHeaderForm(
+  req: IncomingMessage,
+  binding: 'headers' | 'body' | 'any' | undefined
+): boolean {
+  if (binding === 'headers') return true
+  if (binding === 'body') return false
+  const headers = req.headers
+  return headers.authorization !== undefined || headers['signature-input'] !== undefined
 }
 
 /**
@@ -323,8 +345,12 @@ async function headerAccess<Attributes, Request, Source>(
     target.source
   )
   if (principal === undefined) return undefined
-  if (options.attach !== false)
-    attachPrincipal(target, principal, { ...options, replaceBody: false })
+  if (options.attach !== false) {
+    attachPrincipal(target, principal, {
+      requestProperty: options.requestProperty,
+      replaceBody: false,
+    })
+  }
   return principal
 }
 

@@ -4,7 +4,7 @@
  */
 import { createServer, type RequestListener } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createBetterAuth, MemoryStore, type BetterAuthServer } from '../../src'
+import { createBetterAuth, createMetrics, MemoryStore, type BetterAuthServer } from '../../src'
 
 export const BARE_PATH = '/bare'
 export const PROTECTED_PATH = '/foo/bar'
@@ -38,9 +38,13 @@ const silent = {
 
 /**
  * The core as every target builds it: keys from BETTER_AUTH_RESPONSE_KEY / BETTER_AUTH_ACCESS_KEY
- * (set by the runner, so a token minted by one target verifies on all), the default memory store.
+ * (set by the runner, so a token minted by one target verifies on all), the default memory store;
+ * with `metrics`, prom-client metrics (`createMetrics()`) recorded as in production.
  */
-export function benchAuth(): { auth: BetterAuthServer<Attributes>; store: MemoryStore } {
+export function benchAuth(options: { metrics?: boolean } = {}): {
+  auth: BetterAuthServer<Attributes>
+  store: MemoryStore
+} {
   const store = new MemoryStore()
   const auth = createBetterAuth<Attributes>({
     store,
@@ -48,6 +52,7 @@ export function benchAuth(): { auth: BetterAuthServer<Attributes>; store: Memory
     // One address sends everything; the default per-IP limits would answer most of it with 429.
     rateLimit: false,
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
+    ...(options.metrics === true ? { metrics: createMetrics() } : {}),
   })
   return { auth, store }
 }

@@ -1,7 +1,7 @@
 /**
  * NestJS 11 on its Express platform: a bare controller method (`@Body()` parsed by Nest's JSON
  * parser, returning an object) and the same method behind the NestJS adapter's
- * `@BetterAuthAccess()` (its guard verifies, its interceptor signs the return value).
+ * `@BetterAuthAccess()` (its guard verifies and has Nest's HTTP adapter sign the return value).
  */
 import 'reflect-metadata'
 import type { AddressInfo } from 'node:net'

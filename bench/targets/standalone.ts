@@ -2,8 +2,14 @@
 import { createServer } from '../../adapters/node'
 import { PROTECTED_PATH, benchAuth, fooBar, storeStats, type FooBar, type Start } from './common'
 
-export const start: Start = async port => {
-  const { auth, store } = benchAuth()
+export const start: Start = port => startStandalone(port)
+
+/** The standalone server; with `metrics`, recording prom-client metrics (see benchAuth). */
+export async function startStandalone(
+  port: number,
+  options: { metrics?: boolean } = {}
+): ReturnType<Start> {
+  const { auth, store } = benchAuth(options)
   await auth.ready()
   const server = createServer(auth)
   server.protect<FooBar>(PROTECTED_PATH, ({ request }) => fooBar(request))

@@ -27,6 +27,34 @@ export const auth = betterAuth<Attributes>(
 
 type Route = (request: Request, context: { ip?: string }) => Promise<Response>
 
+const notFound: Route = async () =>
+  Response.json({ error: { code: 'BA604', message: 'not found' } }, { status: 404 })
+
+// Browsers preflight header-form requests: answer for the allowed origins only, expose the
+// signature. Other origins get the route's own answer, with no CORS headers.
+const origins = new Set((process.env.ALLOWED_ORIGINS ?? 'http://localhost:5173').split(','))
+const cors =
+  (route: Route): Route =>
+  async (request, context) => {
+    const origin = request.headers.get('origin') ?? ''
+    if (!origins.has(origin)) return route(request, context)
+    const preflight = request.method === 'OPTIONS'
+    const reply = preflight ? new Response(null, { status: 204 }) : await route(request, context)
+    const headers = new Headers(reply.headers)
+    headers.append('vary', 'Origin')
+    headers.set('access-control-allow-origin', origin)
+    headers.set('access-control-expose-headers', 'Signature, Signature-Input, Content-Digest')
+    if (preflight) {
+      headers.set('access-control-allow-methods', 'GET, DELETE')
+      headers.set(
+        'access-control-allow-headers',
+        'authorization, content-digest, signature, signature-input'
+      )
+      headers.set('access-control-max-age', '600')
+    }
+    return new Response(reply.body, { status: reply.status, statusText: reply.statusText, headers })
+  }
+
 const routes: Record<string, Route> = {
   // A protected route: the handler gets the verified data; what it returns is sent as a signed
   // response envelope echoing the request nonce.
@@ -45,13 +73,19 @@ const routes: Record<string, Route> = {
 
   // Any method, any body: the access request in headers (HTTP Message Signatures), which
   // `client.fetch` sends. What the handler returns is sent as JSON, with its signature in headers.
-  'GET /me': auth.requireAccess(({ principal: { identity, device } }) => ({ identity, device }), {
-    binding: 'headers',
-  }),
-  'DELETE /notes/:id': auth.requireAccess(
-    ({ request }) => ({ deleted: new URL(request.url).pathname.slice('/notes/'.length) }),
-    { binding: 'headers' }
+  'GET /me': cors(
+    auth.requireAccess(({ principal: { identity, device } }) => ({ identity, device }), {
+      binding: 'headers',
+    })
   ),
+  'DELETE /notes/:id': cors(
+    auth.requireAccess(
+      ({ request }) => ({ deleted: new URL(request.url).pathname.slice('/notes/'.length) }),
+      { binding: 'headers' }
+    )
+  ),
+  'OPTIONS /me': cors(notFound),
+  'OPTIONS /notes/:id': cors(notFound),
 
   'GET /health': async () => Response.json({ ok: true }),
 
@@ -71,9 +105,7 @@ export async function handle(request: Request, context: { ip?: string } = {}): P
   if (auth.matches(request)) return auth.fetch(request, context)
   const path = new URL(request.url).pathname.replace(/^\/notes\/[^/]+$/, '/notes/:id')
   const route = routes[`${request.method} ${path}`]
-  return route === undefined
-    ? Response.json({ error: { code: 'BA604', message: 'not found' } }, { status: 404 })
-    : route(request, context)
+  return (route ?? notFound)(request, context)
 }
 
 /**

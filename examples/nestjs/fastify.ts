@@ -12,7 +12,7 @@ import {
   fastifyClientErrorHandler,
   handleClientErrors,
 } from 'better-auth-protocol/nestjs'
-import { AppModule } from './main'
+import { AppModule, cors } from './main'
 
 export async function bootstrap(port: number, host: string): Promise<NestFastifyApplication> {
   // rawBody: Fastify's JSON parser keeps the bytes, so signatures are checked over exactly them.
@@ -21,6 +21,7 @@ export async function bootstrap(port: number, host: string): Promise<NestFastify
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, {
     rawBody: true,
   })
+  app.enableCors(cors)
   // Every failure (an unknown route, a malformed or oversized body) gets the protocol error body.
   app.useGlobalFilters(
     new BetterAuthExceptionFilter(app.get(HttpAdapterHost), app.get(BetterAuthServer))

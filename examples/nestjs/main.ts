@@ -17,6 +17,9 @@ import {
   handleClientErrors,
 } from 'better-auth-protocol/nestjs'
 
+interface Attributes {
+  permissionsByRole: Record<string, string[]>
+}
 interface FooBar {
   foo: string
   bar: string
@@ -26,11 +29,6 @@ interface FooBar {
 interface Reply {
   header(name: string, value: string): { send(body: string): unknown }
 }
-
-const canWrite = ({ attributes }: { attributes: unknown }) =>
-  (attributes as { permissionsByRole: Record<string, string[]> }).permissionsByRole.admin?.includes(
-    'write'
-  ) === true
 
 @Controller()
 export class AppController {
@@ -47,7 +45,9 @@ export class AppController {
 
   // Authorization from the token's attributes: 403 (BA306) for anyone who may not write.
   @Post('notes')
-  @BetterAuthAccess({ authorize: canWrite })
+  @BetterAuthAccess<Attributes>({
+    authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true,
+  })
   createNote(@Body() note: { text: string }, @Principal('identity') identity: string) {
     return { saved: note.text, by: identity }
   }
@@ -87,7 +87,7 @@ export class AppController {
   imports: [
     // The protocol endpoints (/account/create, /session/create, …, /key/response) and their
     // OpenAPI document; the core is injectable as BetterAuthServer.
-    BetterAuthModule.forRoot({
+    BetterAuthModule.forRoot<Attributes>({
       // State in SQLite (./better-auth.db), or BETTER_AUTH_DATABASE / BETTER_AUTH_REDIS.
       store: storeFromEnv(process.env, { database: 'sqlite:./better-auth.db' }),
       attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
@@ -98,9 +98,28 @@ export class AppController {
 })
 export class AppModule {}
 
+/**
+ * CORS, on both platforms: browsers preflight header-form requests. The allowed origins only; the
+ * header form's request headers allowed, the reply's signature exposed.
+ */
+export const cors = {
+  origin: (process.env.ALLOWED_ORIGINS ?? 'http://localhost:5173').split(','),
+  methods: ['GET', 'POST', 'DELETE'],
+  allowedHeaders: [
+    'authorization',
+    'content-type',
+    'content-digest',
+    'signature',
+    'signature-input',
+  ],
+  exposedHeaders: ['Signature', 'Signature-Input', 'Content-Digest'],
+  maxAge: 600,
+}
+
 export async function bootstrap(port: number, host: string) {
   // rawBody: signatures are checked over exactly the bytes the client sent.
   const app = await NestFactory.create(AppModule, { rawBody: true })
+  app.enableCors(cors)
   // Every failure (an unknown route, a malformed or oversized body) gets the protocol error body.
   app.useGlobalFilters(
     new BetterAuthExceptionFilter(app.get(HttpAdapterHost), app.get(BetterAuthServer))

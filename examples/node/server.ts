@@ -4,6 +4,7 @@
  *
  *   make example-node             # http://127.0.0.1:8080 (PORT, HOST)
  */
+import type { RequestListener } from 'node:http'
 import { storeFromEnv } from 'better-auth-protocol'
 import { createServer, lineLogger } from 'better-auth-protocol/node'
 
@@ -53,6 +54,29 @@ server.protect('/notes/:id', (_principal, _req, params) => ({ deleted: params.id
   methods: ['DELETE'],
   binding: 'headers',
 })
+
+// Browsers preflight these requests: answer for the allowed origins only, expose the signature
+// (the `cors` option of createServer answers for one origin; a list takes a step of its own).
+const origins = new Set((process.env.ALLOWED_ORIGINS ?? 'http://localhost:5173').split(','))
+const headerFormPath = /^\/(?:me|notes\/[^/?]+)(?:\?|$)/
+export const listener: RequestListener = (req, res) => {
+  const origin = req.headers.origin
+  if (origin === undefined || !origins.has(origin) || !headerFormPath.test(req.url ?? '')) {
+    return server.listener(req, res)
+  }
+  res.setHeader('vary', 'Origin')
+  res.setHeader('access-control-allow-origin', origin)
+  res.setHeader('access-control-expose-headers', 'Signature, Signature-Input, Content-Digest')
+  if (req.method !== 'OPTIONS') return server.listener(req, res)
+  res.writeHead(204, {
+    'access-control-allow-methods': 'GET, DELETE',
+    'access-control-allow-headers': 'authorization, content-digest, signature, signature-input',
+    'access-control-max-age': '600',
+  })
+  res.end()
+}
+// `server.listen()` serves through it too: it takes the place of the server's own listener.
+server.server.off('request', server.listener).on('request', listener)
 
 // An unprotected route answers whatever it returns.
 server.route(

@@ -27,17 +27,19 @@ export type DigestProblem = 'malformed' | 'mismatch'
 /**
  * Checks a `Content-Digest` value against `body`; undefined when it matches, else the problem
  * and a reason. Other algorithms may appear beside `sha-256` (they are covered by the
- * signature like the rest of the field) but only `sha-256` is required and checked.
+ * signature like the rest of the field) but only `sha-256` is required and checked. `hash` is
+ * the SHA-256 to use (as for `contentDigest`).
  */
 export function digestProblem(
   header: string,
-  body: Uint8Array | undefined
+  body: Uint8Array | undefined,
+  hash: (bytes: Uint8Array) => Uint8Array = sha256
 ): { problem: DigestProblem; reason: string } | undefined {
   // The common shape, `sha-256=:…:` alone, read directly (src/binding/strict.ts); any other
   // (more algorithms, parameters) goes to the generic parser below.
   const simple = simpleDigest(header)
   if (simple === 'malformed') return { problem: 'malformed', reason: 'not a structured dictionary' }
-  if (simple !== undefined) return compare(simple, body)
+  if (simple !== undefined) return compare(simple, body, hash)
   let claimed: unknown
   try {
     dictionaryKeys(header, 'content-digest')
@@ -54,15 +56,16 @@ export function digestProblem(
   if (!(claimed instanceof ArrayBuffer)) {
     return { problem: 'malformed', reason: 'sha-256 is not 32 bytes' }
   }
-  return compare(new Uint8Array(claimed), body)
+  return compare(new Uint8Array(claimed), body, hash)
 }
 
 function compare(
   claimed: Uint8Array,
-  body: Uint8Array | undefined
+  body: Uint8Array | undefined,
+  hash: (bytes: Uint8Array) => Uint8Array
 ): { problem: DigestProblem; reason: string } | undefined {
   if (claimed.length !== 32) return { problem: 'malformed', reason: 'sha-256 is not 32 bytes' }
-  if (!equalBytes(claimed, sha256(body ?? new Uint8Array(0)))) {
+  if (!equalBytes(claimed, hash(body ?? new Uint8Array(0)))) {
     return { problem: 'mismatch', reason: 'content digest does not match the body' }
   }
   return undefined

@@ -48,6 +48,35 @@ export function fieldLines(headers: HeadersInput | undefined, name: string): str
   return lines
 }
 
+/**
+ * The field lines of each of `names` (lower case) at once: what `fieldLines` gives per name, in
+ * one walk over a record's keys instead of one walk per name (a `HeadersLike` is asked per name).
+ */
+export function fieldsLines<N extends string>(
+  headers: HeadersInput | undefined,
+  names: readonly N[]
+): Record<N, string[]> {
+  const found = {} as Record<N, string[]>
+  for (const name of names) found[name] = []
+  if (headers === undefined) return found
+  if (isHeadersLike(headers)) {
+    for (const name of names) found[name] = fieldLines(headers, name)
+    return found
+  }
+  for (const key in headers) {
+    let name: N | undefined
+    for (const candidate of names) {
+      if (key.length === candidate.length && key.toLowerCase() === candidate) name = candidate
+    }
+    if (name === undefined) continue
+    const value = headers[key]
+    const lines = found[name]
+    if (typeof value === 'string') lines.push(value)
+    else if (value !== undefined) for (const line of value) lines.push(line)
+  }
+  return found
+}
+
 /** Why a field was refused; the caller turns it into its own error code. */
 export class FieldError extends Error {}
 
@@ -65,7 +94,15 @@ export function singleField(
   name: string,
   maxLength: number
 ): string | undefined {
-  const lines = fieldLines(headers, name)
+  return singleLine(fieldLines(headers, name), name, maxLength)
+}
+
+/** `singleField` of the lines of field `name` (see `fieldsLines`). */
+export function singleLine(
+  lines: readonly string[],
+  name: string,
+  maxLength: number
+): string | undefined {
   if (lines.length === 0) return undefined
   if (lines.length > 1) throw new FieldError(`${name} is duplicated`)
   const value = (lines[0] as string).trim()

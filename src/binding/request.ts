@@ -25,7 +25,7 @@ import {
   serializeSignatureParams,
 } from './base'
 import { contentDigest, digestProblem } from './digest'
-import { FieldError, fieldLines, singleField, type HeadersInput } from './fields'
+import { FieldError, fieldLines, fieldsLines, singleLine, type HeadersInput } from './fields'
 import { checkComponents, emitParams, qualified, signBase } from './signature'
 import { parseRequestSignature } from './strict'
 
@@ -41,7 +41,8 @@ export const REQUEST_COMPONENTS = [
   'authorization',
 ] as const
 const BODY_COMPONENT = 'content-digest'
-const ALLOWED_COMPONENTS = new Set<string>([...REQUEST_COMPONENTS, BODY_COMPONENT])
+const WITH_BODY_COMPONENTS: readonly string[] = [...REQUEST_COMPONENTS, BODY_COMPONENT]
+const ALLOWED_COMPONENTS = new Set<string>(WITH_BODY_COMPONENTS)
 const ALLOWED_PARAMS = new Set(['created', 'nonce', 'keyid', 'alg', 'tag'])
 
 /** A request as any server sees it. */
@@ -59,6 +60,11 @@ export interface HeaderAccessInput {
    * URL's authority.
    */
   expectedAuthority?: string
+  /**
+   * The SHA-256 that checks `Content-Digest`. @default @noble/hashes' (a server may pass
+   * node:crypto's, several times faster)
+   */
+  sha256?: (bytes: Uint8Array) => Uint8Array
 }
 
 /** Size caps, checked before anything is parsed. Over a cap: BA101. */
@@ -113,18 +119,27 @@ const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const AUTHORIZATION = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/
 const TOKEN_CHARS = /^[A-Za-z0-9_-]+$/
 
-function field(headers: HeadersInput, name: string, max: number): string | undefined {
+/** The fields a request's access is read from, gathered in one walk over its headers. */
+const ACCESS_FIELDS = ['authorization', 'signature-input', 'signature', 'content-digest'] as const
+type AccessFields = Record<(typeof ACCESS_FIELDS)[number], string[]>
+
+function field(fields: AccessFields, name: keyof AccessFields, max: number): string | undefined {
   try {
-    return singleField(headers, name, max)
+    return singleLine(fields[name], name, max)
   } catch (error) {
     throw malformed((error as FieldError).message)
   }
 }
 
 /** The token of `Authorization: BetterAuth <token>`. No such header: BA404. */
-function readToken(headers: HeadersInput, max: number): { token: string; value: string } {
-  const value = field(headers, 'authorization', max)
+function readToken(fields: AccessFields, max: number): { token: string; value: string } {
+  const value = field(fields, 'authorization', max)
   if (value === undefined) throw new CredentialsRequiredError()
+  // The usual shape, `BetterAuth <token>` with one space, read without the general pattern.
+  if (value.charCodeAt(AUTH_SCHEME.length) === 0x20 && value.startsWith(AUTH_SCHEME)) {
+    const token = value.slice(AUTH_SCHEME.length + 1)
+    if (token !== '' && TOKEN_CHARS.test(token)) return { token, value }
+  }
   const m = AUTHORIZATION.exec(value)
   if (m === null || (m[1] as string).toLowerCase() !== 'betterauth') {
     // A value that is not even `scheme [credentials]` may be two joined lines: say so.
@@ -153,7 +168,7 @@ export function readHeaderAccess(
   input: HeaderAccessInput,
   limits: HeaderAccessLimits = {}
 ): HeaderAccess {
-  const headers = input.headers
+  const headers = fieldsLines(input.headers, ACCESS_FIELDS)
   const { token, value: authorization } = readToken(headers, limits.maxAuthorizationLength ?? 16448)
   const signatureInput = field(headers, 'signature-input', limits.maxSignatureInputLength ?? 1024)
   const signatureField = field(headers, 'signature', limits.maxSignatureLength ?? 256)
@@ -174,7 +189,7 @@ export function readHeaderAccess(
     checkComponents(
       parsed.names,
       ALLOWED_COMPONENTS,
-      hasBody ? [...REQUEST_COMPONENTS, BODY_COMPONENT] : REQUEST_COMPONENTS
+      hasBody ? WITH_BODY_COMPONENTS : REQUEST_COMPONENTS
     )
   } catch (error) {
     if (error instanceof FieldError) throw malformed(error.message)
@@ -220,7 +235,7 @@ export function readHeaderAccess(
         // content-digest, the only other allowed component
         const digest = field(headers, 'content-digest', limits.maxContentDigestLength ?? 512)
         if (digest === undefined) throw malformed('content-digest is covered but missing')
-        const problem = digestProblem(digest, input.body)
+        const problem = digestProblem(digest, input.body, input.sha256)
         if (problem?.problem === 'malformed') throw malformed(`content-digest: ${problem.reason}`)
         if (problem !== undefined) {
           throw new InvalidSignatureError('content digest', { context: { reason: problem.reason } })

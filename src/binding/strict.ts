@@ -153,16 +153,23 @@ export function parseRequestSignature(
   const field = 'signature-input'
   let i = label(input, field)
   if (input.charCodeAt(i) !== 0x28) throw new FieldError(`${field} is not an inner list`)
+  const open = i
   i++
 
+  // Whether the member is already in canonical form (no optional whitespace, no leading zeros):
+  // then `@signature-params` is its text as sent, with no re-serialization.
+  let canonical = true
   const names: string[] = []
   for (;;) {
+    const before = i
     i = spaces(input, i)
     const c = input.charCodeAt(i)
     if (c === 0x29) {
+      if (i !== before) canonical = false
       i++
       break
     }
+    if (i - before !== (names.length === 0 ? 0 : 1)) canonical = false
     if (c !== QUOTE) {
       if (Number.isNaN(c)) throw notDictionary(field)
       throw new FieldError('a covered component is not a string')
@@ -180,8 +187,9 @@ export function parseRequestSignature(
 
   const params = new Map<string, string | number>()
   while (input.charCodeAt(i) === 0x3b) {
-    i = spaces(input, i + 1)
-    const start = i
+    const start = spaces(input, i + 1)
+    if (start !== i + 1) canonical = false
+    i = start
     const first = input.charCodeAt(i)
     if (!((first >= 0x61 && first <= 0x7a) || first === 0x2a)) throw notDictionary(field)
     while (i < input.length && isKeyChar(input.charCodeAt(i))) i++
@@ -198,6 +206,7 @@ export function parseRequestSignature(
       if (i === digits || i - digits > 15 || input.charCodeAt(i) === 0x2e) {
         throw new FieldError('signature parameter created is not a non-negative integer')
       }
+      if (i - digits > 1 && input.charCodeAt(digits) === 0x30) canonical = false
       params.set(key, parseInt(input.slice(digits, i), 10))
     } else {
       if (input.charCodeAt(i) !== QUOTE) {
@@ -208,6 +217,7 @@ export function parseRequestSignature(
       i = next
     }
   }
+  const close = i
   end(input, i, field)
 
   const created = params.get('created') as number | undefined
@@ -220,11 +230,11 @@ export function parseRequestSignature(
   let j = label(signature, 'signature')
   if (signature.charCodeAt(j) !== 0x3a)
     throw new FieldError('signature is not a plain byte sequence')
-  const close = signature.indexOf(':', j + 1)
-  if (close < 0) throw notDictionary('signature')
-  const bytes = decodeBase64(signature.slice(j + 1, close))
+  const colon = signature.indexOf(':', j + 1)
+  if (colon < 0) throw notDictionary('signature')
+  const bytes = decodeBase64(signature.slice(j + 1, colon))
   if (bytes === undefined) throw notDictionary('signature')
-  j = close + 1
+  j = colon + 1
   if (signature.charCodeAt(j) === 0x3b)
     throw new FieldError('signature is not a plain byte sequence')
   end(signature, j, 'signature')
@@ -233,7 +243,7 @@ export function parseRequestSignature(
   return {
     names,
     params,
-    paramsText: serializeSignatureParams(names, params),
+    paramsText: canonical ? input.slice(open, close) : serializeSignatureParams(names, params),
     created,
     signature: bytes,
   }

@@ -131,9 +131,14 @@ export class NodeP256Verifier implements Verifier {
   }
 
   verify(message: Uint8Array, signature: string, publicKey: string): boolean {
-    const key = this.keyObject(publicKey)
     const rs = decodeSignature(signature)
-    if (key === undefined || rs === undefined) return false
+    return rs !== undefined && this.verifyRaw(message, rs, publicKey)
+  }
+
+  /** `verify` of a raw signature (r ‖ s, 64 bytes), as RFC 9421 carries it. */
+  verifyRaw(message: Uint8Array, rs: Uint8Array, publicKey: string): boolean {
+    const key = this.keyObject(publicKey)
+    if (key === undefined || rs.length !== 64) return false
     try {
       return nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, rs)
     } catch {
@@ -159,9 +164,14 @@ export class ThreadpoolP256Verifier implements Verifier {
   }
 
   verify(message: Uint8Array, signature: string, publicKey: string): Promise<boolean> {
-    const key = this.keys.keyObject(publicKey)
     const rs = decodeSignature(signature)
-    if (key === undefined || rs === undefined) return Promise.resolve(false)
+    return rs === undefined ? Promise.resolve(false) : this.verifyRaw(message, rs, publicKey)
+  }
+
+  /** `verify` of a raw signature (r ‖ s, 64 bytes), as RFC 9421 carries it. */
+  verifyRaw(message: Uint8Array, rs: Uint8Array, publicKey: string): Promise<boolean> {
+    const key = this.keys.keyObject(publicKey)
+    if (key === undefined || rs.length !== 64) return Promise.resolve(false)
     return new Promise(resolve => {
       try {
         nodeVerify('sha256', message, { key, dsaEncoding: 'ieee-p1363' }, rs, (error, valid) =>
@@ -236,6 +246,18 @@ export class NodeSigningKey implements SigningKey {
         message,
         { key: this.privateKey, dsaEncoding: 'ieee-p1363' },
         (error, rs) => (error === null ? resolve(encodeSignature(rs)) : reject(error))
+      )
+    })
+  }
+
+  /** `sign`, giving the raw signature (r ‖ s, 64 bytes) as RFC 9421 carries it. */
+  signRaw(message: Uint8Array): Promise<Uint8Array> {
+    return new Promise((resolve, reject) => {
+      nodeSign(
+        'sha256',
+        message,
+        { key: this.privateKey, dsaEncoding: 'ieee-p1363' },
+        (error, rs) => (error === null ? resolve(rs) : reject(error))
       )
     })
   }

@@ -6,25 +6,25 @@ import { LRUCache } from 'lru-cache'
 import {
   checkRequestTime,
   readHeaderAccess,
-  verifyHeaderAccess,
   type HeaderAccessLimits,
   type HeadersInput,
 } from '../binding'
+import { encodeSignature } from '../codec/cesr'
 import { formatTimestamp } from '../codec/timestamp'
+import { NodeP256Verifier, ThreadpoolP256Verifier, sha256 } from '../crypto/node'
 import type { Verifier } from '../crypto/types'
 import {
   CredentialsRequiredError,
   ExpiredTokenError,
   FutureRequestError,
   FutureTokenError,
+  InvalidSignatureError,
   ReplayError,
   StaleRequestError,
-  UnknownAccountError,
   toBetterAuthError,
 } from '../errors'
 import { lacksCredentials, parseEnvelope, verifySigned } from '../messages/envelope'
 import { readAccessRequest } from '../messages/requests'
-import type { AccessToken } from '../messages/token'
 import type { ServerStore } from '../stores/types'
 import type { EventBus, RequestTrace } from './events'
 import type {
@@ -35,6 +35,7 @@ import type {
   ResolvedLimits,
 } from './options'
 import { UNKNOWN_IP, consume, type RateLimiter } from './ratelimit'
+import type { SessionGate } from './session-gate'
 import type { TokenService } from './tokens'
 
 /** A route rule's counters. */
@@ -73,6 +74,8 @@ export interface AccessDependencies<Attributes> {
   /** The authority header-form requests are signed for, unless a route says otherwise. */
   authority: string | undefined
   headerLimits?: HeaderAccessLimits
+  /** The revocation check (`checkRevocation`) and its cache. */
+  sessions: SessionGate
 }
 
 export class AccessVerifier<Attributes = unknown> {
@@ -80,9 +83,9 @@ export class AccessVerifier<Attributes = unknown> {
   private readonly routeLimiters = new LRUCache<string, RouteLimiters>({ max: 10_000 })
   /** The same, by rule object: a shortcut for options built once. */
   private readonly routeLimitersByOptions = new WeakMap<object, RouteLimiters>()
-  private readonly revocationCache = new LRUCache<string, { active: boolean; until: number }>({
-    max: 10_000,
-  })
+
+  private lastCreated = NaN
+  private lastCreatedText = ''
 
   constructor(private readonly d: AccessDependencies<Attributes>) {}
 
@@ -156,6 +159,7 @@ export class AccessVerifier<Attributes = unknown> {
         headers: request.headers,
         ...(request.body === undefined ? {} : { body: request.body }),
         ...(authority === undefined ? {} : { expectedAuthority: authority }),
+        sha256,
       },
       this.d.headerLimits
     )
@@ -165,13 +169,25 @@ export class AccessVerifier<Attributes = unknown> {
     const now = this.d.now()
     if (token.issuedAtMs > now + ms.clockSkew) throw new FutureTokenError()
     if (now > token.expiryMs) throw new ExpiredTokenError('access')
-    await verifyHeaderAccess(access, this.d.verifier, token.publicKey)
+    if (access.keyid !== undefined && access.keyid !== token.publicKey) {
+      throw new InvalidSignatureError('request', {
+        context: { reason: 'keyid is not the token key' },
+      })
+    }
+    // verifyHeaderAccess of src/binding; node:crypto's verifiers take the raw signature as is.
+    const base = Buffer.from(access.signatureBase)
+    const verifier = this.d.verifier
+    const valid =
+      verifier instanceof ThreadpoolP256Verifier || verifier instanceof NodeP256Verifier
+        ? await verifier.verifyRaw(base, access.signature, token.publicKey)
+        : await verifier.verify(base, encodeSignature(access.signature), token.publicKey)
+    if (!valid) throw new InvalidSignatureError('request')
     checkRequestTime(access.created, now, {
       accessWindowMs: ms.accessWindow,
       clockSkewMs: ms.clockSkew,
     })
     if (limiters?.identity !== undefined) await consume(limiters.identity, token.identity)
-    if (options.checkRevocation) await this.ensureActive(token, options.checkRevocation, now)
+    if (options.checkRevocation) await this.d.sessions.access(token, options.checkRevocation, now)
     await this.reserve(access.nonce, access.created)
     return {
       identity: token.identity,
@@ -179,11 +195,20 @@ export class AccessVerifier<Attributes = unknown> {
       attributes: token.attributes,
       token,
       nonce: access.nonce,
-      timestamp: formatTimestamp(access.created),
+      timestamp: this.createdText(access.created),
       request: request.parsed as Request,
       binding: 'headers',
       requestSignature: access.signature,
     }
+  }
+
+  /** The RFC 3339 text of a header-form `created` (whole seconds: the last one is kept). */
+  private createdText(created: number): string {
+    if (created !== this.lastCreated) {
+      this.lastCreatedText = formatTimestamp(created)
+      this.lastCreated = created
+    }
+    return this.lastCreatedText
   }
 
   /**
@@ -221,7 +246,7 @@ export class AccessVerifier<Attributes = unknown> {
     if (t < now - ms.accessWindow) throw new StaleRequestError()
     if (t > now + ms.clockSkew) throw new FutureRequestError()
     if (limiters?.identity !== undefined) await consume(limiters.identity, token.identity)
-    if (options.checkRevocation) await this.ensureActive(token, options.checkRevocation, now)
+    if (options.checkRevocation) await this.d.sessions.access(token, options.checkRevocation, now)
     await this.reserve(fields.nonce, t)
     return {
       identity: token.identity,
@@ -259,25 +284,5 @@ export class AccessVerifier<Attributes = unknown> {
     }
     this.routeLimitersByOptions.set(rule, limiters)
     return limiters
-  }
-
-  /** The revocation check: the token's device must still be active (cached briefly). */
-  private async ensureActive(
-    token: AccessToken<Attributes>,
-    option: true | { cacheMs?: number },
-    now: number
-  ): Promise<void> {
-    const cacheMs = option === true ? 5000 : (option.cacheMs ?? 5000)
-    const key = `${token.identity}:${token.device}`
-    const cached = this.revocationCache.get(key)
-    let active: boolean
-    if (cached !== undefined && cached.until > now) {
-      active = cached.active
-    } else {
-      const { accounts } = this.d.store
-      active = (await accounts.getDeviceKey(token.identity, token.device)) !== undefined
-      if (cacheMs > 0) this.revocationCache.set(key, { active, until: now + cacheMs })
-    }
-    if (!active) throw new UnknownAccountError('device (revoked)')
   }
 }

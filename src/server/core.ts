@@ -5,20 +5,22 @@
  * and keys (`./key-loader`). Adapters only move bytes in and out of `handle`.
  */
 import { Blake3Hasher } from '../crypto/blake3'
-import { ThreadpoolP256Verifier, sha256 as nodeSha256 } from '../crypto/node'
+import { ThreadpoolP256Verifier } from '../crypto/node'
 import { RandomNoncer } from '../crypto/nonce'
 import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import type { AccessToken, AccessTokenClaims } from '../messages/token'
 import { MemoryStore } from '../stores/memory'
 import type { ServerStore } from '../stores/types'
-import { signResponse } from '../binding'
 import { AccessVerifier, type HeaderAccessRequest } from './access'
+import { AdminApi } from './admin'
 import { OperationRunner } from './dispatch'
 import { EventBus, type AuditListener, type RequestTrace } from './events'
+import { HeaderReplySigner } from './header-replies'
 import { ErrorResponder, consoleLogger, jsonHeaders } from './http'
 import { KeyLoader } from './key-loader'
 import type { ServerKeys } from './keys'
 import { Observer, type MetricsRecorder } from './observe'
+import { autoInstrumentOpenTelemetry } from './opentelemetry'
 import { OPERATIONS, type OperationServices, type OperationTrace } from './operations'
 import {
   resolveNumbers,
@@ -42,6 +44,7 @@ import {
   type Paths,
   type RouteInfo,
 } from './routes'
+import { SessionGate } from './session-gate'
 import { guardStore } from './store-guard'
 import { TokenService } from './tokens'
 
@@ -93,6 +96,8 @@ export class BetterAuthServer<Attributes = unknown> {
   readonly ms: Readonly<Required<Lifetimes>>
   /** The `metrics` option: what `metricsHandler` serves. */
   readonly metrics: MetricsRecorder | undefined
+  /** Administration of identities, devices and sessions (see `AdminApi`; needs an admin store). */
+  readonly admin: AdminApi
 
   private readonly rawStore: ServerStore
   private readonly keyLoader: KeyLoader
@@ -104,11 +109,12 @@ export class BetterAuthServer<Attributes = unknown> {
   private readonly errors: ErrorResponder
   private readonly observer: Observer
   private readonly auditAccessGranted: boolean
+  private readonly replies = new HeaderReplySigner()
 
   /** Validates every option (a `TypeError` names a bad one) and wires the core's modules. */
   constructor(options: BetterAuthOptions<Attributes> = {}) {
     Object.defineProperty(this, SERVER_BRAND, { value: true })
-    const numbers = resolveNumbers(options as BetterAuthOptions<never>)
+    const numbers = resolveNumbers(options)
     this.rawStore = options.store ?? new MemoryStore()
     this.store = guardStore(this.rawStore, store => this.observer.storeError(store))
     this.paths = Object.freeze({ ...DEFAULT_PATHS, ...options.paths })
@@ -124,6 +130,7 @@ export class BetterAuthServer<Attributes = unknown> {
     this.metrics = options.metrics
     this.auditAccessGranted = options.auditAccessGranted ?? false
     this.observer = new Observer(this.metrics, this.logger, new Set<string>(OPERATIONS))
+    if (options.openTelemetry !== false) autoInstrumentOpenTelemetry()
     this.errors = new ErrorResponder(this.logger, this.debug)
     this.events = new EventBus(this.now, error =>
       this.logger.error({ err: error }, 'audit event listener failed')
@@ -148,7 +155,10 @@ export class BetterAuthServer<Attributes = unknown> {
     )
     this.signer = new ResponseSigner(this.keyLoader, this.noncer, this.limits)
     const rateLimiter = options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit)
+    const sessions = new SessionGate(this.store, this.logger, numbers.revocationCacheMs, options)
+    this.admin = new AdminApi({ gate: sessions, events: this.events, now: this.now })
     this.access = new AccessVerifier<Attributes>({
+      sessions,
       store: this.store,
       verifier: this.verifier,
       tokens: this.tokens,
@@ -162,6 +172,7 @@ export class BetterAuthServer<Attributes = unknown> {
     const attributes: AttributesCallback<Attributes> =
       options.attributes ?? (() => ({}) as Attributes)
     const services: OperationServices = {
+      sessions,
       store: this.store,
       hasher: this.hasher,
       verifier: this.verifier,
@@ -317,19 +328,8 @@ export class BetterAuthServer<Attributes = unknown> {
     body?: Uint8Array
     requestSignature: Uint8Array
   }): Promise<Record<string, string>> {
-    const keys = await this.keyLoader.current()
-    return signResponse(
-      {
-        status: reply.status,
-        ...(reply.headers === undefined ? {} : { headers: reply.headers }),
-        ...(reply.body === undefined ? {} : { body: reply.body }),
-        requestSignature: reply.requestSignature,
-        timestamp: this.now(),
-        keyid: keys.responseIdentity,
-        sha256: nodeSha256,
-      },
-      keys.responseKey
-    )
+    const keys = this.keyLoader.loaded ?? (await this.keyLoader.current())
+    return this.replies.sign(reply, keys.responseKey, keys.responseIdentity, this.now())
   }
 
   // ---------------------------------------------------------------- tokens and replies

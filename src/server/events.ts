@@ -24,6 +24,16 @@ export type AuditEventType =
   /** An access request to a protected route was accepted (only with `auditAccessGranted`). */
   | 'access.granted'
   | 'rate.limited'
+  /** Administration (`auth.admin`): a device was revoked (a server-side unlink). */
+  | 'admin.device.revoked'
+  /** Administration: the sessions of an identity, or of one of its devices, were ended. */
+  | 'admin.sessions.ended'
+  /** Administration: an identity was suspended (its sessions ended with it). */
+  | 'admin.identity.suspended'
+  /** Administration: a suspension was lifted. */
+  | 'admin.identity.reinstated'
+  /** Administration: an identity was deleted (tombstoned). */
+  | 'admin.identity.deleted'
 
 export interface AuditEvent {
   type: AuditEventType
@@ -38,10 +48,15 @@ export interface AuditEvent {
   device?: string
   /** linkDevice / unlinkDevice: the device linked or unlinked. */
   targetDevice?: string
-  /** For refusals: the error code and its meaning. */
+  /**
+   * For refusals: the error code and its meaning (`reason`). For `admin.identity.suspended`:
+   * the reason the actor gave, if any.
+   */
   code?: ErrorCode
   reason?: string
   ip?: string
+  /** Administrative events: who acted, as the caller of `auth.admin` named them. */
+  actor?: string
 }
 
 export type AuditListener = (event: AuditEvent) => void
@@ -51,6 +66,10 @@ export interface RequestTrace {
   identity?: string
   device?: string
   targetDevice?: string
+  /** Administrative actions: who acted. */
+  actor?: string
+  /** Administrative actions: the reason the actor gave. */
+  reason?: string
 }
 
 /** Where an event comes from besides its trace: the adapter's request path and client IP. */
@@ -94,6 +113,8 @@ export class EventBus {
     if (trace.identity !== undefined) event.identity = trace.identity
     if (trace.device !== undefined) event.device = trace.device
     if (trace.targetDevice !== undefined) event.targetDevice = trace.targetDevice
+    if (trace.actor !== undefined) event.actor = trace.actor
+    if (trace.reason !== undefined) event.reason = trace.reason
     if (error !== undefined) {
       event.code = error.code
       event.reason = ERROR_CODES[error.code].title

@@ -121,15 +121,30 @@ export class Observer {
   }
 
   storeError(store: string): void {
-    if (this.metrics !== undefined) this.safely(() => this.metrics?.storeError(store))
+    if (this.metrics === undefined) return
+    try {
+      this.metrics.storeError(store)
+    } catch (error) {
+      this.recorderFailed(error)
+    }
   }
 
   tokenCache(hit: boolean): void {
-    if (this.metrics !== undefined) this.safely(() => this.metrics?.tokenCache(hit))
+    if (this.metrics === undefined) return
+    try {
+      this.metrics.tokenCache(hit)
+    } catch (error) {
+      this.recorderFailed(error)
+    }
   }
 
   keyCache(hit: boolean): void {
-    if (this.metrics !== undefined) this.safely(() => this.metrics?.keyCache(hit))
+    if (this.metrics === undefined) return
+    try {
+      this.metrics.keyCache(hit)
+    } catch (error) {
+      this.recorderFailed(error)
+    }
   }
 
   /** Whether anything records: the token service skips its callbacks otherwise. */
@@ -153,14 +168,21 @@ export class Observer {
     record: (code: string, seconds: number) => void
   ): Promise<T> {
     const tracing = hasSubscribers(channel)
-    if (this.metrics === undefined && !tracing) return run()
+    const metrics = this.metrics
+    if (metrics === undefined && !tracing) return run()
     const started = performance.now()
     const settle = (code: string): void => {
       context.code = code
-      if (trace.identity !== undefined) context.identityHash = hashIdentity(trace.identity)
-      if (this.metrics !== undefined) {
-        const seconds = (performance.now() - started) / 1000
-        this.safely(() => record(code, seconds))
+      // The identity's hash is for traces only: metrics have no identity label.
+      if (tracing && trace.identity !== undefined) {
+        context.identityHash = hashIdentity(trace.identity)
+      }
+      if (metrics !== undefined) {
+        try {
+          record(code, (performance.now() - started) / 1000)
+        } catch (error) {
+          this.recorderFailed(error)
+        }
       }
     }
     const observed = async (): Promise<T> => {
@@ -184,18 +206,14 @@ export class Observer {
       .then(() => result)
   }
 
-  /** Runs a recorder call; the first failure is logged, none is propagated. */
-  private safely(call: () => void): void {
+  /** A recorder call threw: the first failure is logged, none is propagated. */
+  private recorderFailed(error: unknown): void {
+    if (this.failed) return
+    this.failed = true
     try {
-      call()
-    } catch (error) {
-      if (this.failed) return
-      this.failed = true
-      try {
-        this.logger.error({ err: error }, 'metrics recorder failed (reported once)')
-      } catch {
-        // A logger that throws must not fail the request either.
-      }
+      this.logger.error({ err: error }, 'metrics recorder failed (reported once)')
+    } catch {
+      // A logger that throws must not fail the request either.
     }
   }
 }

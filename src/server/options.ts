@@ -12,10 +12,24 @@ import type { MetricsRecorder } from './observe'
 import type { RateLimitOptions, RateRule } from './ratelimit'
 import type { Paths } from './routes'
 
-/** Token attributes for a new session, chosen by the application. */
+/** Why the attributes callback is called, and with what. */
+export type AttributesContext<Attributes> =
+  /** A new session. */
+  | { operation: 'createSession' }
+  /**
+   * A refresh, with `refreshAttributes: true`: `previous` are the attributes of the token being
+   * refreshed (read-only), e.g. to keep what the application does not recompute.
+   */
+  | { operation: 'refreshSession'; previous: Attributes }
+
+/**
+ * Token attributes, chosen by the application: for a new session, and with `refreshAttributes`
+ * at every refresh. Throwing refuses the session or the refresh.
+ */
 export type AttributesCallback<Attributes> = (
   identity: string,
-  device: string
+  device: string,
+  context: AttributesContext<Attributes>
 ) => Attributes | Promise<Attributes>
 
 /** Checks that an identity derives from its creation keys (the default: BLAKE3 of the three). */
@@ -54,8 +68,26 @@ export interface BetterAuthOptions<Attributes = unknown> {
   store?: ServerStore
   /** Server keys; see ServerKeyOptions. @default from the environment, else generated */
   keys?: ServerKeyOptions | ServerKeys
-  /** Token attributes for a new session. @default () => ({}) */
+  /** Token attributes for a new session (and at refresh with `refreshAttributes`). @default () => ({}) */
   attributes?: AttributesCallback<Attributes>
+  /**
+   * Call `attributes` again at every refresh (`context.previous` holds the refreshed token's
+   * attributes), so a role the application revoked leaves the token at its next refresh (within
+   * the access token lifetime, 15 min by default) rather than at the end of the refresh window
+   * (12 h). Cost: one call of the callback per refresh — one refresh per session per access-token
+   * lifetime; if it reads a database, that is one read per refresh. A callback that throws refuses
+   * the refresh (the access key is not spent). With `false` a token keeps the attributes chosen at
+   * createSession through every refresh. @default false
+   */
+  refreshAttributes?: boolean
+  /**
+   * How long an access check with `checkRevocation` may use what it read of a device's state
+   * (active, suspended, sessions ended), ms; a route's `checkRevocation: { cacheMs }` overrides it.
+   * This is the bound within which a revocation, suspension or ended session made on any instance
+   * sharing the store is enforced at access on every instance (the instance that made it enforces
+   * it at once). 0 reads the store on every check. @default 2000
+   */
+  revocationCacheMs?: number
   lifetimes?: Lifetimes
   limits?: Limits
   /** Paths of the protocol endpoints (relative to an adapter's prefix). */
@@ -99,6 +131,13 @@ export interface BetterAuthOptions<Attributes = unknown> {
    * a request (the first failure is logged). @default none
    */
   metrics?: MetricsRecorder
+  /**
+   * OpenTelemetry spans of operations and access checks (see `instrumentOpenTelemetry`). By
+   * default a server bridges its tracing channels to OpenTelemetry, once per process, when
+   * `@opentelemetry/api` is installed and a tracer provider was registered before the server was
+   * created; `false` never does. @default true
+   */
+  openTelemetry?: boolean
   /** Clock in ms since the epoch, for tests. @default Date.now */
   now?: () => number
   /**
@@ -119,9 +158,12 @@ export interface AccessCheckOptions {
    */
   credentialsRequired?: boolean
   /**
-   * Refuse tokens of devices that are no longer active (unlinked, recovered away, deleted),
-   * at the cost of a store read, cached for `cacheMs`. Tokens are stateless otherwise: they
-   * stay valid until they expire. @default false
+   * Refuse tokens of devices that are no longer active (unlinked, revoked, recovered away,
+   * deleted) — 401 BA301 — and, on a store with administration, tokens of a suspended identity
+   * (403 BA307) or issued at or before their identity's or device's sessions were ended (401
+   * BA401). Costs a store read per (identity, device), cached for `cacheMs` (default: the core's
+   * `revocationCacheMs`, 2 s): a change made on any instance is enforced on this one within that
+   * bound. Tokens are stateless otherwise: they stay valid until they expire. @default false
    */
   checkRevocation?: boolean | { cacheMs?: number }
   /**
@@ -199,6 +241,8 @@ export const DEFAULT_LIFETIMES: Readonly<Required<Lifetimes>> = Object.freeze({
 export const DEFAULT_TOKEN_COMPRESSION_LEVEL = 1
 /** How many verified tokens are remembered by default. */
 export const DEFAULT_TOKEN_CACHE_SIZE = 10_000
+/** How long a revocation check may use what it read, by default (ms): see `revocationCacheMs`. */
+export const DEFAULT_REVOCATION_CACHE_MS = 2000
 
 /** Limits with the body limit filled in (the other limits keep their parsers' defaults). */
 export type ResolvedLimits = Limits & { maxBodyBytes: number }
@@ -210,6 +254,8 @@ export interface ResolvedNumbers {
   ms: Readonly<Required<Lifetimes>>
   compressionLevel: number
   tokenCacheSize: number
+  /** `revocationCacheMs`, validated. */
+  revocationCacheMs: number
 }
 
 /** A number option must be finite and in range; a `TypeError` names the option otherwise. */
@@ -230,7 +276,12 @@ function checked(
 }
 
 /** Validates the numeric options and fills in their defaults; throws a `TypeError` naming a bad one. */
-export function resolveNumbers(options: BetterAuthOptions<never>): ResolvedNumbers {
+export function resolveNumbers(
+  options: Pick<
+    BetterAuthOptions,
+    'lifetimes' | 'limits' | 'tokenCompressionLevel' | 'tokenCacheSize' | 'revocationCacheMs'
+  >
+): ResolvedNumbers {
   const lifetimes = options.lifetimes ?? {}
   const ms = {} as Required<Lifetimes>
   for (const key of Object.keys(DEFAULT_LIFETIMES) as (keyof Lifetimes)[]) {
@@ -260,5 +311,11 @@ export function resolveNumbers(options: BetterAuthOptions<never>): ResolvedNumbe
       max: 10_000_000,
       integer: true,
     }),
+    revocationCacheMs: checked(
+      'revocationCacheMs',
+      options.revocationCacheMs,
+      DEFAULT_REVOCATION_CACHE_MS,
+      { max: 3_600_000 }
+    ),
   }
 }

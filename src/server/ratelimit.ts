@@ -4,6 +4,7 @@
  * Redis (pass an ioredis or node-redis client) so limits hold across instances.
  */
 import {
+  RateLimiterCluster,
   RateLimiterMemory,
   RateLimiterRedis,
   RateLimiterRes,
@@ -38,6 +39,14 @@ export interface BackoffOptions {
 export interface RateLimitOptions {
   /** A Redis client (ioredis, or node-redis v4+) to share limits across instances. */
   redis?: unknown
+  /**
+   * In a node:cluster worker without Redis: keep the counts in the primary process
+   * (rate-limiter-flexible's `RateLimiterCluster`; the primary must have created a
+   * `RateLimiterClusterMaster` before forking), so limits hold across the workers of one
+   * machine rather than each worker counting alone. One IPC round trip per check.
+   * @default false
+   */
+  cluster?: boolean
   /** Key prefix in the backend. @default 'better-auth:rl' */
   keyPrefix?: string
   /** Limits per client IP and endpoint (merged over the defaults; `false` disables one). */
@@ -89,13 +98,24 @@ export class RateLimiter {
   constructor(options: RateLimitOptions = {}, operations: readonly Operation[] = OPERATIONS) {
     const prefix = options.keyPrefix ?? 'better-auth:rl'
     const redis = options.redis
+    const cluster = options.cluster === true && redis === undefined
+    if (cluster && typeof process.send !== 'function') {
+      throw new TypeError('rate limits: `cluster` needs a node:cluster worker')
+    }
     this.make = (name, rule) =>
       redis === undefined
-        ? new RateLimiterMemory({
-            points: rule.points,
-            duration: rule.duration,
-            keyPrefix: `${prefix}:${name}`,
-          })
+        ? cluster
+          ? new RateLimiterCluster({
+              points: rule.points,
+              duration: rule.duration,
+              keyPrefix: `${prefix}:${name}`,
+              timeoutMs: 3000,
+            })
+          : new RateLimiterMemory({
+              points: rule.points,
+              duration: rule.duration,
+              keyPrefix: `${prefix}:${name}`,
+            })
         : new RateLimiterRedis({
             storeClient: redis,
             points: rule.points,

@@ -5,16 +5,24 @@
  * rather than forgetting a used nonce.
  */
 import { StorageUnavailableError } from '../errors'
+import { later } from './admin'
 import type {
   AccountStore,
+  AdminAccountStore,
+  AdminResult,
   ChallengeStore,
   DeviceKey,
+  DeviceRecord,
+  IdentityRecord,
   NewAccount,
   NewDevice,
   RecoverResult,
+  ReinstateResult,
   RotateResult,
   RotationEffect,
   ServerStore,
+  SessionState,
+  SuspendResult,
   TimeLockStore,
 } from './types'
 
@@ -193,9 +201,21 @@ export class MemoryChallengeStore implements ChallengeStore {
   }
 }
 
+/** A device's key and what administration records of it. */
+interface DeviceEntry extends DeviceKey {
+  createdAt: number
+  rotatedAt: number | null
+  lastSessionAt: number | null
+  sessionsEndedAt: number | null
+}
+
 interface Account {
   recoveryHash: string
-  devices: Map<string, DeviceKey>
+  devices: Map<string, DeviceEntry>
+  createdAt: number
+  suspendedAt: number | null
+  suspendedReason: string | null
+  sessionsEndedAt: number | null
 }
 
 export interface MemoryAccountStoreOptions {
@@ -204,16 +224,36 @@ export interface MemoryAccountStoreOptions {
    * fails with 503. @default 1000000
    */
   maxIdentities?: number
+  /** Clock of the creation and rotation times it records, for tests. @default Date.now */
+  now?: () => number
 }
 
-export class MemoryAccountStore implements AccountStore {
+const keyOf = (entry: DeviceKey): DeviceKey => ({
+  publicKey: entry.publicKey,
+  rotationHash: entry.rotationHash,
+})
+
+export class MemoryAccountStore implements AccountStore, AdminAccountStore {
   private readonly accounts = new Map<string, Account>()
   /** Deleted identities: never created again (a replayed createAccount must not revive one). */
   private readonly deleted = new Set<string>()
   private readonly maxIdentities: number
+  private readonly now: () => number
 
   constructor(options: MemoryAccountStoreOptions = {}) {
     this.maxIdentities = options.maxIdentities ?? 1_000_000
+    this.now = options.now ?? Date.now
+  }
+
+  private entry(key: DeviceKey): DeviceEntry {
+    return {
+      publicKey: key.publicKey,
+      rotationHash: key.rotationHash,
+      createdAt: this.now(),
+      rotatedAt: null,
+      lastSessionAt: null,
+      sessionsEndedAt: null,
+    }
   }
 
   async createAccount(account: NewAccount): Promise<boolean> {
@@ -221,12 +261,16 @@ export class MemoryAccountStore implements AccountStore {
     if (this.accounts.size + this.deleted.size >= this.maxIdentities) {
       throw new StorageUnavailableError({ context: { reason: 'memory store full' } })
     }
-    const devices = new Map<string, DeviceKey>()
-    devices.set(account.device, {
-      publicKey: account.publicKey,
-      rotationHash: account.rotationHash,
+    const devices = new Map<string, DeviceEntry>()
+    devices.set(account.device, this.entry(account))
+    this.accounts.set(account.identity, {
+      recoveryHash: account.recoveryHash,
+      devices,
+      createdAt: this.now(),
+      suspendedAt: null,
+      suspendedReason: null,
+      sessionsEndedAt: null,
     })
-    this.accounts.set(account.identity, { recoveryHash: account.recoveryHash, devices })
     return true
   }
 
@@ -235,8 +279,8 @@ export class MemoryAccountStore implements AccountStore {
   }
 
   async getDeviceKey(identity: string, device: string): Promise<DeviceKey | undefined> {
-    const key = this.accounts.get(identity)?.devices.get(device)
-    return key === undefined ? undefined : { ...key }
+    const entry = this.accounts.get(identity)?.devices.get(device)
+    return entry === undefined ? undefined : keyOf(entry)
   }
 
   async getRecoveryHash(identity: string): Promise<string | undefined> {
@@ -259,7 +303,9 @@ export class MemoryAccountStore implements AccountStore {
       return 'target-unknown'
     }
     if (effect.kind === 'linkDevice' && account.devices.has(effect.device)) return 'target-exists'
-    account.devices.set(device, { publicKey: next.publicKey, rotationHash: next.rotationHash })
+    current.publicKey = next.publicKey
+    current.rotationHash = next.rotationHash
+    current.rotatedAt = this.now()
     switch (effect.kind) {
       case 'deleteIdentity':
         this.accounts.delete(identity)
@@ -269,10 +315,7 @@ export class MemoryAccountStore implements AccountStore {
         account.devices.delete(effect.device)
         break
       case 'linkDevice':
-        account.devices.set(effect.device, {
-          publicKey: effect.publicKey,
-          rotationHash: effect.rotationHash,
-        })
+        account.devices.set(effect.device, this.entry(effect))
         break
       case 'changeRecoveryHash':
         account.recoveryHash = effect.recoveryHash
@@ -294,10 +337,100 @@ export class MemoryAccountStore implements AccountStore {
     if (account.recoveryHash !== expectedRecoveryHash) return 'hash-mismatch'
     account.recoveryHash = recoveryHash
     account.devices.clear()
-    account.devices.set(device.device, {
-      publicKey: device.publicKey,
-      rotationHash: device.rotationHash,
-    })
+    account.devices.set(device.device, this.entry(device))
+    return 'ok'
+  }
+
+  // ---------------------------------------------------------------- administration
+
+  async getIdentityRecord(identity: string): Promise<IdentityRecord | undefined> {
+    const account = this.accounts.get(identity)
+    if (account === undefined) return undefined
+    const devices: DeviceRecord[] = [...account.devices].map(([device, e]) => ({
+      device,
+      createdAt: e.createdAt,
+      rotatedAt: e.rotatedAt,
+      lastSessionAt: e.lastSessionAt,
+      sessionsEndedAt: e.sessionsEndedAt,
+    }))
+    devices.sort(
+      (a, b) => (a.createdAt ?? 0) - (b.createdAt ?? 0) || (a.device < b.device ? -1 : 1)
+    )
+    return {
+      identity,
+      createdAt: account.createdAt,
+      suspendedAt: account.suspendedAt,
+      suspendedReason: account.suspendedReason,
+      sessionsEndedAt: account.sessionsEndedAt,
+      devices,
+    }
+  }
+
+  async getSessionState(identity: string, device?: string): Promise<SessionState | undefined> {
+    const account = this.accounts.get(identity)
+    if (account === undefined) return undefined
+    if (device === undefined) {
+      return {
+        suspendedAt: account.suspendedAt,
+        sessionsEndedAt: account.sessionsEndedAt,
+        lastSessionAt: null,
+      }
+    }
+    const entry = account.devices.get(device)
+    if (entry === undefined) return undefined
+    return {
+      suspendedAt: account.suspendedAt,
+      sessionsEndedAt: later(account.sessionsEndedAt, entry.sessionsEndedAt),
+      lastSessionAt: entry.lastSessionAt,
+    }
+  }
+
+  async recordSession(identity: string, device: string, at: number): Promise<void> {
+    const entry = this.accounts.get(identity)?.devices.get(device)
+    if (entry !== undefined) entry.lastSessionAt = later(entry.lastSessionAt, at)
+  }
+
+  async revokeDevice(identity: string, device: string): Promise<AdminResult> {
+    const account = this.accounts.get(identity)
+    if (account === undefined) return 'unknown-identity'
+    return account.devices.delete(device) ? 'ok' : 'unknown-device'
+  }
+
+  async endSessions(identity: string, at: number, device?: string): Promise<AdminResult> {
+    const account = this.accounts.get(identity)
+    if (account === undefined) return 'unknown-identity'
+    if (device === undefined) {
+      account.sessionsEndedAt = later(account.sessionsEndedAt, at)
+      return 'ok'
+    }
+    const entry = account.devices.get(device)
+    if (entry === undefined) return 'unknown-device'
+    entry.sessionsEndedAt = later(entry.sessionsEndedAt, at)
+    return 'ok'
+  }
+
+  async suspendIdentity(identity: string, at: number, reason?: string): Promise<SuspendResult> {
+    const account = this.accounts.get(identity)
+    if (account === undefined) return 'unknown-identity'
+    if (account.suspendedAt !== null) return 'already-suspended'
+    account.suspendedAt = at
+    account.suspendedReason = reason ?? null
+    account.sessionsEndedAt = later(account.sessionsEndedAt, at)
+    return 'ok'
+  }
+
+  async reinstateIdentity(identity: string): Promise<ReinstateResult> {
+    const account = this.accounts.get(identity)
+    if (account === undefined) return 'unknown-identity'
+    if (account.suspendedAt === null) return 'not-suspended'
+    account.suspendedAt = null
+    account.suspendedReason = null
+    return 'ok'
+  }
+
+  async deleteIdentity(identity: string): Promise<'ok' | 'unknown-identity'> {
+    if (!this.accounts.delete(identity)) return 'unknown-identity'
+    this.deleted.add(identity)
     return 'ok'
   }
 
@@ -306,13 +439,13 @@ export class MemoryAccountStore implements AccountStore {
     return this.deleted.has(identity)
   }
 
-  /** A deep copy of every account, for tests and debugging. */
+  /** A deep copy of every account's keys, for tests and debugging. */
   dump(): Record<string, { recoveryHash: string; devices: Record<string, DeviceKey> }> {
     const out: Record<string, { recoveryHash: string; devices: Record<string, DeviceKey> }> = {}
     for (const [identity, account] of this.accounts) {
       out[identity] = {
         recoveryHash: account.recoveryHash,
-        devices: Object.fromEntries([...account.devices].map(([d, k]) => [d, { ...k }])),
+        devices: Object.fromEntries([...account.devices].map(([d, k]) => [d, keyOf(k)])),
       }
     }
     return out

@@ -23,19 +23,28 @@
  *   const store = new PostgresStore({ connectionString: process.env.DATABASE_URL })
  */
 import { createHash } from 'node:crypto'
-import { Pool, type PoolClient, type PoolConfig, type QueryResultRow } from 'pg'
+import type { Pool, PoolClient, PoolConfig, QueryResultRow } from 'pg'
 import {
   DEFAULT_TABLE_PREFIX,
   SCOPE,
+  identityRecordQuery,
+  laterOf,
   migrations,
+  sessionStateQuery,
   sqlIdentifier,
+  toIdentityRecord,
+  toSessionState,
   toStoredKey,
+  type IdentityRow,
   type KeyRow,
+  type SessionStateRow,
   tableNames,
   type TableNames,
 } from './sql'
 import type {
   AccountStore,
+  AdminAccountStore,
+  AdminResult,
   ChallengeStore,
   KeyKind,
   KeyStore,
@@ -109,7 +118,8 @@ type Queryable = Pick<PoolClient, 'query'>
 export class PostgresStore implements ServerStore {
   readonly pool: Pool
   readonly tables: TableNames
-  readonly accounts: AccountStore
+  /** The accounts, with administration (`AdminAccountStore`). */
+  readonly accounts: AccountStore & AdminAccountStore
   readonly challenges: ChallengeStore
   readonly refreshKeys: TimeLockStore
   readonly accessNonces: TimeLockStore
@@ -139,7 +149,10 @@ export class PostgresStore implements ServerStore {
     this.batchSize = positive(options.sweepBatchSize, 1000)
     this.pool =
       options.pool ??
-      new Pool({
+      // pg loads here, when a store creates its pool: never for an app that uses no PostgreSQL,
+      // even in an ES module bundle (a literal require, which bundlers see; see stores/url.ts).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      new (require('pg') as typeof import('pg')).Pool({
         connectionString: options.connectionString,
         max: 10,
         connectionTimeoutMillis: this.connectTimeoutMs,
@@ -177,7 +190,11 @@ export class PostgresStore implements ServerStore {
    */
   async migrate(): Promise<number> {
     const t = this.tables
-    const steps = migrations(t, this.prefix, { integer: 'BIGINT', tableOptions: '' })
+    const steps = migrations(t, this.prefix, {
+      integer: 'BIGINT',
+      tableOptions: '',
+      addColumnIfNotExists: true,
+    })
     return this.transaction(async c => {
       // One migration at a time per table set, across every instance.
       await this.simple(c, 'SELECT pg_advisory_xact_lock($1)', [advisoryKey(t.migrations)])
@@ -394,16 +411,19 @@ export class PostgresStore implements ServerStore {
 
   // ---------------------------------------------------------------- stores
 
-  private accountStore(): AccountStore {
+  private accountStore(): AccountStore & AdminAccountStore {
     const t = this.tables
     const q = this.query.bind(this)
 
     const lockIdentity = `SELECT recovery_hash FROM ${t.identities} WHERE identity = $1 FOR UPDATE`
-    const casDevice = `UPDATE ${t.devices} SET public_key = $3, rotation_hash = $4
+    const casDevice = `UPDATE ${t.devices} SET public_key = $3, rotation_hash = $4, rotated_at = $6
        WHERE identity = $1 AND device = $2 AND rotation_hash = $5`
     const deviceExists = `SELECT 1 FROM ${t.devices} WHERE identity = $1 AND device = $2`
-    const insertDevice = `INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash)
-       VALUES ($1, $2, $3, $4) ON CONFLICT (identity, device) DO NOTHING`
+    const identityExists = `SELECT 1 FROM ${t.identities} WHERE identity = $1`
+    const insertDevice = `INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash, created_at)
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (identity, device) DO NOTHING`
+    const exists = async (identity: string, c?: Queryable): Promise<boolean> =>
+      (await q(identityExists, [identity], c)).rowCount > 0
 
     /** Why a compare-and-set matched no row. */
     const refusal = async (identity: string, device: string, c?: Queryable) =>
@@ -420,8 +440,8 @@ export class PostgresStore implements ServerStore {
                INSERT INTO ${t.identities} (identity, recovery_hash, created_at)
                VALUES ($1, $2, $3) ON CONFLICT (identity) DO NOTHING RETURNING identity
              )
-             INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash)
-             SELECT identity, $4, $5, $6 FROM created`,
+             INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash, created_at)
+             SELECT identity, $4, $5, $6, $3 FROM created`,
             [a.identity, a.recoveryHash, this.now(), a.device, a.publicKey, a.rotationHash],
             c
           )
@@ -460,7 +480,7 @@ export class PostgresStore implements ServerStore {
       },
 
       rotate: async (identity, device, expected, next, effect) => {
-        const cas = [identity, device, next.publicKey, next.rotationHash, expected]
+        const cas = [identity, device, next.publicKey, next.rotationHash, expected, this.now()]
         if (effect.kind === 'none') {
           // A single conditional UPDATE: atomic on its own, one round trip.
           if ((await q(casDevice, cas)).rowCount === 1) return 'ok'
@@ -497,7 +517,7 @@ export class PostgresStore implements ServerStore {
             case 'linkDevice': {
               const { rowCount } = await q(
                 insertDevice,
-                [identity, effect.device, effect.publicKey, effect.rotationHash],
+                [identity, effect.device, effect.publicKey, effect.rotationHash, this.now()],
                 c
               )
               if (rowCount === 0) return ['target-exists', false]
@@ -527,7 +547,105 @@ export class PostgresStore implements ServerStore {
             c
           )
           await q(`DELETE FROM ${t.devices} WHERE identity = $1`, [identity], c)
-          await q(insertDevice, [identity, d.device, d.publicKey, d.rotationHash], c)
+          await q(insertDevice, [identity, d.device, d.publicKey, d.rotationHash, this.now()], c)
+          return ['ok', true]
+        }),
+
+      // ---------------------------------------------------------------- administration
+
+      getIdentityRecord: async identity =>
+        // One statement: one consistent snapshot of the identity and its devices.
+        toIdentityRecord(
+          identity,
+          (await q<IdentityRow>(identityRecordQuery(t, '$1'), [identity])).rows
+        ),
+
+      getSessionState: async (identity, device) => {
+        const { rows } =
+          device === undefined
+            ? await q<SessionStateRow>(sessionStateQuery(t, false, ['$1', '$2']), [identity])
+            : await q<SessionStateRow>(sessionStateQuery(t, true, ['$1', '$2']), [identity, device])
+        return toSessionState(rows[0])
+      },
+
+      recordSession: async (identity, device, at) => {
+        await q(
+          `UPDATE ${t.devices} SET last_session_at = $3
+           WHERE identity = $1 AND device = $2 AND (last_session_at IS NULL OR last_session_at < $3)`,
+          [identity, device, at]
+        )
+      },
+
+      revokeDevice: async (identity, device) =>
+        this.transaction<AdminResult>(async c => {
+          // Lock order: identity, then devices (as rotations with an effect take them). A
+          // rotation of the device under way either commits first (and the device is deleted
+          // after it) or finds no row to update ('unknown-device').
+          if ((await q(lockIdentity, [identity], c)).rowCount === 0) {
+            return ['unknown-identity', false]
+          }
+          const { rowCount } = await q(
+            `DELETE FROM ${t.devices} WHERE identity = $1 AND device = $2`,
+            [identity, device],
+            c
+          )
+          return rowCount === 1 ? ['ok', true] : ['unknown-device', false]
+        }),
+
+      endSessions: async (identity, at, device) => {
+        // One conditional UPDATE, atomic on its own; a later moment already recorded is kept.
+        const { rowCount } =
+          device === undefined
+            ? await q(
+                `UPDATE ${t.identities} SET ${laterOf('sessions_ended_at', '$2')} WHERE identity = $1`,
+                [identity, at]
+              )
+            : await q(
+                `UPDATE ${t.devices} SET ${laterOf('sessions_ended_at', '$3')}
+                 WHERE identity = $1 AND device = $2`,
+                [identity, device, at]
+              )
+        if (rowCount === 1) return 'ok'
+        if (device === undefined || !(await exists(identity))) return 'unknown-identity'
+        return 'unknown-device'
+      },
+
+      suspendIdentity: async (identity, at, reason) => {
+        const { rowCount } = await q(
+          `UPDATE ${t.identities} SET suspended_at = $2, suspended_reason = $3,
+             ${laterOf('sessions_ended_at', '$2')}
+           WHERE identity = $1 AND suspended_at IS NULL`,
+          [identity, at, reason ?? null]
+        )
+        if (rowCount === 1) return 'ok'
+        return (await exists(identity)) ? 'already-suspended' : 'unknown-identity'
+      },
+
+      reinstateIdentity: async identity => {
+        const { rowCount } = await q(
+          `UPDATE ${t.identities} SET suspended_at = NULL, suspended_reason = NULL
+           WHERE identity = $1 AND suspended_at IS NOT NULL`,
+          [identity]
+        )
+        if (rowCount === 1) return 'ok'
+        return (await exists(identity)) ? 'not-suspended' : 'unknown-identity'
+      },
+
+      deleteIdentity: async (identity, at) =>
+        this.transaction<'ok' | 'unknown-identity'>(async c => {
+          const { rowCount } = await q(
+            `DELETE FROM ${t.identities} WHERE identity = $1`,
+            [identity],
+            c
+          )
+          if (rowCount === 0) return ['unknown-identity', false]
+          // The tombstone, in the same transaction: the identity can never be created again.
+          await q(
+            `INSERT INTO ${t.deletedIdentities} (identity, deleted_at) VALUES ($1, $2)
+             ON CONFLICT (identity) DO NOTHING`,
+            [identity, at],
+            c
+          )
           return ['ok', true]
         }),
     }

@@ -33,7 +33,7 @@
  *   const ephemeral = new RedisEphemeralStore({ url: 'redis://127.0.0.1:6379' })
  */
 import { createHash } from 'node:crypto'
-import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis'
+import type { Cluster, ClusterNode, ClusterOptions, Redis, RedisOptions } from 'ioredis'
 import { ReplayStateResetError } from '../errors'
 import type { ChallengeStore, EphemeralStore, TimeLockStore } from './types'
 
@@ -151,12 +151,16 @@ export class RedisEphemeralStore implements EphemeralStore {
           ? parseClusterUrl(options.url)
           : undefined
       const seeds = options.clusterNodes ?? parsed?.nodes
+      // ioredis loads here, when a store creates its client: never for an app that uses no Redis,
+      // even in an ES module bundle (a literal require, which bundlers see; see stores/url.ts).
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const driver = require('ioredis') as typeof import('ioredis')
       let client: RedisClient
       if (seeds !== undefined) {
         // The cluster reconnects its nodes itself; a node's retryStrategy is not an option there.
         const { retryStrategy: _retry, ...nodeSettings } = settings
         void _retry
-        client = new Cluster(seeds, {
+        client = new driver.Cluster(seeds, {
           ...FAIL_FAST_CLUSTER_OPTIONS,
           ...options.clusterOptions,
           redisOptions: {
@@ -167,7 +171,10 @@ export class RedisEphemeralStore implements EphemeralStore {
         })
         this.waitMs = settings.commandTimeout ?? undefined
       } else {
-        client = options.url === undefined ? new Redis(settings) : new Redis(options.url, settings)
+        client =
+          options.url === undefined
+            ? new driver.Redis(settings)
+            : new driver.Redis(options.url, settings)
       }
       // Without a listener ioredis logs every failed reconnection; the caller decides.
       client.on('error', options.onError ?? (() => undefined))

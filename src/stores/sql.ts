@@ -1,5 +1,5 @@
 /** What the SQL stores (SQLite, PostgreSQL) share: table names, identifier checks, schema, rows. */
-import type { StoredKey } from './types'
+import type { IdentityRecord, SessionState, StoredKey } from './types'
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
 
@@ -49,6 +49,8 @@ export interface SqlDialect {
   integer: 'INTEGER' | 'BIGINT'
   /** What follows the tables keyed by text (SQLite: `WITHOUT ROWID`). */
   tableOptions: string
+  /** Whether `ALTER TABLE … ADD COLUMN IF NOT EXISTS` is understood (PostgreSQL; not SQLite). */
+  addColumnIfNotExists?: boolean
 }
 
 /**
@@ -58,6 +60,9 @@ export interface SqlDialect {
 export function migrations(t: TableNames, prefix: string, dialect: SqlDialect): string[] {
   const { integer, tableOptions } = dialect
   const options = tableOptions === '' ? '' : ` ${tableOptions}`
+  const ifNotExists = dialect.addColumnIfNotExists === true ? ' IF NOT EXISTS' : ''
+  const addColumns = (table: string, columns: string[]): string =>
+    columns.map(column => `ALTER TABLE ${table} ADD COLUMN${ifNotExists} ${column};`).join('\n')
   return [
     `CREATE TABLE IF NOT EXISTS ${t.identities} (
        identity TEXT PRIMARY KEY,
@@ -102,8 +107,120 @@ export function migrations(t: TableNames, prefix: string, dialect: SqlDialect): 
      )${options};
      CREATE INDEX IF NOT EXISTS "${prefix}challenges_expiry" ON ${t.challenges} (expires_at);
      CREATE INDEX IF NOT EXISTS "${prefix}time_locks_expiry" ON ${t.timeLocks} (expires_at);`,
+    // 3: administration. When each device was created, last rotated and last used for a session;
+    // suspension and ended sessions per identity and per device. Devices stored before have no
+    // creation time (NULL). The migration runs once (versioned, in one transaction).
+    addColumns(t.identities, [
+      `suspended_at ${integer}`,
+      'suspended_reason TEXT',
+      `sessions_ended_at ${integer}`,
+    ]) +
+      '\n' +
+      addColumns(t.devices, [
+        `created_at ${integer}`,
+        `rotated_at ${integer}`,
+        `last_session_at ${integer}`,
+        `sessions_ended_at ${integer}`,
+      ]),
   ]
 }
+
+/** A row of the identity-with-devices query of the SQL stores (BIGINT columns as strings in pg). */
+export interface IdentityRow {
+  created_at: string | number | null
+  suspended_at: string | number | null
+  suspended_reason: string | null
+  sessions_ended_at: string | number | null
+  device: string | null
+  device_created_at: string | number | null
+  rotated_at: string | number | null
+  last_session_at: string | number | null
+  device_sessions_ended_at: string | number | null
+}
+
+/** The identity-with-devices query: one statement, so one consistent snapshot; `$1`/`?`: identity. */
+export function identityRecordQuery(t: TableNames, placeholder: string): string {
+  return `SELECT i.created_at, i.suspended_at, i.suspended_reason, i.sessions_ended_at,
+       d.device, d.created_at AS device_created_at, d.rotated_at, d.last_session_at,
+       d.sessions_ended_at AS device_sessions_ended_at
+     FROM ${t.identities} i LEFT JOIN ${t.devices} d ON d.identity = i.identity
+     WHERE i.identity = ${placeholder}
+     ORDER BY COALESCE(d.created_at, 0), d.device`
+}
+
+const time = (value: string | number | null | undefined): number | null =>
+  value === null || value === undefined ? null : Number(value)
+
+/** The identity record from the rows of `identityRecordQuery` (undefined without rows). */
+export function toIdentityRecord(
+  identity: string,
+  rows: IdentityRow[]
+): IdentityRecord | undefined {
+  const first = rows[0]
+  if (first === undefined) return undefined
+  return {
+    identity,
+    createdAt: time(first.created_at),
+    suspendedAt: time(first.suspended_at),
+    suspendedReason: first.suspended_reason,
+    sessionsEndedAt: time(first.sessions_ended_at),
+    devices: rows
+      .filter(row => row.device !== null)
+      .map(row => ({
+        device: row.device as string,
+        createdAt: time(row.device_created_at),
+        rotatedAt: time(row.rotated_at),
+        lastSessionAt: time(row.last_session_at),
+        sessionsEndedAt: time(row.device_sessions_ended_at),
+      })),
+  }
+}
+
+/** A row of the session-state queries. */
+export interface SessionStateRow {
+  suspended_at: string | number | null
+  sessions_ended_at: string | number | null
+  device_sessions_ended_at?: string | number | null
+  last_session_at?: string | number | null
+}
+
+/**
+ * The session-state query of an identity (`withDevice` false; placeholders: identity) or of one
+ * of its devices (placeholders: identity, device): one row when active, none otherwise.
+ */
+export function sessionStateQuery(
+  t: TableNames,
+  withDevice: boolean,
+  placeholders: [string, string]
+): string {
+  const [identity, device] = placeholders
+  if (!withDevice) {
+    return `SELECT suspended_at, sessions_ended_at FROM ${t.identities} WHERE identity = ${identity}`
+  }
+  return `SELECT i.suspended_at, i.sessions_ended_at,
+       d.sessions_ended_at AS device_sessions_ended_at, d.last_session_at
+     FROM ${t.identities} i JOIN ${t.devices} d ON d.identity = i.identity
+     WHERE i.identity = ${identity} AND d.device = ${device}`
+}
+
+/** The session state from a row of `sessionStateQuery`. */
+export function toSessionState(row: SessionStateRow | undefined): SessionState | undefined {
+  if (row === undefined) return undefined
+  const identityEnded = time(row.sessions_ended_at)
+  const deviceEnded = time(row.device_sessions_ended_at)
+  return {
+    suspendedAt: time(row.suspended_at),
+    sessionsEndedAt:
+      identityEnded === null || deviceEnded === null
+        ? (identityEnded ?? deviceEnded)
+        : Math.max(identityEnded, deviceEnded),
+    lastSessionAt: time(row.last_session_at),
+  }
+}
+
+/** `column = at` unless it already holds a later moment (portable: no GREATEST in SQLite). */
+export const laterOf = (column: string, at: string): string =>
+  `${column} = CASE WHEN ${column} IS NULL OR ${column} < ${at} THEN ${at} ELSE ${column} END`
 
 /** A row of the keys table; PostgreSQL returns BIGINT columns as strings. */
 export interface KeyRow {

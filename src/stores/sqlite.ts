@@ -27,14 +27,23 @@ import {
 import {
   DEFAULT_TABLE_PREFIX,
   SCOPE,
+  identityRecordQuery,
+  laterOf,
   migrations,
+  sessionStateQuery,
+  toIdentityRecord,
+  toSessionState,
   toStoredKey,
+  type IdentityRow,
   type KeyRow,
+  type SessionStateRow,
   tableNames,
   type TableNames,
 } from './sql'
 import type {
   AccountStore,
+  AdminAccountStore,
+  AdminResult,
   ChallengeStore,
   DeviceKey,
   KeyKind,
@@ -132,11 +141,27 @@ interface DeviceRow {
   rotation_hash: string
 }
 
+/** An object whose every property is made by its function on first read, once. */
+function lazily<T extends Record<string, () => unknown>>(
+  makers: T
+): { readonly [K in keyof T]: ReturnType<T[K]> } {
+  const out = {} as { [K in keyof T]: ReturnType<T[K]> }
+  for (const name of Object.keys(makers) as (keyof T)[]) {
+    let made: ReturnType<T[typeof name]> | undefined
+    Object.defineProperty(out, name, {
+      enumerable: true,
+      get: () => (made ??= makers[name]?.() as ReturnType<T[typeof name]>),
+    })
+  }
+  return out
+}
+
 /** The SQLite ServerStore. Construct, use, `close()`. */
 export class SqliteStore implements ServerStore {
   /** The connection, through the driver interface (`db.name`: which driver; `db.raw`: its own object). */
   readonly db: SqliteDriver
-  readonly accounts: AccountStore
+  /** The accounts, with administration (`AdminAccountStore`). */
+  readonly accounts: AccountStore & AdminAccountStore
   readonly challenges: ChallengeStore
   readonly refreshKeys: TimeLockStore
   readonly accessNonces: TimeLockStore
@@ -295,91 +320,137 @@ export class SqliteStore implements ServerStore {
   private prepare() {
     const t = this.tables
     const db = this.db
-    return {
-      insertIdentity: db.prepare(
-        `INSERT INTO ${t.identities} (identity, recovery_hash, created_at) VALUES (?, ?, ?)
+    // Each prepared on first use: a database opened without migrating (`migrate: false`, e.g. to
+    // read its keys) prepares only the statements it runs, not those of columns it lacks.
+    return lazily({
+      insertIdentity: () =>
+        db.prepare(
+          `INSERT INTO ${t.identities} (identity, recovery_hash, created_at) VALUES (?, ?, ?)
          ON CONFLICT (identity) DO NOTHING`
-      ),
-      hasIdentity: db.prepare(`SELECT 1 FROM ${t.identities} WHERE identity = ?`).pluck(),
-      recoveryHash: db
-        .prepare(`SELECT recovery_hash FROM ${t.identities} WHERE identity = ?`)
-        .pluck(),
-      setRecoveryHash: db.prepare(
-        `UPDATE ${t.identities} SET recovery_hash = ? WHERE identity = ?`
-      ),
-      deleteIdentity: db.prepare(`DELETE FROM ${t.identities} WHERE identity = ?`),
-      device: db.prepare(
-        `SELECT public_key, rotation_hash FROM ${t.devices} WHERE identity = ? AND device = ?`
-      ),
-      insertDevice: db.prepare(
-        `INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash) VALUES (?, ?, ?, ?)`
-      ),
-      updateDevice: db.prepare(
-        `UPDATE ${t.devices} SET public_key = ?, rotation_hash = ? WHERE identity = ? AND device = ?`
-      ),
-      deleteDevice: db.prepare(`DELETE FROM ${t.devices} WHERE identity = ? AND device = ?`),
-      deleteDevices: db.prepare(`DELETE FROM ${t.devices} WHERE identity = ?`),
-      createChallenge: db.prepare(
-        `INSERT INTO ${t.challenges} (nonce, identity, expires_at) VALUES (?, ?, ?)
+        ),
+      hasIdentity: () => db.prepare(`SELECT 1 FROM ${t.identities} WHERE identity = ?`).pluck(),
+      recoveryHash: () =>
+        db.prepare(`SELECT recovery_hash FROM ${t.identities} WHERE identity = ?`).pluck(),
+      setRecoveryHash: () =>
+        db.prepare(`UPDATE ${t.identities} SET recovery_hash = ? WHERE identity = ?`),
+      deleteIdentity: () => db.prepare(`DELETE FROM ${t.identities} WHERE identity = ?`),
+      device: () =>
+        db.prepare(
+          `SELECT public_key, rotation_hash FROM ${t.devices} WHERE identity = ? AND device = ?`
+        ),
+      insertDevice: () =>
+        db.prepare(
+          `INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash, created_at)
+         VALUES (?, ?, ?, ?, ?)`
+        ),
+      updateDevice: () =>
+        db.prepare(
+          `UPDATE ${t.devices} SET public_key = ?, rotation_hash = ?, rotated_at = ?
+         WHERE identity = ? AND device = ?`
+        ),
+      deleteDevice: () => db.prepare(`DELETE FROM ${t.devices} WHERE identity = ? AND device = ?`),
+      deleteDevices: () => db.prepare(`DELETE FROM ${t.devices} WHERE identity = ?`),
+      identityRecord: () => db.prepare(identityRecordQuery(t, '?')),
+      identityState: () => db.prepare(sessionStateQuery(t, false, ['?', '?'])),
+      deviceState: () => db.prepare(sessionStateQuery(t, true, ['?', '?'])),
+      recordSession: () =>
+        db.prepare(
+          `UPDATE ${t.devices} SET last_session_at = ?
+         WHERE identity = ? AND device = ? AND (last_session_at IS NULL OR last_session_at < ?)`
+        ),
+      endIdentitySessions: () =>
+        db.prepare(
+          `UPDATE ${t.identities} SET ${laterOf('sessions_ended_at', '?')} WHERE identity = ?`
+        ),
+      endDeviceSessions: () =>
+        db.prepare(
+          `UPDATE ${t.devices} SET ${laterOf('sessions_ended_at', '?')}
+         WHERE identity = ? AND device = ?`
+        ),
+      suspend: () =>
+        db.prepare(
+          `UPDATE ${t.identities} SET suspended_at = ?, suspended_reason = ?,
+           ${laterOf('sessions_ended_at', '?')}
+         WHERE identity = ? AND suspended_at IS NULL`
+        ),
+      reinstate: () =>
+        db.prepare(
+          `UPDATE ${t.identities} SET suspended_at = NULL, suspended_reason = NULL
+         WHERE identity = ? AND suspended_at IS NOT NULL`
+        ),
+      createChallenge: () =>
+        db.prepare(
+          `INSERT INTO ${t.challenges} (nonce, identity, expires_at) VALUES (?, ?, ?)
          ON CONFLICT (nonce) DO UPDATE SET identity = excluded.identity, expires_at = excluded.expires_at`
-      ),
-      peekChallenge: db
-        .prepare(`SELECT identity FROM ${t.challenges} WHERE nonce = ? AND expires_at > ?`)
-        .pluck(),
-      consumeChallenge: db
-        .prepare(
-          `DELETE FROM ${t.challenges} WHERE nonce = ? AND expires_at > ? RETURNING identity`
-        )
-        .pluck(),
-      reserve: db.prepare(
-        `INSERT INTO ${t.timeLocks} (scope, value, expires_at) VALUES (?, ?, ?)
+        ),
+      peekChallenge: () =>
+        db
+          .prepare(`SELECT identity FROM ${t.challenges} WHERE nonce = ? AND expires_at > ?`)
+          .pluck(),
+      consumeChallenge: () =>
+        db
+          .prepare(
+            `DELETE FROM ${t.challenges} WHERE nonce = ? AND expires_at > ? RETURNING identity`
+          )
+          .pluck(),
+      reserve: () =>
+        db.prepare(
+          `INSERT INTO ${t.timeLocks} (scope, value, expires_at) VALUES (?, ?, ?)
          ON CONFLICT (scope, value) DO UPDATE SET expires_at = excluded.expires_at
          WHERE ${t.timeLocks}.expires_at <= ?`
-      ),
+        ),
       // Bounded deletes (the tables have no rowid: their keys select the rows), by the expiry
       // indexes.
-      sweepChallenges: db.prepare(
-        `DELETE FROM ${t.challenges} WHERE nonce IN
+      sweepChallenges: () =>
+        db.prepare(
+          `DELETE FROM ${t.challenges} WHERE nonce IN
            (SELECT nonce FROM ${t.challenges} WHERE expires_at <= ? LIMIT ?)`
-      ),
-      sweepTimeLocks: db.prepare(
-        `DELETE FROM ${t.timeLocks} WHERE (scope, value) IN
+        ),
+      sweepTimeLocks: () =>
+        db.prepare(
+          `DELETE FROM ${t.timeLocks} WHERE (scope, value) IN
            (SELECT scope, value FROM ${t.timeLocks} WHERE expires_at <= ? LIMIT ?)`
-      ),
-      sweepKeys: db.prepare(
-        `DELETE FROM ${t.keys} WHERE (kind, public_key) IN
+        ),
+      sweepKeys: () =>
+        db.prepare(
+          `DELETE FROM ${t.keys} WHERE (kind, public_key) IN
            (SELECT kind, public_key FROM ${t.keys}
             WHERE retire_at IS NOT NULL AND retire_at <= ? LIMIT ?)`
-      ),
-      isDeleted: db.prepare(`SELECT 1 FROM ${t.deletedIdentities} WHERE identity = ?`).pluck(),
-      recordDeleted: db.prepare(
-        `INSERT INTO ${t.deletedIdentities} (identity, deleted_at) VALUES (?, ?)
+        ),
+      isDeleted: () =>
+        db.prepare(`SELECT 1 FROM ${t.deletedIdentities} WHERE identity = ?`).pluck(),
+      recordDeleted: () =>
+        db.prepare(
+          `INSERT INTO ${t.deletedIdentities} (identity, deleted_at) VALUES (?, ?)
          ON CONFLICT (identity) DO NOTHING`
-      ),
-      insertKey: db.prepare(
-        `INSERT INTO ${t.keys} (kind, public_key, private_key, created_at, retire_at)
+        ),
+      insertKey: () =>
+        db.prepare(
+          `INSERT INTO ${t.keys} (kind, public_key, private_key, created_at, retire_at)
          VALUES (?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING`
-      ),
-      currentKey: db.prepare(
-        `SELECT public_key, private_key, created_at, retire_at FROM ${t.keys}
+        ),
+      currentKey: () =>
+        db.prepare(
+          `SELECT public_key, private_key, created_at, retire_at FROM ${t.keys}
          WHERE kind = ? AND retire_at IS NULL`
-      ),
-      listKeys: db.prepare(
-        `SELECT public_key, private_key, created_at, retire_at FROM ${t.keys}
+        ),
+      listKeys: () =>
+        db.prepare(
+          `SELECT public_key, private_key, created_at, retire_at FROM ${t.keys}
          WHERE kind = ? AND (retire_at IS NULL OR retire_at > ?)
          ORDER BY retire_at IS NULL DESC, retire_at DESC, created_at DESC`
-      ),
-      retireCurrent: db.prepare(
-        `UPDATE ${t.keys} SET retire_at = ? WHERE kind = ? AND retire_at IS NULL`
-      ),
-      retireKey: db.prepare(
-        `UPDATE ${t.keys} SET retire_at = MIN(retire_at, ?)
+        ),
+      retireCurrent: () =>
+        db.prepare(`UPDATE ${t.keys} SET retire_at = ? WHERE kind = ? AND retire_at IS NULL`),
+      retireKey: () =>
+        db.prepare(
+          `UPDATE ${t.keys} SET retire_at = MIN(retire_at, ?)
          WHERE kind = ? AND public_key = ? AND retire_at IS NOT NULL AND retire_at > ?`
-      ),
-    }
+        ),
+    })
   }
 
-  private accountStore(): AccountStore {
+  private accountStore(): AccountStore & AdminAccountStore {
     const db = this.db
     const s = (): ReturnType<SqliteStore['prepare']> => this.stmts()
     const now = this.now
@@ -388,7 +459,7 @@ export class SqliteStore implements ServerStore {
       // A deleted identity is never created again.
       if (s().isDeleted.get(a.identity) !== undefined) return false
       if (s().insertIdentity.run(a.identity, a.recoveryHash, now()).changes === 0) return false
-      s().insertDevice.run(a.identity, a.device, a.publicKey, a.rotationHash)
+      s().insertDevice.run(a.identity, a.device, a.publicKey, a.rotationHash, now())
       return true
     })
 
@@ -413,7 +484,7 @@ export class SqliteStore implements ServerStore {
         if (effect.kind === 'linkDevice' && s().device.get(identity, effect.device) !== undefined) {
           return 'target-exists'
         }
-        s().updateDevice.run(next.publicKey, next.rotationHash, identity, device)
+        s().updateDevice.run(next.publicKey, next.rotationHash, now(), identity, device)
         switch (effect.kind) {
           case 'deleteIdentity':
             s().deleteIdentity.run(identity)
@@ -423,7 +494,13 @@ export class SqliteStore implements ServerStore {
             s().deleteDevice.run(identity, effect.device)
             break
           case 'linkDevice':
-            s().insertDevice.run(identity, effect.device, effect.publicKey, effect.rotationHash)
+            s().insertDevice.run(
+              identity,
+              effect.device,
+              effect.publicKey,
+              effect.rotationHash,
+              now()
+            )
             break
           case 'changeRecoveryHash':
             s().setRecoveryHash.run(effect.recoveryHash, identity)
@@ -442,10 +519,49 @@ export class SqliteStore implements ServerStore {
         if (current !== expected) return 'hash-mismatch'
         s().setRecoveryHash.run(recoveryHash, identity)
         s().deleteDevices.run(identity)
-        s().insertDevice.run(identity, d.device, d.publicKey, d.rotationHash)
+        s().insertDevice.run(identity, d.device, d.publicKey, d.rotationHash, now())
         return 'ok'
       }
     )
+
+    const exists = (identity: string): boolean => s().hasIdentity.get(identity) !== undefined
+
+    const revokeDevice = db.transaction((identity: string, device: string): AdminResult => {
+      if (!exists(identity)) return 'unknown-identity'
+      return s().deleteDevice.run(identity, device).changes === 1 ? 'ok' : 'unknown-device'
+    })
+
+    const endSessions = db.transaction(
+      (identity: string, at: number, device: string | undefined): AdminResult => {
+        if (!exists(identity)) return 'unknown-identity'
+        if (device === undefined) {
+          s().endIdentitySessions.run(at, at, identity)
+          return 'ok'
+        }
+        const { changes } = s().endDeviceSessions.run(at, at, identity, device)
+        return changes === 1 ? 'ok' : 'unknown-device'
+      }
+    )
+
+    const suspend = db.transaction((identity: string, at: number, reason: string | null) => {
+      if (s().suspend.run(at, reason, at, at, identity).changes === 1) return 'ok' as const
+      return exists(identity) ? ('already-suspended' as const) : ('unknown-identity' as const)
+    })
+
+    const reinstate = db.transaction((identity: string) => {
+      if (s().reinstate.run(identity).changes === 1) return 'ok' as const
+      return exists(identity) ? ('not-suspended' as const) : ('unknown-identity' as const)
+    })
+
+    const deleteIdentity = db.transaction((identity: string, at: number) => {
+      if (s().deleteIdentity.run(identity).changes === 0) return 'unknown-identity' as const
+      s().recordDeleted.run(identity, at)
+      return 'ok' as const
+    })
+
+    // One statement: a consistent read without a write lock.
+    const identityRecord = (identity: string) =>
+      toIdentityRecord(identity, s().identityRecord.all(identity) as unknown as IdentityRow[])
 
     return {
       createAccount: async account => create(account),
@@ -461,6 +577,21 @@ export class SqliteStore implements ServerStore {
         rotate(identity, device, expected, next, effect),
       recover: async (identity, expected, recoveryHash, device) =>
         recover(identity, expected, recoveryHash, device),
+      getIdentityRecord: async identity => identityRecord(identity),
+      getSessionState: async (identity, device) =>
+        toSessionState(
+          (device === undefined
+            ? s().identityState.get(identity)
+            : s().deviceState.get(identity, device)) as SessionStateRow | undefined
+        ),
+      recordSession: async (identity, device, at) => {
+        s().recordSession.run(at, identity, device, at)
+      },
+      revokeDevice: async (identity, device) => revokeDevice(identity, device),
+      endSessions: async (identity, at, device) => endSessions(identity, at, device),
+      suspendIdentity: async (identity, at, reason) => suspend(identity, at, reason ?? null),
+      reinstateIdentity: async identity => reinstate(identity),
+      deleteIdentity: async (identity, at) => deleteIdentity(identity, at),
     }
   }
 

@@ -90,6 +90,107 @@ export interface AccountStore {
   ): Promise<RecoverResult>
 }
 
+/**
+ * What the server reads of an identity (and one of its devices) to admit a session, a refresh or,
+ * on routes with `checkRevocation`, an access request. Times are ms since the epoch.
+ */
+export interface SessionState {
+  /** When the identity was suspended, or null. A suspended identity gets no session or refresh. */
+  suspendedAt: number | null
+  /**
+   * The later of the identity's and the device's `sessionsEndedAt` (the device's only when one
+   * was asked about), or null: tokens issued at or before it are refused.
+   */
+  sessionsEndedAt: number | null
+  /** The device's last recorded session (null when none, or when no device was asked about). */
+  lastSessionAt: number | null
+}
+
+/** A device as administration sees it. Times are ms since the epoch, null when not recorded. */
+export interface DeviceRecord {
+  device: string
+  /** When the device was registered (null for devices stored before this was recorded). */
+  createdAt: number | null
+  /** When its key last rotated (null: never since it was recorded). */
+  rotatedAt: number | null
+  /** Its last session: a createSession or refresh, recorded to the minute. */
+  lastSessionAt: number | null
+  /** Tokens of this device issued at or before this moment are refused. */
+  sessionsEndedAt: number | null
+}
+
+/** An identity as administration sees it, with its active devices. */
+export interface IdentityRecord {
+  identity: string
+  /** When the identity was created (null when not recorded). */
+  createdAt: number | null
+  /** When it was suspended, or null. */
+  suspendedAt: number | null
+  /** The reason given when it was suspended, or null. */
+  suspendedReason: string | null
+  /** Tokens of every device of the identity issued at or before this moment are refused. */
+  sessionsEndedAt: number | null
+  /** Its active devices, oldest first. */
+  devices: DeviceRecord[]
+}
+
+/** The answer of an administrative change. */
+export type AdminResult =
+  /** Done. */
+  | 'ok'
+  /** No such identity: nothing changed. */
+  | 'unknown-identity'
+  /** The identity exists but has no such active device: nothing changed. */
+  | 'unknown-device'
+
+export type SuspendResult = 'ok' | 'already-suspended' | 'unknown-identity'
+export type ReinstateResult = 'ok' | 'not-suspended' | 'unknown-identity'
+
+/**
+ * Administration of accounts: an optional part of an `AccountStore` (memory, SQLite and
+ * PostgreSQL implement it; the server detects it with `supportsAdmin` and refuses admin calls on
+ * a store without it). Besides these methods, such a store records when each identity and device
+ * was created and when each device last rotated.
+ *
+ * Every method is atomic on its own, also against the protocol's operations: a device revoked
+ * while it rotates either rotated first and is then revoked, or is revoked and its rotation
+ * answers `'unknown-device'`. An unknown identity or device changes nothing.
+ */
+export interface AdminAccountStore {
+  /** The identity with its active devices, or undefined. */
+  getIdentityRecord(identity: string): Promise<IdentityRecord | undefined>
+  /**
+   * The admission state of an identity, or of one of its devices (one cheap read: the server
+   * calls it at createSession and refresh, and at access on routes with `checkRevocation`).
+   * Undefined when the identity, or the device, is not active.
+   */
+  getSessionState(identity: string, device?: string): Promise<SessionState | undefined>
+  /**
+   * Records a session of a device at `at`, unless a later one is recorded; nothing for an unknown
+   * device. The server calls it at most once a minute per device.
+   */
+  recordSession(identity: string, device: string, at: number): Promise<void>
+  /** Removes an active device (a server-side unlink). */
+  revokeDevice(identity: string, device: string): Promise<AdminResult>
+  /**
+   * Ends the sessions of an identity, or of one of its devices, at `at`: its tokens issued at or
+   * before `at` are refused. Keeps a later moment already recorded.
+   */
+  endSessions(identity: string, at: number, device?: string): Promise<AdminResult>
+  /**
+   * Suspends an identity at `at` and ends its sessions at `at` (so that reinstating it does not
+   * revive them). An identity already suspended keeps its time and reason.
+   */
+  suspendIdentity(identity: string, at: number, reason?: string): Promise<SuspendResult>
+  /** Lifts a suspension. Sessions ended by it stay ended. */
+  reinstateIdentity(identity: string): Promise<ReinstateResult>
+  /**
+   * Deletes an identity and its devices, as the protocol's deleteAccount does: it is tombstoned
+   * and can never be created again.
+   */
+  deleteIdentity(identity: string, at: number): Promise<'ok' | 'unknown-identity'>
+}
+
 export interface ChallengeStore {
   /** Stores a challenge bound to an identity for `ttlMs`. */
   create(nonce: string, identity: string, ttlMs: number): Promise<void>

@@ -12,14 +12,20 @@ import { betterAuth as fetchAuth } from '../../adapters/fetch'
 import { betterAuth as koaAuth } from '../../adapters/koa'
 import { createServer as createStandalone } from '../../adapters/node'
 import { readBody } from '../../adapters/shared/body'
-import { accessBody, nonce as newNonce } from '../helpers'
+import { accessBody, nonce as newNonce, until } from '../helpers'
 import { errorCode, makeServer, session, supertestTarget, verifiedReply } from './contract'
 
 /** 10,000 nested arrays: ~20 KB, under every size limit, too deep to re-serialize. */
 const DEEP = '{"payload":' + '['.repeat(10_000) + ']'.repeat(10_000) + '}'
 
-/** Collects the process's unhandled rejections while `run` runs (and a moment after). */
-async function unhandledDuring(run: () => Promise<void>): Promise<unknown[]> {
+/**
+ * Collects the process's unhandled rejections while `run` runs and until the work it started has
+ * `settled` (then one more turn of the event loop, in which Node reports rejections).
+ */
+async function unhandledDuring(
+  run: () => Promise<void>,
+  settled: () => boolean = () => true
+): Promise<unknown[]> {
   const seen: unknown[] = []
   const listener = (reason: unknown): void => {
     seen.push(reason)
@@ -27,7 +33,8 @@ async function unhandledDuring(run: () => Promise<void>): Promise<unknown[]> {
   process.on('unhandledRejection', listener)
   try {
     await run()
-    await new Promise(resolve => setTimeout(resolve, 100))
+    await until(settled, { what: 'the work the request started settled' })
+    await new Promise(resolve => setImmediate(resolve))
   } finally {
     process.off('unhandledRejection', listener)
   }
@@ -114,15 +121,30 @@ describe('Express: handlers that answer around the signed reply', () => {
       const target = supertestTarget(app)
       const { key, token } = await session(server)
       const nonce = newNonce()
-      const rejections = await unhandledDuring(async () => {
-        const reply = await target.post(
-          '/notes',
-          accessBody(token, key, { at: server.clock.ms, nonce })
-        )
-        if (reply.status < 400) {
-          expect(await verifiedReply(server.auth, reply, nonce)).toEqual({ a: 1 })
+      // Replies are signed off the event loop, maybe after another answer went out: count the
+      // signatures still in progress, so that the check waits for them.
+      let signing = 0
+      const respond = server.auth.respond.bind(server.auth)
+      server.auth.respond = async (replyNonce, data) => {
+        signing++
+        try {
+          return await respond(replyNonce, data)
+        } finally {
+          signing--
         }
-      })
+      }
+      const rejections = await unhandledDuring(
+        async () => {
+          const reply = await target.post(
+            '/notes',
+            accessBody(token, key, { at: server.clock.ms, nonce })
+          )
+          if (reply.status < 400) {
+            expect(await verifiedReply(server.auth, reply, nonce)).toEqual({ a: 1 })
+          }
+        },
+        () => signing === 0
+      )
       expect(rejections).toEqual([])
     }
   )

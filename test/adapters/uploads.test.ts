@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata'
 import { once } from 'node:events'
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import express from 'express'
 import Koa from 'koa'
@@ -20,10 +20,12 @@ import { betterAuth as koaAuth } from '../../adapters/koa'
 import { BetterAuthAccess, BetterAuthModule } from '../../adapters/nestjs'
 import { createServer as createStandalone } from '../../adapters/node'
 import type { BetterAuthServer } from '../../src'
-import { makeServer, type Attributes, type TestServer } from '../helpers'
+import { makeServer, until, type Attributes, type TestServer } from '../helpers'
 
 interface Running {
   port: number
+  /** The node:http server the app runs on. */
+  server: Server
   close(): Promise<void>
 }
 
@@ -41,6 +43,7 @@ async function listen(server: Server): Promise<Running> {
   await once(server, 'listening')
   return {
     port: (server.address() as AddressInfo).port,
+    server,
     close: () => new Promise(resolve => server.close(() => resolve())),
   }
 }
@@ -79,8 +82,10 @@ async function nest(core: BetterAuthServer<Attributes>, fastify: boolean): Promi
     await app.init()
   }
   await app.listen(0, '127.0.0.1')
+  const server = app.getHttpServer() as Server
   return {
-    port: (app.getHttpServer().address() as AddressInfo).port,
+    port: (server.address() as AddressInfo).port,
+    server,
     close: () => app.close(),
   }
 }
@@ -241,16 +246,25 @@ describe.each(apps)('%s: uploads', (_name, app) => {
   )
 
   it.each(paths)('%s: a client gone in the middle of its body is no server error', async path => {
+    // The client goes once the server has its request; the check waits until the server saw it
+    // go (the response closed), then for a turn of the event loop so what noticed it has run.
+    let serverSaw = false
+    const received = new Promise<void>(resolve => {
+      running.server.once('request', (_req: IncomingMessage, res: ServerResponse) => {
+        res.once('close', () => (serverSaw = true))
+        resolve()
+      })
+    })
     await exchange(
       running.port,
       head(path, 'Content-Length: 1000'),
       socket => {
-        socket.write('{"payload":')
-        setTimeout(() => socket.destroy(), 50)
+        socket.write('{"payload":', () => void received.then(() => socket.destroy()))
       },
       1000
     )
-    await new Promise(resolve => setTimeout(resolve, 100))
+    await until(() => serverSaw, { what: 'the server saw the client go' })
+    await new Promise(resolve => setImmediate(resolve))
     expect(errors).toEqual([])
     // The server goes on serving.
     const next = await exchange(

@@ -13,6 +13,7 @@ import {
 } from '../../src'
 import { runCli, type CliIo } from '../../cli'
 import { SqliteStore } from '../../src/stores/sqlite'
+import { until } from '../helpers'
 import { POSTGRES_URL, dropSchema, uniqueName } from '../stores/services'
 import { SwitchNetwork, clientOn, startServer } from './processes'
 
@@ -318,7 +319,8 @@ async function serveWith(args: string[], env: Record<string, string>) {
   let err = ''
   child.stdout.on('data', chunk => (out += String(chunk)))
   child.stderr.on('data', chunk => (err += String(chunk)))
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  // 'close': the process exited and everything it wrote has been read.
+  const exited = new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
   const started = Date.now()
   while (!/response key: \S+\n/.test(out)) {
     if (child.exitCode !== null) throw new Error(`serve exited early:\n${out}${err}`)
@@ -414,7 +416,9 @@ describe('serve options', () => {
         method: 'POST',
         headers: { 'x-forwarded-for': '203.0.113.7' },
       })
-      await new Promise(resolve => setTimeout(resolve, 100))
+      await until(() => server.err().includes(' 203.0.113.7\n'), {
+        what: 'the log line of the last request',
+      })
       const lines = server
         .err()
         .split('\n')
@@ -438,10 +442,10 @@ describe('serve options', () => {
     try {
       expect((await fetch(`${server.url}/key/response`, { method: 'POST' })).status).toBe(200)
       expect((await fetch(`${server.url}/openapi.json`)).status).toBe(404)
-      await new Promise(resolve => setTimeout(resolve, 100))
-      expect(server.err()).not.toMatch(/ info /)
     } finally {
       await server.stop()
     }
+    // Everything the server wrote, read to the end once it exited.
+    expect(server.err()).not.toMatch(/ info /)
   })
 })

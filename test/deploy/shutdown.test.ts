@@ -176,13 +176,19 @@ it('a request held open (slow upload) does not keep the process past the deadlin
   socket.on('error', () => undefined)
   try {
     await new Promise(resolve => socket.once('connect', resolve))
+    // `Expect: 100-continue`: the server answers "100 Continue" once it has the request, which
+    // is when the signal is sent.
+    let received = ''
+    socket.on('data', chunk => (received += String(chunk)))
     socket.write(
       'POST /account/create HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n' +
-        'content-length: 5000\r\n\r\n{"payload":'
+        'expect: 100-continue\r\ncontent-length: 5000\r\n\r\n{"payload":'
     )
     // It keeps sending, a byte at a time.
     const drip = setInterval(() => socket.write(' '), 100)
-    await new Promise(resolve => setTimeout(resolve, 200))
+    await until(() => received.startsWith('HTTP/1.1 100 Continue\r\n'), {
+      what: 'the server has the request',
+    })
     signalledAt = Date.now()
     server.child.kill('SIGTERM')
     const exit = await exited

@@ -52,7 +52,7 @@ describeStoreConformance(
     }
   },
   teardown,
-  { parts: ['accounts', 'ephemeral', 'keys'] }
+  { parts: ['accounts', 'admin', 'ephemeral', 'keys'] }
 )
 
 describe('PostgresStore', () => {
@@ -71,7 +71,7 @@ describe('PostgresStore', () => {
       () => new PostgresStore({ pool, schema, sweepIntervalMs: 0 })
     )
     const steps = await Promise.all(stores.map(s => s.migrate()))
-    expect(steps.slice().sort()).toEqual([0, 0, 0, 0, 2])
+    expect(steps.slice().sort()).toEqual([0, 0, 0, 0, 3])
     const { rows } = await pool.query(
       `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`,
       [schema]
@@ -174,7 +174,7 @@ describe('PostgresStore', () => {
         a.rotationHash,
       ])
 
-      expect(await store.migrate()).toBe(1)
+      expect(await store.migrate()).toBe(2)
       expect(await store.migrate()).toBe(0)
       expect(await store.accounts.getRecoveryHash(a.identity)).toBe(a.recoveryHash)
       expect(
@@ -186,6 +186,85 @@ describe('PostgresStore', () => {
     } finally {
       await store.close()
       await dropSchema(v1)
+    }
+  })
+
+  it('upgrades a schema of version 2 in place to administration (version 3), idempotently', async () => {
+    const v2 = uniqueName('pgv2')
+    const clock = new Clock()
+    const store = new PostgresStore({ pool, schema: v2, now: clock.now, sweepIntervalMs: 0 })
+    const t = store.tables
+    try {
+      // The schema as version 2 left it, with an account.
+      await pool.query(`CREATE SCHEMA "${v2}"`)
+      await pool.query(
+        `CREATE TABLE ${t.migrations} (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`
+      )
+      const steps = migrations(t, 'better_auth_', {
+        integer: 'BIGINT',
+        tableOptions: '',
+        addColumnIfNotExists: true,
+      })
+      await pool.query(steps[0] as string)
+      await pool.query(steps[1] as string)
+      await pool.query(`INSERT INTO ${t.migrations} VALUES (1, 0), (2, 0)`)
+      const a = account()
+      await pool.query(`INSERT INTO ${t.identities} VALUES ($1, $2, 7)`, [
+        a.identity,
+        a.recoveryHash,
+      ])
+      await pool.query(`INSERT INTO ${t.devices} VALUES ($1, $2, $3, $4)`, [
+        a.identity,
+        a.device,
+        a.publicKey,
+        a.rotationHash,
+      ])
+
+      // Several instances upgrading at once: one runs the step.
+      const others = Array.from(
+        { length: 3 },
+        () => new PostgresStore({ pool, schema: v2, sweepIntervalMs: 0 })
+      )
+      const ran = await Promise.all([store.migrate(), ...others.map(o => o.migrate())])
+      await Promise.all(others.map(o => o.close()))
+      expect(ran.slice().sort()).toEqual([0, 0, 0, 1])
+      expect(await store.migrate()).toBe(0)
+      expect(await store.accounts.getDeviceKey(a.identity, a.device)).toEqual({
+        publicKey: a.publicKey,
+        rotationHash: a.rotationHash,
+      })
+      expect(await store.accounts.getIdentityRecord(a.identity)).toEqual({
+        identity: a.identity,
+        createdAt: 7,
+        suspendedAt: null,
+        suspendedReason: null,
+        sessionsEndedAt: null,
+        devices: [
+          {
+            device: a.device,
+            createdAt: null,
+            rotatedAt: null,
+            lastSessionAt: null,
+            sessionsEndedAt: null,
+          },
+        ],
+      })
+      expect(await store.accounts.endSessions(a.identity, clock.ms, a.device)).toBe('ok')
+      expect(await store.accounts.getSessionState(a.identity, a.device)).toEqual({
+        suspendedAt: null,
+        sessionsEndedAt: clock.ms,
+        lastSessionAt: null,
+      })
+      // The step is idempotent on its own too (ADD COLUMN IF NOT EXISTS): run again, it changes nothing.
+      await pool.query(steps[2] as string)
+      expect(await store.accounts.getSessionState(a.identity, a.device)).toEqual({
+        suspendedAt: null,
+        sessionsEndedAt: clock.ms,
+        lastSessionAt: null,
+      })
+    } finally {
+      await store.close()
+      await dropSchema(v2)
     }
   })
 

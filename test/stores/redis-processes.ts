@@ -8,6 +8,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { until } from '../helpers'
 
 const run = promisify(execFile)
 
@@ -136,11 +137,13 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterProces
       '--cluster-yes',
     ])
     for (const node of nodes) {
-      for (;;) {
-        const info = await redisCli(['-p', String(node.port), 'cluster', 'info'])
-        if (info.includes('cluster_state:ok')) break
-        await new Promise(resolve => setTimeout(resolve, 100))
-      }
+      const clusterOk = async () =>
+        (await redisCli(['-p', String(node.port), 'cluster', 'info'])).includes('cluster_state:ok')
+      await until(clusterOk, {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: `cluster_state:ok on the node at port ${node.port}`,
+      })
     }
     return { nodes, seeds: addresses.join(','), stop }
   } catch (error) {

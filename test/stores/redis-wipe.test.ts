@@ -14,6 +14,7 @@ import {
   errorOf,
   makeServer,
   openSession,
+  until,
   type TestServer,
 } from '../helpers'
 import { refreshBody } from '../scenario'
@@ -39,14 +40,15 @@ afterAll(async () => {
 
 /** Waits until a store's client answers again (after a restart of its Redis). */
 async function reachable(store: RedisEphemeralStore): Promise<void> {
-  for (;;) {
-    try {
-      await store.ping()
-      return
-    } catch {
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
+  const answers = async (): Promise<boolean> => {
+    await store.ping() // throws while it cannot reach Redis
+    return true
   }
+  await until(answers, {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+    what: 'the store answers again after its Redis restarted',
+  })
 }
 
 /** A value of the given shard different from `other`'s. */

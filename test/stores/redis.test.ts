@@ -65,7 +65,7 @@ describeStoreConformance(
     }
   },
   h => (h as Harness).cleanup(),
-  { parts: ['accounts', 'ephemeral', 'keys'] }
+  { parts: ['accounts', 'admin', 'ephemeral', 'keys'] }
 )
 
 describeStoreConformance(
@@ -83,6 +83,7 @@ describeStoreConformance(
       keys: store.keys,
       ttlMs: TTL,
       now: clock.now,
+      // Both clocks move: the store's (SQLite rows) and real time (Redis TTLs).
       advance: async ms => {
         clock.advance(ms / 1000)
         await sleep(ms)
@@ -94,7 +95,7 @@ describeStoreConformance(
     }
   },
   h => (h as Harness).cleanup(),
-  { parts: ['accounts', 'ephemeral', 'keys'] }
+  { parts: ['accounts', 'admin', 'ephemeral', 'keys'] }
 )
 
 describe('RedisEphemeralStore', () => {

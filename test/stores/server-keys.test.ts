@@ -181,21 +181,28 @@ describe('access-key rotation on a shared store', () => {
 
   it('after rotateAccessKey resolves this instance signs with the new key, even when a reload was under way', async () => {
     const inner = new SqliteStore({ path: ':memory:', sweepIntervalMs: 0 })
-    let delayMs = 0
-    // A key store whose listing is slow: a reload begun before the rotation commits ends after.
+    // A key store whose listing is slow: a reload begun before the rotation commits ends after
+    // it (the first listing once `committed` is set returns only when the rotation is stored).
+    let committed: Promise<void> | undefined
+    let commit = (): void => undefined
     const slow: KeyStore = {
       initKey: (kind, key) => inner.keys.initKey(kind, key),
       listKeys: async (kind, now) => {
+        const waitFor = committed
+        committed = undefined
         const list = await inner.keys.listKeys(kind, now)
-        await new Promise(resolve => setTimeout(resolve, delayMs))
+        await waitFor
         return list
       },
-      rotateKey: (kind, key, retireAt) => inner.keys.rotateKey(kind, key, retireAt),
+      rotateKey: async (kind, key, retireAt) => {
+        await inner.keys.rotateKey(kind, key, retireAt)
+        commit()
+      },
       retireKey: (kind, key, retireAt) => inner.keys.retireKey(kind, key, retireAt),
     }
     const keys = await ServerKeys.load({ env: false, store: slow, reloadIntervalMs: 0 })
     const old = keys.accessIdentity
-    delayMs = 100
+    committed = new Promise(resolve => (commit = resolve))
     const pending = keys.reload()
     const rotated = await keys.rotateAccessKey()
     await pending

@@ -58,7 +58,7 @@ describeStoreConformance(
     }
   },
   async h => (h as ReturnType<typeof harness>).store.close(),
-  { parts: ['accounts', 'ephemeral', 'keys'] }
+  { parts: ['accounts', 'admin', 'ephemeral', 'keys'] }
 )
 
 describeStoreConformance(
@@ -71,7 +71,7 @@ describeStoreConformance(
     )
   },
   async h => (h as ReturnType<typeof harness>).store.close(),
-  { parts: ['accounts', 'ephemeral', 'keys'] }
+  { parts: ['accounts', 'admin', 'ephemeral', 'keys'] }
 )
 
 describe('SqliteStore', () => {
@@ -228,7 +228,7 @@ describe('SqliteStore tombstones', () => {
     await v1.close()
 
     const upgraded = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
-    expect(upgraded.db.prepare(`SELECT MAX(version) FROM ${t.migrations}`).pluck().get()).toBe(2)
+    expect(upgraded.db.prepare(`SELECT MAX(version) FROM ${t.migrations}`).pluck().get()).toBe(3)
     expect(await upgraded.accounts.getRecoveryHash(a.identity)).toBe(a.recoveryHash)
     expect(
       await upgraded.accounts.rotate(a.identity, a.device, a.rotationHash, a, {
@@ -237,6 +237,103 @@ describe('SqliteStore tombstones', () => {
     ).toBe('ok')
     expect(await upgraded.accounts.createAccount(a)).toBe(false)
     await upgraded.close()
+  })
+})
+
+describe('SqliteStore administration schema (version 3)', () => {
+  it('upgrades a database of version 2 in place: accounts kept, administration works', async () => {
+    const path = join(dir, 'v2.db')
+    // A database as version 2 left it: migrated to 2 only, with an account.
+    const v2 = new SqliteStore({ driver: DRIVER, path, migrate: false, sweepIntervalMs: 0 })
+    const t = v2.tables
+    v2.db.exec(
+      `CREATE TABLE ${t.migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`
+    )
+    const steps = migrations(t, 'better_auth_', {
+      integer: 'INTEGER',
+      tableOptions: 'WITHOUT ROWID',
+    })
+    v2.db.exec(steps[0] ?? '')
+    v2.db.exec(steps[1] ?? '')
+    v2.db.prepare(`INSERT INTO ${t.migrations} VALUES (1, 0), (2, 0)`).run()
+    const a = randomAccount()
+    v2.db
+      .prepare(`INSERT INTO ${t.identities} (identity, recovery_hash, created_at) VALUES (?, ?, 7)`)
+      .run(a.identity, a.recoveryHash)
+    v2.db
+      .prepare(
+        `INSERT INTO ${t.devices} (identity, device, public_key, rotation_hash) VALUES (?, ?, ?, ?)`
+      )
+      .run(a.identity, a.device, a.publicKey, a.rotationHash)
+    await v2.close()
+
+    const clock = new Clock()
+    const upgraded = new SqliteStore({ driver: DRIVER, path, now: clock.now, sweepIntervalMs: 0 })
+    try {
+      expect(upgraded.db.prepare(`SELECT MAX(version) FROM ${t.migrations}`).pluck().get()).toBe(3)
+      // Idempotent: nothing more to run, on this connection or another.
+      expect(upgraded.migrate()).toBe(0)
+      expect(await upgraded.accounts.getDeviceKey(a.identity, a.device)).toEqual({
+        publicKey: a.publicKey,
+        rotationHash: a.rotationHash,
+      })
+      // What was not recorded before the upgrade is null.
+      expect(await upgraded.accounts.getIdentityRecord(a.identity)).toEqual({
+        identity: a.identity,
+        createdAt: 7,
+        suspendedAt: null,
+        suspendedReason: null,
+        sessionsEndedAt: null,
+        devices: [
+          {
+            device: a.device,
+            createdAt: null,
+            rotatedAt: null,
+            lastSessionAt: null,
+            sessionsEndedAt: null,
+          },
+        ],
+      })
+      expect(await upgraded.accounts.suspendIdentity(a.identity, clock.ms, 'review')).toBe('ok')
+      expect(await upgraded.accounts.getSessionState(a.identity, a.device)).toEqual({
+        suspendedAt: clock.ms,
+        sessionsEndedAt: clock.ms,
+        lastSessionAt: null,
+      })
+      expect(
+        await upgraded.accounts.rotate(a.identity, a.device, a.rotationHash, a, { kind: 'none' })
+      ).toBe('ok')
+      const record = await upgraded.accounts.getIdentityRecord(a.identity)
+      expect(record?.devices[0]?.rotatedAt).toBe(clock.ms)
+    } finally {
+      await upgraded.close()
+    }
+    const again = new SqliteStore({ driver: DRIVER, path, sweepIntervalMs: 0 })
+    expect(again.migrate()).toBe(0)
+    await again.close()
+  })
+})
+
+describe('SqliteStore opened without migrating', () => {
+  it('serves the keys of a database of version 2 (e.g. the keys command before migrate)', async () => {
+    const path = join(dir, 'v2-keys.db')
+    const v2 = new SqliteStore({ driver: DRIVER, path, migrate: false, sweepIntervalMs: 0 })
+    const t = v2.tables
+    v2.db.exec(
+      `CREATE TABLE ${t.migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`
+    )
+    const steps = migrations(t, 'better_auth_', {
+      integer: 'INTEGER',
+      tableOptions: 'WITHOUT ROWID',
+    })
+    v2.db.exec(steps[0] ?? '')
+    v2.db.exec(steps[1] ?? '')
+    v2.db.prepare(`INSERT INTO ${t.migrations} VALUES (1, 0), (2, 0)`).run()
+    const key = { publicKey: randomKey(), privateKey: 'pem', createdAt: 1, retireAt: null }
+    expect(await v2.keys.initKey('response', key)).toEqual(key)
+    expect(await v2.keys.listKeys('response', Date.now())).toEqual([key])
+    expect(await v2.sweep()).toBe(0)
+    await v2.close()
   })
 })
 

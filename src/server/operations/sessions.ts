@@ -24,6 +24,7 @@ export const SESSION_OPERATIONS = {
     signed: false,
     event: 'session.requested',
     rateLimit: { ip: { points: 60, duration: 60 }, identity: { points: 30, duration: 60 } },
+    suspendable: true,
     schemas: {
       request: object({ authentication: object({ identity: ref('Hash') }) }),
       response: object({ authentication: object({ nonce: ref('Nonce') }) }),
@@ -36,9 +37,8 @@ export const SESSION_OPERATIONS = {
       const local = identityAtIp(identity, trace.ip)
       await s.checkBackoff(local)
       await limitIdentity(local)
-      if (!(await s.store.accounts.hasIdentity(identity))) {
-        throw new UnknownAccountError('identity')
-      }
+      // The identity exists and is not suspended.
+      await s.sessions.requestSession(identity)
       const challenge = s.noncer.generate128()
       await s.store.challenges.create(challenge, identity, s.ms.challenge)
       return s.respond(nonce, { authentication: { nonce: challenge } })
@@ -53,6 +53,7 @@ export const SESSION_OPERATIONS = {
     event: 'session.created',
     rateLimit: { ip: { points: 60, duration: 60 }, identity: { points: 30, duration: 60 } },
     backoff: true,
+    suspendable: true,
     schemas: {
       request: object({
         access: object({ publicKey: ref('PublicKey'), rotationHash: ref('Hash') }),
@@ -72,7 +73,10 @@ export const SESSION_OPERATIONS = {
       if (key === undefined) throw new UnknownAccountError('device')
       await verifySigned(s.verifier, envelope, key.publicKey)
       await limitIdentity(identity)
-      const attributes = await s.attributes(identity, authentication.device)
+      const state = await s.sessions.createSession(identity, authentication.device)
+      const attributes = await s.attributes(identity, authentication.device, {
+        operation: 'createSession',
+      })
       // Consume only now, so a rejected message leaves the challenge usable; the atomic
       // consume lets exactly one of several concurrent valid answers through.
       if ((await s.store.challenges.consume(authentication.nonce)) !== identity) {
@@ -89,6 +93,7 @@ export const SESSION_OPERATIONS = {
         refreshExpiry: formatTimestamp(now + s.ms.refresh),
         attributes,
       })
+      s.sessions.recorded(identity, authentication.device, state, now)
       return s.respond(nonce, { access: { token } })
     },
   }),
@@ -100,6 +105,7 @@ export const SESSION_OPERATIONS = {
     signed: true,
     event: 'session.refreshed',
     rateLimit: { identity: { points: 20, duration: 60 } },
+    suspendable: true,
     schemas: {
       request: object({
         access: object({
@@ -119,11 +125,17 @@ export const SESSION_OPERATIONS = {
       if (keyHash !== token.rotationHash) throw new InvalidHashError('rotation')
       // The signature is by the key the token commits to: the identity's own session.
       await limitIdentity(token.identity)
-      if ((await s.store.accounts.getDeviceKey(token.identity, token.device)) === undefined) {
-        throw new UnknownAccountError('device')
-      }
+      // The device is active, the identity not suspended, the session not ended since the token.
+      const state = await s.sessions.refresh(token.identity, token.device, token.issuedAtMs)
       const now = s.now()
       if (now > token.refreshExpiryMs) throw new ExpiredTokenError('refresh')
+      // Before the key is spent: a callback that refuses leaves the refresh repeatable.
+      const attributes = s.sessions.refreshAttributes
+        ? await s.attributes(token.identity, token.device, {
+            operation: 'refreshSession',
+            previous: token.attributes,
+          })
+        : token.attributes
       const lock = Math.max(1, token.refreshExpiryMs - now) + s.ms.clockSkew
       // The key could have been used from the token's issue (less the skew between instances): a
       // store that lost its state since then refuses (BA607) rather than allow a second refresh.
@@ -139,8 +151,9 @@ export const SESSION_OPERATIONS = {
         issuedAt: formatTimestamp(now),
         expiry: formatTimestamp(now + s.ms.accessToken),
         refreshExpiry: token.refreshExpiry,
-        attributes: token.attributes,
+        attributes,
       })
+      s.sessions.recorded(token.identity, token.device, state, now)
       return s.respond(nonce, { access: { token: fresh } })
     },
   }),

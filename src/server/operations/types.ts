@@ -9,8 +9,9 @@ import type { PointCheck } from '../../messages/requests'
 import type { AccessToken, AccessTokenClaims } from '../../messages/token'
 import type { ServerStore } from '../../stores/types'
 import type { AuditEventType, RequestTrace } from '../events'
-import type { IdentityVerifier, Lifetimes } from '../options'
+import type { AttributesContext, IdentityVerifier, Lifetimes } from '../options'
 import type { RateRule } from '../ratelimit'
+import type { SessionGate } from '../session-gate'
 import type { Json } from '../schema'
 
 /** The protocol areas, each a module of `src/server/operations/`. */
@@ -28,8 +29,10 @@ export interface OperationServices {
   /** Whether a public key is a valid curve point. */
   readonly isPoint: PointCheck
   readonly identityVerifier: IdentityVerifier
-  /** The application's token attributes for a new session. */
-  attributes(identity: string, device: string): unknown
+  /** What sessions check of the account's state (suspension, ended sessions), and record. */
+  readonly sessions: SessionGate
+  /** The application's token attributes: for a new session, and at refresh if asked. */
+  attributes(identity: string, device: string, context: AttributesContext<unknown>): unknown
   issueToken(claims: Omit<AccessTokenClaims<unknown>, 'serverIdentity'>): Promise<string>
   verifyToken(text: string): Promise<AccessToken<unknown>>
   /** A signed reply echoing `nonce`. */
@@ -80,6 +83,8 @@ export interface OperationInfo {
   backoff?: boolean
   /** May answer 409 (something already exists). */
   conflicts?: boolean
+  /** May answer 403 BA307 (the identity is suspended). */
+  suspendable?: boolean
   /** JSON Schemas of `payload.request` and `payload.response`. */
   schemas: { request: Json; response: Json }
 }

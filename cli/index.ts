@@ -44,7 +44,7 @@ import {
 } from '../src/stores/url'
 import { announceListening, clusterMetrics, isWorker, runPrimary, workerShutdown } from './cluster'
 import { ADMIN_USAGE, runAdmin } from './admin'
-import { bearerAuthorize } from '../src/server/admin-http'
+import { bearerAuthorize } from '../src/server/admin-bearer'
 import type { AuditListener } from '../src/server/events'
 
 const NAME = 'better-auth-protocol'

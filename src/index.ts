@@ -73,13 +73,11 @@ export {
 export { SESSION_RECORD_INTERVAL_MS } from './server/session-gate'
 // The admin HTTP endpoints (off unless mounted, behind an authorization hook).
 export {
-  ACTOR_HEADER,
   ADMIN_ROUTES,
   AdminHttp,
   DEFAULT_ADMIN_CHALLENGE,
   DEFAULT_ADMIN_PREFIX,
   adminHttp,
-  bearerAuthorize,
   type AdminAuthorization,
   type AdminAuthorize,
   type AdminEndpoint,
@@ -87,9 +85,13 @@ export {
   type AdminHttpOptions,
   type AdminHttpRequest,
   type AdminRouteInfo,
+} from './server/admin-http'
+export {
+  ACTOR_HEADER,
+  bearerAuthorize,
   type BearerAuthorizeOptions,
   type RequestWithHeaders,
-} from './server/admin-http'
+} from './server/admin-bearer'
 export { JSON_CONTENT_TYPE } from './server/http'
 export {
   DEFAULT_RELOAD_INTERVAL_MS,
@@ -146,8 +148,8 @@ export {
   type RateRule,
   type RateRules,
 } from './server/ratelimit'
+export { ADMIN_SECURITY_SCHEME } from './server/openapi-admin'
 export {
-  ADMIN_SECURITY_SCHEME,
   addBetterAuthSecurity,
   openApiDocument,
   SECURITY_SCHEME,

@@ -18,3 +18,10 @@ export const object = (
 
 /** Any object (a reply without application data). */
 export const EMPTY: Json = { type: 'object' }
+
+/** A reply with the protocol's error body (`components.schemas.Error`). */
+export const errorResponse = (description: string, headers?: Json): Json => ({
+  description,
+  ...(headers === undefined ? {} : { headers }),
+  content: { 'application/json': { schema: ref('Error') } },
+})

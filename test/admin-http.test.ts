@@ -8,7 +8,6 @@ import express from 'express'
 import request from 'supertest'
 import {
   CredentialsRequiredError,
-  NodeSigningKey,
   adminHttp,
   bearerAuthorize,
   type AdminAuthorize,
@@ -20,40 +19,21 @@ import { betterAuth as expressAuth } from '../adapters/express'
 import { betterAuth as fetchAuth } from '../adapters/fetch'
 import {
   createdAccount,
-  errorOf,
   hash,
   makeServer,
-  nonce,
   openSession,
   sessionRequest,
-  signed,
   type Attributes,
   type Session,
   type TestServer,
+  outcomeOf,
 } from './helpers'
-import { linked } from './scenario'
+import { linked, refreshBody } from './scenario'
 
 /** Refreshes `session` through the core; the status and code. */
 async function refresh(server: TestServer, session: Session) {
-  const next = NodeSigningKey.generate()
-  const body = signed(
-    {
-      access: { nonce: nonce() },
-      request: {
-        access: {
-          publicKey: session.next.publicKeyText,
-          rotationHash: hash(next.publicKeyText),
-          token: session.token,
-        },
-      },
-    },
-    session.next
-  )
-  return outcome(await server.call('refreshSession', body))
+  return outcomeOf(await server.call('refreshSession', refreshBody(session)))
 }
-
-const outcome = (result: HandlerResult) =>
-  result.status === 200 ? { status: 200 } : { status: result.status, code: errorOf(result).code }
 
 /** A standalone server of `server`'s core with the admin endpoints, listening. */
 async function standalone(
@@ -257,7 +237,7 @@ describe('with the hook accepting', () => {
         as('carol')
       )
       expect(suspended.json).toMatchObject({ action: 'admin.identity.suspended', changed: true })
-      expect(outcome(await server.call('requestSession', sessionRequest(id)))).toEqual({
+      expect(outcomeOf(await server.call('requestSession', sessionRequest(id)))).toEqual({
         status: 403,
         code: 'BA307',
       })

@@ -7,13 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  BetterAuthError,
-  NodeSigningKey,
-  createBetterAuth,
-  type BetterAuthServer,
-  type ServerStore,
-} from '../src'
+import { BetterAuthError, createBetterAuth, type BetterAuthServer, type ServerStore } from '../src'
 import { createServer } from '../adapters/node'
 import { SqliteStore } from '../src/stores/sqlite'
 import { PostgresStore } from '../src/stores/postgres'
@@ -22,15 +16,13 @@ import {
   Clock,
   accessBody,
   createdAccount,
-  errorOf,
-  hash,
-  nonce,
   openSession,
-  signed,
+  outcomeOf,
   type Attributes,
   type Session,
   type TestServer,
 } from './helpers'
+import { refreshBody } from './scenario'
 import { POSTGRES_URL, dropSchema, uniqueName } from './stores/services'
 
 const BOUND_MS = 2000
@@ -78,24 +70,7 @@ async function revocable(server: TestServer, session: Session) {
 
 /** A refresh of `session` on `server`: the status and code. */
 async function refresh(server: TestServer, session: Session) {
-  const next = NodeSigningKey.generate()
-  const body = signed(
-    {
-      access: { nonce: nonce() },
-      request: {
-        access: {
-          publicKey: session.next.publicKeyText,
-          rotationHash: hash(next.publicKeyText),
-          token: session.token,
-        },
-      },
-    },
-    session.next
-  )
-  const result = await server.call('refreshSession', body)
-  return result.status === 200
-    ? { status: 200 }
-    : { status: result.status, code: errorOf(result).code }
+  return outcomeOf(await server.call('refreshSession', refreshBody(session)))
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-admin-instances-'))

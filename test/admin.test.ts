@@ -24,16 +24,15 @@ import {
   errorOf,
   hash,
   makeServer,
-  nonce,
   openSession,
   payloadOf,
   sessionRequest,
-  signed,
   type Attributes,
   type Session,
   type TestServer,
+  outcomeOf,
 } from './helpers'
-import { linked, rotateBody } from './scenario'
+import { linked, refreshBody, rotateBody } from './scenario'
 
 const ACTOR = { actor: 'ops:alice' }
 const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} }
@@ -44,28 +43,11 @@ async function refresh(
   session: Session
 ): Promise<{ result: HandlerResult; session?: Session }> {
   const next = NodeSigningKey.generate()
-  const body = signed(
-    {
-      access: { nonce: nonce() },
-      request: {
-        access: {
-          publicKey: session.next.publicKeyText,
-          rotationHash: hash(next.publicKeyText),
-          token: session.token,
-        },
-      },
-    },
-    session.next
-  )
-  const result = await server.call('refreshSession', body)
+  const result = await server.call('refreshSession', refreshBody(session, { next }))
   if (result.status !== 200) return { result }
   const payload = payloadOf<{ response: { access: { token: string } } }>(result)
   return { result, session: { token: payload.response.access.token, key: session.next, next } }
 }
-
-/** The status and code of an answer. */
-const outcome = (result: HandlerResult) =>
-  result.status === 200 ? { status: 200 } : { status: result.status, code: errorOf(result).code }
 
 /** An access check with `checkRevocation` on `auth` (the server's own by default). */
 async function revocable(
@@ -182,18 +164,18 @@ describe('auth.admin.endSessions', () => {
     for (const session of [first, other]) {
       const before = await everything(server, [account.identity])
       const refused = await refresh(server, session)
-      expect(outcome(refused.result)).toEqual({ status: 401, code: 'BA401' })
+      expect(outcomeOf(refused.result)).toEqual({ status: 401, code: 'BA401' })
       expect(refused.result.headers['www-authenticate']).toContain('BA401')
       expect(await everything(server, [account.identity])).toBe(before)
     }
     // The key of a refused refresh was not spent: it is refused again for the same reason.
-    expect(outcome((await refresh(server, first)).result)).toEqual({ status: 401, code: 'BA401' })
+    expect(outcomeOf((await refresh(server, first)).result)).toEqual({ status: 401, code: 'BA401' })
 
     // A session opened after the end refreshes.
     server.clock.advance(0.001)
     const fresh = await openSession(server, account.first)
     server.clock.advance(60)
-    expect(outcome((await refresh(server, fresh)).result)).toEqual({ status: 200 })
+    expect(outcomeOf((await refresh(server, fresh)).result)).toEqual({ status: 200 })
     expect(events.filter(e => e.type.startsWith('admin.'))).toEqual([
       {
         type: 'admin.sessions.ended',
@@ -217,8 +199,8 @@ describe('auth.admin.endSessions', () => {
       device: second.device,
     })
     expect(result).toMatchObject({ device: second.device, changed: true })
-    expect(outcome((await refresh(server, other)).result)).toEqual({ status: 401, code: 'BA401' })
-    expect(outcome((await refresh(server, first)).result)).toEqual({ status: 200 })
+    expect(outcomeOf((await refresh(server, other)).result)).toEqual({ status: 401, code: 'BA401' })
+    expect(outcomeOf((await refresh(server, first)).result)).toEqual({ status: 200 })
     const record = await server.auth.admin.getIdentity(account.identity)
     expect(record.sessionsEndedAt).toBeNull()
     expect(record.devices.find(d => d.device === second.device)?.sessionsEndedAt).toBe(
@@ -282,17 +264,17 @@ describe('auth.admin.suspend and reinstate', () => {
 
     const before = await everything(server, [account.identity])
     const requested = await server.call('requestSession', sessionRequest(account.identity))
-    expect(outcome(requested)).toEqual({ status: 403, code: 'BA307' })
+    expect(outcomeOf(requested)).toEqual({ status: 403, code: 'BA307' })
     // A challenge obtained before the suspension cannot be answered either, and is not consumed.
     const key = NodeSigningKey.generate()
     const next = NodeSigningKey.generate()
     const answer = createSessionBody(account.first, pending, key, next)
-    expect(outcome(await server.call('createSession', answer))).toEqual({
+    expect(outcomeOf(await server.call('createSession', answer))).toEqual({
       status: 403,
       code: 'BA307',
     })
     expect(server.store.dump().challenges).toContain(pending)
-    expect(outcome((await refresh(server, session)).result)).toEqual({
+    expect(outcomeOf((await refresh(server, session)).result)).toEqual({
       status: 403,
       code: 'BA307',
     })
@@ -306,11 +288,14 @@ describe('auth.admin.suspend and reinstate', () => {
     server.clock.advance(1)
     expect((await server.auth.admin.reinstate(account.identity, ACTOR)).changed).toBe(true)
     // The challenge from before works now; the old session stays ended.
-    expect(outcome(await server.call('createSession', answer))).toEqual({ status: 200 })
-    expect(outcome((await refresh(server, session)).result)).toEqual({ status: 401, code: 'BA401' })
+    expect(outcomeOf(await server.call('createSession', answer))).toEqual({ status: 200 })
+    expect(outcomeOf((await refresh(server, session)).result)).toEqual({
+      status: 401,
+      code: 'BA401',
+    })
     const reopened = await openSession(server, account.first)
     server.clock.advance(60)
-    expect(outcome((await refresh(server, reopened)).result)).toEqual({ status: 200 })
+    expect(outcomeOf((await refresh(server, reopened)).result)).toEqual({ status: 200 })
     expect((await server.auth.admin.reinstate(account.identity, ACTOR)).changed).toBe(false)
 
     expect(
@@ -333,17 +318,17 @@ describe('auth.admin.revokeDevice', () => {
     const result = await server.auth.admin.revokeDevice(account.identity, second.device, ACTOR)
     expect(result).toMatchObject({ action: 'admin.device.revoked', device: second.device })
     expect(await revocable(server, session)).toEqual({ status: 401, code: 'BA301' })
-    expect(outcome((await refresh(server, session)).result)).toEqual({
+    expect(outcomeOf((await refresh(server, session)).result)).toEqual({
       status: 401,
       code: 'BA301',
     })
-    expect(outcome(await server.call('rotateDevice', rotateBody(second)))).toEqual({
+    expect(outcomeOf(await server.call('rotateDevice', rotateBody(second)))).toEqual({
       status: 401,
       code: 'BA301',
     })
     const c = await challenge(server, account.identity)
     const body = createSessionBody(second, c, NodeSigningKey.generate(), NodeSigningKey.generate())
-    expect(outcome(await server.call('createSession', body))).toEqual({
+    expect(outcomeOf(await server.call('createSession', body))).toEqual({
       status: 401,
       code: 'BA301',
     })
@@ -384,7 +369,7 @@ describe('auth.admin.revokeDevice', () => {
       expect([200, 401]).toContain(rotated.status)
       if (rotated.status !== 200) expect(errorOf(rotated).code).toBe('BA301')
       account.first.advance()
-      expect(outcome(await server.call('rotateDevice', rotateBody(account.first)))).toEqual({
+      expect(outcomeOf(await server.call('rotateDevice', rotateBody(account.first)))).toEqual({
         status: 401,
         code: 'BA301',
       })
@@ -400,11 +385,11 @@ describe('auth.admin.deleteIdentity', () => {
     const result = await server.auth.admin.deleteIdentity(account.identity, ACTOR)
     expect(result).toMatchObject({ action: 'admin.identity.deleted', changed: true })
     expect(server.store.dump().accounts[account.identity]).toBeUndefined()
-    expect(outcome((await refresh(server, session)).result)).toEqual({
+    expect(outcomeOf((await refresh(server, session)).result)).toEqual({
       status: 401,
       code: 'BA301',
     })
-    expect(outcome(await server.call('createAccount', account.createAccountBody()))).toEqual({
+    expect(outcomeOf(await server.call('createAccount', account.createAccountBody()))).toEqual({
       status: 409,
       code: 'BA305',
     })
@@ -503,7 +488,7 @@ describe('auth.admin refusals', () => {
     const session = await openSession(server, created.first)
     expect(await revocable(server, session)).toEqual({ status: 200 })
     server.clock.advance(60)
-    expect(outcome((await refresh(server, session)).result)).toEqual({ status: 200 })
+    expect(outcomeOf((await refresh(server, session)).result)).toEqual({ status: 200 })
   })
 
   it('validates the new options once, naming them', () => {
@@ -569,13 +554,13 @@ describe('refreshAttributes', () => {
     const session = await openSession(server, account.first)
     server.clock.advance(60)
     const before = server.snapshot()
-    expect(outcome((await refresh(server, session)).result)).toEqual({
+    expect(outcomeOf((await refresh(server, session)).result)).toEqual({
       status: 403,
       code: 'BA306',
     })
     expect(server.snapshot()).toBe(before)
     refuse = false
-    expect(outcome((await refresh(server, session)).result)).toEqual({ status: 200 })
+    expect(outcomeOf((await refresh(server, session)).result)).toEqual({ status: 200 })
   })
 
   it('is off by default: a token keeps its attributes through every refresh', async () => {

@@ -220,6 +220,13 @@ export function errorOf(result: HandlerResult): { code: string; message: string 
   return (JSON.parse(result.body) as { error: { code: string; message: string } }).error
 }
 
+/** The status of an answer, with its error code when it was refused. */
+export function outcomeOf(result: HandlerResult): { status: number; code?: string } {
+  return result.status === 200
+    ? { status: 200 }
+    : { status: result.status, code: errorOf(result).code }
+}
+
 export function payloadOf<T = Record<string, unknown>>(result: HandlerResult): T {
   if (result.status !== 200) throw new Error(`HTTP ${result.status}: ${result.body}`)
   return (JSON.parse(result.body) as { payload: T }).payload

@@ -144,13 +144,17 @@ export {
   type Session,
 } from './helpers'
 
-export function refreshPayload(session: Session, token = session.token): Record<string, unknown> {
+export function refreshPayload(
+  session: Session,
+  token = session.token,
+  next: NodeSigningKey = NodeSigningKey.generate()
+): Record<string, unknown> {
   return {
     access: { nonce: nonce() },
     request: {
       access: {
         publicKey: session.next.publicKeyText,
-        rotationHash: hash(NodeSigningKey.generate().publicKeyText),
+        rotationHash: hash(next.publicKeyText),
         token,
       },
     },
@@ -159,9 +163,12 @@ export function refreshPayload(session: Session, token = session.token): Record<
 
 export function refreshBody(
   session: Session,
-  options: { signer?: NodeSigningKey; token?: string } = {}
+  options: { signer?: NodeSigningKey; token?: string; next?: NodeSigningKey } = {}
 ): string {
-  return signed(refreshPayload(session, options.token), options.signer ?? session.next)
+  return signed(
+    refreshPayload(session, options.token, options.next),
+    options.signer ?? session.next
+  )
 }
 
 /** The payload of a rotating operation (rotate, delete, change recovery, unlink, link). */

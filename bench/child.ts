@@ -6,7 +6,8 @@
  * Talks to the runner over IPC: sends `ready`; answers `memory` (after two full GCs) with
  * `process.memoryUsage()` plus the target's own numbers, and `cpu` with the process's CPU time
  * (all threads, µs), `floor` and `digest` with the crypto floor of a protected request and the
- * header form's body digest timed here; exits on `stop` or when the runner goes.
+ * header form's body digest timed here; `close-twins` closes the servers that share the process
+ * (see Running.twins); exits on `stop` or when the runner goes.
  */
 import { createHash, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
 import type { Running, Start } from './targets/common'
@@ -14,7 +15,6 @@ import type { Running, Start } from './targets/common'
 const TARGETS: Record<string, () => Promise<{ start: Start }>> = {
   node: () => import('./targets/node.js'),
   standalone: () => import('./targets/standalone.js'),
-  'standalone-metrics': () => import('./targets/standalone-metrics.js'),
   express: () => import('./targets/express.js'),
   koa: () => import('./targets/koa.js'),
   nest: () => import('./targets/nest.js'),
@@ -22,7 +22,7 @@ const TARGETS: Record<string, () => Promise<{ start: Start }>> = {
 }
 
 interface Message {
-  type: 'memory' | 'cpu' | 'floor' | 'digest' | 'stop'
+  type: 'memory' | 'cpu' | 'floor' | 'digest' | 'close-twins' | 'stop'
   /** For `floor`: how many verify + sign pairs. */
   count?: number
 }
@@ -86,12 +86,14 @@ async function main(): Promise<void> {
       send({ type: 'floor', ...floor(message.count ?? 1000) })
     } else if (message.type === 'digest') {
       send({ type: 'digest', ...digest() })
+    } else if (message.type === 'close-twins') {
+      void (running.closeTwins?.() ?? Promise.resolve()).then(() => send({ type: 'close-twins' }))
     } else if (message.type === 'stop') {
       running.close().finally(() => process.exit(0))
     }
   })
   process.on('disconnect', () => process.exit(0))
-  send({ type: 'ready', pid: process.pid, port: running.port })
+  send({ type: 'ready', pid: process.pid, port: running.port, twins: running.twins ?? {} })
 }
 
 main().catch(error => {

@@ -79,6 +79,8 @@ interface Child {
   name: string
   url: string
   process: ChildProcess
+  /** Other servers in the same process (see Running.twins): their URLs by name. */
+  twins: Record<string, string>
 }
 
 const children: Child[] = []
@@ -95,8 +97,11 @@ function startChild(name: string, env: NodeJS.ProcessEnv): Promise<Child> {
   })
   return new Promise((resolve, reject) => {
     child.once('exit', code => reject(new Error(`${name} exited (${code}) before it was ready`)))
-    child.once('message', (message: { type: string; port: number }) => {
-      const entry = { name, url: `http://127.0.0.1:${message.port}`, process: child }
+    child.once('message', (message: { port: number; twins?: Record<string, number> }) => {
+      const twins = Object.fromEntries(
+        Object.entries(message.twins ?? {}).map(([n, p]) => [n, `http://127.0.0.1:${p}`])
+      )
+      const entry = { name, url: `http://127.0.0.1:${message.port}`, process: child, twins }
       children.push(entry)
       resolve(entry)
     })
@@ -554,12 +559,17 @@ async function main(): Promise<void> {
       names.add(f.child)
       if (f.name === 'node') {
         names.add('node')
-        names.add('standalone-metrics')
       }
     }
   }
+  // With the node group, the standalone server's process also runs its twin with metrics on.
+  const twinEnv = { ...env, BENCH_METRICS_TWIN: names.has('node') ? '1' : '0' }
   const servers = new Map<string, Child>()
-  await Promise.all([...names].map(async n => servers.set(n, await startChild(n, env))))
+  await Promise.all(
+    [...names].map(async n =>
+      servers.set(n, await startChild(n, n === 'standalone' ? twinEnv : env))
+    )
+  )
   const standalone = servers.get('standalone') as Child
 
   // Sessions are opened on the standalone server; every target shares its access key.
@@ -620,8 +630,9 @@ async function main(): Promise<void> {
             kind: 'metrics-protected',
             server: 'ours',
           },
+          // The twin in the standalone server's process: `measured` reads that process's CPU.
           measure: access(
-            servers.get('standalone-metrics') as Child,
+            { ...protectedServer, url: protectedServer.twins.metrics as string },
             PROTECTED_PATH,
             sessions,
             true
@@ -654,9 +665,8 @@ async function main(): Promise<void> {
   }
   // The SHA-256 of the header form's body: what it may add to a classic request.
   const { digestMicros } = await request<{ digestMicros: number }>(standalone, { type: 'digest' })
-  for (const name of ['node', 'standalone-metrics']) {
-    if (servers.has(name)) await stopChild(servers.get(name) as Child)
-  }
+  if (servers.has('node')) await stopChild(servers.get('node') as Child)
+  await request(standalone, { type: 'close-twins' })
 
   for (const kind of ['sessions', 'refresh'] as const) {
     if (!wanted(kind)) continue

@@ -25,6 +25,13 @@ export interface Running {
   close(): Promise<void>
   /** Extra numbers for the memory report (e.g. live nonces in the store). */
   stats?(): Record<string, number>
+  /**
+   * Other servers in the same process, by name, with their ports (the standalone server's twin
+   * with metrics on): compared in alternating slices, their CPU is read from the same process.
+   */
+  twins?: Record<string, number>
+  /** Closes the twins (their stores are freed before the phases that do not use them). */
+  closeTwins?(): Promise<void>
 }
 
 export type Start = (port: number) => Promise<Running>

@@ -55,6 +55,7 @@ import {
   type Session,
 } from './protocol'
 import { BARE_PATH, PROTECTED_PATH } from './targets/common'
+import { takeTurns } from './turns'
 
 const SMOKE = process.env.BENCH_SMOKE === '1'
 const DURATION = Number(process.env.BENCH_DURATION ?? (SMOKE ? 2 : 10))
@@ -189,35 +190,24 @@ async function cpuOf(server: Child | string): Promise<number> {
 
 /**
  * Measures a group side by side (a bare route and its protected twin, or ours and the
- * reference): each is warmed up, then they take turns in slices of about SLICE seconds until
- * each has run DURATION seconds. A change in the machine's load (other processes) then falls
- * on all of them alike, so their ratios stay fair. Signed requests of a slice are at most a few
- * seconds old when sent.
+ * reference): each is warmed up, then they take turns (bench/turns.ts) until each has run
+ * DURATION seconds; the CPU of each server's process is read around its runs.
  */
 async function interleaved(measures: Measure[]): Promise<Stats[]> {
   const rates: number[] = []
-  for (const m of measures) rates.push(Math.max(100, await m.warm()))
-  const samples: Sample[][] = measures.map(() => [])
-  const cpu = measures.map(() => 0)
-  const elapsed = measures.map(() => 0)
-  const slices = Math.max(2, Math.round(DURATION / SLICE))
-  for (let slice = 0; slice < slices; slice++) {
-    for (const [i, m] of measures.entries()) {
-      const seconds = (DURATION - (elapsed[i] as number)) / (slices - slice)
-      if (seconds <= 0.05) continue
-      const run = await m.prepare(Math.max(CONNECTIONS, Math.ceil((rates[i] as number) * seconds)))
-      const before = await cpuOf(m.server)
-      const sample = await run()
-      cpu[i] = (cpu[i] as number) + (await cpuOf(m.server)) - before
-      ;(samples[i] as Sample[]).push(sample)
-      elapsed[i] = (elapsed[i] as number) + sample.elapsed
-      rates[i] = Math.max(100, sample.ok / sample.elapsed)
-    }
-  }
+  for (const m of measures) rates.push(await m.warm())
+  const { samples, counted } = await takeTurns(
+    measures.map(m => ({
+      prepare: m.prepare,
+      read: async () => [await cpuOf(m.server)],
+    })),
+    { duration: DURATION, slice: SLICE, rates, minRate: 100, minCount: CONNECTIONS }
+  )
   return measures.map((m, i) => {
     const sample = combine(samples[i] as Sample[])
     const result = stats(sample)
-    if (typeof m.server !== 'string') result.cpuPerRequest = (cpu[i] as number) / sample.ok
+    const cpu = counted[i]?.[0] ?? 0
+    if (typeof m.server !== 'string') result.cpuPerRequest = cpu / sample.ok
     return result
   })
 }

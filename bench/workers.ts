@@ -34,6 +34,7 @@ import { RateLimiterCluster, RateLimiterClusterMaster } from 'rate-limiter-flexi
 import { NodeSigningKey } from '../src'
 import { SqliteStore } from '../src/stores/sqlite'
 import { blast, combine, failedCount, flow, stats, type Sample } from './load'
+import { takeTurns } from './turns'
 import {
   challengeOf,
   createAccounts,
@@ -206,35 +207,24 @@ interface Result {
   failed: number
 }
 
-/** Every server in turn, slice after slice, until each ran DURATION seconds. */
+/** Every server in turn (bench/turns.ts), until each ran DURATION seconds. */
 async function interleaved(servers: Server[], name: string, workload: Workload) {
   const rates: number[] = []
   for (const server of servers) {
     const sample = await (await workload(server, 500))()
-    rates.push(Math.max(50, sample.ok / sample.elapsed))
+    rates.push(sample.ok / sample.elapsed)
   }
-  const samples: Sample[][] = servers.map(() => [])
-  const serverCpu = servers.map(() => 0)
-  const primaryCpu = servers.map(() => 0)
-  const loadCpu = servers.map(() => 0)
-  const elapsed = servers.map(() => 0)
-  const slices = Math.max(2, Math.round(DURATION / SLICE))
-  for (let slice = 0; slice < slices; slice++) {
-    for (const [i, server] of servers.entries()) {
-      const seconds = (DURATION - (elapsed[i] as number)) / (slices - slice)
-      if (seconds <= 0.05) continue
-      const run = await workload(server, Math.ceil((rates[i] as number) * seconds))
-      const [cpuBefore, selfBefore] = [treeCpu(server.child.pid as number), selfCpu()]
-      const sample = await run()
-      const cpuAfter = treeCpu(server.child.pid as number)
-      serverCpu[i] = (serverCpu[i] as number) + cpuAfter.all - cpuBefore.all
-      primaryCpu[i] = (primaryCpu[i] as number) + cpuAfter.root - cpuBefore.root
-      loadCpu[i] = (loadCpu[i] as number) + selfCpu() - selfBefore
-      ;(samples[i] as Sample[]).push(sample)
-      elapsed[i] = (elapsed[i] as number) + sample.elapsed
-      rates[i] = Math.max(50, sample.ok / sample.elapsed)
-    }
-  }
+  const { samples, counted } = await takeTurns(
+    servers.map(server => ({
+      prepare: (count: number) => workload(server, count),
+      // The server's process tree (and of it, the primary alone), and the load generator.
+      read: () => {
+        const tree = treeCpu(server.child.pid as number)
+        return [tree.all, tree.root, selfCpu()]
+      },
+    })),
+    { duration: DURATION, slice: SLICE, rates, minRate: 50 }
+  )
   return servers.map((server, i): Result => {
     const sample = combine(samples[i] as Sample[])
     const s = stats(sample)
@@ -244,9 +234,9 @@ async function interleaved(servers: Server[], name: string, workload: Workload) 
       rate: s.rps,
       p50: s.p50,
       p99: s.p99,
-      serverCpu: (serverCpu[i] as number) / sample.ok,
-      primaryCpu: (primaryCpu[i] as number) / sample.ok,
-      loadCpu: (loadCpu[i] as number) / sample.ok,
+      serverCpu: (counted[i]?.[0] ?? 0) / sample.ok,
+      primaryCpu: (counted[i]?.[1] ?? 0) / sample.ok,
+      loadCpu: (counted[i]?.[2] ?? 0) / sample.ok,
       failed: s.failed,
     }
   })

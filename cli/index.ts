@@ -469,40 +469,6 @@ function corsOf(text: string | undefined): Set<string> | undefined {
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void
 
-/**
- * The request listener with CORS for `origins`: a preflight (`OPTIONS` with
- * `Access-Control-Request-Method`) from an allowed origin is answered 204 with the allowed
- * methods and headers (403 from any other origin), and replies to allowed origins carry
- * `Access-Control-Allow-Origin`.
- */
-function withCors(listener: Listener, origins: Set<string>): Listener {
-  const any = origins.has('*')
-  return (req, res) => {
-    const origin = req.headers.origin
-    const allowed = origin !== undefined && (any || origins.has(origin))
-    if (allowed) {
-      res.setHeader('access-control-allow-origin', any ? '*' : origin)
-      if (!any) res.setHeader('vary', 'Origin')
-    }
-    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
-      if (!allowed) {
-        res.writeHead(403, { 'content-length': '0' }).end()
-        return
-      }
-      res
-        .writeHead(204, {
-          'access-control-allow-methods': 'GET, POST',
-          'access-control-allow-headers': 'content-type',
-          'access-control-max-age': '600',
-          'content-length': '0',
-        })
-        .end()
-      return
-    }
-    listener(req, res)
-  }
-}
-
 /** The request listener writing one line per answered request: method, path, status, time, IP. */
 function withRequestLog(
   listener: Listener,
@@ -648,6 +614,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   const server = createServer(auth, {
     health: { timeoutMs: readyTimeoutMs },
     trustProxy,
+    ...(cors === undefined ? {} : { cors: cors.has('*') ? '*' : [...cors] }),
     ...(prefix === undefined ? {} : { prefix }),
     ...(values.openapi === true ? { openapi: true } : {}),
     ...(adminAuthorize === undefined ? {} : { admin: { authorize: adminAuthorize } }),
@@ -656,9 +623,8 @@ async function serve(args: string[], io: CliIo): Promise<number> {
       ? { metrics: metricsPort === undefined ? true : { port: Number(metricsPort) } }
       : {}),
   })
-  // CORS and the request log wrap the standalone server's own listener.
+  // The request log wraps the standalone server's own listener.
   let listener: Listener = server.listener
-  if (cors !== undefined) listener = withCors(listener, cors)
   if (LOG_LEVELS.indexOf(level) >= LOG_LEVELS.indexOf('info')) {
     listener = withRequestLog(listener, write, trustProxy)
   }

@@ -533,6 +533,40 @@ describe('connections and context', () => {
     expect(plain.headers['access-control-allow-origin']).toBeUndefined()
   })
 
+  test('CORS for a list of origins: only those get the origin back and their preflights', async () => {
+    const app = 'https://app.example'
+    const cors = createServer(base.auth, { cors: [app, 'http://localhost:5173'] })
+    cors.protect('/me', ({ identity }) => ({ identity }), { methods: ['GET'], binding: 'headers' })
+    const { port: other } = await cors.listen(0)
+    const preflight = (origin: string) =>
+      send('OPTIONS', '/me', undefined, { origin, 'access-control-request-method': 'GET' }, other)
+    try {
+      const allowed = await preflight(app)
+      expect(allowed.status).toBe(204)
+      expect(allowed.headers['access-control-allow-origin']).toBe(app)
+      expect(allowed.headers.vary).toMatch(/origin/i)
+      expect(allowed.headers['access-control-allow-methods']).toBe('GET')
+      expect(allowed.headers['access-control-allow-headers']).toMatch(/signature-input/)
+      const stranger = await preflight('https://evil.example')
+      expect(stranger.status).toBe(403)
+      expect(stranger.headers['access-control-allow-origin']).toBeUndefined()
+      // A plain OPTIONS (no preflight) from nowhere is the usual 405.
+      expect((await send('OPTIONS', '/me', undefined, {}, other)).status).toBe(405)
+      // Replies: the allowed origin back, with the signature headers exposed; nothing for others.
+      const reply = await send('GET', '/key/response', undefined, { origin: app }, other)
+      expect(reply.headers['access-control-allow-origin']).toBe(app)
+      expect(reply.headers['access-control-expose-headers']).toMatch(/Signature-Input/)
+      const refused = await send('GET', '/me', undefined, { origin: 'https://evil.example' }, other)
+      expect(refused.status).toBe(401)
+      expect(refused.headers['access-control-allow-origin']).toBeUndefined()
+      expect(refused.headers['access-control-expose-headers']).toBeUndefined()
+    } finally {
+      await cors.close()
+    }
+    expect(() => createServer(base.auth, { cors: ['*'] })).toThrow(TypeError)
+    expect(() => createServer(base.auth, { cors: '' })).toThrow(TypeError)
+  })
+
   test('paths must start with a slash', () => {
     expect(() => standalone.protect('foo', () => ({}))).toThrow(TypeError)
   })

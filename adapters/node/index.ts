@@ -163,10 +163,13 @@ export interface StandaloneOptions<Attributes = unknown> extends MountOptions {
    */
   trustProxy?: TrustProxy
   /**
-   * Answer CORS: the allowed origin (`'*'` or one origin) is sent on every reply, and `OPTIONS`
-   * preflights of known paths get 204. @default undefined (no CORS headers)
+   * Answer CORS. `'*'` or one origin: sent as the allowed origin on every reply, and `OPTIONS`
+   * preflights of known paths get 204. A list of origins: a request whose `Origin` is in the list
+   * gets that origin back (with `Vary: Origin`) and its preflights 204; any other origin gets no
+   * CORS headers, and its preflights 403. The response-signature headers of the header form are
+   * exposed. @default undefined (no CORS headers)
    */
-  cors?: string
+  cors?: string | readonly string[]
   /** Idle keep-alive connections are closed after this many ms. @default 5000 (node's default) */
   keepAliveTimeout?: number
   /** Time allowed to receive a whole request, ms. @default 30000 */
@@ -252,7 +255,8 @@ export class StandaloneServer<Attributes = unknown> {
   private readonly maxBodyBytes: number
   private readonly trustProxy: TrustProxy
   private readonly clientIp: ((req: IncomingMessage) => string | undefined) | undefined
-  private readonly cors: string | undefined
+  /** The allowed origin of a request, or undefined for no CORS headers. */
+  private readonly corsOrigin: ((req: IncomingMessage) => string | undefined) | undefined
 
   constructor(
     readonly auth: BetterAuthServer<Attributes>,
@@ -261,7 +265,7 @@ export class StandaloneServer<Attributes = unknown> {
     this.maxBodyBytes = options.maxBodyBytes ?? bodyLimit(auth)
     this.trustProxy = options.trustProxy ?? false
     this.clientIp = options.clientIp
-    this.cors = options.cors
+    this.corsOrigin = corsOrigin(options.cors)
     // The protocol endpoints and their OpenAPI document, as every adapter mounts them.
     const admin =
       options.admin === undefined || options.admin === false
@@ -504,15 +508,27 @@ export class StandaloneServer<Attributes = unknown> {
     const path = normalizePath(query === -1 ? url : url.slice(0, query))
     const found = this.find(path)
     const method = req.method ?? 'GET'
+    const origin = this.corsOrigin?.(req)
+    if (origin !== undefined) {
+      if (origin !== '*') res.setHeader('vary', 'Origin')
+      res.setHeader('access-control-allow-origin', origin)
+    }
     if (found === undefined) {
       this.fail(res, new NotFoundError(), { path })
       return
     }
     const { route, params } = found
     if (!route.methods.includes(method)) {
-      if (method === 'OPTIONS' && this.cors !== undefined) {
-        this.preflight(res, route)
-        return
+      if (method === 'OPTIONS' && this.corsOrigin !== undefined) {
+        if (origin !== undefined) {
+          this.preflight(res, route)
+          return
+        }
+        if (req.headers['access-control-request-method'] !== undefined) {
+          // A preflight from an origin not in the list: refused, nothing allowed.
+          res.writeHead(403, { 'content-length': '0' }).end()
+          return
+        }
       }
       res.setHeader('allow', route.allow)
       this.fail(res, new MethodNotAllowedError(), { path, method })
@@ -539,7 +555,6 @@ export class StandaloneServer<Attributes = unknown> {
 
   private preflight(res: ServerResponse, route: Route): void {
     res.writeHead(204, {
-      'access-control-allow-origin': this.cors as string,
       'access-control-allow-methods': route.allow,
       'access-control-allow-headers': ['content-type', ...HEADER_FORM_REQUEST_HEADERS].join(', '),
       'access-control-max-age': '600',
@@ -549,11 +564,31 @@ export class StandaloneServer<Attributes = unknown> {
 
   private send(res: ServerResponse, result: HandlerResult): void {
     if (res.headersSent || res.destroyed) return
-    if (this.cors !== undefined) {
-      res.setHeader('access-control-allow-origin', this.cors)
-      res.setHeader('access-control-expose-headers', HEADER_FORM_EXPOSED_HEADERS.join(', '))
+    if (res.hasHeader('access-control-allow-origin')) {
+      res.setHeader('access-control-expose-headers', EXPOSED_HEADERS)
     }
     writeResult(res, result)
+  }
+}
+
+const EXPOSED_HEADERS = HEADER_FORM_EXPOSED_HEADERS.join(', ')
+
+/** The `cors` option as a function of the request: the origin to allow, or undefined. */
+function corsOrigin(
+  cors: string | readonly string[] | undefined
+): ((req: IncomingMessage) => string | undefined) | undefined {
+  if (cors === undefined) return undefined
+  if (typeof cors === 'string') {
+    if (cors === '') throw new TypeError('cors: an origin, "*", or a list of origins')
+    return () => cors
+  }
+  if (!Array.isArray(cors) || cors.some(o => typeof o !== 'string' || o === '' || o === '*')) {
+    throw new TypeError('cors: a list of origins (each like "https://app.example", no "*")')
+  }
+  const allowed = new Set(cors)
+  return req => {
+    const origin = req.headers.origin
+    return origin !== undefined && allowed.has(origin) ? origin : undefined
   }
 }
 

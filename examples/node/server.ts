@@ -4,7 +4,6 @@
  *
  *   make example-node             # http://127.0.0.1:8080 (PORT, HOST)
  */
-import type { RequestListener } from 'node:http'
 import { storeFromEnv } from 'better-auth-protocol'
 import { createServer, lineLogger } from 'better-auth-protocol/node'
 
@@ -26,7 +25,12 @@ export const server = createServer<Attributes>(
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
     logger: lineLogger(), // one line per failure
   },
-  { openapi: true }
+  {
+    openapi: true,
+    // Browsers preflight header-form requests (below): the allowed origins get their preflights
+    // answered and the signature headers exposed; other origins get none (preflights: 403).
+    cors: (process.env.ALLOWED_ORIGINS ?? 'http://localhost:5173').split(','),
+  }
 )
 
 // A protected route: the handler gets the verified principal, and what it returns is sent as a
@@ -55,28 +59,8 @@ server.protect('/notes/:id', (_principal, _req, params) => ({ deleted: params.id
   binding: 'headers',
 })
 
-// Browsers preflight these requests: answer for the allowed origins only, expose the signature
-// (the `cors` option of createServer answers for one origin; a list takes a step of its own).
-const origins = new Set((process.env.ALLOWED_ORIGINS ?? 'http://localhost:5173').split(','))
-const headerFormPath = /^\/(?:me|notes\/[^/?]+)(?:\?|$)/
-export const listener: RequestListener = (req, res) => {
-  const origin = req.headers.origin
-  if (origin === undefined || !origins.has(origin) || !headerFormPath.test(req.url ?? '')) {
-    return server.listener(req, res)
-  }
-  res.setHeader('vary', 'Origin')
-  res.setHeader('access-control-allow-origin', origin)
-  res.setHeader('access-control-expose-headers', 'Signature, Signature-Input, Content-Digest')
-  if (req.method !== 'OPTIONS') return server.listener(req, res)
-  res.writeHead(204, {
-    'access-control-allow-methods': 'GET, DELETE',
-    'access-control-allow-headers': 'authorization, content-digest, signature, signature-input',
-    'access-control-max-age': '600',
-  })
-  res.end()
-}
-// `server.listen()` serves through it too: it takes the place of the server's own listener.
-server.server.off('request', server.listener).on('request', listener)
+/** The server's request listener (what `server.listen()` serves), e.g. for tests. */
+export const listener = server.listener
 
 // An unprotected route answers whatever it returns.
 server.route(

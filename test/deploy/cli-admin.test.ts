@@ -21,28 +21,15 @@ import {
   type Operation,
   type ServerStore,
 } from '../../src'
-import { runCli, type CliIo } from '../../cli'
 import { SqliteStore } from '../../src/stores/sqlite'
 import { PostgresStore } from '../../src/stores/postgres'
 import { POSTGRES_URL, dropSchema, uniqueName } from '../stores/services'
+import { cli } from './processes'
 
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-cli-admin-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} }
-
-async function cli(args: string[], env: Record<string, string> = {}, events?: AuditEvent[]) {
-  let out = ''
-  let err = ''
-  const io: CliIo = {
-    out: t => void (out += t),
-    err: t => void (err += t),
-    env,
-    ...(events === undefined ? {} : { onEvent: (event: AuditEvent) => void events.push(event) }),
-  }
-  const code = await runCli(args, io)
-  return { code, out, err }
-}
 
 /** A network calling a core in process (its protocol endpoints). */
 function networkOf(auth: BetterAuthServer): Network {

@@ -11,22 +11,13 @@ import {
   NodeSigningKey,
   createBetterAuth,
 } from '../../src'
-import { runCli, type CliIo } from '../../cli'
 import { SqliteStore } from '../../src/stores/sqlite'
 import { until } from '../helpers'
 import { POSTGRES_URL, dropSchema, uniqueName } from '../stores/services'
-import { SwitchNetwork, clientOn, startServer } from './processes'
+import { SwitchNetwork, cli, clientOn, startServer } from './processes'
 
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-cli-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
-
-async function cli(args: string[], env: Record<string, string> = {}) {
-  let out = ''
-  let err = ''
-  const io: CliIo = { out: t => void (out += t), err: t => void (err += t), env }
-  const code = await runCli(args, io)
-  return { code, out, err }
-}
 
 describe('keygen', () => {
   it('prints a P-256 private key (PEM or JWK) and its public key', async () => {

@@ -4,7 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
-import { BetterAuthClient, FetchNetwork, type Network } from '../../src'
+import { BetterAuthClient, FetchNetwork, type AuditEvent, type Network } from '../../src'
+import { runCli, type CliIo } from '../../cli'
 
 const ROOT = join(__dirname, '..', '..')
 
@@ -110,4 +111,25 @@ export async function post(
     body,
   })
   return { status: reply.status, json: (await reply.json()) as { error?: { code: string } } }
+}
+
+/**
+ * Runs the CLI in process (`runCli`) with `env` as its environment, capturing what it prints;
+ * `events` collects the audit events of what it did (admin commands).
+ */
+export async function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  events?: AuditEvent[]
+): Promise<{ code: number; out: string; err: string }> {
+  let out = ''
+  let err = ''
+  const io: CliIo = {
+    out: t => void (out += t),
+    err: t => void (err += t),
+    env,
+    ...(events === undefined ? {} : { onEvent: (event: AuditEvent) => void events.push(event) }),
+  }
+  const code = await runCli(args, io)
+  return { code, out, err }
 }

@@ -12,7 +12,6 @@ import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Blake3Hasher, NodeSigningKey, type Network } from '../../src'
-import { runCli, type CliIo } from '../../cli'
 import {
   TestAccount,
   createSessionBody,
@@ -22,7 +21,7 @@ import {
   signed,
   until,
 } from '../helpers'
-import { clientOn, startServer, type ServerProcess } from './processes'
+import { cli, clientOn, startServer, type ServerProcess } from './processes'
 
 const DEADLINE_MS = 2000
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-workers-'))
@@ -112,14 +111,6 @@ function freePort(): Promise<number> {
 }
 
 describe('serve --workers: usage', () => {
-  async function cli(args: string[], env: Record<string, string> = {}) {
-    let out = ''
-    let err = ''
-    const io: CliIo = { out: t => void (out += t), err: t => void (err += t), env }
-    const code = await runCli(args, io)
-    return { code, out, err }
-  }
-
   it('refuses a database each process would keep to itself (exit 2, says why)', async () => {
     for (const database of ['memory:', 'sqlite::memory:']) {
       const result = await cli(['serve', '--workers', '2', '--database', database, '--port', '0'])
@@ -353,9 +344,17 @@ describe('serve --workers 2 on SQLite', () => {
     // A request whose body never completes holds one worker until the deadline.
     const held: Socket = connect(Number(new URL(url).port), '127.0.0.1')
     await new Promise(resolve => held.once('connect', resolve))
-    held.write('POST /account/create HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"pay')
     held.on('error', () => undefined)
-    await new Promise(resolve => setTimeout(resolve, 200))
+    // `Expect: 100-continue`: the worker answers "100 Continue" once it has the request.
+    let received = ''
+    held.on('data', chunk => (received += String(chunk)))
+    held.write(
+      'POST /account/create HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n' +
+        'Content-Length: 100\r\n\r\n{"pay'
+    )
+    await until(() => received.startsWith('HTTP/1.1 100 Continue\r\n'), {
+      what: 'a worker has the held request',
+    })
     const exited = new Promise<{ code: number | null; signal: string | null }>(resolve =>
       server.child.once('exit', (code, signal) => resolve({ code, signal }))
     )

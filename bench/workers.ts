@@ -6,7 +6,7 @@
  * Three servers run the command line's `serve` (rate limits off, `--log-level warn`, so neither
  * the limits of one client address nor a log line per request are measured): one process on the
  * memory store, one on SQLite, and `--workers 2` on SQLite. They take turns in slices of about
- * 2 s (bench/run.ts's method: a change in the machine's load falls on all alike) with session
+ * 2 s (bench/turns.ts: a change in the machine's load falls on all alike) with session
  * flows (requestSession + createSession over its challenge) and refreshes, on BENCH_CONNECTIONS
  * keep-alive connections (default 32). The server's CPU is that of the whole process tree (the
  * primary and its workers, all threads, from /proc), per flow or request; the load generator's

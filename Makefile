@@ -20,7 +20,7 @@ help:
 	@echo "make example-express   the Express example on 127.0.0.1:8080 (PORT, HOST); also"
 	@echo "                       example-koa, example-nestjs, example-nestjs-fastify,"
 	@echo "                       example-fetch, example-node"
-	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: about two minutes"
+	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: under a minute"
 	@echo "make docs              the API reference (TypeDoc) in docs/api"
 	@echo "other targets: setup build type-check lint format format-check clean"
 

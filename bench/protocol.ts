@@ -4,6 +4,7 @@
  * tokens from a server over HTTP.
  */
 import { Blake3Hasher, NodeSigningKey, RandomNoncer, formatTimestamp } from '../src'
+import { failedCount, flow, type Sample } from './load'
 
 const hasher = new Blake3Hasher()
 const noncer = new RandomNoncer()
@@ -49,11 +50,7 @@ export function requestSessionBody(identity: string): string {
   })
 }
 
-export function createSessionBody(
-  account: Account,
-  challenge: string,
-  access: { publicKey: string; rotationHash: string }
-): string {
+export function createSessionBody(account: Account, challenge: string, access: AccessKey): string {
   const payload = JSON.stringify({
     access: { nonce: nonce() },
     request: { access, authentication: { device: account.device, nonce: challenge } },
@@ -176,4 +173,68 @@ export async function inParallel(
     while (next < count) await task(next++)
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+}
+
+/** A new session's access key, as createSession sends it. */
+export interface AccessKey {
+  publicKey: string
+  rotationHash: string
+}
+
+/**
+ * Fresh access public keys for new sessions, made before the timed phase: a real client makes a
+ * new access key per session, and the server checks each new point.
+ */
+export function accessKeys(count: number): AccessKey[] {
+  const rotationHash = hash(NodeSigningKey.generate().publicKeyText)
+  return Array.from({ length: count }, () => ({
+    publicKey: NodeSigningKey.generate().publicKeyText,
+    rotationHash,
+  }))
+}
+
+/**
+ * `keys.length` session flows (a multiple of `connections`: whole flows on every connection):
+ * requestSession for the next account, then createSession with the next key, signed over the
+ * challenge it returned (that signature is made in the timed phase: the challenge only exists
+ * then). The sample's `ok` counts flows; its latencies span both requests.
+ */
+export async function sessionFlows(
+  url: string,
+  connections: number,
+  keys: readonly AccessKey[],
+  nextAccount: () => Account
+): Promise<Sample> {
+  let used = 0
+  const latencies: number[] = []
+  const sample = await flow(url, connections, keys.length / connections, [
+    {
+      path: '/session/request',
+      body: context => {
+        const account = nextAccount()
+        context.account = account
+        context.started = performance.now()
+        return requestSessionBody(account.identity)
+      },
+      onResponse: (status, body, context) => {
+        context.challenge = status === 200 ? challengeOf(JSON.parse(body).payload.response) : ''
+      },
+    },
+    {
+      path: '/session/create',
+      body: context => {
+        const key = keys[Math.min(used++, keys.length - 1)] as AccessKey
+        return createSessionBody(context.account as Account, context.challenge as string, key)
+      },
+      onResponse: (status, body, context) => {
+        if (status === 200) tokenOf(JSON.parse(body).payload.response)
+        latencies.push(performance.now() - (context.started as number))
+      },
+    },
+  ])
+  return {
+    ...sample,
+    ok: (sample.requests - failedCount(sample)) / 2,
+    latencies: Float64Array.from(latencies),
+  }
 }

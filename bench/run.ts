@@ -11,9 +11,10 @@
  * docs/performance.md is printed as a ratio with its pass/fail mark, in a table and the JSON line.
  *
  * Environment:
- *   BENCH_DURATION        seconds per measured run (default 10; smoke 2)
+ *   BENCH_DURATION        seconds per measured run (default 10; smoke 1)
  *   BENCH_CONNECTIONS     concurrent keep-alive connections (default 32)
- *   BENCH_SMOKE=1         short run: less time, 50,000 requests for the memory phase
+ *   BENCH_SMOKE=1         short run: less time, 20,000 requests for the memory phase (a check that
+ *                         it runs, not a measurement)
  *   BENCH_MEMORY_REQUESTS protected requests in the memory phase (default 1,000,000)
  *   BENCH_TARGETS         comma-separated subset: node,standalone,express,koa,nest,nest-fastify,
  *                         sessions,refresh,memory,reference (default all); node brings the
@@ -35,7 +36,6 @@ import {
   blastRaw,
   combine,
   failedCount,
-  flow,
   rawRequest,
   stats,
   type Sample,
@@ -43,26 +43,23 @@ import {
 } from './load'
 import {
   accessBody,
-  challengeOf,
   createAccounts,
-  createSessionBody,
-  hash,
   openSessions,
   refreshBody,
-  requestSessionBody,
-  tokenOf,
   type Account,
   type Session,
+  accessKeys,
+  sessionFlows as runSessionFlows,
 } from './protocol'
 import { BARE_PATH, PROTECTED_PATH } from './targets/common'
 import { takeTurns } from './turns'
 
 const SMOKE = process.env.BENCH_SMOKE === '1'
-const DURATION = Number(process.env.BENCH_DURATION ?? (SMOKE ? 2 : 10))
+const DURATION = Number(process.env.BENCH_DURATION ?? (SMOKE ? 1 : 10))
 const WARMUP = SMOKE ? 1 : 3
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
-const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? (SMOKE ? 50_000 : 1_000_000))
-const MEMORY_WARMUP = SMOKE ? 10_000 : 100_000
+const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? (SMOKE ? 20_000 : 1_000_000))
+const MEMORY_WARMUP = SMOKE ? 5_000 : 100_000
 /** The shortest warm-up of the memory phase, seconds (a nonce lives 40 s in the time-lock). */
 const MEMORY_STEADY_SECONDS = 45
 const REFERENCE_URL = process.env.BENCH_REFERENCE_URL?.replace(/\/+$/, '')
@@ -236,7 +233,7 @@ function access(
     const prepared = bodies(count)
     return () => blast(url, path, prepared, CONNECTIONS)
   }
-  return measured(server, prepare, (SMOKE ? 3000 : 8000) * WARMUP)
+  return measured(server, prepare, (SMOKE ? 1000 : 8000) * WARMUP)
 }
 
 /**
@@ -249,7 +246,7 @@ function headerAccess(server: Child, path: string, sessions: Session[]): Measure
     const requests = await headerRequests(server, path, sessions, count)
     return () => blastRaw(server.url, requests, CONNECTIONS)
   }
-  return measured(server, prepare, (SMOKE ? 3000 : 8000) * WARMUP)
+  return measured(server, prepare, (SMOKE ? 1000 : 8000) * WARMUP)
 }
 
 /** `count` header-form requests to `path`, signed now, as raw HTTP/1.1 bytes. */
@@ -287,70 +284,20 @@ function cryptoFloor(server: Child): Measure {
       latencies: new Float64Array([each]),
     }
   }
-  return measured(server, prepare, SMOKE ? 2000 : 5000)
+  return measured(server, prepare, SMOKE ? 1000 : 5000)
 }
 
-/**
- * Fresh access public keys for new sessions, made before the timed phase: a real client makes a
- * new access key per session, and the server checks each new point.
- */
-function accessKeys(count: number): { publicKey: string; rotationHash: string }[] {
-  const rotationHash = hash(NodeSigningKey.generate().publicKeyText)
-  return Array.from({ length: count }, () => ({
-    publicKey: NodeSigningKey.generate().publicKeyText,
-    rotationHash,
-  }))
-}
-
-/**
- * Session flows: requestSession, then createSession signed over the challenge it returned (that
- * signature is made in the timed phase: the challenge only exists then). A sample's `ok` counts
- * flows, its latencies span both requests.
- */
+/** Session flows (bench/protocol.ts's sessionFlows): `ok` counts flows. */
 function sessionFlows(server: Child | string, accounts: Account[]): Measure {
   const url = typeof server === 'string' ? server : server.url
   let picked = 0
   const prepare = async (wanted: number) => {
     // Whole flows on every connection.
-    const flows = Math.ceil(wanted / CONNECTIONS) * CONNECTIONS
-    const keys = accessKeys(flows)
-    return async (): Promise<Sample> => {
-      let used = 0
-      const latencies: number[] = []
-      const sample = await flow(url, CONNECTIONS, flows / CONNECTIONS, [
-        {
-          path: '/session/request',
-          body: context => {
-            const account = accounts[picked++ % accounts.length] as Account
-            context.account = account
-            context.started = performance.now()
-            return requestSessionBody(account.identity)
-          },
-          onResponse: (status, body, context) => {
-            context.challenge = status === 200 ? challengeOf(JSON.parse(body).payload.response) : ''
-          },
-        },
-        {
-          path: '/session/create',
-          body: context => {
-            const key = keys[Math.min(used++, flows - 1)] as (typeof keys)[number]
-            return createSessionBody(context.account as Account, context.challenge as string, key)
-          },
-          onResponse: (status, body, context) => {
-            if (status === 200) tokenOf(JSON.parse(body).payload.response)
-            latencies.push(performance.now() - (context.started as number))
-          },
-        },
-      ])
-      const failed = failedCount(sample)
-      return {
-        ...sample,
-        ok: (sample.requests - failed) / 2,
-        latencies: Float64Array.from(latencies),
-      }
-    }
+    const keys = accessKeys(Math.ceil(wanted / CONNECTIONS) * CONNECTIONS)
+    return () =>
+      runSessionFlows(url, CONNECTIONS, keys, () => accounts[picked++ % accounts.length] as Account)
   }
-  return measured(server, prepare, SMOKE ? 500 : 2000)
+  return measured(server, prepare, SMOKE ? 200 : 2000)
 }
 
 /** Refreshes of sessions opened just before the slice (each reveals its own next key once). */
@@ -361,7 +308,7 @@ function refreshes(server: Child | string, accounts: Account[]): Measure {
     const bodies = sessions.map(refreshBody)
     return () => blast(url, '/session/refresh', bodies, CONNECTIONS)
   }
-  return measured(server, prepare, SMOKE ? 300 : 1000)
+  return measured(server, prepare, SMOKE ? 200 : 1000)
 }
 
 interface Memory {
@@ -795,6 +742,12 @@ async function main(): Promise<void> {
   if (targets.length > 0) {
     console.log('')
     console.log(targetTable(targets))
+    if (SMOKE) {
+      console.log(
+        'smoke mode: 1-second runs check that everything runs; they are too short to judge the ' +
+          'targets (make bench)'
+      )
+    }
   }
   console.log('')
   for (const [name, r] of Object.entries(ratios)) {

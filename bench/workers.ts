@@ -33,18 +33,16 @@ import { join } from 'node:path'
 import { RateLimiterCluster, RateLimiterClusterMaster } from 'rate-limiter-flexible'
 import { NodeSigningKey } from '../src'
 import { SqliteStore } from '../src/stores/sqlite'
-import { blast, combine, failedCount, flow, stats, type Sample } from './load'
+import { blast, combine, stats, type Sample } from './load'
 import { takeTurns } from './turns'
 import {
-  challengeOf,
   createAccounts,
-  createSessionBody,
   hash,
   openSessions,
   refreshBody,
-  requestSessionBody,
-  tokenOf,
   type Account,
+  accessKeys,
+  sessionFlows as runSessionFlows,
 } from './protocol'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10)
@@ -135,54 +133,12 @@ const selfCpu = (): number => {
   return user + system
 }
 
-/** Fresh access keys for new sessions, made outside the clock. */
-function accessKeys(count: number): { publicKey: string; rotationHash: string }[] {
-  const rotationHash = hash(NodeSigningKey.generate().publicKeyText)
-  return Array.from({ length: count }, () => ({
-    publicKey: NodeSigningKey.generate().publicKeyText,
-    rotationHash,
-  }))
-}
-
 /** `count` session flows (whole flows on every connection); `ok` counts flows. */
 async function sessionFlows(server: Server, count: number): Promise<() => Promise<Sample>> {
-  const flows = Math.ceil(count / CONNECTIONS) * CONNECTIONS
-  const keys = accessKeys(flows)
+  const keys = accessKeys(Math.ceil(count / CONNECTIONS) * CONNECTIONS)
   let picked = 0
-  let used = 0
-  return async () => {
-    const latencies: number[] = []
-    const sample = await flow(server.url, CONNECTIONS, flows / CONNECTIONS, [
-      {
-        path: '/session/request',
-        body: context => {
-          const account = server.accounts[picked++ % server.accounts.length] as Account
-          context.account = account
-          context.started = performance.now()
-          return requestSessionBody(account.identity)
-        },
-        onResponse: (status, body, context) => {
-          context.challenge = status === 200 ? challengeOf(JSON.parse(body).payload.response) : ''
-        },
-      },
-      {
-        path: '/session/create',
-        body: context => {
-          const key = keys[Math.min(used++, flows - 1)] as (typeof keys)[number]
-          return createSessionBody(context.account as Account, context.challenge as string, key)
-        },
-        onResponse: (status, body, context) => {
-          if (status === 200) tokenOf(JSON.parse(body).payload.response)
-          latencies.push(performance.now() - (context.started as number))
-        },
-      },
-    ])
-    return {
-      ...sample,
-      ok: (sample.requests - failedCount(sample)) / 2,
-      latencies: Float64Array.from(latencies),
-    }
-  }
+  const next = () => server.accounts[picked++ % server.accounts.length] as Account
+  return () => runSessionFlows(server.url, CONNECTIONS, keys, next)
 }
 
 /** `count` refreshes of sessions opened (outside the clock) just before. */

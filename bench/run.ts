@@ -20,6 +20,8 @@
  *                         sessions,refresh,memory,reference (default all); node brings the
  *                         standalone server with metrics on and the crypto floor
  *   BENCH_REFERENCE_URL   a running reference server to compare with (see docs/performance.md)
+ *   BENCH_REFERENCE_PID   its process, for its CPU figures (default: the process listening on
+ *                         the URL's port, found in /proc)
  *   BENCH_PORT_BASE       first port for the servers (default: ephemeral ports)
  *   BENCH_CPU_PROF=dir    write a V8 CPU profile of every server into dir
  *   UV_THREADPOOL_SIZE    the servers' libuv threadpool, where ECDSA runs (default: CPUs − 1,
@@ -52,6 +54,7 @@ import {
   sessionFlows as runSessionFlows,
 } from './protocol'
 import { BARE_PATH, PROTECTED_PATH } from './targets/common'
+import { listeningPid, treeCpu } from './proc'
 import { takeTurns } from './turns'
 
 const SMOKE = process.env.BENCH_SMOKE === '1'
@@ -183,8 +186,29 @@ function measured(server: Child | string, prepare: Measure['prepare'], warmUnits
   }
 }
 
+/**
+ * CPU µs so far of a server: ours over IPC; a server named by URL (the reference) from /proc, when
+ * its process is known (see referencePid), else NaN (no CPU figure).
+ */
 async function cpuOf(server: Child | string): Promise<number> {
-  return typeof server === 'string' ? 0 : (await ask<{ micros: number }>(server, 'cpu')).micros
+  if (typeof server !== 'string') return (await ask<{ micros: number }>(server, 'cpu')).micros
+  const pid = remotePids.get(server)
+  return pid === undefined ? NaN : treeCpu(pid).all
+}
+
+/** The processes of servers named by URL, found once (see referencePid). */
+const remotePids = new Map<string, number>()
+
+/**
+ * The reference server's process: BENCH_REFERENCE_PID, or the process listening on the URL's
+ * port on this machine (Linux /proc); its CPU is then read like ours (its process tree).
+ */
+function referencePid(url: string): number | undefined {
+  const given = Number(process.env.BENCH_REFERENCE_PID)
+  if (Number.isInteger(given) && given > 0) return given
+  const { hostname, port } = new URL(url)
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(hostname)) return undefined
+  return listeningPid(Number(port || 80))
 }
 
 /**
@@ -205,8 +229,8 @@ async function interleaved(measures: Measure[]): Promise<Stats[]> {
   return measures.map((m, i) => {
     const sample = combine(samples[i] as Sample[])
     const result = stats(sample)
-    const cpu = counted[i]?.[0] ?? 0
-    if (typeof m.server !== 'string') result.cpuPerRequest = cpu / sample.ok
+    const cpu = counted[i]?.[0] ?? NaN
+    if (Number.isFinite(cpu)) result.cpuPerRequest = cpu / sample.ok
     return result
   })
 }
@@ -442,6 +466,8 @@ interface Target {
   value: number
   unit: string
   limit: number
+  /** The value must be at least the limit (a speed-up), not at most. */
+  atLeast?: boolean
   pass: boolean
 }
 
@@ -450,7 +476,7 @@ function targetTable(targets: Target[]): string {
   const lines = targets.map(t => [
     t.target,
     show(t.value, t.unit),
-    `${t.unit === '%' ? '<' : '≤'} ${show(t.limit, t.unit)}`,
+    `${t.atLeast === true ? '≥' : t.unit === '%' ? '<' : '≤'} ${show(t.limit, t.unit)}`,
     t.pass ? 'pass' : 'FAIL',
   ])
   const header = ['target', 'measured', 'limit', '']
@@ -526,6 +552,13 @@ async function main(): Promise<void> {
       ? await (async () => {
           const refAccounts = await createAccounts(REFERENCE_URL, 8)
           const refSessions = await openSessions(REFERENCE_URL, refAccounts, CONNECTIONS)
+          const pid = referencePid(REFERENCE_URL)
+          if (pid !== undefined) remotePids.set(REFERENCE_URL, pid)
+          log(
+            pid === undefined
+              ? 'reference server: its process was not found, so no CPU figures for it'
+              : `reference server: pid ${pid} (its CPU is read from /proc)`
+          )
           return { url: REFERENCE_URL, accounts: refAccounts, sessions: refSessions }
         })()
       : undefined
@@ -676,12 +709,17 @@ async function main(): Promise<void> {
       headerForm[f.name] = { bare: round(bare), protected: round(prot), headers: round(headers) }
     }
   }
+  // Ours against the reference: throughput, and CPU per request (theirs / ours) when known.
   const versusReference: Record<string, number> = {}
+  const versusReferenceCpu: Record<string, number> = {}
   for (const kind of ['protected', 'sessions', 'refresh'] as const) {
     const ours = find('node', kind)
     const theirs = find('reference', kind)
-    if (ours !== undefined && theirs !== undefined)
-      versusReference[kind] = round(ours.rps / theirs.rps, 2)
+    if (ours === undefined || theirs === undefined) continue
+    versusReference[kind] = round(ours.rps / theirs.rps, 2)
+    if (ours.cpuPerRequest !== undefined && theirs.cpuPerRequest !== undefined) {
+      versusReferenceCpu[kind] = round(theirs.cpuPerRequest / ours.cpuPerRequest, 2)
+    }
   }
 
   // The targets of docs/performance.md, each with its pass/fail mark (same run).
@@ -719,6 +757,22 @@ async function main(): Promise<void> {
       unit: '%',
       limit: 5,
       pass: share < 5,
+    })
+  }
+  // Issue 18's target 3: per session flow and per refresh, the reference's CPU over ours.
+  for (const [kind, limit] of [
+    ['sessions', 2.5],
+    ['refresh', 2],
+  ] as const) {
+    const ratio = versusReferenceCpu[kind]
+    if (ratio === undefined) continue
+    targets.push({
+      target: `${kind === 'sessions' ? 'session flow' : 'refresh'}: reference CPU / ours`,
+      value: ratio,
+      unit: '×',
+      limit,
+      atLeast: true,
+      pass: ratio >= limit,
     })
   }
   for (const m of [memory, memoryHeaders]) {
@@ -762,7 +816,11 @@ async function main(): Promise<void> {
     )
   }
   for (const [kind, r] of Object.entries(versusReference)) {
-    console.log(`standalone/reference ${kind}: ${r.toFixed(2)}×`)
+    const cpuRatio = versusReferenceCpu[kind]
+    console.log(
+      `standalone/reference ${kind}: throughput ${r.toFixed(2)}×` +
+        (cpuRatio === undefined ? '' : `, CPU per request ${cpuRatio.toFixed(2)}× less`)
+    )
   }
   for (const m of [memory, memoryHeaders]) {
     if (m === undefined) continue
@@ -803,6 +861,7 @@ async function main(): Promise<void> {
       ratios,
       headerForm,
       versusReference,
+      versusReferenceCpu,
       digestMicros: round(digestMicros, 2),
       memory: rounded(memory),
       memoryHeaders: rounded(memoryHeaders),

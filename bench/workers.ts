@@ -27,13 +27,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import cluster from 'node:cluster'
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RateLimiterCluster, RateLimiterClusterMaster } from 'rate-limiter-flexible'
 import { NodeSigningKey } from '../src'
 import { SqliteStore } from '../src/stores/sqlite'
 import { blast, combine, stats, type Sample } from './load'
+import { treeCpu } from './proc'
 import { takeTurns } from './turns'
 import {
   createAccounts,
@@ -52,7 +53,6 @@ const SLICE = 2
 const CPU_PROF = process.env.BENCH_CPU_PROF
 const ONLY = process.env.BENCH_WORKERS_ONLY?.split(',').map(s => s.trim())
 const wanted = (name: string): boolean => ONLY === undefined || ONLY.includes(name)
-const TICK_US = 1e6 / 100 // /proc times are in clock ticks (USER_HZ, 100 on Linux)
 const ROOT = join(__dirname, '..')
 
 interface Server {
@@ -98,34 +98,6 @@ function startServe(name: string, args: string[]): Promise<Server> {
       if (match !== null) resolve({ name, url: match[1] as string, child, accounts: [] })
     })
   })
-}
-
-/** CPU time of a process and every descendant (all threads), and of the process alone, µs. */
-function treeCpu(root: number): { all: number; root: number } {
-  const parent = new Map<number, number>()
-  const cpu = new Map<number, number>()
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    let text: string
-    try {
-      text = readFileSync(`/proc/${entry}/stat`, 'utf8')
-    } catch {
-      continue // gone meanwhile
-    }
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
-    parent.set(Number(entry), Number(fields[1]))
-    cpu.set(Number(entry), (Number(fields[11]) + Number(fields[12])) * TICK_US)
-  }
-  let all = 0
-  for (const [pid, micros] of cpu) {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
-      if (p === root) {
-        all += micros
-        break
-      }
-    }
-  }
-  return { all, root: cpu.get(root) ?? 0 }
 }
 
 const selfCpu = (): number => {

@@ -437,6 +437,20 @@ interface Row {
   stats: Stats
 }
 
+/** Columns padded to their widest cell, the first left-aligned, under a header and a rule. */
+function textTable(header: string[], lines: string[][]): string {
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...lines.map(l => (l[i] as string).length))
+  )
+  const format = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
+      .join('  ')
+  return [format(header), widths.map(w => '-'.repeat(w)).join('  '), ...lines.map(format)].join(
+    '\n'
+  )
+}
+
 function table(rows: Row[]): string {
   const header = ['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'requests', 'failed']
   const lines = rows.map(r => [
@@ -448,16 +462,7 @@ function table(rows: Row[]): string {
     r.stats.requests.toLocaleString('en-US'),
     String(r.stats.failed),
   ])
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...lines.map(l => (l[i] as string).length))
-  )
-  const format = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
-      .join('  ')
-  return [format(header), widths.map(w => '-'.repeat(w)).join('  '), ...lines.map(format)].join(
-    '\n'
-  )
+  return textTable(header, lines)
 }
 
 /** A target of docs/performance.md as measured: its value, its limit, whether it is met. */
@@ -480,16 +485,7 @@ function targetTable(targets: Target[]): string {
     t.pass ? 'pass' : 'FAIL',
   ])
   const header = ['target', 'measured', 'limit', '']
-  const widths = header.map((h, i) =>
-    Math.max(h.length, ...lines.map(l => (l[i] as string).length))
-  )
-  const format = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number)))
-      .join('  ')
-  return [format(header), widths.map(w => '-'.repeat(w)).join('  '), ...lines.map(format)].join(
-    '\n'
-  )
+  return textTable(header, lines)
 }
 
 // ------------------------------------------------------------------ main

@@ -28,7 +28,7 @@ import {
   type TestServer,
   outcomeOf,
 } from './helpers'
-import { linked, refreshBody } from './scenario'
+import { refreshBody, twoDevicesWithSessions } from './scenario'
 
 /** Refreshes `session` through the core; the status and code. */
 async function refresh(server: TestServer, session: Session) {
@@ -190,10 +190,7 @@ describe('with the hook accepting', () => {
   it('every action works, and its audit event carries the actor the hook returned', async () => {
     const events: AuditEvent[] = []
     const server = makeServer({ onEvent: event => events.push(event) })
-    const account = await createdAccount(server)
-    const second = await linked(server, account)
-    const first = await openSession(server, account.first)
-    const other = await openSession(server, second)
+    const { account, second, first, other } = await twoDevicesWithSessions(server)
     // The actor from the request, as an operator's hook would find it (a session, a header).
     const admin = await standalone(server, req =>
       req.headers['x-operator'] === undefined

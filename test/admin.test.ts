@@ -32,7 +32,7 @@ import {
   type TestServer,
   outcomeOf,
 } from './helpers'
-import { linked, refreshBody, rotateBody } from './scenario'
+import { linked, refreshBody, rotateBody, twoDevicesWithSessions } from './scenario'
 
 const ACTOR = { actor: 'ops:alice' }
 const silent = { error: () => {}, warn: () => {}, info: () => {}, debug: () => {} }
@@ -147,10 +147,7 @@ describe('auth.admin.endSessions', () => {
   it('refuses the refresh of every earlier token with 401 BA401, changing nothing; new sessions work', async () => {
     const events: AuditEvent[] = []
     const server = makeServer({ onEvent: event => events.push(event) })
-    const account = await createdAccount(server)
-    const second = await linked(server, account)
-    const first = await openSession(server, account.first)
-    const other = await openSession(server, second)
+    const { account, first, other } = await twoDevicesWithSessions(server)
     server.clock.advance(1)
 
     const result = await server.auth.admin.endSessions(account.identity, ACTOR)
@@ -189,10 +186,7 @@ describe('auth.admin.endSessions', () => {
 
   it('of one device: only that device is refused', async () => {
     const server = makeServer()
-    const account = await createdAccount(server)
-    const second = await linked(server, account)
-    const first = await openSession(server, account.first)
-    const other = await openSession(server, second)
+    const { account, second, first, other } = await twoDevicesWithSessions(server)
     server.clock.advance(1)
     const result = await server.auth.admin.endSessions(account.identity, {
       ...ACTOR,

@@ -12,10 +12,12 @@ import {
 import {
   TestAccount,
   TestDevice,
+  createdAccount,
   errorOf,
   hash,
   linkContainer,
   nonce,
+  openSession,
   payloadOf,
   signed,
   type Session,
@@ -230,4 +232,18 @@ export async function linked(server: TestServer, account: TestAccount): Promise<
   await expectOk(server, 'linkDevice', linkBody(account, linkContainer(device, account.identity)))
   account.first.advance()
   return device
+}
+
+/** A new account with a second device linked, and a session open on each of its two devices. */
+export async function twoDevicesWithSessions(server: TestServer): Promise<{
+  account: TestAccount
+  second: TestDevice
+  first: Session
+  other: Session
+}> {
+  const account = await createdAccount(server)
+  const second = await linked(server, account)
+  const first = await openSession(server, account.first)
+  const other = await openSession(server, second)
+  return { account, second, first, other }
 }

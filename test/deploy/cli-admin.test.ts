@@ -3,7 +3,6 @@
  * the same SQLite file or PostgreSQL schema), and `serve --admin-token` (the admin endpoints of
  * the CLI's server).
  */
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
@@ -24,7 +23,7 @@ import {
 import { SqliteStore } from '../../src/stores/sqlite'
 import { PostgresStore } from '../../src/stores/postgres'
 import { POSTGRES_URL, dropSchema, uniqueName } from '../stores/services'
-import { cli } from './processes'
+import { cli, serveCli } from './processes'
 
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-cli-admin-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -408,38 +407,10 @@ describe('admin usage', () => {
 })
 
 describe('serve --admin-token', () => {
-  /** `serve` as a child process; resolves once it prints its response key. */
-  async function serve(args: string[], env: Record<string, string>) {
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'serve', ...args],
-      {
-        cwd: join(__dirname, '..', '..'),
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }
-    )
-    let out = ''
-    child.stdout.on('data', chunk => (out += String(chunk)))
-    child.stderr.on('data', chunk => (out += String(chunk)))
-    const exited = new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
-    const started = Date.now()
-    while (!/response key: \S+\n/.test(out)) {
-      if (child.exitCode !== null) throw new Error(`serve exited early:\n${out}`)
-      if (Date.now() - started > 20_000) {
-        child.kill('SIGKILL')
-        throw new Error(`serve did not start:\n${out}`)
-      }
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-    const url = /better-auth server on (http:\/\/\S+)/.exec(out)?.[1] as string
-    return { url, out: () => out, stop: () => (child.kill('SIGTERM'), exited) }
-  }
-
   it('serves the admin endpoints to the bearer token only; off without one', async () => {
     const token = 'a-long-admin-token-0123456789'
     const database = `sqlite:${join(dir, 'serve-admin.db')}`
-    const server = await serve(['--port', '0', '--openapi', '--log-level', 'warn'], {
+    const server = await serveCli(['--port', '0', '--openapi', '--log-level', 'warn'], {
       BETTER_AUTH_DATABASE: database,
       BETTER_AUTH_RATE_LIMIT: 'off',
       BETTER_AUTH_ADMIN_TOKEN: token,
@@ -492,7 +463,7 @@ describe('serve --admin-token', () => {
       expect(await server.stop()).toBe(0)
     }
 
-    const off = await serve(['--port', '0', '--log-level', 'warn'], {
+    const off = await serveCli(['--port', '0', '--log-level', 'warn'], {
       BETTER_AUTH_DATABASE: database,
       BETTER_AUTH_RATE_LIMIT: 'off',
     })

@@ -1,6 +1,5 @@
 /** The command line: keys, migrations, access-key rotation, and `serve`. */
 import { createPrivateKey } from 'node:crypto'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +13,7 @@ import {
 import { SqliteStore } from '../../src/stores/sqlite'
 import { until } from '../helpers'
 import { POSTGRES_URL, dropSchema, uniqueName } from '../stores/services'
-import { SwitchNetwork, cli, clientOn, startServer } from './processes'
+import { SwitchNetwork, cli, clientOn, serveCli, startServer } from './processes'
 
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-cli-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -295,48 +294,10 @@ describe('serve', () => {
   })
 })
 
-/** `serve` with options, as a child process; resolves once it prints its response key. */
-async function serveWith(args: string[], env: Record<string, string>) {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'serve', ...args],
-    {
-      cwd: join(__dirname, '..', '..'),
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }
-  )
-  let out = ''
-  let err = ''
-  child.stdout.on('data', chunk => (out += String(chunk)))
-  child.stderr.on('data', chunk => (err += String(chunk)))
-  // 'close': the process exited and everything it wrote has been read.
-  const exited = new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
-  const started = Date.now()
-  while (!/response key: \S+\n/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`serve exited early:\n${out}${err}`)
-    if (Date.now() - started > 20_000) {
-      child.kill('SIGKILL')
-      throw new Error(`serve did not start:\n${out}${err}`)
-    }
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-  const url = /better-auth server on (http:\/\/\S+)/.exec(out)?.[1] as string
-  return {
-    url,
-    out: () => out,
-    err: () => err,
-    async stop(): Promise<number | null> {
-      child.kill('SIGTERM')
-      return exited
-    },
-  }
-}
-
 describe('serve options', () => {
   it('--prefix, --openapi, --cors, --trust-proxy, and one log line per request', async () => {
     const app = 'https://app.example.com'
-    const server = await serveWith(
+    const server = await serveCli(
       [
         '--port',
         '0',
@@ -427,7 +388,7 @@ describe('serve options', () => {
   })
 
   it('logs no request lines at --log-level warn', async () => {
-    const server = await serveWith(['--port', '0', '--log-level', 'warn'], {
+    const server = await serveCli(['--port', '0', '--log-level', 'warn'], {
       BETTER_AUTH_DATABASE: 'memory:',
     })
     try {

@@ -133,3 +133,41 @@ export async function cli(
   const code = await runCli(args, io)
   return { code, out, err }
 }
+
+/** `serve` with options, as a child process; resolves once it prints its response key. */
+export async function serveCli(args: string[], env: Record<string, string>) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'serve', ...args],
+    {
+      cwd: join(__dirname, '..', '..'),
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }
+  )
+  let out = ''
+  let err = ''
+  child.stdout.on('data', chunk => (out += String(chunk)))
+  child.stderr.on('data', chunk => (err += String(chunk)))
+  // 'close': the process exited and everything it wrote has been read.
+  const exited = new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
+  const started = Date.now()
+  while (!/response key: \S+\n/.test(out)) {
+    if (child.exitCode !== null) throw new Error(`serve exited early:\n${out}${err}`)
+    if (Date.now() - started > 20_000) {
+      child.kill('SIGKILL')
+      throw new Error(`serve did not start:\n${out}${err}`)
+    }
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  const url = /better-auth server on (http:\/\/\S+)/.exec(out)?.[1] as string
+  return {
+    url,
+    out: () => out,
+    err: () => err,
+    async stop(): Promise<number | null> {
+      child.kill('SIGTERM')
+      return exited
+    },
+  }
+}

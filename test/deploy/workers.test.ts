@@ -237,7 +237,8 @@ describe('serve --workers 2 on SQLite', () => {
     expect(new Set(lines.map(l => l.pid)).size).toBe(2)
   })
 
-  it('a challenge answered on one worker cannot be answered again on the other', async () => {
+  /** A new account (counted in `created`) and the challenge of a session request for it. */
+  async function accountWithChallenge(): Promise<{ account: TestAccount; challenge: string }> {
     const account = new TestAccount()
     expect((await send(`${url}/account/create`, 'POST', account.createAccountBody())).status).toBe(
       200
@@ -246,7 +247,11 @@ describe('serve --workers 2 on SQLite', () => {
     const started = JSON.parse(
       (await send(`${url}/session/request`, 'POST', sessionRequest(account.identity))).body
     )
-    const challenge = started.payload.response.authentication.nonce as string
+    return { account, challenge: started.payload.response.authentication.nonce as string }
+  }
+
+  it('a challenge answered on one worker cannot be answered again on the other', async () => {
+    const { account, challenge } = await accountWithChallenge()
     const key = NodeSigningKey.generate()
     const body = createSessionBody(account.first, challenge, key, NodeSigningKey.generate())
     const first = await traced('POST', '/session/create', body)
@@ -258,14 +263,7 @@ describe('serve --workers 2 on SQLite', () => {
   })
 
   it("a token's refresh accepted by one worker is refused as a replay by the other", async () => {
-    const account = new TestAccount()
-    expect((await send(`${url}/account/create`, 'POST', account.createAccountBody())).status).toBe(
-      200
-    )
-    created.count++
-    const started = JSON.parse(
-      (await send(`${url}/session/request`, 'POST', sessionRequest(account.identity))).body
-    )
+    const { account, challenge } = await accountWithChallenge()
     const key = NodeSigningKey.generate()
     const next = NodeSigningKey.generate()
     const session = JSON.parse(
@@ -273,7 +271,7 @@ describe('serve --workers 2 on SQLite', () => {
         await send(
           `${url}/session/create`,
           'POST',
-          createSessionBody(account.first, started.payload.response.authentication.nonce, key, next)
+          createSessionBody(account.first, challenge, key, next)
         )
       ).body
     )

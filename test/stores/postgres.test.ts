@@ -10,6 +10,7 @@ import {
   type StoreHarness,
 } from './conformance'
 import { POSTGRES_URL, dropSchema, uniqueName } from './services'
+import { expectSchema2AccountUpgraded } from './upgrade'
 
 type Harness = StoreHarness & { store: PostgresStore; schema: string }
 
@@ -229,26 +230,7 @@ describe('PostgresStore', () => {
       await Promise.all(others.map(o => o.close()))
       expect(ran.slice().sort()).toEqual([0, 0, 0, 1])
       expect(await store.migrate()).toBe(0)
-      expect(await store.accounts.getDeviceKey(a.identity, a.device)).toEqual({
-        publicKey: a.publicKey,
-        rotationHash: a.rotationHash,
-      })
-      expect(await store.accounts.getIdentityRecord(a.identity)).toEqual({
-        identity: a.identity,
-        createdAt: 7,
-        suspendedAt: null,
-        suspendedReason: null,
-        sessionsEndedAt: null,
-        devices: [
-          {
-            device: a.device,
-            createdAt: null,
-            rotatedAt: null,
-            lastSessionAt: null,
-            sessionsEndedAt: null,
-          },
-        ],
-      })
+      await expectSchema2AccountUpgraded(store.accounts, a)
       expect(await store.accounts.endSessions(a.identity, clock.ms, a.device)).toBe('ok')
       expect(await store.accounts.getSessionState(a.identity, a.device)).toEqual({
         suspendedAt: null,

@@ -16,7 +16,6 @@ import {
   type ExecutionContext,
   type INestApplication,
 } from '@nestjs/common'
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify'
 import { Test } from '@nestjs/testing'
 import {
   AccessData,
@@ -44,8 +43,8 @@ import {
   session,
   supertestTarget,
   verifiedReply,
-  type Target,
 } from './contract'
+import { startNest } from './nest-app'
 
 interface FooBar {
   foo: string
@@ -152,34 +151,6 @@ class GlobalController {
   }
 }
 
-type Platform = 'express' | 'fastify'
-
-async function start(
-  imports: unknown[],
-  controllers: unknown[],
-  rawBody = true,
-  platform: Platform = 'express'
-): Promise<{ app: INestApplication; target: Target }> {
-  const moduleRef = await Test.createTestingModule({
-    imports: imports as never[],
-    controllers: controllers as never[],
-  }).compile()
-  let app: INestApplication
-  if (platform === 'fastify') {
-    const fastify = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
-      rawBody,
-      logger: false,
-    })
-    await fastify.init()
-    await fastify.getHttpAdapter().getInstance().ready()
-    app = fastify
-  } else {
-    app = moduleRef.createNestApplication({ rawBody, logger: false })
-    await app.init()
-  }
-  return { app, target: supertestTarget(app.getHttpServer(), () => app.close()) }
-}
-
 const options = (auth: BetterAuthServer<unknown>): BetterAuthModuleOptions => ({
   auth,
   prefix: '/auth',
@@ -193,7 +164,7 @@ for (const [name, rawBody, platform] of [
   ['NestJS on Fastify without rawBody (re-serialized bodies)', false, 'fastify'],
 ] as const) {
   adapterContract(name, async core => {
-    const { target } = await start(
+    const { target } = await startNest(
       [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
       [ContractController],
       rawBody,
@@ -209,7 +180,7 @@ for (const [name, rawBody, platform] of [
   ['NestJS on Fastify without rawBody (re-serialized bodies)', false, 'fastify'],
 ] as const) {
   headerFormContract(name, async core => {
-    const { target } = await start(
+    const { target } = await startNest(
       [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
       [ContractController, HeaderFormController],
       rawBody,
@@ -220,7 +191,7 @@ for (const [name, rawBody, platform] of [
 }
 
 adapterContract('NestJS on Fastify, global guard', async core => {
-  const { target } = await start(
+  const { target } = await startNest(
     [
       BetterAuthModule.forRoot({
         ...options(core as BetterAuthServer<unknown>),
@@ -241,7 +212,7 @@ adapterContract('NestJS global guard, forRootAsync', async core => {
   }
   @Module({ providers: [Config], exports: [Config] })
   class ConfigModule {}
-  const { target } = await start(
+  const { target } = await startNest(
     [
       BetterAuthModule.forRootAsync({
         imports: [ConfigModule],
@@ -269,7 +240,10 @@ describe('NestJS: Nest specifics', () => {
   const core = () => server.auth as BetterAuthServer<unknown>
 
   it('verifies over the exact bytes with rawBody: true', async () => {
-    const started = await start([BetterAuthModule.forRoot(options(core()))], [ContractController])
+    const started = await startNest(
+      [BetterAuthModule.forRoot(options(core()))],
+      [ContractController]
+    )
     app = started.app
     const { key, token } = await session(server)
     const { body, nonce } = numericKeyBody(token, key, now())
@@ -278,7 +252,7 @@ describe('NestJS: Nest specifics', () => {
   })
 
   it('on Fastify: verifies over the exact bytes, answers endpoints, sets WWW-Authenticate', async () => {
-    const started = await start(
+    const started = await startNest(
       [BetterAuthModule.forRoot(options(core()))],
       [ContractController],
       true,
@@ -311,7 +285,7 @@ describe('NestJS: Nest specifics', () => {
         return { key: await this.auth.responsePublicKey(), prefix: this.options.prefix ?? null }
       }
     }
-    const started = await start(
+    const started = await startNest(
       [BetterAuthModule.forRoot({ keys: { env: false }, isGlobal: false })],
       [Probe]
     )
@@ -344,7 +318,7 @@ describe('NestJS: Nest specifics', () => {
     class Factory {
       create = (): BetterAuthModuleOptions => ({ auth: core(), endpoints: false })
     }
-    const started = await start(
+    const started = await startNest(
       [BetterAuthModule.forRootAsync({ useClass: Factory })],
       [ContractController]
     )
@@ -410,7 +384,7 @@ describe('NestJS: Nest specifics', () => {
         return { foo, device }
       }
     }
-    const started = await start(
+    const started = await startNest(
       [
         BetterAuthModule.forRoot({
           ...options(core()),
@@ -449,7 +423,7 @@ describe('NestJS: Nest specifics', () => {
         return { read: true }
       }
     }
-    const started = await start([BetterAuthModule.forRoot(options(core()))], [Locked])
+    const started = await startNest([BetterAuthModule.forRoot(options(core()))], [Locked])
     app = started.app
     const { key, token } = await session(server)
     const denied = await started.target.post('/locked', accessBody(token, key, { at: now() }))
@@ -473,7 +447,7 @@ describe('NestJS: Nest specifics', () => {
         return { ok: true }
       }
     }
-    const started = await start([BetterAuthModule.forRoot(options(core()))], [Routes])
+    const started = await startNest([BetterAuthModule.forRoot(options(core()))], [Routes])
     app = started.app
     // The session helper's device was never registered: the revocation check refuses it.
     const { key, token } = await session(server)

@@ -9,9 +9,7 @@
 import 'reflect-metadata'
 import Koa, { type Middleware } from 'koa'
 import Router from '@koa/router'
-import { Body, Controller, HttpCode, Post, type INestApplication } from '@nestjs/common'
-import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify'
-import { Test } from '@nestjs/testing'
+import { Body, Controller, HttpCode, Post } from '@nestjs/common'
 import { betterAuth as koaAuth } from '../../adapters/koa'
 import { BetterAuthAccess, BetterAuthModule } from '../../adapters/nestjs'
 import { readBody } from '../../adapters/shared/body'
@@ -25,6 +23,7 @@ import {
   verifiedReply,
   type Target,
 } from './contract'
+import { startNest, type Platform } from './nest-app'
 
 interface FooBar {
   foo: string
@@ -68,31 +67,13 @@ class FooBarController {
   }
 }
 
-type Platform = 'express' | 'fastify'
-
 async function nestApp(
   core: BetterAuthServer<Attributes>,
   platform: Platform,
   rawBody: boolean
 ): Promise<Target> {
-  const moduleRef = await Test.createTestingModule({
-    imports: [BetterAuthModule.forRoot({ auth: core })],
-    controllers: [FooBarController],
-  }).compile()
-  let app: INestApplication
-  if (platform === 'fastify') {
-    const fastify = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), {
-      rawBody,
-      logger: false,
-    })
-    await fastify.init()
-    await fastify.getHttpAdapter().getInstance().ready()
-    app = fastify
-  } else {
-    app = moduleRef.createNestApplication({ rawBody, logger: false })
-    await app.init()
-  }
-  return supertestTarget(app.getHttpServer(), () => app.close())
+  const imports = [BetterAuthModule.forRoot({ auth: core })]
+  return (await startNest(imports, [FooBarController], rawBody, platform)).target
 }
 
 /** An app whose parser consumed the body (`keepRaw: false`), or kept its bytes (`true`). */

@@ -241,22 +241,26 @@ describe('SqliteStore tombstones', () => {
   })
 })
 
+/** A store on a new database at `path` migrated to version 2 only, as version 2 left it. */
+function schema2Database(path: string): SqliteStore {
+  const v2 = new SqliteStore({ driver: DRIVER, path, migrate: false, sweepIntervalMs: 0 })
+  const t = v2.tables
+  v2.db.exec(
+    `CREATE TABLE ${t.migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`
+  )
+  const steps = migrations(t, 'better_auth_', { integer: 'INTEGER', tableOptions: 'WITHOUT ROWID' })
+  v2.db.exec(steps[0] ?? '')
+  v2.db.exec(steps[1] ?? '')
+  v2.db.prepare(`INSERT INTO ${t.migrations} VALUES (1, 0), (2, 0)`).run()
+  return v2
+}
+
 describe('SqliteStore administration schema (version 3)', () => {
   it('upgrades a database of version 2 in place: accounts kept, administration works', async () => {
     const path = join(dir, 'v2.db')
     // A database as version 2 left it: migrated to 2 only, with an account.
-    const v2 = new SqliteStore({ driver: DRIVER, path, migrate: false, sweepIntervalMs: 0 })
+    const v2 = schema2Database(path)
     const t = v2.tables
-    v2.db.exec(
-      `CREATE TABLE ${t.migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`
-    )
-    const steps = migrations(t, 'better_auth_', {
-      integer: 'INTEGER',
-      tableOptions: 'WITHOUT ROWID',
-    })
-    v2.db.exec(steps[0] ?? '')
-    v2.db.exec(steps[1] ?? '')
-    v2.db.prepare(`INSERT INTO ${t.migrations} VALUES (1, 0), (2, 0)`).run()
     const a = randomAccount()
     v2.db
       .prepare(`INSERT INTO ${t.identities} (identity, recovery_hash, created_at) VALUES (?, ?, 7)`)
@@ -299,18 +303,7 @@ describe('SqliteStore administration schema (version 3)', () => {
 describe('SqliteStore opened without migrating', () => {
   it('serves the keys of a database of version 2 (e.g. the keys command before migrate)', async () => {
     const path = join(dir, 'v2-keys.db')
-    const v2 = new SqliteStore({ driver: DRIVER, path, migrate: false, sweepIntervalMs: 0 })
-    const t = v2.tables
-    v2.db.exec(
-      `CREATE TABLE ${t.migrations} (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`
-    )
-    const steps = migrations(t, 'better_auth_', {
-      integer: 'INTEGER',
-      tableOptions: 'WITHOUT ROWID',
-    })
-    v2.db.exec(steps[0] ?? '')
-    v2.db.exec(steps[1] ?? '')
-    v2.db.prepare(`INSERT INTO ${t.migrations} VALUES (1, 0), (2, 0)`).run()
+    const v2 = schema2Database(path)
     const key = { publicKey: randomKey(), privateKey: 'pem', createdAt: 1, retireAt: null }
     expect(await v2.keys.initKey('response', key)).toEqual(key)
     expect(await v2.keys.listKeys('response', Date.now())).toEqual([key])

@@ -1,6 +1,6 @@
 import { Pool } from 'pg'
 import { PostgresStore } from '../../src/stores/postgres'
-import { migrations } from '../../src/stores/sql'
+import { migrations, type TableNames } from '../../src/stores/sql'
 import { Clock } from '../helpers'
 import {
   describeStoreConformance,
@@ -13,6 +13,26 @@ import { POSTGRES_URL, dropSchema, uniqueName } from './services'
 import { expectSchema2AccountUpgraded } from './upgrade'
 
 type Harness = StoreHarness & { store: PostgresStore; schema: string }
+
+/** Writes an account's identity (created at `createdAt`) and device rows as early schemas held them. */
+async function insertAccount(
+  pool: Pool,
+  t: TableNames,
+  a: ReturnType<typeof randomAccount>,
+  createdAt: number
+): Promise<void> {
+  await pool.query(`INSERT INTO ${t.identities} VALUES ($1, $2, $3)`, [
+    a.identity,
+    a.recoveryHash,
+    createdAt,
+  ])
+  await pool.query(`INSERT INTO ${t.devices} VALUES ($1, $2, $3, $4)`, [
+    a.identity,
+    a.device,
+    a.publicKey,
+    a.rotationHash,
+  ])
+}
 
 function harness(store: PostgresStore, schema: string, clock: Clock): Harness {
   return {
@@ -164,16 +184,7 @@ describe('PostgresStore', () => {
       )
       await pool.query(`INSERT INTO ${t.migrations} VALUES (1, 0)`)
       const a = account()
-      await pool.query(`INSERT INTO ${t.identities} VALUES ($1, $2, 0)`, [
-        a.identity,
-        a.recoveryHash,
-      ])
-      await pool.query(`INSERT INTO ${t.devices} VALUES ($1, $2, $3, $4)`, [
-        a.identity,
-        a.device,
-        a.publicKey,
-        a.rotationHash,
-      ])
+      await insertAccount(pool, t, a, 0)
 
       expect(await store.migrate()).toBe(2)
       expect(await store.migrate()).toBe(0)
@@ -210,16 +221,7 @@ describe('PostgresStore', () => {
       await pool.query(steps[1] as string)
       await pool.query(`INSERT INTO ${t.migrations} VALUES (1, 0), (2, 0)`)
       const a = account()
-      await pool.query(`INSERT INTO ${t.identities} VALUES ($1, $2, 7)`, [
-        a.identity,
-        a.recoveryHash,
-      ])
-      await pool.query(`INSERT INTO ${t.devices} VALUES ($1, $2, $3, $4)`, [
-        a.identity,
-        a.device,
-        a.publicKey,
-        a.rotationHash,
-      ])
+      await insertAccount(pool, t, a, 7)
 
       // Several instances upgrading at once: one runs the step.
       const others = Array.from(

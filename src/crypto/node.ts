@@ -2,6 +2,7 @@
  * P-256 on node:crypto (OpenSSL). Public keys are parsed once into `KeyObject`s and cached,
  * which is what makes verification fast: parsing dominates a single verify.
  */
+import * as nodeCrypto from 'node:crypto'
 import {
   ECDH,
   createHash,
@@ -17,8 +18,29 @@ import { LRUCache } from 'lru-cache'
 import { decodePublicKey, decodeSignature, encodePublicKey, encodeSignature } from '../codec/cesr'
 import type { SigningKey, Verifier } from './types'
 
+type OneShotHash = (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer
+
+/**
+ * node:crypto's one-shot `hash()` (Node ≥ 20.12) when it returns bytes: it makes no `Hash`
+ * object, so no handle for the GC to finalize; ~0.5–0.9 µs for a short body against ~3–4 µs for
+ * `createHash().update().digest()` here. Read through the namespace, so an older Node without it
+ * loads this module and falls back.
+ */
+const oneShot = ((): OneShotHash | undefined => {
+  const hash = (nodeCrypto as { hash?: OneShotHash }).hash
+  try {
+    const probe = hash?.('sha256', new Uint8Array(0), 'buffer')
+    return probe instanceof Uint8Array && probe.length === 32 ? hash : undefined
+  } catch {
+    return undefined
+  }
+})()
+
 /** SHA-256 on node:crypto (for `Content-Digest` on the server). */
-export const sha256 = (bytes: Uint8Array): Uint8Array => createHash('sha256').update(bytes).digest()
+export const sha256: (bytes: Uint8Array) => Uint8Array =
+  oneShot === undefined
+    ? bytes => createHash('sha256').update(bytes).digest()
+    : bytes => oneShot('sha256', bytes, 'buffer')
 
 /**
  * The uncompressed point (`04 ‖ x ‖ y`) of a qualified public key, or undefined if it is not a

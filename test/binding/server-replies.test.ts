@@ -5,6 +5,7 @@
  */
 import fc from 'fast-check'
 import { signResponse, verifyResponse } from '../../src/binding'
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2'
 import { sha256 } from '../../src/crypto/node'
 import { NodeP256Verifier, NodeSigningKey } from '../../src/crypto/node'
 import { HeaderReplySigner } from '../../src/server/header-replies'
@@ -61,5 +62,26 @@ describe('server reply signer', () => {
         signer.sign({ status, requestSignature }, key, key.publicKeyText, 0)
       ).rejects.toThrow(TypeError)
     }
+  })
+})
+
+describe("the server's SHA-256 (Content-Digest)", () => {
+  it('equals @noble/hashes on any bytes, views into a larger buffer included', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 2000 }),
+        fc.nat(16),
+        fc.nat(16),
+        (bytes, before, after) => {
+          const backing = new Uint8Array(before + bytes.length + after).fill(0xaa)
+          backing.set(bytes, before)
+          const view = backing.subarray(before, before + bytes.length)
+          const expected = Buffer.from(nobleSha256(bytes)).toString('hex')
+          expect(Buffer.from(sha256(bytes)).toString('hex')).toBe(expected)
+          expect(Buffer.from(sha256(view)).toString('hex')).toBe(expected)
+        }
+      ),
+      { numRuns: RUNS, seed: SEED }
+    )
   })
 })

@@ -6,10 +6,19 @@
  * Talks to the runner over IPC: sends `ready`; answers `memory` (after two full GCs) with
  * `process.memoryUsage()` plus the target's own numbers, and `cpu` with the process's CPU time
  * (all threads, µs), `floor` and `digest` with the crypto floor of a protected request and the
- * header form's body digest timed here; `close-twins` closes the servers that share the process
- * (see Running.twins); exits on `stop` or when the runner goes.
+ * header form's body digest timed here, `flow-floor` with the floor of a session flow or a
+ * refresh; `close-twins` closes the servers that share the process (see Running.twins); exits on
+ * `stop` or when the runner goes.
  */
-import { generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
+import {
+  ECDH,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto'
+import { gzipSync, gunzipSync } from 'node:zlib'
 import { sha256 } from '../src/crypto/node'
 import type { Running, Start } from './targets/common'
 
@@ -23,9 +32,11 @@ const TARGETS: Record<string, () => Promise<{ start: Start }>> = {
 }
 
 interface Message {
-  type: 'memory' | 'cpu' | 'floor' | 'digest' | 'close-twins' | 'stop'
-  /** For `floor`: how many verify + sign pairs. */
+  type: 'memory' | 'cpu' | 'floor' | 'flow-floor' | 'digest' | 'close-twins' | 'stop'
+  /** For `floor` and `flow-floor`: how many units. */
   count?: number
+  /** For `flow-floor`: which flow. */
+  flow?: 'sessions' | 'refresh'
 }
 
 /** What a protected request signs and verifies: the access payload, the reply, the body. */
@@ -53,6 +64,101 @@ function floor(count: number): { elapsed: number } {
     if (!verify('sha256', FLOOR_REQUEST, verifyKey, signature))
       throw new Error('floor: bad signature')
     sign('sha256', FLOOR_REPLY, signKey)
+  }
+  return { elapsed: (performance.now() - started) / 1000 }
+}
+
+// A token's claims as the server gzips them (the bench's attributes), ~400 bytes of JSON.
+const CLAIMS = Buffer.from(
+  JSON.stringify({
+    serverIdentity: '1AAI' + 'B'.repeat(44),
+    device: 'E' + 'd'.repeat(43),
+    identity: 'E' + 'i'.repeat(43),
+    publicKey: '1AAI' + 'k'.repeat(44),
+    rotationHash: 'E' + 'r'.repeat(43),
+    issuedAt: '2026-12-02T01:00:00.000000000Z',
+    expiry: '2026-12-02T01:15:00.000000000Z',
+    refreshExpiry: '2026-12-02T13:00:00.000000000Z',
+    attributes: { permissionsByRole: { admin: ['read', 'write'] } },
+  })
+)
+const TOKEN_GZIP = gzipSync(CLAIMS)
+const FLOW_REPLY = Buffer.alloc(900, 'c') // createSession's and refresh's reply (token inside)
+const FLOW_REQUEST = Buffer.alloc(500, 'd') // a signed session request's payload
+const NEW_KEYS = 64
+let flowKeys:
+  | { compressed: Buffer[]; signatures: Buffer[]; cached: KeyObject; cachedSignature: Buffer }
+  | undefined
+
+/** A P-256 key pair: the compressed point of its public key, and its private key. */
+function newKey(): { compressed: Buffer; privateKey: KeyObject; publicKey: KeyObject } {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const jwk = publicKey.export({ format: 'jwk' })
+  const x = Buffer.from(jwk.x as string, 'base64url')
+  const y = Buffer.from(jwk.y as string, 'base64url')
+  const compressed = Buffer.concat([Buffer.from([2 + ((y[31] as number) & 1)]), x])
+  return { compressed, privateKey, publicKey }
+}
+
+const p1363 = (key: KeyObject) => ({ key, dsaEncoding: 'ieee-p1363' }) as const
+
+/**
+ * What a session flow (requestSession + createSession) or a refresh cannot do without, on this
+ * thread, `count` times, nothing else (bench/run.ts adds a bare HTTP exchange per request):
+ *   sessions: 3 signatures (the challenge's reply, the token, createSession's reply), 1 verify
+ *     on a cached key (the device's), the new access key's point check (decompression), 1 gzip
+ *     of the token's claims;
+ *   refresh: 1 verify on a cached key (the token's), the new access key's point check and
+ *     import (JWK, the cheapest import measured) and a verify with it, 2 signatures (token,
+ *     reply), 1 gunzip (the old token) and 1 gzip (the new one).
+ * New keys come from a pool (node does not cache an import, so reusing them costs the same).
+ * Wall seconds; the runner reads the CPU around it.
+ */
+function flowFloor(flow: 'sessions' | 'refresh', count: number): { elapsed: number } {
+  if (floorKeys === undefined) floor(1)
+  const signKey = p1363((floorKeys as NonNullable<typeof floorKeys>).privateKey)
+  if (flowKeys === undefined) {
+    const pool = Array.from({ length: NEW_KEYS }, newKey)
+    const device = newKey()
+    flowKeys = {
+      compressed: pool.map(k => k.compressed),
+      signatures: pool.map(k => sign('sha256', FLOW_REQUEST, p1363(k.privateKey))),
+      cached: device.publicKey,
+      cachedSignature: sign('sha256', FLOW_REQUEST, p1363(device.privateKey)),
+    }
+  }
+  const keys = flowKeys
+  const started = performance.now()
+  for (let i = 0; i < count; i++) {
+    const fresh = keys.compressed[i % NEW_KEYS] as Buffer
+    const point = ECDH.convertKey(fresh, 'prime256v1', undefined, undefined, 'uncompressed')
+    if (!verify('sha256', FLOW_REQUEST, p1363(keys.cached), keys.cachedSignature)) {
+      throw new Error('flow floor: bad signature')
+    }
+    if (flow === 'sessions') {
+      sign('sha256', FLOOR_REPLY, signKey)
+      gzipSync(CLAIMS)
+      sign('sha256', TOKEN_GZIP, signKey)
+      sign('sha256', FLOW_REPLY, signKey)
+      continue
+    }
+    const p = point as Buffer
+    const key = createPublicKey({
+      key: {
+        kty: 'EC',
+        crv: 'P-256',
+        x: p.subarray(1, 33).toString('base64url'),
+        y: p.subarray(33, 65).toString('base64url'),
+      },
+      format: 'jwk',
+    })
+    if (!verify('sha256', FLOW_REQUEST, p1363(key), keys.signatures[i % NEW_KEYS] as Buffer)) {
+      throw new Error('flow floor: bad signature')
+    }
+    gunzipSync(TOKEN_GZIP)
+    gzipSync(CLAIMS)
+    sign('sha256', TOKEN_GZIP, signKey)
+    sign('sha256', FLOW_REPLY, signKey)
   }
   return { elapsed: (performance.now() - started) / 1000 }
 }
@@ -88,6 +194,8 @@ async function main(): Promise<void> {
       send({ type: 'cpu', micros: user + system })
     } else if (message.type === 'floor') {
       send({ type: 'floor', ...floor(message.count ?? 1000) })
+    } else if (message.type === 'flow-floor') {
+      send({ type: 'flow-floor', ...flowFloor(message.flow ?? 'sessions', message.count ?? 100) })
     } else if (message.type === 'digest') {
       send({ type: 'digest', ...digest() })
     } else if (message.type === 'close-twins') {

@@ -124,7 +124,10 @@ function ask<T>(child: Child, type: string): Promise<T> {
 }
 
 /** Sends `message` to a child and resolves with its answer of the same type. */
-function request<T>(child: Child, message: { type: string; count?: number }): Promise<T> {
+function request<T>(
+  child: Child,
+  message: { type: string; count?: number; flow?: string }
+): Promise<T> {
   return new Promise(resolve => {
     const onMessage = (answer: { type: string }) => {
       if (answer.type !== message.type) return
@@ -297,8 +300,26 @@ async function headerRequests(
  * its CPU per unit is read around each run, as theirs.
  */
 function cryptoFloor(server: Child): Measure {
+  return timedInChild(server, { type: 'floor' }, SMOKE ? 1000 : 5000)
+}
+
+/**
+ * The floor of a session flow or a refresh without HTTP (bench/child.ts's flowFloor: its ECDSA
+ * operations, the new key's point check and import, gzip), timed in `server`'s process like
+ * cryptoFloor, in the same slices as the flows it bounds.
+ */
+function flowFloor(server: Child, flow: 'sessions' | 'refresh'): Measure {
+  return timedInChild(server, { type: 'flow-floor', flow }, SMOKE ? 200 : 1000)
+}
+
+/** A Measure of `count` units of work timed by the child itself (its answer: wall seconds). */
+function timedInChild(
+  server: Child,
+  message: { type: string; flow?: string },
+  warmUnits: number
+): Measure {
   const prepare = async (count: number) => async (): Promise<Sample> => {
-    const { elapsed } = await request<{ elapsed: number }>(server, { type: 'floor', count })
+    const { elapsed } = await request<{ elapsed: number }>(server, { ...message, count })
     const each = (elapsed * 1000) / count
     return {
       requests: count,
@@ -308,7 +329,7 @@ function cryptoFloor(server: Child): Measure {
       latencies: new Float64Array([each]),
     }
   }
-  return measured(server, prepare, SMOKE ? 1000 : 5000)
+  return measured(server, prepare, warmUnits)
 }
 
 /** Session flows (bench/protocol.ts's sessionFlows): `ok` counts flows. */
@@ -433,6 +454,8 @@ interface Row {
     | 'floor'
     | 'sessions'
     | 'refresh'
+    | 'sessions-floor'
+    | 'refresh-floor'
   server: 'ours' | 'reference'
   stats: Stats
 }
@@ -652,6 +675,15 @@ async function main(): Promise<void> {
         row: { target: `standalone ${label}`, framework: 'node', kind, server: 'ours' },
         measure: make(standalone, accounts),
       },
+      {
+        row: {
+          target: `${kind === 'sessions' ? 'session flow' : 'refresh'} floor (crypto, gzip)`,
+          framework: 'node',
+          kind: `${kind}-floor`,
+          server: 'ours',
+        },
+        measure: flowFloor(standalone, kind),
+      },
     ]
     if (reference !== undefined) {
       entries.push({
@@ -771,6 +803,19 @@ async function main(): Promise<void> {
       pass: ratio >= limit,
     })
   }
+  // How far ahead of the reference any server on node:http could be on this machine: the
+  // reference's CPU over the flow's floor (its crypto and gzip, plus a bare node:http exchange
+  // per request: two in a session flow, one in a refresh).
+  const referenceBounds: Record<string, number> = {}
+  const bareCpu = cpu('node', 'bare')
+  for (const [kind, exchanges] of [
+    ['sessions', 2],
+    ['refresh', 1],
+  ] as const) {
+    const [floor, theirs] = [cpu('node', `${kind}-floor`), cpu('reference', kind)]
+    if (floor === undefined || theirs === undefined || bareCpu === undefined) continue
+    referenceBounds[kind] = round(theirs / (floor + exchanges * bareCpu), 2)
+  }
   for (const m of [memory, memoryHeaders]) {
     if (m === undefined) continue
     targets.push({
@@ -818,6 +863,15 @@ async function main(): Promise<void> {
         (cpuRatio === undefined ? '' : `, CPU per request ${cpuRatio.toFixed(2)}× less`)
     )
   }
+  for (const [kind, bound] of Object.entries(referenceBounds)) {
+    const floor = cpu('node', `${kind}-floor` as Row['kind']) as number
+    const exchanges = kind === 'sessions' ? 2 : 1
+    console.log(
+      `${kind === 'sessions' ? 'session flow' : 'refresh'} floor: ${round(floor)} µs of crypto ` +
+        `and gzip + ${exchanges} × ${round(bareCpu as number)} µs (bare node:http) → at most ` +
+        `${bound.toFixed(2)}× less CPU than the reference for any server on node:http here`
+    )
+  }
   for (const m of [memory, memoryHeaders]) {
     if (m === undefined) continue
     console.log(
@@ -858,6 +912,7 @@ async function main(): Promise<void> {
       headerForm,
       versusReference,
       versusReferenceCpu,
+      referenceBounds,
       digestMicros: round(digestMicros, 2),
       memory: rounded(memory),
       memoryHeaders: rounded(memoryHeaders),

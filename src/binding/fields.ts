@@ -97,18 +97,27 @@ export function singleField(
   return singleLine(fieldLines(headers, name), name, maxLength)
 }
 
-/** `singleField` of the lines of field `name` (see `fieldsLines`). */
+/**
+ * `singleField` of the lines of field `name` (see `fieldsLines`). With `control: false` the
+ * caller checks for control characters itself (`checkControl`), e.g. after a stricter pattern.
+ */
 export function singleLine(
   lines: readonly string[],
   name: string,
-  maxLength: number
+  maxLength: number,
+  control = true
 ): string | undefined {
   if (lines.length === 0) return undefined
   if (lines.length > 1) throw new FieldError(`${name} is duplicated`)
   const value = (lines[0] as string).trim()
   if (value.length > maxLength) throw new FieldError(`${name} is longer than ${maxLength}`)
-  if (CONTROL.test(value)) throw new FieldError(`${name} contains control characters`)
+  if (control) checkControl(value, name)
   return value
+}
+
+/** Throws FieldError when field `name`'s value holds control characters. */
+export function checkControl(value: string, name: string): void {
+  if (CONTROL.test(value)) throw new FieldError(`${name} contains control characters`)
 }
 
 /**

@@ -25,7 +25,14 @@ import {
   serializeSignatureParams,
 } from './base'
 import { contentDigest, digestProblem } from './digest'
-import { FieldError, fieldLines, fieldsLines, singleLine, type HeadersInput } from './fields'
+import {
+  FieldError,
+  checkControl,
+  fieldLines,
+  fieldsLines,
+  singleLine,
+  type HeadersInput,
+} from './fields'
 import { checkComponents, emitParams, qualified, signBase } from './signature'
 import { parseRequestSignature } from './strict'
 
@@ -123,9 +130,14 @@ const TOKEN_CHARS = /^[A-Za-z0-9_-]+$/
 const ACCESS_FIELDS = ['authorization', 'signature-input', 'signature', 'content-digest'] as const
 type AccessFields = Record<(typeof ACCESS_FIELDS)[number], string[]>
 
-function field(fields: AccessFields, name: keyof AccessFields, max: number): string | undefined {
+function field(
+  fields: AccessFields,
+  name: keyof AccessFields,
+  max: number,
+  control = true
+): string | undefined {
   try {
-    return singleLine(fields[name], name, max)
+    return singleLine(fields[name], name, max, control)
   } catch (error) {
     throw malformed((error as FieldError).message)
   }
@@ -133,12 +145,18 @@ function field(fields: AccessFields, name: keyof AccessFields, max: number): str
 
 /** The token of `Authorization: BetterAuth <token>`. No such header: BA404. */
 function readToken(fields: AccessFields, max: number): { token: string; value: string } {
-  const value = field(fields, 'authorization', max)
+  const value = field(fields, 'authorization', max, false)
   if (value === undefined) throw new CredentialsRequiredError()
-  // The usual shape, `BetterAuth <token>` with one space, read without the general pattern.
+  // The usual shape, `BetterAuth <token>` with one space, read without the general pattern;
+  // TOKEN_CHARS admits no control character, so the field's own check is not needed here.
   if (value.charCodeAt(AUTH_SCHEME.length) === 0x20 && value.startsWith(AUTH_SCHEME)) {
     const token = value.slice(AUTH_SCHEME.length + 1)
     if (token !== '' && TOKEN_CHARS.test(token)) return { token, value }
+  }
+  try {
+    checkControl(value, 'authorization')
+  } catch (error) {
+    throw malformed((error as FieldError).message)
   }
   const m = AUTHORIZATION.exec(value)
   if (m === null || (m[1] as string).toLowerCase() !== 'betterauth') {

@@ -96,6 +96,27 @@ describe('header form round trip', () => {
     ).toBe('BA101')
   })
 
+  it.each([
+    ['authorization', (v: string) => v.replace('BetterAuth ', 'BetterAuth \u0001')],
+    ['authorization', (v: string) => v + '\u0007'],
+    ['authorization', (v: string) => v.replace('BetterAuth ', 'Better\u001fAuth ')],
+    ['signature-input', (v: string) => v.replace('"@method"', '"@me\u0002thod"')],
+    ['signature', (v: string) => v.replace('ba=:', 'ba=:\u007f')],
+    ['content-digest', (v: string) => v.replace('sha-256=', 'sha-256=\u0010')],
+  ] as const)('refuses control characters in %s (BA101)', async (name, change) => {
+    const request = await signed('POST', 'https://a.example/', true)
+    const headers = { ...request.headers, [name]: change(request.headers[name] as string) }
+    expect(headers[name]).not.toBe(request.headers[name])
+    let error: unknown
+    try {
+      readHeaderAccess({ method: 'POST', url: 'https://a.example/', headers, body })
+    } catch (caught) {
+      error = caught
+    }
+    expect(error).toMatchObject({ code: 'BA101' })
+    expect(String((error as Error).message)).toContain(`${name} contains control characters`)
+  })
+
   it('uses the expected authority instead of the Host', async () => {
     const request = await signed('GET', 'https://api.example.com/a', false)
     const read = readHeaderAccess({

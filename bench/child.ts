@@ -10,16 +10,9 @@
  * refresh; `close-twins` closes the servers that share the process (see Running.twins); exits on
  * `stop` or when the runner goes.
  */
-import {
-  ECDH,
-  createPublicKey,
-  generateKeyPairSync,
-  sign,
-  verify,
-  type KeyObject,
-} from 'node:crypto'
+import { generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto'
 import { gzipSync, gunzipSync } from 'node:zlib'
-import { sha256 } from '../src/crypto/node'
+import { publicKeyObject, qualifiedPublicKey, sha256, uncompressedPoint } from '../src/crypto/node'
 import type { Running, Start } from './targets/common'
 
 const TARGETS: Record<string, () => Promise<{ start: Start }>> = {
@@ -87,17 +80,12 @@ const FLOW_REPLY = Buffer.alloc(900, 'c') // createSession's and refresh's reply
 const FLOW_REQUEST = Buffer.alloc(500, 'd') // a signed session request's payload
 const NEW_KEYS = 64
 let flowKeys:
-  | { compressed: Buffer[]; signatures: Buffer[]; cached: KeyObject; cachedSignature: Buffer }
-  | undefined
+  { texts: string[]; signatures: Buffer[]; cached: KeyObject; cachedSignature: Buffer } | undefined
 
-/** A P-256 key pair: the compressed point of its public key, and its private key. */
-function newKey(): { compressed: Buffer; privateKey: KeyObject; publicKey: KeyObject } {
+/** A P-256 key pair, with its public key as qualified text (`1AAI…`, as the protocol sends it). */
+function newKey(): { text: string; privateKey: KeyObject; publicKey: KeyObject } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  const jwk = publicKey.export({ format: 'jwk' })
-  const x = Buffer.from(jwk.x as string, 'base64url')
-  const y = Buffer.from(jwk.y as string, 'base64url')
-  const compressed = Buffer.concat([Buffer.from([2 + ((y[31] as number) & 1)]), x])
-  return { compressed, privateKey, publicKey }
+  return { text: qualifiedPublicKey(publicKey), privateKey, publicKey }
 }
 
 const p1363 = (key: KeyObject) => ({ key, dsaEncoding: 'ieee-p1363' }) as const
@@ -121,7 +109,7 @@ function flowFloor(flow: 'sessions' | 'refresh', count: number): { elapsed: numb
     const pool = Array.from({ length: NEW_KEYS }, newKey)
     const device = newKey()
     flowKeys = {
-      compressed: pool.map(k => k.compressed),
+      texts: pool.map(k => k.text),
       signatures: pool.map(k => sign('sha256', FLOW_REQUEST, p1363(k.privateKey))),
       cached: device.publicKey,
       cachedSignature: sign('sha256', FLOW_REQUEST, p1363(device.privateKey)),
@@ -130,8 +118,11 @@ function flowFloor(flow: 'sessions' | 'refresh', count: number): { elapsed: numb
   const keys = flowKeys
   const started = performance.now()
   for (let i = 0; i < count; i++) {
-    const fresh = keys.compressed[i % NEW_KEYS] as Buffer
-    const point = ECDH.convertKey(fresh, 'prime256v1', undefined, undefined, 'uncompressed')
+    // The server's own point check and import (src/crypto/node.ts).
+    const fresh = keys.texts[i % NEW_KEYS] as string
+    if (flow === 'sessions' && uncompressedPoint(fresh) === undefined) {
+      throw new Error('flow floor: not a point')
+    }
     if (!verify('sha256', FLOW_REQUEST, p1363(keys.cached), keys.cachedSignature)) {
       throw new Error('flow floor: bad signature')
     }
@@ -142,16 +133,8 @@ function flowFloor(flow: 'sessions' | 'refresh', count: number): { elapsed: numb
       sign('sha256', FLOW_REPLY, signKey)
       continue
     }
-    const p = point as Buffer
-    const key = createPublicKey({
-      key: {
-        kty: 'EC',
-        crv: 'P-256',
-        x: p.subarray(1, 33).toString('base64url'),
-        y: p.subarray(33, 65).toString('base64url'),
-      },
-      format: 'jwk',
-    })
+    const key = publicKeyObject(fresh)
+    if (key === undefined) throw new Error('flow floor: not a point')
     if (!verify('sha256', FLOW_REQUEST, p1363(key), keys.signatures[i % NEW_KEYS] as Buffer)) {
       throw new Error('flow floor: bad signature')
     }

@@ -26,39 +26,29 @@ export async function startServer(
   args: string[] = []
 ): Promise<ServerProcess> {
   if (await answers(`http://127.0.0.1:${port}`)) throw new Error(`port ${port} is taken`)
-  // One process (node with tsx as a loader), so a signal reaches the server itself.
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      // As `make server` runs it: the conformance server without rate limits.
-      BETTER_AUTH_RATE_LIMIT: 'off',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { child, out, err, exited } = runTsx(script, args, {
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    // As `make server` runs it: the conformance server without rate limits.
+    BETTER_AUTH_RATE_LIMIT: 'off',
+    ...env,
   })
-  let output = ''
-  child.stdout?.on('data', chunk => (output += String(chunk)))
-  child.stderr?.on('data', chunk => (output += String(chunk)))
-  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  const output = () => out() + err()
   const url = `http://127.0.0.1:${port}`
   const started = Date.now()
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited early:\n${output}`)
+    if (child.exitCode !== null) throw new Error(`server exited early:\n${output()}`)
     if (await answers(url)) break
     if (Date.now() - started > 20_000) {
       child.kill('SIGKILL')
-      throw new Error(`server did not start:\n${output}`)
+      throw new Error(`server did not start:\n${output()}`)
     }
     await new Promise(resolve => setTimeout(resolve, 100))
   }
   return {
     url,
     child,
-    output: () => output,
+    output,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
@@ -136,38 +126,44 @@ export async function cli(
 
 /** `serve` with options, as a child process; resolves once it prints its response key. */
 export async function serveCli(args: string[], env: Record<string, string>) {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', join(__dirname, '..', '..', 'cli', 'index.ts'), 'serve', ...args],
-    {
-      cwd: join(__dirname, '..', '..'),
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }
-  )
-  let out = ''
-  let err = ''
-  child.stdout.on('data', chunk => (out += String(chunk)))
-  child.stderr.on('data', chunk => (err += String(chunk)))
-  // 'close': the process exited and everything it wrote has been read.
-  const exited = new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
+  const { child, out, err, exited } = runTsx('cli/index.ts', ['serve', ...args], env)
   const started = Date.now()
-  while (!/response key: \S+\n/.test(out)) {
-    if (child.exitCode !== null) throw new Error(`serve exited early:\n${out}${err}`)
+  while (!/response key: \S+\n/.test(out())) {
+    if (child.exitCode !== null) throw new Error(`serve exited early:\n${out()}${err()}`)
     if (Date.now() - started > 20_000) {
       child.kill('SIGKILL')
-      throw new Error(`serve did not start:\n${out}${err}`)
+      throw new Error(`serve did not start:\n${out()}${err()}`)
     }
     await new Promise(resolve => setTimeout(resolve, 50))
   }
-  const url = /better-auth server on (http:\/\/\S+)/.exec(out)?.[1] as string
+  const url = /better-auth server on (http:\/\/\S+)/.exec(out())?.[1] as string
   return {
     url,
-    out: () => out,
-    err: () => err,
+    out,
+    err,
     async stop(): Promise<number | null> {
       child.kill('SIGTERM')
       return exited
     },
   }
+}
+
+/**
+ * Runs a TypeScript file of the project (relative to its root) in one node process, with tsx as
+ * a loader, so a signal reaches the program itself; with PATH, HOME and `env` as its whole
+ * environment. What it writes is collected; `exited` resolves with its exit code once all of it
+ * has been read.
+ */
+export function runTsx(file: string, args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, file), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', chunk => (out += String(chunk)))
+  child.stderr.on('data', chunk => (err += String(chunk)))
+  const exited = new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
+  return { child, out: () => out, err: () => err, exited }
 }

@@ -3,11 +3,11 @@
  * the two run against each other, the client pinning the key the server printed (and the key
  * `better-auth-protocol keys` lists).
  */
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli, type CliIo } from '../../cli'
+import { runTsx } from './processes'
 
 const root = join(__dirname, '..', '..')
 const dir = mkdtempSync(join(tmpdir(), 'better-auth-quickstart-'))
@@ -17,32 +17,26 @@ const readme = readFileSync(join(root, 'README.md'), 'utf8')
 
 /** Runs an example with tsx; `until` resolves early once the output matches. */
 function start(file: string, env: Record<string, string>, until?: RegExp) {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, file)], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  let err = ''
-  child.stdout.on('data', chunk => (out += String(chunk)))
-  child.stderr.on('data', chunk => (err += String(chunk)))
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  const { child, out, err, exited } = runTsx(file, [], env)
   const ready = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${file} timed out:\n${out}${err}`)), 20_000)
+    const timer = setTimeout(
+      () => reject(new Error(`${file} timed out:\n${out()}${err()}`)),
+      20_000
+    )
     const check = () => {
-      if (until !== undefined && until.test(out)) {
+      if (until !== undefined && until.test(out())) {
         clearTimeout(timer)
-        resolve(out)
+        resolve(out())
       }
     }
     child.stdout.on('data', check)
     void exited.then(code => {
       clearTimeout(timer)
-      if (until === undefined) resolve(out)
-      else reject(new Error(`${file} exited (${code}):\n${out}${err}`))
+      if (until === undefined) resolve(out())
+      else reject(new Error(`${file} exited (${code}):\n${out()}${err()}`))
     })
   })
-  return { child, ready, exited, err: () => err }
+  return { child, ready, exited, err }
 }
 
 it('shows the quick starts (server, client, browser) in the README as they are', () => {

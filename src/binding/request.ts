@@ -20,6 +20,8 @@ import {
   byteSequence,
   REQUEST_TAG,
   authorityOf,
+  targetOfUrl,
+  type RequestTarget,
   componentIdentifier,
   joinBase,
   serializeSignatureParams,
@@ -56,8 +58,11 @@ const ALLOWED_PARAMS = new Set(['created', 'nonce', 'keyid', 'alg', 'tag'])
 export interface HeaderAccessInput {
   /** The method as received (case-sensitive, RFC 9110). */
   method: string
-  /** The absolute request URL as the server reconstructs it (scheme is not covered). */
-  url: string | URL
+  /**
+   * The absolute request URL as the server reconstructs it (scheme is not covered), or its
+   * covered parts already split (`serverTarget(host, req.url)`).
+   */
+  url: string | URL | RequestTarget
   headers: HeadersInput
   /** The whole body, when the request has one; a signature covering a body needs all of it. */
   body?: Uint8Array
@@ -72,6 +77,12 @@ export interface HeaderAccessInput {
    * node:crypto's, several times faster)
    */
   sha256?: (bytes: Uint8Array) => Uint8Array
+  /**
+   * SHA-256 as base64 text (a server's node:crypto): a `Content-Digest` that is exactly
+   * `sha-256=:<that text>:`, the usual shape, then matches without being decoded; any other
+   * value is checked with `sha256` as before.
+   */
+  sha256Base64?: (bytes: Uint8Array) => string
 }
 
 /** Size caps, checked before anything is parsed. Over a cap: BA101. */
@@ -121,6 +132,8 @@ export function hasHeaderAccess(headers: HeadersInput): boolean {
   }
   return false
 }
+
+const EMPTY = new Uint8Array(0)
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const AUTHORIZATION = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/
@@ -222,9 +235,10 @@ export function readHeaderAccess(
   }
   if (!METHOD.test(input.method)) throw malformed('method is not an HTTP token')
 
-  let url: URL
+  let target: RequestTarget
   try {
-    url = input.url instanceof URL ? input.url : new URL(input.url)
+    target =
+      typeof input.url === 'string' || input.url instanceof URL ? targetOfUrl(input.url) : input.url
   } catch {
     throw malformed('url is not absolute')
   }
@@ -238,13 +252,13 @@ export function readHeaderAccess(
         value = input.method
         break
       case '@authority':
-        value = input.expectedAuthority?.toLowerCase() ?? authorityOf(url)
+        value = input.expectedAuthority?.toLowerCase() ?? target.authority
         break
       case '@path':
-        value = url.pathname || '/'
+        value = target.path
         break
       case '@query':
-        value = url.search || '?'
+        value = target.query
         break
       case 'authorization':
         value = authorization
@@ -253,7 +267,12 @@ export function readHeaderAccess(
         // content-digest, the only other allowed component
         const digest = field(headers, 'content-digest', limits.maxContentDigestLength ?? 512)
         if (digest === undefined) throw malformed('content-digest is covered but missing')
-        const problem = digestProblem(digest, input.body, input.sha256)
+        const problem =
+          input.sha256Base64 !== undefined &&
+          digest.length === 54 && // `sha-256=:` + 44 characters of base64 + `:`
+          digest === 'sha-256=:' + input.sha256Base64(input.body ?? EMPTY) + ':'
+            ? undefined
+            : digestProblem(digest, input.body, input.sha256)
         if (problem?.problem === 'malformed') throw malformed(`content-digest: ${problem.reason}`)
         if (problem !== undefined) {
           throw new InvalidSignatureError('content digest', { context: { reason: problem.reason } })

@@ -18,7 +18,10 @@ import { LRUCache } from 'lru-cache'
 import { decodePublicKey, decodeSignature, encodePublicKey, encodeSignature } from '../codec/cesr'
 import type { SigningKey, Verifier } from './types'
 
-type OneShotHash = (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer
+interface OneShotHash {
+  (algorithm: string, data: Uint8Array, encoding: 'buffer'): Buffer
+  (algorithm: string, data: Uint8Array, encoding: 'base64'): string
+}
 
 /**
  * node:crypto's one-shot `hash()` (Node ≥ 20.12) when it returns bytes: it makes no `Hash`
@@ -41,6 +44,16 @@ export const sha256: (bytes: Uint8Array) => Uint8Array =
   oneShot === undefined
     ? bytes => createHash('sha256').update(bytes).digest()
     : bytes => oneShot('sha256', bytes, 'buffer')
+
+/**
+ * SHA-256 on node:crypto as base64 text, what `Content-Digest` carries: one-shot `hash()` gives
+ * the text itself, ~0.4 µs for a short body against ~1.3 µs for its bytes and then their base64
+ * (the `'buffer'` encoding is not on its fast path in Node 20–24, and it makes a Buffer).
+ */
+export const sha256Base64: (bytes: Uint8Array) => string =
+  oneShot === undefined
+    ? bytes => createHash('sha256').update(bytes).digest('base64')
+    : bytes => oneShot('sha256', bytes, 'base64')
 
 /**
  * The uncompressed point (`04 ‖ x ‖ y`) of a qualified public key, or undefined if it is not a

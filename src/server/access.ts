@@ -8,10 +8,11 @@ import {
   readHeaderAccess,
   type HeaderAccessLimits,
   type HeadersInput,
+  type RequestTarget,
 } from '../binding'
 import { encodeSignature } from '../codec/cesr'
 import { formatTimestamp } from '../codec/timestamp'
-import { NodeP256Verifier, ThreadpoolP256Verifier, sha256 } from '../crypto/node'
+import { NodeP256Verifier, ThreadpoolP256Verifier, sha256, sha256Base64 } from '../crypto/node'
 import type { Verifier } from '../crypto/types'
 import {
   CredentialsRequiredError,
@@ -48,8 +49,11 @@ interface RouteLimiters {
 export interface HeaderAccessRequest<Request = unknown> {
   /** The method as received. */
   method: string
-  /** The absolute request URL (`http://<Host><path>?<query>`); the scheme is not covered. */
-  url: string | URL
+  /**
+   * The absolute request URL (`http://<Host><path>?<query>`; the scheme is not covered), or its
+   * covered parts (`serverTarget(host, req.url)`).
+   */
+  url: string | URL | RequestTarget
   /**
    * The request's headers with every field line kept (node's `req.headersDistinct`, a fetch
    * `Headers`), so a duplicated field is refused rather than silently merged.
@@ -160,6 +164,7 @@ export class AccessVerifier<Attributes = unknown> {
         ...(request.body === undefined ? {} : { body: request.body }),
         ...(authority === undefined ? {} : { expectedAuthority: authority }),
         sha256,
+        sha256Base64,
       },
       this.d.headerLimits
     )

@@ -16,7 +16,7 @@ import {
 import { fieldLines, type HeadersInput } from '../binding/fields'
 import { emitParams } from '../binding/signature'
 import { decodeSignature } from '../codec/cesr'
-import { NodeSigningKey, sha256 } from '../crypto/node'
+import { NodeSigningKey, sha256Base64 } from '../crypto/node'
 import type { SigningKey } from '../crypto/types'
 
 /** A reply to sign (see `BetterAuthServer.signHeaderResponse`). */
@@ -84,7 +84,7 @@ export class HeaderReplySigner {
     const headers: Record<string, string> = {}
     let base = STATUS + String(status) + '\n'
     if (hasBody) {
-      const digest = 'sha-256=' + byteSequence(sha256(body))
+      const digest = 'sha-256=:' + sha256Base64(body) + ':'
       headers['content-digest'] = digest
       base += DIGEST + digest + '\n'
     }

@@ -8,7 +8,7 @@ import {
   verifyHeaderAccess,
   verifyResponse,
 } from '../../src/binding'
-import { NodeP256Verifier, NodeSigningKey } from '../../src/crypto/node'
+import { NodeP256Verifier, NodeSigningKey, sha256, sha256Base64 } from '../../src/crypto/node'
 import { RandomNoncer } from '../../src/crypto/nonce'
 import { outcome, vectors } from './pipeline'
 
@@ -142,6 +142,44 @@ describe('header form round trip', () => {
     expect(() => checkContentDigest(`${digest}, ${digest}`, body)).toThrow(
       expect.objectContaining({ code: 'BA101' })
     )
+  })
+
+  it("reads Content-Digest the same with a base64 SHA-256 (the server's) as without", async () => {
+    const request = await signed('POST', 'https://a.example/', true)
+    const digest = request.headers['content-digest'] as string
+    const b64 = digest.slice('sha-256=:'.length, -1)
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+    // The same 32 bytes with a padding bit set in the last character: not the canonical text.
+    const last = alphabet[alphabet.indexOf(b64[42] as string) ^ 1] as string
+    const variants = [
+      digest,
+      `sha-256=:${b64.slice(0, 42)}${last}=:`,
+      `sha-256=:${b64.slice(0, 42)}${b64[42] === 'A' ? 'E' : 'A'}=:`,
+      'sha-256=:AAAA:',
+      `sha-512=:AAAA:, ${digest}`,
+      `${digest}, ${digest}`,
+    ]
+    const outcomes = []
+    for (const value of variants) {
+      const headers = { ...request.headers, 'content-digest': value }
+      const read = (fast: boolean) =>
+        outcome(async () =>
+          readHeaderAccess({
+            method: 'POST',
+            url: 'https://a.example/',
+            headers,
+            body,
+            sha256,
+            ...(fast ? { sha256Base64 } : {}),
+          })
+        )
+      const [withText, withBytes] = [await read(true), await read(false)]
+      expect(withText).toBe(withBytes)
+      outcomes.push(withText)
+    }
+    expect(outcomes[0]).toBe('ok')
+    expect(outcomes[2]).toBe('BA201')
+    expect(outcomes[3]).toBe('BA101')
   })
 
   it('lets an error reply be unsigned, not a success', async () => {

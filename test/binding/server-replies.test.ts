@@ -6,7 +6,7 @@
 import fc from 'fast-check'
 import { signResponse, verifyResponse } from '../../src/binding'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2'
-import { sha256 } from '../../src/crypto/node'
+import { sha256, sha256Base64 } from '../../src/crypto/node'
 import { NodeP256Verifier, NodeSigningKey } from '../../src/crypto/node'
 import { HeaderReplySigner } from '../../src/server/header-replies'
 
@@ -79,6 +79,9 @@ describe("the server's SHA-256 (Content-Digest)", () => {
           const expected = Buffer.from(nobleSha256(bytes)).toString('hex')
           expect(Buffer.from(sha256(bytes)).toString('hex')).toBe(expected)
           expect(Buffer.from(sha256(view)).toString('hex')).toBe(expected)
+          const base64 = Buffer.from(nobleSha256(bytes)).toString('base64')
+          expect(sha256Base64(bytes)).toBe(base64)
+          expect(sha256Base64(view)).toBe(base64)
         }
       ),
       { numRuns: RUNS, seed: SEED }

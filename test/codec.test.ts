@@ -26,6 +26,13 @@ import {
 import { NobleP256Verifier, NobleSigningKey } from '../src/noble'
 import { crc32, gunzipBounded } from '../src/codec/gzip'
 import { hash } from './helpers'
+import fc from 'fast-check'
+import {
+  NONCE_TEXT,
+  PUBLIC_KEY_TEXT,
+  unqualifyNonce,
+  unqualifyPublicKey,
+} from '../src/codec/qualified'
 
 describe('base64url', () => {
   it('round-trips and refuses what is not canonical', () => {
@@ -44,6 +51,46 @@ describe('base64url', () => {
 
 describe('qualified forms', () => {
   const digest = new Uint8Array(32).fill(7)
+
+  it('NONCE_TEXT and PUBLIC_KEY_TEXT accept exactly what unqualifyNonce and unqualifyPublicKey do', () => {
+    const b64url = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const valid = fc.constantFrom(...b64url.split(''))
+    const any = fc.oneof(valid, fc.constantFrom('+', '/', '=', '.', '\n', 'é'))
+    // A prefix, then characters to a length near the form's, mostly of the right alphabet.
+    const text = (prefix: string, length: number) =>
+      fc
+        .tuple(
+          fc.array(fc.oneof({ weight: 20, arbitrary: valid }, { weight: 1, arbitrary: any }), {
+            minLength: length - prefix.length,
+            maxLength: length - prefix.length,
+          }),
+          fc.integer({ min: -1, max: 1 })
+        )
+        .map(([rest, delta]) => {
+          const t = prefix + rest.join('')
+          return delta < 0 ? t.slice(0, -1) : delta > 0 && rest.length % 5 === 0 ? t + 'A' : t
+        })
+    fc.assert(
+      fc.property(
+        fc.oneof(text('0A', 24), text('0A', 24), text('1AAI', 48), text('1AAIA', 48), text('', 24)),
+        t => {
+          expect(NONCE_TEXT.test(t)).toBe(unqualifyNonce(t) !== undefined)
+          expect(PUBLIC_KEY_TEXT.test(t)).toBe(unqualifyPublicKey(t) !== undefined)
+        }
+      ),
+      { numRuns: 20_000, seed: 20261202 }
+    )
+    // Real ones, and their edges.
+    for (let i = 0; i < 200; i++) {
+      expect(NONCE_TEXT.test(encodeNonce(randomBytes(16)))).toBe(true)
+      const point = randomBytes(33)
+      point[0] = 2 + (i % 2)
+      expect(PUBLIC_KEY_TEXT.test(encodePublicKey(point))).toBe(true)
+      point[0] = i % 2 === 0 ? 4 : 0
+      expect(PUBLIC_KEY_TEXT.test(encodePublicKey(point))).toBe(false)
+    }
+  })
+
   it('hash: E prefix, 44 chars, zero pad byte', () => {
     const text = encodeHash(digest)
     expect(text).toMatch(/^E[A-Za-z0-9_-]{43}$/)

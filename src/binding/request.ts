@@ -6,7 +6,7 @@
  *   readHeaderAccess → decode and verify the token (BA402/BA202/BA201/BA403/BA401)
  *   → verifyHeaderAccess (BA201) → checkRequestTime (BA501/BA502) → reserve the nonce (BA304)
  */
-import { unqualifyNonce, unqualifyPublicKey } from '../codec/qualified'
+import { NONCE_TEXT, PUBLIC_KEY_TEXT, unqualifyNonce } from '../codec/qualified'
 import type { SigningKey, Verifier } from '../crypto/types'
 import {
   CredentialsRequiredError,
@@ -156,6 +156,15 @@ function field(
   }
 }
 
+/** BA101 when field `name`'s value holds control characters. */
+function controlCheck(value: string, name: string): void {
+  try {
+    checkControl(value, name)
+  } catch (error) {
+    throw malformed((error as FieldError).message)
+  }
+}
+
 /** The token of `Authorization: BetterAuth <token>`. No such header: BA404. */
 function readToken(fields: AccessFields, max: number): { token: string; value: string } {
   const value = field(fields, 'authorization', max, false)
@@ -201,8 +210,12 @@ export function readHeaderAccess(
 ): HeaderAccess {
   const headers = fieldsLines(input.headers, ACCESS_FIELDS)
   const { token, value: authorization } = readToken(headers, limits.maxAuthorizationLength ?? 16448)
-  const signatureInput = field(headers, 'signature-input', limits.maxSignatureInputLength ?? 1024)
-  const signatureField = field(headers, 'signature', limits.maxSignatureLength ?? 256)
+  // No control-character scan of these two up front: the strict parser below admits none (its
+  // strings, keys, digits and base64 are printable ASCII, and only SP or HTAB may follow a
+  // member), so a value with one fails to parse, and is then named as the reason.
+  const maxInput = limits.maxSignatureInputLength ?? 1024
+  const signatureInput = field(headers, 'signature-input', maxInput, false)
+  const signatureField = field(headers, 'signature', limits.maxSignatureLength ?? 256, false)
   if (signatureInput === undefined) throw malformed('signature-input is missing')
   if (signatureField === undefined) throw malformed('signature is missing')
 
@@ -223,14 +236,18 @@ export function readHeaderAccess(
       hasBody ? WITH_BODY_COMPONENTS : REQUEST_COMPONENTS
     )
   } catch (error) {
-    if (error instanceof FieldError) throw malformed(error.message)
+    if (error instanceof FieldError) {
+      controlCheck(signatureInput, 'signature-input')
+      controlCheck(signatureField, 'signature')
+      throw malformed(error.message)
+    }
     throw error
   }
   const nonce = parsed.params.get('nonce') as string | undefined
   if (nonce === undefined) throw malformed('signature parameter nonce is missing')
-  if (unqualifyNonce(nonce) === undefined) throw malformed('nonce is not a 128-bit nonce (0A…)')
+  if (!NONCE_TEXT.test(nonce)) throw malformed('nonce is not a 128-bit nonce (0A…)')
   const keyid = parsed.params.get('keyid') as string | undefined
-  if (keyid !== undefined && unqualifyPublicKey(keyid) === undefined) {
+  if (keyid !== undefined && !PUBLIC_KEY_TEXT.test(keyid)) {
     throw malformed('keyid is not a public key (1AAI…)')
   }
   if (!METHOD.test(input.method)) throw malformed('method is not an HTTP token')
@@ -265,14 +282,17 @@ export function readHeaderAccess(
         break
       default: {
         // content-digest, the only other allowed component
-        const digest = field(headers, 'content-digest', limits.maxContentDigestLength ?? 512)
+        const max = limits.maxContentDigestLength ?? 512
+        const digest = field(headers, 'content-digest', max, false)
         if (digest === undefined) throw malformed('content-digest is covered but missing')
-        const problem =
+        // The usual value is exactly the digest this server computes (so printable); any other
+        // is scanned for control characters, then checked in full.
+        const usual =
           input.sha256Base64 !== undefined &&
           digest.length === 54 && // `sha-256=:` + 44 characters of base64 + `:`
           digest === 'sha-256=:' + input.sha256Base64(input.body ?? EMPTY) + ':'
-            ? undefined
-            : digestProblem(digest, input.body, input.sha256)
+        if (!usual) controlCheck(digest, 'content-digest')
+        const problem = usual ? undefined : digestProblem(digest, input.body, input.sha256)
         if (problem?.problem === 'malformed') throw malformed(`content-digest: ${problem.reason}`)
         if (problem !== undefined) {
           throw new InvalidSignatureError('content digest', { context: { reason: problem.reason } })

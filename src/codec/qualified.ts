@@ -68,6 +68,15 @@ export const unqualifySignature = (text: unknown): Uint8Array | undefined => dec
 export const qualifyNonce = (bytes: Uint8Array): string => encode(NONCE, bytes)
 export const unqualifyNonce = (text: unknown): Uint8Array | undefined => decode(NONCE, text)
 
+/**
+ * The texts `unqualifyNonce` and `unqualifyPublicKey` accept, as patterns: a check without the
+ * decoding (and its allocations) where the bytes are not needed. A nonce's two zero pad bytes
+ * are `0A` and the top four bits of its third character (`A`–`D`); a public key's three are
+ * `1AAI`, and its first byte, 0x02 or 0x03, is `A` and a character of value 32–63.
+ */
+export const NONCE_TEXT = /^0A[A-D][A-Za-z0-9_-]{21}$/
+export const PUBLIC_KEY_TEXT = /^1AAIA[g-z0-9_-][A-Za-z0-9_-]{42}$/
+
 export const isQualifiedHash = (text: unknown): text is string => unqualifyHash(text) !== undefined
 
 export const QUALIFIED_SIGNATURE_LENGTH = SIGNATURE.length

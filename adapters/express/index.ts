@@ -197,10 +197,23 @@ export function protocolRouter(
   }
 }
 
+/** What `signReplies` keeps for one response, under SIGNING on it. */
+interface Signing {
+  auth: Pick<AdapterCore, 'respond'>
+  nonce: string
+  next: NextFunction
+  json: Response['json']
+  signed: boolean
+}
+
+const SIGNING = Symbol('betterAuth.signing')
+type SigningResponse = Response & { [SIGNING]?: Signing }
+
 /**
  * Replaces `res.json` (and so `res.send(object)`, which calls it) with one that sends a signed
  * response envelope echoing `nonce`. Replies with a status of 400 or more are sent as they are:
- * the protocol's errors are unsigned `{"error":…}` bodies.
+ * the protocol's errors are unsigned `{"error":…}` bodies. The replacement is one module
+ * function reading its state from the response, not a closure per request.
  */
 export function signReplies(
   auth: Pick<AdapterCore, 'respond'>,
@@ -208,24 +221,30 @@ export function signReplies(
   nonce: string,
   next: NextFunction
 ): void {
-  const json = res.json
-  let signed = false
-  res.json = function signedJson(this: Response, data?: unknown): Response {
-    if (signed) return this // a reply is being signed already: never send a second, unsigned one
-    if (this.statusCode >= 400) return json.call(this, data)
-    signed = true
-    auth.respond(nonce, data).then(
-      text => {
-        if (this.headersSent) return // something else answered meanwhile
-        this.set('Content-Type', JSON_CONTENT_TYPE)
-        this.send(text)
-      },
-      error => {
-        if (!this.headersSent) next(error)
-      }
-    )
-    return this
-  } as Response['json']
+  ;(res as SigningResponse)[SIGNING] = { auth, nonce, next, json: res.json, signed: false }
+  res.json = signedJson as Response['json']
+}
+
+function signedJson(this: SigningResponse, data?: unknown): Response {
+  const signing = this[SIGNING] as Signing
+  if (signing.signed) return this // a reply is being signed already: never send a second, unsigned one
+  if (this.statusCode >= 400) return signing.json.call(this, data)
+  signing.signed = true
+  void sendSigned(this, signing, data)
+  return this
+}
+
+async function sendSigned(res: Response, signing: Signing, data: unknown): Promise<void> {
+  let text: string
+  try {
+    text = await signing.auth.respond(signing.nonce, data)
+  } catch (error) {
+    if (!res.headersSent) signing.next(error)
+    return
+  }
+  if (res.headersSent) return // something else answered meanwhile
+  res.set('Content-Type', JSON_CONTENT_TYPE)
+  res.send(text)
 }
 
 /** The shared access step's view of an Express request (also used by the Passport strategy). */

@@ -383,11 +383,32 @@ async function headerAccess<Attributes, Request, Source>(
   return principal
 }
 
+type Callback = (error?: Error | null) => void
+type End = (this: ServerResponse, ...args: unknown[]) => ServerResponse
+
+/** What `signNodeReplies` keeps for one response, under HELD on it. */
+interface HeldReply {
+  core: Pick<AdapterCore, 'signHeaderResponse'>
+  requestSignature: Uint8Array
+  onError: (error: unknown) => void
+  chunks: Buffer[]
+  ended: boolean
+  writeHead: ServerResponse['writeHead']
+  write: ServerResponse['write']
+  end: ServerResponse['end']
+}
+
+const HELD = Symbol('betterAuth.heldReply')
+type HoldingResponse = ServerResponse & { [HELD]?: HeldReply }
+
 /**
  * Signs what a handler writes on a node:http response, whatever it writes (any status below 400,
  * any content type, `res.send`, `res.json`, `res.end` or several `res.write`s): the body is held
  * until `end`, then sent with the response-signature headers of the header form. Replies of 400
  * or more go out unsigned. `onError` gets a signing failure while nothing has been sent.
+ *
+ * The replacements of `writeHead`, `write` and `end` are made once (module functions reading
+ * their state from the response), not as closures per request.
  */
 export function signNodeReplies(
   core: Pick<AdapterCore, 'signHeaderResponse'>,
@@ -396,93 +417,122 @@ export function signNodeReplies(
   onError: (error: unknown) => void
 ): void {
   const { writeHead, write, end } = res
-  const endWith = end as unknown as (this: ServerResponse, ...args: unknown[]) => ServerResponse
-  const chunks: Buffer[] = []
-  let ended = false
-  type Callback = (error?: Error | null) => void
-  const bytesOf = (chunk: unknown, encoding: unknown): Buffer | undefined => {
-    if (chunk === undefined || chunk === null || typeof chunk === 'function') return undefined
-    if (typeof chunk === 'string') {
-      return Buffer.from(
-        chunk,
-        typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'
-      )
-    }
-    const view = chunk as Uint8Array
-    return Buffer.from(view.buffer, view.byteOffset, view.byteLength)
+  ;(res as HoldingResponse)[HELD] = {
+    core,
+    requestSignature,
+    onError,
+    chunks: [],
+    ended: false,
+    writeHead,
+    write,
+    end,
   }
-  const callbackOf = (...args: unknown[]): Callback | undefined =>
-    args.find((a): a is Callback => typeof a === 'function')
-  res.writeHead = function heldWriteHead(
-    this: ServerResponse,
-    status: number,
-    ...rest: unknown[]
-  ): ServerResponse {
-    this.statusCode = status
-    for (const arg of rest) {
-      if (typeof arg === 'string') this.statusMessage = arg
-      else if (Array.isArray(arg)) {
-        for (let i = 0; i + 1 < arg.length; i += 2) {
-          this.appendHeader(String(arg[i]), String(arg[i + 1]))
-        }
-      } else if (typeof arg === 'object' && arg !== null) {
-        for (const [name, value] of Object.entries(arg)) {
-          if (value !== undefined) this.setHeader(name, value as string | string[])
-        }
+  res.writeHead = heldWriteHead as ServerResponse['writeHead']
+  res.write = heldWrite as ServerResponse['write']
+  res.end = signedEnd as ServerResponse['end']
+}
+
+/** The bytes of a chunk passed to `write` or `end` (undefined for none). */
+function bytesOf(chunk: unknown, encoding: unknown): Buffer | undefined {
+  if (chunk === undefined || chunk === null || typeof chunk === 'function') return undefined
+  if (typeof chunk === 'string') {
+    return Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+  }
+  const view = chunk as Uint8Array
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength)
+}
+
+function callbackOf(args: readonly unknown[]): Callback | undefined {
+  for (const a of args) if (typeof a === 'function') return a as Callback
+  return undefined
+}
+
+/** Puts the response's own methods back. */
+function release(res: HoldingResponse, held: HeldReply): void {
+  res.writeHead = held.writeHead
+  res.write = held.write
+  res.end = held.end
+  res[HELD] = undefined
+}
+
+function heldWriteHead(this: HoldingResponse, status: number, ...rest: unknown[]): ServerResponse {
+  this.statusCode = status
+  for (const arg of rest) {
+    if (typeof arg === 'string') this.statusMessage = arg
+    else if (Array.isArray(arg)) {
+      for (let i = 0; i + 1 < arg.length; i += 2) {
+        this.appendHeader(String(arg[i]), String(arg[i + 1]))
+      }
+    } else if (typeof arg === 'object' && arg !== null) {
+      for (const [name, value] of Object.entries(arg)) {
+        if (value !== undefined) this.setHeader(name, value as string | string[])
       }
     }
-    return this
-  } as ServerResponse['writeHead']
-  res.write = function heldWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    const bytes = bytesOf(chunk, rest[0])
-    if (bytes !== undefined) chunks.push(Buffer.from(bytes))
-    const callback = callbackOf(...rest)
-    if (callback !== undefined) process.nextTick(callback)
-    return true
-  } as ServerResponse['write']
-  res.end = function signedEnd(this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
-    if (ended) return this
-    ended = true
-    const bytes = bytesOf(chunk, rest[0])
-    if (bytes !== undefined) chunks.push(bytes)
-    const callback = callbackOf(chunk, ...rest)
-    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
-    const finish = (): void => {
-      res.writeHead = writeHead
-      res.write = write
-      res.end = end
-      if (res.destroyed) return
-      if (body.length > 0) {
-        res.setHeader('content-length', body.length)
-        endWith.call(res, body, callback)
-      } else {
-        endWith.call(res, callback)
-      }
-    }
-    if (this.statusCode >= 400) {
-      finish()
-      return this
-    }
-    core
-      .signHeaderResponse({
-        status: this.statusCode,
-        body: new Uint8Array(body.buffer, body.byteOffset, body.length),
-        requestSignature,
-      })
-      .then(
-        headers => {
-          for (const [name, value] of Object.entries(headers)) res.setHeader(name, value)
-          finish()
-        },
-        (error: unknown) => {
-          res.writeHead = writeHead
-          res.write = write
-          res.end = end
-          if (!res.headersSent) onError(error)
-        }
-      )
-    return this
-  } as ServerResponse['end']
+  }
+  return this
+}
+
+function heldWrite(this: HoldingResponse, chunk: unknown, ...rest: unknown[]): boolean {
+  const bytes = bytesOf(chunk, rest[0])
+  if (bytes !== undefined) this[HELD]?.chunks.push(Buffer.from(bytes))
+  const callback = callbackOf(rest)
+  if (callback !== undefined) process.nextTick(callback)
+  return true
+}
+
+function signedEnd(this: HoldingResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
+  const held = this[HELD]
+  if (held === undefined || held.ended) return this
+  held.ended = true
+  const bytes = bytesOf(chunk, rest[0])
+  if (bytes !== undefined) held.chunks.push(bytes)
+  const callback = typeof chunk === 'function' ? (chunk as Callback) : callbackOf(rest)
+  const chunks = held.chunks
+  const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
+  if (this.statusCode >= 400) finishHeld(this, held, body, callback)
+  else void signHeld(this, held, body, callback)
+  return this
+}
+
+/** Signs the held reply and sends it; a signing failure goes to `onError` if nothing was sent. */
+async function signHeld(
+  res: HoldingResponse,
+  held: HeldReply,
+  body: Buffer,
+  callback: Callback | undefined
+): Promise<void> {
+  let headers: Record<string, string>
+  try {
+    headers = await held.core.signHeaderResponse({
+      status: res.statusCode,
+      body: new Uint8Array(body.buffer, body.byteOffset, body.length),
+      requestSignature: held.requestSignature,
+    })
+  } catch (error) {
+    release(res, held)
+    if (!res.headersSent) held.onError(error)
+    return
+  }
+  for (const name in headers) res.setHeader(name, headers[name] as string)
+  finishHeld(res, held, body, callback)
+}
+
+/** Sends the held body with the response's own `end`. */
+function finishHeld(
+  res: HoldingResponse,
+  held: HeldReply,
+  body: Buffer,
+  callback: Callback | undefined
+): void {
+  release(res, held)
+  if (res.destroyed) return
+  const end = held.end as unknown as End
+  if (body.length > 0) {
+    res.setHeader('content-length', body.length)
+    end.call(res, body, callback)
+  } else {
+    end.call(res, callback)
+  }
 }
 
 /**

@@ -197,7 +197,7 @@ export function protocolRouter(
   }
 }
 
-/** What `signReplies` keeps for one response, under SIGNING on it. */
+/** What `signReplies` keeps for one response. */
 interface Signing {
   auth: Pick<AdapterCore, 'respond'>
   nonce: string
@@ -206,8 +206,11 @@ interface Signing {
   signed: boolean
 }
 
-const SIGNING = Symbol('betterAuth.signing')
-type SigningResponse = Response & { [SIGNING]?: Signing }
+/**
+ * By response, beside it rather than on it: every property added to an Express response costs a
+ * copy of its whole layout (each has its own prototype), so `json` is the only one added here.
+ */
+const signings = new WeakMap<Response, Signing>()
 
 /**
  * Replaces `res.json` (and so `res.send(object)`, which calls it) with one that sends a signed
@@ -221,12 +224,12 @@ export function signReplies(
   nonce: string,
   next: NextFunction
 ): void {
-  ;(res as SigningResponse)[SIGNING] = { auth, nonce, next, json: res.json, signed: false }
+  signings.set(res, { auth, nonce, next, json: res.json, signed: false })
   res.json = signedJson as Response['json']
 }
 
-function signedJson(this: SigningResponse, data?: unknown): Response {
-  const signing = this[SIGNING] as Signing
+function signedJson(this: Response, data?: unknown): Response {
+  const signing = signings.get(this) as Signing
   if (signing.signed) return this // a reply is being signed already: never send a second, unsigned one
   if (this.statusCode >= 400) return signing.json.call(this, data)
   signing.signed = true

@@ -2,7 +2,7 @@
  * What the node:http frameworks share (Express, Koa, NestJS on Express or Fastify): the raw request
  * body whatever body parser ran before the adapter, and protocol endpoints as node:http middleware.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { AccessPrincipal, HandlerResult, RequestContext } from '../../src/server/core'
 import type { Endpoint } from '../../src/server/routes'
 import {
@@ -386,20 +386,28 @@ async function headerAccess<Attributes, Request, Source>(
 type Callback = (error?: Error | null) => void
 type End = (this: ServerResponse, ...args: unknown[]) => ServerResponse
 
-/** What `signNodeReplies` keeps for one response, under HELD on it. */
+/** What `signNodeReplies` keeps for one response. */
 interface HeldReply {
   core: Pick<AdapterCore, 'signHeaderResponse'>
   requestSignature: Uint8Array
   onError: (error: unknown) => void
   chunks: Buffer[]
   ended: boolean
+  /** Once the reply is sent (or failed): the replacements pass every call on to these. */
+  released: boolean
   writeHead: ServerResponse['writeHead']
   write: ServerResponse['write']
   end: ServerResponse['end']
 }
 
-const HELD = Symbol('betterAuth.heldReply')
-type HoldingResponse = ServerResponse & { [HELD]?: HeldReply }
+/**
+ * The held replies, by response. Kept beside the response rather than on it: Express (and Nest
+ * on Express) gives every response its own prototype (`Object.setPrototypeOf`), after which V8
+ * copies the object's whole property layout for each property added to it (~2.5 µs each here),
+ * so the replacements below are the only properties this adds, and none is written back.
+ */
+const held = new WeakMap<ServerResponse, HeldReply>()
+type HoldingResponse = ServerResponse
 
 /**
  * Signs what a handler writes on a node:http response, whatever it writes (any status below 400,
@@ -417,16 +425,17 @@ export function signNodeReplies(
   onError: (error: unknown) => void
 ): void {
   const { writeHead, write, end } = res
-  ;(res as HoldingResponse)[HELD] = {
+  held.set(res, {
     core,
     requestSignature,
     onError,
     chunks: [],
     ended: false,
+    released: false,
     writeHead,
     write,
     end,
-  }
+  })
   res.writeHead = heldWriteHead as ServerResponse['writeHead']
   res.write = heldWrite as ServerResponse['write']
   res.end = signedEnd as ServerResponse['end']
@@ -447,15 +456,20 @@ function callbackOf(args: readonly unknown[]): Callback | undefined {
   return undefined
 }
 
-/** Puts the response's own methods back. */
-function release(res: HoldingResponse, held: HeldReply): void {
-  res.writeHead = held.writeHead
-  res.write = held.write
-  res.end = held.end
-  res[HELD] = undefined
+/** From now on the replacements call the response's own methods. */
+function release(reply: HeldReply): void {
+  reply.released = true
 }
 
 function heldWriteHead(this: HoldingResponse, status: number, ...rest: unknown[]): ServerResponse {
+  const reply = held.get(this)
+  if (reply === undefined || reply.released) {
+    return (reply?.writeHead ?? ServerResponse.prototype.writeHead).call(
+      this,
+      status,
+      ...(rest as [])
+    )
+  }
   this.statusCode = status
   for (const arg of rest) {
     if (typeof arg === 'string') this.statusMessage = arg
@@ -473,60 +487,69 @@ function heldWriteHead(this: HoldingResponse, status: number, ...rest: unknown[]
 }
 
 function heldWrite(this: HoldingResponse, chunk: unknown, ...rest: unknown[]): boolean {
+  const reply = held.get(this)
+  if (reply === undefined || reply.released) {
+    const write = (reply?.write ?? ServerResponse.prototype.write) as unknown as End
+    return write.call(this, chunk, ...rest) as unknown as boolean
+  }
   const bytes = bytesOf(chunk, rest[0])
-  if (bytes !== undefined) this[HELD]?.chunks.push(Buffer.from(bytes))
+  if (bytes !== undefined) reply.chunks.push(Buffer.from(bytes))
   const callback = callbackOf(rest)
   if (callback !== undefined) process.nextTick(callback)
   return true
 }
 
 function signedEnd(this: HoldingResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
-  const held = this[HELD]
-  if (held === undefined || held.ended) return this
-  held.ended = true
+  const reply = held.get(this)
+  if (reply === undefined || reply.released) {
+    const end = (reply?.end ?? ServerResponse.prototype.end) as unknown as End
+    return end.call(this, chunk, ...rest)
+  }
+  if (reply.ended) return this
+  reply.ended = true
   const bytes = bytesOf(chunk, rest[0])
-  if (bytes !== undefined) held.chunks.push(bytes)
+  if (bytes !== undefined) reply.chunks.push(bytes)
   const callback = typeof chunk === 'function' ? (chunk as Callback) : callbackOf(rest)
-  const chunks = held.chunks
+  const chunks = reply.chunks
   const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
-  if (this.statusCode >= 400) finishHeld(this, held, body, callback)
-  else void signHeld(this, held, body, callback)
+  if (this.statusCode >= 400) finishHeld(this, reply, body, callback)
+  else void signHeld(this, reply, body, callback)
   return this
 }
 
 /** Signs the held reply and sends it; a signing failure goes to `onError` if nothing was sent. */
 async function signHeld(
   res: HoldingResponse,
-  held: HeldReply,
+  reply: HeldReply,
   body: Buffer,
   callback: Callback | undefined
 ): Promise<void> {
   let headers: Record<string, string>
   try {
-    headers = await held.core.signHeaderResponse({
+    headers = await reply.core.signHeaderResponse({
       status: res.statusCode,
       body: new Uint8Array(body.buffer, body.byteOffset, body.length),
-      requestSignature: held.requestSignature,
+      requestSignature: reply.requestSignature,
     })
   } catch (error) {
-    release(res, held)
-    if (!res.headersSent) held.onError(error)
+    release(reply)
+    if (!res.headersSent) reply.onError(error)
     return
   }
   for (const name in headers) res.setHeader(name, headers[name] as string)
-  finishHeld(res, held, body, callback)
+  finishHeld(res, reply, body, callback)
 }
 
 /** Sends the held body with the response's own `end`. */
 function finishHeld(
   res: HoldingResponse,
-  held: HeldReply,
+  reply: HeldReply,
   body: Buffer,
   callback: Callback | undefined
 ): void {
-  release(res, held)
+  release(reply)
   if (res.destroyed) return
-  const end = held.end as unknown as End
+  const end = reply.end as unknown as End
   if (body.length > 0) {
     res.setHeader('content-length', body.length)
     end.call(res, body, callback)

@@ -24,12 +24,15 @@
  *                         the URL's port, found in /proc)
  *   BENCH_PORT_BASE       first port for the servers (default: ephemeral ports)
  *   BENCH_CPU_PROF=dir    write a V8 CPU profile of every server into dir
+ *   BENCH_SOURCES=1       run the servers' TypeScript sources under tsx (default: compiled once
+ *                         per run by esbuild, as the published package runs)
  *   UV_THREADPOOL_SIZE    the servers' libuv threadpool, where ECDSA runs (default: CPUs − 1,
  *                         at least 1, as docs/performance.md recommends; node's own default is 4)
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { buildSync } from 'esbuild'
 import { NodeSigningKey } from '../src'
 import { headerFormRequest } from './header-form'
@@ -68,6 +71,8 @@ const MEMORY_STEADY_SECONDS = 45
 const REFERENCE_URL = process.env.BENCH_REFERENCE_URL?.replace(/\/+$/, '')
 const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 0)
 const CPU_PROF = process.env.BENCH_CPU_PROF
+/** BENCH_SOURCES=1: the servers run the TypeScript sources under tsx, as before 2026-12-02. */
+const FROM_SOURCES = process.env.BENCH_SOURCES === '1'
 const THREADPOOL = process.env.UV_THREADPOOL_SIZE ?? String(Math.max(1, availableParallelism() - 1))
 /** Longest stretch sent from one batch of signed requests, seconds (the window is 30 s). */
 const SEGMENT = 10
@@ -118,8 +123,10 @@ function compiledChild(): string {
 function startChild(name: string, env: NodeJS.ProcessEnv): Promise<Child> {
   const port = PORT_BASE === 0 ? 0 : nextPort++
   const execArgv = ['--expose-gc']
+  if (FROM_SOURCES) execArgv.push('--import', pathToFileURL(require.resolve('tsx')).href)
   if (CPU_PROF !== undefined) execArgv.push('--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`)
-  const child = fork(compiledChild(), [name, String(port)], {
+  const entry = FROM_SOURCES ? join(__dirname, 'child.ts') : compiledChild()
+  const child = fork(entry, [name, String(port)], {
     execArgv,
     env: { ...env, NODE_ENV: 'production', UV_THREADPOOL_SIZE: THREADPOOL },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

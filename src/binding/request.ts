@@ -156,6 +156,13 @@ function field(
   }
 }
 
+const isRequestTarget = (url: unknown): url is RequestTarget =>
+  typeof url === 'object' &&
+  url !== null &&
+  typeof (url as RequestTarget).authority === 'string' &&
+  typeof (url as RequestTarget).path === 'string' &&
+  typeof (url as RequestTarget).query === 'string'
+
 /** BA101 when field `name`'s value holds control characters. */
 function controlCheck(value: string, name: string): void {
   try {
@@ -254,8 +261,10 @@ export function readHeaderAccess(
 
   let target: RequestTarget
   try {
-    target =
-      typeof input.url === 'string' || input.url instanceof URL ? targetOfUrl(input.url) : input.url
+    // A URL from another realm (a vm context) is not `instanceof URL`: anything that is not a
+    // RequestTarget is read as URL text.
+    const url = input.url
+    target = isRequestTarget(url) ? url : targetOfUrl(url instanceof URL ? url : String(url))
   } catch {
     throw malformed('url is not absolute')
   }

@@ -3,6 +3,7 @@ import {
   contentDigest,
   hasHeaderAccess,
   readHeaderAccess,
+  serverTarget,
   signHeaderRequest,
   signResponse,
   verifyHeaderAccess,
@@ -115,6 +116,21 @@ describe('header form round trip', () => {
     }
     expect(error).toMatchObject({ code: 'BA101' })
     expect(String((error as Error).message)).toContain(`${name} contains control characters`)
+  })
+
+  it('takes the URL as text, a URL of any realm, or its covered parts', async () => {
+    const url = 'http://api.example.com:8080/a/b?c=1'
+    const request = await signed('GET', url, false)
+    // What a URL made in another realm (a vm context) looks like here: not `instanceof URL`.
+    const foreign = { href: url, toString: () => url } as unknown as URL
+    expect(foreign instanceof URL).toBe(false)
+    const bases = [
+      url,
+      new URL(url),
+      foreign,
+      serverTarget('api.example.com:8080', '/a/b?c=1'),
+    ].map(u => readHeaderAccess({ method: 'GET', url: u, headers: request.headers }).signatureBase)
+    for (const base of bases) expect(base).toBe(request.signatureBase)
   })
 
   it('uses the expected authority instead of the Host', async () => {

@@ -407,7 +407,6 @@ interface HeldReply {
  * so the replacements below are the only properties this adds, and none is written back.
  */
 const held = new WeakMap<ServerResponse, HeldReply>()
-type HoldingResponse = ServerResponse
 
 /**
  * Signs what a handler writes on a node:http response, whatever it writes (any status below 400,
@@ -461,15 +460,15 @@ function release(reply: HeldReply): void {
   reply.released = true
 }
 
-function heldWriteHead(this: HoldingResponse, status: number, ...rest: unknown[]): ServerResponse {
+/** The response's own `name` method, which a released (or never held) reply's calls go to. */
+function own(reply: HeldReply | undefined, name: 'writeHead' | 'write' | 'end'): End {
+  return (reply?.[name] ?? ServerResponse.prototype[name]) as unknown as End
+}
+
+function heldWriteHead(this: ServerResponse, status: number, ...rest: unknown[]): ServerResponse {
   const reply = held.get(this)
-  if (reply === undefined || reply.released) {
-    return (reply?.writeHead ?? ServerResponse.prototype.writeHead).call(
-      this,
-      status,
-      ...(rest as [])
-    )
-  }
+  if (reply === undefined || reply.released)
+    return own(reply, 'writeHead').call(this, status, ...rest)
   this.statusCode = status
   for (const arg of rest) {
     if (typeof arg === 'string') this.statusMessage = arg
@@ -486,11 +485,10 @@ function heldWriteHead(this: HoldingResponse, status: number, ...rest: unknown[]
   return this
 }
 
-function heldWrite(this: HoldingResponse, chunk: unknown, ...rest: unknown[]): boolean {
+function heldWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
   const reply = held.get(this)
   if (reply === undefined || reply.released) {
-    const write = (reply?.write ?? ServerResponse.prototype.write) as unknown as End
-    return write.call(this, chunk, ...rest) as unknown as boolean
+    return own(reply, 'write').call(this, chunk, ...rest) as unknown as boolean
   }
   const bytes = bytesOf(chunk, rest[0])
   if (bytes !== undefined) reply.chunks.push(Buffer.from(bytes))
@@ -499,12 +497,9 @@ function heldWrite(this: HoldingResponse, chunk: unknown, ...rest: unknown[]): b
   return true
 }
 
-function signedEnd(this: HoldingResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
+function signedEnd(this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
   const reply = held.get(this)
-  if (reply === undefined || reply.released) {
-    const end = (reply?.end ?? ServerResponse.prototype.end) as unknown as End
-    return end.call(this, chunk, ...rest)
-  }
+  if (reply === undefined || reply.released) return own(reply, 'end').call(this, chunk, ...rest)
   if (reply.ended) return this
   reply.ended = true
   const bytes = bytesOf(chunk, rest[0])
@@ -519,7 +514,7 @@ function signedEnd(this: HoldingResponse, chunk?: unknown, ...rest: unknown[]): 
 
 /** Signs the held reply and sends it; a signing failure goes to `onError` if nothing was sent. */
 async function signHeld(
-  res: HoldingResponse,
+  res: ServerResponse,
   reply: HeldReply,
   body: Buffer,
   callback: Callback | undefined
@@ -542,14 +537,14 @@ async function signHeld(
 
 /** Sends the held body with the response's own `end`. */
 function finishHeld(
-  res: HoldingResponse,
+  res: ServerResponse,
   reply: HeldReply,
   body: Buffer,
   callback: Callback | undefined
 ): void {
   release(reply)
   if (res.destroyed) return
-  const end = reply.end as unknown as End
+  const end = own(reply, 'end')
   if (body.length > 0) {
     res.setHeader('content-length', body.length)
     end.call(res, body, callback)

@@ -182,11 +182,7 @@ function readToken(fields: AccessFields, max: number): { token: string; value: s
     const token = value.slice(AUTH_SCHEME.length + 1)
     if (token !== '' && TOKEN_CHARS.test(token)) return { token, value }
   }
-  try {
-    checkControl(value, 'authorization')
-  } catch (error) {
-    throw malformed((error as FieldError).message)
-  }
+  controlCheck(value, 'authorization')
   const m = AUTHORIZATION.exec(value)
   if (m === null || (m[1] as string).toLowerCase() !== 'betterauth') {
     // A value that is not even `scheme [credentials]` may be two joined lines: say so.

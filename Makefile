@@ -7,7 +7,7 @@ BASE_URL ?= http://127.0.0.1:8080
 
 .PHONY: test-matrix
 .PHONY: help setup build test fuzz type-check lint format format-check server test-integration bench \
-	bench-smoke clean example-express example-koa example-nestjs example-nestjs-fastify example-fetch example-node
+	bench-smoke bench-placement clean example-express example-koa example-nestjs example-nestjs-fastify example-fetch example-node
 
 help:
 	@echo "make server            run the conformance auth server on 127.0.0.1:8080 (PORT, HOST)"
@@ -21,6 +21,7 @@ help:
 	@echo "                       example-koa, example-nestjs, example-nestjs-fastify,"
 	@echo "                       example-fetch, example-node"
 	@echo "make bench             the benchmark (docs/performance.md); make bench-smoke: under a minute"
+	@echo "make bench-placement   where ECDSA runs (crypto.ecdsa), light and saturated load"
 	@echo "make docs              the API reference (TypeDoc) in docs/api"
 	@echo "other targets: setup build type-check lint format format-check clean"
 
@@ -105,6 +106,9 @@ test-integration: $(DEPS)
 
 bench: $(DEPS)
 	$(TSX) bench/run.ts
+
+bench-placement: $(DEPS)
+	$(TSX) bench/placement.ts
 
 bench-smoke: $(DEPS)
 	BENCH_SMOKE=1 $(TSX) bench/run.ts

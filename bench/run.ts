@@ -26,6 +26,9 @@
  *   BENCH_CPU_PROF=dir    write a V8 CPU profile of every server into dir
  *   BENCH_SOURCES=1       run the servers' TypeScript sources under tsx (default: compiled once
  *                         per run by esbuild, as the published package runs)
+ *   BENCH_ECDSA           where the servers' ECDSA runs: auto (the server's default), threadpool
+ *                         or inline (crypto.ecdsa); the node group also runs the standalone
+ *                         server with inline in the same process
  *   UV_THREADPOOL_SIZE    the servers' libuv threadpool, where ECDSA runs (default: CPUs − 1,
  *                         at least 1, as docs/performance.md recommends; node's own default is 4)
  */
@@ -33,8 +36,8 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { buildSync } from 'esbuild'
 import { NodeSigningKey } from '../src'
+import { compiledChild } from './compile'
 import { headerFormRequest } from './header-form'
 import {
   blast,
@@ -56,7 +59,7 @@ import {
   accessKeys,
   sessionFlows as runSessionFlows,
 } from './protocol'
-import { BARE_PATH, PROTECTED_PATH } from './targets/common'
+import { BARE_PATH, BENCH_ECDSA, PROTECTED_PATH } from './targets/common'
 import { listeningPid, treeCpu } from './proc'
 import { takeTurns } from './turns'
 
@@ -93,32 +96,6 @@ interface Child {
 
 const children: Child[] = []
 let nextPort = PORT_BASE
-
-/**
- * The targets run as JavaScript, compiled once per run (bench/child.ts and this project's code it
- * imports, bundled by esbuild; packages stay external), as a deployment runs the compiled
- * package: not under tsx, whose loader names every function at its creation (`keepNames`: an
- * `Object.defineProperty` per closure made per request), a cost the published code does not
- * have. Written under node_modules/.cache so that the packages resolve from it.
- */
-let compiled: string | undefined
-function compiledChild(): string {
-  if (compiled !== undefined) return compiled
-  const outfile = join(__dirname, '..', 'node_modules', '.cache', 'better-auth-bench', 'child.js')
-  buildSync({
-    entryPoints: [join(__dirname, 'child.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: `node${process.versions.node.split('.')[0]}`,
-    packages: 'external',
-    keepNames: false,
-    logLevel: 'warning',
-  })
-  compiled = outfile
-  return outfile
-}
 
 function startChild(name: string, env: NodeJS.ProcessEnv): Promise<Child> {
   const port = PORT_BASE === 0 ? 0 : nextPort++
@@ -484,6 +461,7 @@ interface Row {
     | 'protected'
     | 'header-protected'
     | 'metrics-protected'
+    | 'inline-protected'
     | 'floor'
     | 'sessions'
     | 'refresh'
@@ -574,7 +552,7 @@ async function main(): Promise<void> {
   log(
     `better-auth-protocol benchmark: ${SMOKE ? 'smoke' : 'full'} mode, ${DURATION} s per run, ` +
       `${CONNECTIONS} connections, ${cpus().length} CPUs, node ${process.version}, ` +
-      `servers' threadpool ${THREADPOOL}`
+      `servers' threadpool ${THREADPOOL}, their ECDSA ${BENCH_ECDSA}`
   )
 
   const names = new Set<string>(['standalone'])
@@ -664,6 +642,21 @@ async function main(): Promise<void> {
           // The twin in the standalone server's process: `measured` reads that process's CPU.
           measure: access(
             { ...protectedServer, url: protectedServer.twins.metrics as string },
+            PROTECTED_PATH,
+            sessions,
+            true
+          ),
+        },
+        {
+          row: {
+            target: `${f.protectedLabel} (ECDSA inline)`,
+            framework: f.name,
+            kind: 'inline-protected',
+            server: 'ours',
+          },
+          // The twin whose ECDSA runs on its event loop (the others': BENCH_ECDSA's).
+          measure: access(
+            { ...protectedServer, url: protectedServer.twins.inline as string },
             PROTECTED_PATH,
             sessions,
             true
@@ -871,7 +864,8 @@ async function main(): Promise<void> {
   console.log(
     `${SMOKE ? 'smoke' : 'full'} mode, ${DURATION} s per run, ${CONNECTIONS} connections; ` +
       `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, node ${process.version} ` +
-      `(OpenSSL ${process.versions.openssl}), servers' UV_THREADPOOL_SIZE ${THREADPOOL}`
+      `(OpenSSL ${process.versions.openssl}), servers' UV_THREADPOOL_SIZE ${THREADPOOL}, ` +
+      `their ECDSA ${BENCH_ECDSA} (crypto.ecdsa; BENCH_ECDSA)`
   )
   console.log(table(rows))
   if (targets.length > 0) {
@@ -927,6 +921,7 @@ async function main(): Promise<void> {
       connections: CONNECTIONS,
       duration: DURATION,
       threadpool: Number(THREADPOOL),
+      ecdsa: BENCH_ECDSA,
       seconds: round((Date.now() - started) / 1000),
       results: rows.map(r => ({
         target: r.target,

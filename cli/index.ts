@@ -28,7 +28,7 @@ import {
   gracefulShutdown,
 } from '../adapters/node'
 import { clientIp } from '../adapters/shared/ip'
-import { NodeSigningKey } from '../src/crypto/node'
+import { NodeSigningKey, isEcdsaPlacement } from '../src/crypto/node'
 import { createBetterAuth } from '../src/server/core'
 import { createMetrics } from '../src/server/metrics'
 import { lineLogger } from '../src/server/health'
@@ -133,6 +133,9 @@ ${DATABASE_OPTION}
                       sharing the database's state and keys: needs sqlite:PATH or
                       postgres://… (BETTER_AUTH_WORKERS, default 1: one process). /metrics
                       then sums every worker's; rate limits are counted across them
+  --ecdsa PLACEMENT   where ECDSA runs: auto (inline while the event loop has room,
+                      on the threadpool while it is busy), inline, or threadpool
+                      (BETTER_AUTH_ECDSA, default auto)
   --admin-token TOKEN serve the admin endpoints under /admin to requests carrying
                       Authorization: Bearer TOKEN (16+ characters; prefer
                       BETTER_AUTH_ADMIN_TOKEN: a command line is visible to other users)
@@ -510,6 +513,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
       'admin-token': { type: 'string' },
       'log-level': { type: 'string', default: io.env.BETTER_AUTH_LOG_LEVEL?.trim() || 'info' },
       workers: { type: 'string', default: io.env.BETTER_AUTH_WORKERS?.trim() || '1' },
+      ecdsa: { type: 'string' },
       help: HELP,
     },
   })
@@ -526,6 +530,10 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     throw new UsageError('--prefix: a path, e.g. /auth')
   }
   const trustProxy = trustProxyOf(values['trust-proxy'])
+  const ecdsa = values.ecdsa ?? (io.env.BETTER_AUTH_ECDSA?.trim() || undefined)
+  if (ecdsa !== undefined && !isEcdsaPlacement(ecdsa)) {
+    throw new UsageError('--ecdsa: auto | threadpool | inline')
+  }
   const metricsPort = values['metrics-port']
   if (metricsPort !== undefined && (!/^\d+$/.test(metricsPort) || Number(metricsPort) > 65535)) {
     throw new UsageError('--metrics-port: 0–65535')
@@ -605,6 +613,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     store,
     keys: { env: io.env },
     logger,
+    ...(ecdsa === undefined ? {} : { crypto: { ecdsa } }),
     rateLimit:
       worker && rateLimit !== false && store.redis === undefined
         ? { ...rateLimit, cluster: true }

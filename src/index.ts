@@ -197,8 +197,11 @@ export {
   NodeP256Verifier,
   NodeSigningKey,
   ThreadpoolP256Verifier,
+  ecdsaScheduler,
   publicKeyObject,
   qualifiedPublicKey,
+  type EcdsaPlacement,
+  type EcdsaScheduler,
 } from './crypto/node'
 export {
   SIGNATURE_LENGTH,

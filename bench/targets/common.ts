@@ -4,7 +4,13 @@
  */
 import { createServer, type RequestListener } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createBetterAuth, createMetrics, MemoryStore, type BetterAuthServer } from '../../src'
+import {
+  createBetterAuth,
+  createMetrics,
+  MemoryStore,
+  type BetterAuthServer,
+  type EcdsaPlacement,
+} from '../../src'
 
 export const BARE_PATH = '/bare'
 export const PROTECTED_PATH = '/foo/bar'
@@ -48,7 +54,14 @@ const silent = {
  * (set by the runner, so a token minted by one target verifies on all), the default memory store;
  * with `metrics`, prom-client metrics (`createMetrics()`) recorded as in production.
  */
-export function benchAuth(options: { metrics?: boolean } = {}): {
+/**
+ * Where the servers' ECDSA runs (`crypto.ecdsa`): BENCH_ECDSA, by default the server's default,
+ * `auto` (under the benchmark's load: the threadpool). The node group also measures the
+ * standalone server with `inline` in the same process (a twin).
+ */
+export const BENCH_ECDSA = (process.env.BENCH_ECDSA ?? 'auto') as EcdsaPlacement
+
+export function benchAuth(options: { metrics?: boolean; ecdsa?: EcdsaPlacement } = {}): {
   auth: BetterAuthServer<Attributes>
   store: MemoryStore
 } {
@@ -58,6 +71,7 @@ export function benchAuth(options: { metrics?: boolean } = {}): {
     logger: silent,
     // One address sends everything; the default per-IP limits would answer most of it with 429.
     rateLimit: false,
+    crypto: { ecdsa: options.ecdsa ?? BENCH_ECDSA },
     attributes: () => ({ permissionsByRole: { admin: ['read', 'write'] } }),
     ...(options.metrics === true ? { metrics: createMetrics() } : {}),
   })

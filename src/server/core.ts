@@ -5,7 +5,7 @@
  * and keys (`./key-loader`). Adapters only move bytes in and out of `handle`.
  */
 import { Blake3Hasher } from '../crypto/blake3'
-import { ThreadpoolP256Verifier } from '../crypto/node'
+import { ThreadpoolP256Verifier, ecdsaScheduler, isEcdsaPlacement } from '../crypto/node'
 import { RandomNoncer } from '../crypto/nonce'
 import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import type { AccessToken, AccessTokenClaims } from '../messages/token'
@@ -109,7 +109,7 @@ export class BetterAuthServer<Attributes = unknown> {
   private readonly errors: ErrorResponder
   private readonly observer: Observer
   private readonly auditAccessGranted: boolean
-  private readonly replies = new HeaderReplySigner()
+  private readonly replies: HeaderReplySigner
 
   /** Validates every option (a `TypeError` names a bad one) and wires the core's modules. */
   constructor(options: BetterAuthOptions<Attributes> = {}) {
@@ -119,7 +119,13 @@ export class BetterAuthServer<Attributes = unknown> {
     this.store = guardStore(this.rawStore, store => this.observer.storeError(store))
     this.paths = Object.freeze({ ...DEFAULT_PATHS, ...options.paths })
     this.hasher = options.crypto?.hasher ?? new Blake3Hasher()
-    this.verifier = options.crypto?.verifier ?? new ThreadpoolP256Verifier()
+    const placement = options.crypto?.ecdsa ?? 'auto'
+    if (!isEcdsaPlacement(placement)) {
+      throw new TypeError(`crypto.ecdsa must be 'auto', 'threadpool' or 'inline'`)
+    }
+    const scheduler = ecdsaScheduler(placement)
+    this.replies = new HeaderReplySigner(scheduler)
+    this.verifier = options.crypto?.verifier ?? new ThreadpoolP256Verifier({ scheduler })
     this.noncer = options.crypto?.noncer ?? new RandomNoncer()
     this.debug = options.debug ?? false
     this.logger = options.logger ?? consoleLogger()
@@ -151,9 +157,10 @@ export class BetterAuthServer<Attributes = unknown> {
       this.limits,
       numbers.compressionLevel,
       numbers.tokenCacheSize,
+      scheduler,
       this.observer.recording ? this.observer : undefined
     )
-    this.signer = new ResponseSigner(this.keyLoader, this.noncer, this.limits)
+    this.signer = new ResponseSigner(this.keyLoader, this.noncer, this.limits, scheduler)
     const rateLimiter = options.rateLimit === false ? undefined : new RateLimiter(options.rateLimit)
     const sessions = new SessionGate(this.store, this.logger, numbers.revocationCacheMs, options)
     this.admin = new AdminApi({ gate: sessions, events: this.events, now: this.now })

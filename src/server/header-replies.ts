@@ -15,8 +15,7 @@ import {
 } from '../binding/base'
 import { fieldLines, type HeadersInput } from '../binding/fields'
 import { emitParams } from '../binding/signature'
-import { decodeSignature } from '../codec/cesr'
-import { NodeSigningKey, sha256Base64 } from '../crypto/node'
+import { sha256Base64, signRawPlaced, type EcdsaScheduler } from '../crypto/node'
 import type { SigningKey } from '../crypto/types'
 
 /** A reply to sign (see `BetterAuthServer.signHeaderResponse`). */
@@ -39,6 +38,8 @@ const byteSequence = (bytes: Uint8Array): string =>
   ':' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') + ':'
 
 export class HeaderReplySigner {
+  constructor(private readonly scheduler: EcdsaScheduler) {}
+
   /** `@signature-params` of the second `created` names, with and without a body. */
   private created = -1
   private keyid = ''
@@ -90,10 +91,7 @@ export class HeaderReplySigner {
     }
     base += BOUND + byteSequence(reply.requestSignature) + '\n"@signature-params": ' + paramsText
     const message = Buffer.from(base, 'latin1') // ASCII: numbers, base64, the parameters
-    const raw =
-      key instanceof NodeSigningKey
-        ? await key.signRaw(message)
-        : decodeSignature(await key.sign(message))
+    const raw = await signRawPlaced(key, message, this.scheduler)
     if (raw === undefined) throw new TypeError('the signing key did not return a P-256 signature')
     headers['signature-input'] = LABEL + '=' + paramsText
     headers['signature'] = LABEL + '=' + byteSequence(raw)

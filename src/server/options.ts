@@ -2,6 +2,7 @@
  * The server core's options, their defaults (each written once, here) and their validation: the
  * constructor resolves them once, so nothing else repeats a default or checks a value again.
  */
+import type { EcdsaPlacement } from '../crypto/node'
 import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import type { ParseLimits } from '../messages/envelope'
 import type { AccessToken, TokenLimits } from '../messages/token'
@@ -105,10 +106,22 @@ export interface BetterAuthOptions<Attributes = unknown> {
   /** Pluggable identity scheme. @default identity = hash(publicKey + rotationHash + recoveryHash) */
   identityVerifier?: IdentityVerifier
   /**
-   * Crypto implementations. @default BLAKE3, ECDSA P-256 verified on libuv's threadpool
-   * (`ThreadpoolP256Verifier`; `NodeP256Verifier` verifies on the event loop), random nonces
+   * Crypto implementations. @default BLAKE3, ECDSA P-256 on node:crypto placed by `ecdsa`
+   * (`ThreadpoolP256Verifier`), random nonces
    */
-  crypto?: { hasher?: Hasher; verifier?: Verifier; noncer?: Noncer }
+  crypto?: {
+    hasher?: Hasher
+    verifier?: Verifier
+    noncer?: Noncer
+    /**
+     * Where the server's ECDSA runs (its signatures, and its verifications unless `verifier` is
+     * given): `'auto'` on the event loop while it has room (no hand-over: less CPU and latency
+     * per request under light load) and on libuv's threadpool while it is busy (less CPU per
+     * request under saturation, and a second core); `'inline'` or `'threadpool'` always. See
+     * EcdsaPlacement and docs/performance.md. @default 'auto'
+     */
+    ecdsa?: EcdsaPlacement
+  }
   /** gzip level of issued tokens (any level decodes everywhere). @default 1 */
   tokenCompressionLevel?: number
   /** How many verified tokens to remember, so each token's signature is checked once. @default 10000 */

@@ -1,4 +1,5 @@
 /** Signed replies: application replies echoing a request nonce, and the signed access-key list. */
+import { signPlaced, type EcdsaScheduler } from '../crypto/node'
 import type { Noncer } from '../crypto/types'
 import { accessKeysSigningInput, parseEnvelope, type ParseLimits } from '../messages/envelope'
 import { readAccessKeysRequest } from '../messages/requests'
@@ -8,7 +9,8 @@ export class ResponseSigner {
   constructor(
     private readonly keys: KeyLoader,
     private readonly noncer: Noncer,
-    private readonly limits: Readonly<ParseLimits>
+    private readonly limits: Readonly<ParseLimits>,
+    private readonly scheduler: EcdsaScheduler
   ) {}
 
   /** A signed response envelope echoing `nonce`, with `response` as its application data. */
@@ -19,7 +21,7 @@ export class ResponseSigner {
     const payload =
       `{"access":{"nonce":${JSON.stringify(nonce)},"serverIdentity":"${keys.responseIdentity}"},` +
       `"response":${json}}`
-    const signature = await keys.responseKey.sign(Buffer.from(payload))
+    const signature = await signPlaced(keys.responseKey, Buffer.from(payload), this.scheduler)
     return `{"payload":${payload},"signature":"${signature}"}`
   }
 
@@ -36,7 +38,11 @@ export class ResponseSigner {
     const payload =
       `{"access":{"nonce":${JSON.stringify(nonce)},"serverIdentity":"${keys.responseIdentity}"},` +
       `"response":${JSON.stringify({ accessKeys: keys.publishedAccessKeys() })}}`
-    const signature = await keys.responseKey.sign(accessKeysSigningInput(payload))
+    const signature = await signPlaced(
+      keys.responseKey,
+      accessKeysSigningInput(payload),
+      this.scheduler
+    )
     return `{"payload":${payload},"signature":"${signature}"}`
   }
 }

@@ -3,6 +3,7 @@
  * signed them) with a cache so each token's signature is checked once.
  */
 import { LRUCache } from 'lru-cache'
+import { signPlaced, type EcdsaScheduler } from '../crypto/node'
 import type { Hasher, Verifier } from '../crypto/types'
 import { InvalidSignatureError, UnknownServerKeyError } from '../errors'
 import {
@@ -30,6 +31,8 @@ export class TokenService<Attributes = unknown> {
     private readonly limits: Readonly<TokenLimits>,
     private readonly compressionLevel: number,
     cacheSize: number,
+    /** Where the token's signature is made. */
+    private readonly scheduler: EcdsaScheduler,
     /** Hears token-cache and key lookups (metrics), when something records them. */
     private readonly observe?: { tokenCache(hit: boolean): void; keyCache(hit: boolean): void }
   ) {
@@ -41,7 +44,7 @@ export class TokenService<Attributes = unknown> {
   async issue(claims: Omit<AccessTokenClaims<Attributes>, 'serverIdentity'>): Promise<string> {
     const keys = this.keys.loaded ?? (await this.keys.current())
     const json = serializeClaims({ serverIdentity: keys.accessIdentity, ...claims })
-    const signature = await keys.accessKey.sign(Buffer.from(json))
+    const signature = await signPlaced(keys.accessKey, Buffer.from(json), this.scheduler)
     return encodeToken(signature, json, this.compressionLevel)
   }
 

@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import { signResponse, verifyResponse } from '../../src/binding'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2'
 import { sha256, sha256Base64 } from '../../src/crypto/node'
-import { NodeP256Verifier, NodeSigningKey } from '../../src/crypto/node'
+import { NodeP256Verifier, NodeSigningKey, ecdsaScheduler } from '../../src/crypto/node'
 import { HeaderReplySigner } from '../../src/server/header-replies'
 
 const RUNS = Math.max(1, Number(process.env.FUZZ_RUNS ?? 1000)) / 10
@@ -17,36 +17,41 @@ const key = NodeSigningKey.generate()
 const verifier = new NodeP256Verifier()
 
 describe('server reply signer', () => {
-  it('makes the fields signResponse makes, and they verify', async () => {
-    const signer = new HeaderReplySigner()
-    await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 100, max: 999 }),
-        fc.uint8Array({ maxLength: 300 }),
-        fc.uint8Array({ minLength: 64, maxLength: 64 }),
-        fc.integer({ min: 0, max: 4_102_444_800_000 }),
-        fc.constantFrom(key.publicKeyText, '1AAI' + 'A'.repeat(44)),
-        async (status, body, requestSignature, now, keyid) => {
-          const ours = await signer.sign({ status, body, requestSignature }, key, keyid, now)
-          const theirs = await signResponse(
-            { status, body, requestSignature, timestamp: now, keyid, sha256 },
-            key
-          )
-          expect(Object.keys(ours)).toEqual(Object.keys(theirs))
-          expect(ours['content-digest']).toBe(theirs['content-digest'])
-          expect(ours['signature-input']).toBe(theirs['signature-input'])
-          const response = { status, headers: ours, body, requestSignature }
-          if (keyid === key.publicKeyText) {
-            await expect(verifyResponse(response, verifier, key.publicKeyText)).resolves.toBe(true)
+  it.each(['inline', 'threadpool'] as const)(
+    'makes the fields signResponse makes, and they verify (ECDSA %s)',
+    async placement => {
+      const signer = new HeaderReplySigner(ecdsaScheduler(placement))
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 100, max: 999 }),
+          fc.uint8Array({ maxLength: 300 }),
+          fc.uint8Array({ minLength: 64, maxLength: 64 }),
+          fc.integer({ min: 0, max: 4_102_444_800_000 }),
+          fc.constantFrom(key.publicKeyText, '1AAI' + 'A'.repeat(44)),
+          async (status, body, requestSignature, now, keyid) => {
+            const ours = await signer.sign({ status, body, requestSignature }, key, keyid, now)
+            const theirs = await signResponse(
+              { status, body, requestSignature, timestamp: now, keyid, sha256 },
+              key
+            )
+            expect(Object.keys(ours)).toEqual(Object.keys(theirs))
+            expect(ours['content-digest']).toBe(theirs['content-digest'])
+            expect(ours['signature-input']).toBe(theirs['signature-input'])
+            const response = { status, headers: ours, body, requestSignature }
+            if (keyid === key.publicKeyText) {
+              await expect(verifyResponse(response, verifier, key.publicKeyText)).resolves.toBe(
+                true
+              )
+            }
           }
-        }
-      ),
-      { numRuns: RUNS, seed: SEED }
-    )
-  })
+        ),
+        { numRuns: RUNS, seed: SEED }
+      )
+    }
+  )
 
   it('refuses what signResponse refuses', async () => {
-    const signer = new HeaderReplySigner()
+    const signer = new HeaderReplySigner(ecdsaScheduler('threadpool'))
     const requestSignature = new Uint8Array(64)
     for (const headers of [
       { signature: 'x' },

@@ -161,6 +161,7 @@ describe('usage', () => {
       [['serve', '--trust-proxy', 'some'], /--trust-proxy/],
       [['serve', '--cors', 'not an origin'], /--cors/],
       [['serve', '--log-level', 'loud'], /--log-level/],
+      [['serve', '--ecdsa', 'fast'], /--ecdsa: auto \| threadpool \| inline/],
       [['serve', '--prefix', 'auth'], /--prefix/],
       [['serve', '--database', 'memory:', '--redis', 'http://x'], /--redis/],
       [['retire-access-key'], /needs a PUBLIC_KEY/],

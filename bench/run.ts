@@ -630,39 +630,26 @@ async function main(): Promise<void> {
       })
     }
     if (f.name === 'node') {
-      // Metrics on (prom-client), and the crypto floor timed in the standalone server's process.
+      // The twins in the standalone server's process (`measured` reads that process's CPU):
+      // metrics on (prom-client), and ECDSA on its event loop (the others': BENCH_ECDSA's).
+      const twin = (
+        name: 'metrics' | 'inline',
+        label: string,
+        kind: Row['kind']
+      ): { row: Omit<Row, 'stats'>; measure: Measure } => ({
+        row: { target: `${f.protectedLabel} (${label})`, framework: f.name, kind, server: 'ours' },
+        measure: access(
+          { ...protectedServer, url: protectedServer.twins[name] as string },
+          PROTECTED_PATH,
+          sessions,
+          true
+        ),
+      })
       entries.push(
+        twin('metrics', 'metrics on', 'metrics-protected'),
+        twin('inline', 'ECDSA inline', 'inline-protected'),
         {
-          row: {
-            target: `${f.protectedLabel} (metrics on)`,
-            framework: f.name,
-            kind: 'metrics-protected',
-            server: 'ours',
-          },
-          // The twin in the standalone server's process: `measured` reads that process's CPU.
-          measure: access(
-            { ...protectedServer, url: protectedServer.twins.metrics as string },
-            PROTECTED_PATH,
-            sessions,
-            true
-          ),
-        },
-        {
-          row: {
-            target: `${f.protectedLabel} (ECDSA inline)`,
-            framework: f.name,
-            kind: 'inline-protected',
-            server: 'ours',
-          },
-          // The twin whose ECDSA runs on its event loop (the others': BENCH_ECDSA's).
-          measure: access(
-            { ...protectedServer, url: protectedServer.twins.inline as string },
-            PROTECTED_PATH,
-            sessions,
-            true
-          ),
-        },
-        {
+          // The crypto floor, timed in the standalone server's process.
           row: {
             target: 'crypto floor (verify + sign)',
             framework: f.name,

@@ -513,7 +513,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
       'admin-token': { type: 'string' },
       'log-level': { type: 'string', default: io.env.BETTER_AUTH_LOG_LEVEL?.trim() || 'info' },
       workers: { type: 'string', default: io.env.BETTER_AUTH_WORKERS?.trim() || '1' },
-      ecdsa: { type: 'string' },
+      ecdsa: { type: 'string', default: io.env.BETTER_AUTH_ECDSA?.trim() || 'auto' },
       help: HELP,
     },
   })
@@ -530,8 +530,8 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     throw new UsageError('--prefix: a path, e.g. /auth')
   }
   const trustProxy = trustProxyOf(values['trust-proxy'])
-  const ecdsa = values.ecdsa ?? (io.env.BETTER_AUTH_ECDSA?.trim() || undefined)
-  if (ecdsa !== undefined && !isEcdsaPlacement(ecdsa)) {
+  const ecdsa = values.ecdsa
+  if (!isEcdsaPlacement(ecdsa)) {
     throw new UsageError('--ecdsa: auto | threadpool | inline')
   }
   const metricsPort = values['metrics-port']
@@ -613,7 +613,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     store,
     keys: { env: io.env },
     logger,
-    ...(ecdsa === undefined ? {} : { crypto: { ecdsa } }),
+    crypto: { ecdsa },
     rateLimit:
       worker && rateLimit !== false && store.redis === undefined
         ? { ...rateLimit, cluster: true }

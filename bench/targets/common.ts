@@ -50,17 +50,18 @@ const silent = {
 }
 
 /**
- * The core as every target builds it: keys from BETTER_AUTH_RESPONSE_KEY / BETTER_AUTH_ACCESS_KEY
- * (set by the runner, so a token minted by one target verifies on all), the default memory store;
- * with `metrics`, prom-client metrics (`createMetrics()`) recorded as in production.
- */
-/**
  * Where the servers' ECDSA runs (`crypto.ecdsa`): BENCH_ECDSA, by default the server's default,
  * `auto` (under the benchmark's load: the threadpool). The node group also measures the
  * standalone server with `inline` in the same process (a twin).
  */
 export const BENCH_ECDSA = (process.env.BENCH_ECDSA ?? 'auto') as EcdsaPlacement
 
+/**
+ * The core as every target builds it: keys from BETTER_AUTH_RESPONSE_KEY / BETTER_AUTH_ACCESS_KEY
+ * (set by the runner, so a token minted by one target verifies on all), the default memory store;
+ * with `metrics`, prom-client metrics (`createMetrics()`) recorded as in production; ECDSA
+ * placed by `ecdsa`, else BENCH_ECDSA.
+ */
 export function benchAuth(options: { metrics?: boolean; ecdsa?: EcdsaPlacement } = {}): {
   auth: BetterAuthServer<Attributes>
   store: MemoryStore

@@ -19,7 +19,6 @@ import {
   LABEL,
   byteSequence,
   REQUEST_TAG,
-  authorityOf,
   targetOfUrl,
   type RequestTarget,
   componentIdentifier,
@@ -414,15 +413,15 @@ export async function signHeaderRequest(
   for (const name of OWN_FIELDS) {
     if (fieldLines(request.headers, name).length > 0) throw new TypeError(`${name} is already set`)
   }
-  const url = request.url instanceof URL ? request.url : new URL(request.url)
+  const target = targetOfUrl(request.url)
   const ms = request.timestamp instanceof Date ? request.timestamp.getTime() : request.timestamp
   const authorization = `${AUTH_SCHEME} ${request.token}`
   const headers: Record<string, string> = { authorization }
   const lines: [string, string][] = [
     ['"@method"', method],
-    ['"@authority"', authorityOf(url)],
-    ['"@path"', url.pathname || '/'],
-    ['"@query"', url.search || '?'],
+    ['"@authority"', target.authority],
+    ['"@path"', target.path],
+    ['"@query"', target.query],
     ['"authorization"', authorization],
   ]
   const components: string[] = [...REQUEST_COMPONENTS]

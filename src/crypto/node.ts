@@ -262,18 +262,12 @@ export function ecdsaScheduler(placement: EcdsaPlacement = 'auto'): EcdsaSchedul
  * Signs `message` with `key`: a node:crypto key on this thread unless `scheduler` offloads it,
  * any other key (a KMS, a browser key) as it signs. The signature as CESR text.
  */
-export function signPlaced(
+export async function signPlaced(
   key: SigningKey,
   message: Uint8Array,
   scheduler: EcdsaScheduler
 ): Promise<string> {
-  if (key instanceof NodeSigningKey && !scheduler.offload()) {
-    try {
-      return Promise.resolve(key.signSync(message))
-    } catch (error) {
-      return Promise.reject(error)
-    }
-  }
+  if (key instanceof NodeSigningKey && !scheduler.offload()) return key.signSync(message)
   return key.sign(message)
 }
 

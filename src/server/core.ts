@@ -5,7 +5,7 @@
  * and keys (`./key-loader`). Adapters only move bytes in and out of `handle`.
  */
 import { Blake3Hasher } from '../crypto/blake3'
-import { ThreadpoolP256Verifier, ecdsaScheduler, isEcdsaPlacement } from '../crypto/node'
+import { ThreadpoolP256Verifier, ecdsaScheduler } from '../crypto/node'
 import { RandomNoncer } from '../crypto/nonce'
 import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import type { AccessToken, AccessTokenClaims } from '../messages/token'
@@ -23,6 +23,7 @@ import { Observer, type MetricsRecorder } from './observe'
 import { autoInstrumentOpenTelemetry } from './opentelemetry'
 import { OPERATIONS, type OperationServices, type OperationTrace } from './operations'
 import {
+  resolveEcdsaPlacement,
   resolveNumbers,
   type AccessCheckOptions,
   type AccessPrincipal,
@@ -119,11 +120,7 @@ export class BetterAuthServer<Attributes = unknown> {
     this.store = guardStore(this.rawStore, store => this.observer.storeError(store))
     this.paths = Object.freeze({ ...DEFAULT_PATHS, ...options.paths })
     this.hasher = options.crypto?.hasher ?? new Blake3Hasher()
-    const placement = options.crypto?.ecdsa ?? 'auto'
-    if (!isEcdsaPlacement(placement)) {
-      throw new TypeError(`crypto.ecdsa must be 'auto', 'threadpool' or 'inline'`)
-    }
-    const scheduler = ecdsaScheduler(placement)
+    const scheduler = ecdsaScheduler(resolveEcdsaPlacement(options.crypto?.ecdsa))
     this.replies = new HeaderReplySigner(scheduler)
     this.verifier = options.crypto?.verifier ?? new ThreadpoolP256Verifier({ scheduler })
     this.noncer = options.crypto?.noncer ?? new RandomNoncer()

@@ -2,7 +2,7 @@
  * The server core's options, their defaults (each written once, here) and their validation: the
  * constructor resolves them once, so nothing else repeats a default or checks a value again.
  */
-import type { EcdsaPlacement } from '../crypto/node'
+import { isEcdsaPlacement, type EcdsaPlacement } from '../crypto/node'
 import type { Hasher, Noncer, Verifier } from '../crypto/types'
 import type { ParseLimits } from '../messages/envelope'
 import type { AccessToken, TokenLimits } from '../messages/token'
@@ -256,6 +256,18 @@ export const DEFAULT_TOKEN_COMPRESSION_LEVEL = 1
 export const DEFAULT_TOKEN_CACHE_SIZE = 10_000
 /** How long a revocation check may use what it read, by default (ms): see `revocationCacheMs`. */
 export const DEFAULT_REVOCATION_CACHE_MS = 2000
+
+/** Where the server's ECDSA runs unless `crypto.ecdsa` says otherwise. */
+export const DEFAULT_ECDSA_PLACEMENT: EcdsaPlacement = 'auto'
+
+/** `crypto.ecdsa`, validated (a `TypeError` otherwise) and with its default. */
+export function resolveEcdsaPlacement(value: unknown): EcdsaPlacement {
+  if (value === undefined) return DEFAULT_ECDSA_PLACEMENT
+  if (!isEcdsaPlacement(value)) {
+    throw new TypeError(`crypto.ecdsa must be 'auto', 'threadpool' or 'inline'`)
+  }
+  return value
+}
 
 /** Limits with the body limit filled in (the other limits keep their parsers' defaults). */
 export type ResolvedLimits = Limits & { maxBodyBytes: number }

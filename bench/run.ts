@@ -374,10 +374,25 @@ interface Memory {
 }
 
 const MB = 1024 * 1024
+/**
+ * Readings (after two full GCs, one per segment) whose median is the memory before and after:
+ * RSS moves by ±20 MB from one segment to the next here with the heap flat (what the allocator
+ * keeps or hands back), so a single reading at each end measures that more than growth.
+ */
+const MEMORY_WINDOW = SMOKE ? 1 : 5
+
+const median = (values: readonly number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
+}
 
 /**
  * RSS and heap of a fresh standalone server over MEMORY_REQUESTS protected requests after a
- * warm-up, all in the classic form or all in the header form.
+ * warm-up, all in the classic form or all in the header form: the median of MEMORY_WINDOW
+ * readings at the end of the warm-up against the median of the last MEMORY_WINDOW readings.
  */
 async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers') {
   const child = await startChild('standalone', env)
@@ -392,49 +407,69 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
             CONNECTIONS
           )
         : blast(child.url, PROTECTED_PATH, presign(sessions, count), CONNECTIONS)
-    /** Sends `total` requests in segments, and more until `seconds` have passed. */
-    const send = async (total: number, seconds = 0) => {
-      let rate = 5000
+    const readings: Memory[] = []
+    let rate = 5000
+    /**
+     * Sends `total` requests in segments, and more until `seconds` have passed and at least
+     * `segments` segments were sent; reads the memory after each segment.
+     */
+    const send = async (total: number, seconds = 0, segments = 0) => {
       let remaining = total
       let sent = 0
       const until = Date.now() + seconds * 1000
       const samples: Sample[] = []
-      while (remaining > 0 || Date.now() < until) {
+      while (remaining > 0 || Date.now() < until || samples.length < segments) {
         const count = Math.max(1, Math.min(remaining, Math.ceil(rate * SEGMENT)))
         const sample = await batch(remaining > 0 ? count : Math.ceil(rate * SEGMENT))
         samples.push(sample)
+        readings.push(await ask<Memory>(child, 'memory'))
         rate = Math.max(500, sample.ok / sample.elapsed)
         sent += sample.requests
         remaining = Math.max(0, remaining - count)
-        if (!SMOKE) log(`  ${sent} / ${total}`)
+        const rss = `RSS ${((readings.at(-1)?.rss ?? 0) / MB).toFixed(1)} MB`
+        if (!SMOKE)
+          log(total > 0 ? `  ${sent} / ${total}, ${rss}` : `  reading ${samples.length}: ${rss}`)
       }
       return samples
     }
     // The warm-up lasts long enough for the replay time-lock to fill: a nonce stays for the
     // access window and twice the skew (40 s), so from then on as many expire as arrive, and what
-    // follows measures growth, not the time-lock's working set (rate × 40 s of nonces).
+    // follows measures growth, not the time-lock's working set (rate × 40 s of nonces). Then
+    // MEMORY_WINDOW more segments give the readings before.
     await send(MEMORY_WARMUP, SMOKE ? 0 : MEMORY_STEADY_SECONDS)
-    const before = await ask<Memory>(child, 'memory')
+    await send(0, 0, MEMORY_WINDOW)
+    const before = readings.slice(-MEMORY_WINDOW)
+    const first = readings.length
     const segments = await send(MEMORY_REQUESTS)
+    const after = readings.slice(Math.max(first, readings.length - MEMORY_WINDOW))
+    const during = readings.slice(first)
     const run = combine(segments)
-    const rate = (sample: Sample | undefined): number =>
+    const perSecond = (sample: Sample | undefined): number =>
       sample === undefined ? 0 : sample.ok / sample.elapsed
-    const after = await ask<Memory>(child, 'memory')
+    const mb = (list: readonly Memory[], field: 'rss' | 'heapUsed') =>
+      median(list.map(m => m[field])) / MB
     const failed = failedCount(run)
     return {
       form,
       requests: run.requests,
       failed,
-      rssBeforeMB: before.rss / MB,
-      rssAfterMB: after.rss / MB,
-      rssGrowthMB: (after.rss - before.rss) / MB,
-      heapBeforeMB: before.heapUsed / MB,
-      heapAfterMB: after.heapUsed / MB,
-      liveNonces: after.accessNonces ?? 0,
+      readings: before.length,
+      rssBeforeMB: mb(before, 'rss'),
+      rssAfterMB: mb(after, 'rss'),
+      rssGrowthMB: mb(after, 'rss') - mb(before, 'rss'),
+      // The single readings at the two ends, and the range of every reading of the run.
+      rssEndsMB: [(before.at(-1)?.rss ?? 0) / MB, (during.at(-1)?.rss ?? 0) / MB],
+      rssRangeMB: [
+        Math.min(...during.map(m => m.rss)) / MB,
+        Math.max(...during.map(m => m.rss)) / MB,
+      ],
+      heapBeforeMB: mb(before, 'heapUsed'),
+      heapAfterMB: mb(after, 'heapUsed'),
+      liveNonces: during.at(-1)?.accessNonces ?? 0,
       // Throughput at the start and at the end: by the end the replay time-lock is in its steady
       // state (as many nonces expire as arrive), which short timed slices never reach.
-      firstRps: round(rate(segments[0])),
-      lastRps: round(rate(segments[segments.length - 1])),
+      firstRps: round(perSecond(segments[0])),
+      lastRps: round(perSecond(segments[segments.length - 1])),
     }
   } finally {
     await stopChild(child)
@@ -445,12 +480,19 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
 
 const round = (n: number, digits = 0): number => Number(n.toFixed(digits))
 
-/** An object's numbers to one decimal, for the JSON line. */
+/** An object's numbers (and those of its arrays) to one decimal, for the JSON line. */
 const rounded = (o: object | undefined): object | undefined =>
   o === undefined
     ? undefined
     : Object.fromEntries(
-        Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? round(v, 1) : v])
+        Object.entries(o).map(([k, v]) => [
+          k,
+          typeof v === 'number'
+            ? round(v, 1)
+            : Array.isArray(v)
+              ? v.map(x => (typeof x === 'number' ? round(x, 1) : (x as unknown)))
+              : (v as unknown),
+        ])
       )
 
 interface Row {
@@ -890,8 +932,10 @@ async function main(): Promise<void> {
     console.log(
       `memory (${m.form === 'headers' ? 'header' : 'classic'} form): RSS ${m.rssBeforeMB.toFixed(1)} MB ` +
         `after warm-up → ${m.rssAfterMB.toFixed(1)} MB ` +
-        `after ${m.requests.toLocaleString('en-US')} protected requests ` +
-        `(growth ${m.rssGrowthMB.toFixed(1)} MB; heap ${m.heapBeforeMB.toFixed(1)} → ` +
+        `after ${m.requests.toLocaleString('en-US')} protected requests, ` +
+        `${m.readings === 1 ? 'one reading each' : `medians of ${m.readings} readings`} (growth ${m.rssGrowthMB.toFixed(1)} MB; single readings ` +
+        `${m.rssEndsMB.map(v => v.toFixed(1)).join(' → ')} MB, ${m.rssRangeMB.map(v => v.toFixed(1)).join('–')} MB ` +
+        `during the run; heap ${m.heapBeforeMB.toFixed(1)} → ` +
         `${m.heapAfterMB.toFixed(1)} MB; ${m.liveNonces.toLocaleString('en-US')} live nonces; ` +
         `${m.failed} failed); ${m.firstRps.toLocaleString('en-US')} req/s in its first ` +
         `segment, ${m.lastRps.toLocaleString('en-US')} in its last`

@@ -5,7 +5,9 @@
  * keep-alive connections). Access requests are signed before each timed slice (fresh nonce,
  * current timestamp; a slice lasts about 2 s, well inside the 30 s window). Targets compared
  * with each other (a bare route and its protected twin; ours and the reference) are measured in
- * alternating slices, so changes in the machine's load fall on both alike. The crypto floor of a
+ * alternating slices, so changes in the machine's load fall on both alike; each adapter's group
+ * also measures node:http bare and the standalone server, for what the adapter adds against what
+ * the standalone server adds in the same slices. The crypto floor of a
  * protected request (one ECDSA verify on a cached key + one signature, bench/child.ts) is timed
  * in the standalone server's process in the same slices, and every target of
  * docs/performance.md is printed as a ratio with its pass/fail mark, in a table and the JSON line.
@@ -509,6 +511,9 @@ interface Row {
     | 'refresh'
     | 'sessions-floor'
     | 'refresh-floor'
+    // node:http bare and the standalone server, measured again in an adapter's own slices.
+    | 'node-bare'
+    | 'node-protected'
   server: 'ours' | 'reference'
   stats: Stats
 }
@@ -601,13 +606,12 @@ async function main(): Promise<void> {
   for (const f of FRAMEWORKS) {
     if (wanted(f.name) || wanted(f.child)) {
       names.add(f.child)
-      if (f.name === 'node') {
-        names.add('node')
-      }
+      // node:http bare: the node group's, and in every adapter's group for target 2.
+      names.add('node')
     }
   }
   // With the node group, the standalone server's process also runs its twin with metrics on.
-  const twinEnv = { ...env, BENCH_METRICS_TWIN: names.has('node') ? '1' : '0' }
+  const twinEnv = { ...env, BENCH_METRICS_TWIN: wanted('node') || wanted('standalone') ? '1' : '0' }
   const servers = new Map<string, Child>()
   await Promise.all(
     [...names].map(async n =>
@@ -670,6 +674,31 @@ async function main(): Promise<void> {
         },
         measure: headerAccess(protectedServer, PROTECTED_PATH, sessions),
       })
+    }
+    if (f.name !== 'node' && servers.has('node')) {
+      // Issue 18's target 2 compares what this adapter adds with what the standalone server
+      // adds: both pairs in the same slices, so a change in the machine's load falls on both.
+      const standaloneServer = servers.get('standalone') as Child
+      entries.push(
+        {
+          row: {
+            target: `node:http bare (${f.name}'s slices)`,
+            framework: f.name,
+            kind: 'node-bare',
+            server: 'ours',
+          },
+          measure: access(servers.get('node') as Child, BARE_PATH, sessions, false),
+        },
+        {
+          row: {
+            target: `standalone protected (${f.name}'s slices)`,
+            framework: f.name,
+            kind: 'node-protected',
+            server: 'ours',
+          },
+          measure: access(standaloneServer, PROTECTED_PATH, sessions, true),
+        }
+      )
     }
     if (f.name === 'node') {
       // The twins in the standalone server's process (`measured` reads that process's CPU):
@@ -820,6 +849,29 @@ async function main(): Promise<void> {
       pass: ratio <= 1.35,
     })
   }
+  // Target 2: what each adapter adds (protected − bare) over what the standalone server adds
+  // (standalone protected − node:http bare), the latter measured in the adapter's own slices.
+  const adds: Record<string, { adapter: number; standalone: number; ratio: number }> = {}
+  for (const f of FRAMEWORKS) {
+    const [bare, prot] = [cpu(f.name, 'bare'), cpu(f.name, 'protected')]
+    const [nodeBare, nodeProt] = [cpu(f.name, 'node-bare'), cpu(f.name, 'node-protected')]
+    if ([bare, prot, nodeBare, nodeProt].some(v => v === undefined)) continue
+    const adapter = (prot as number) - (bare as number)
+    const standalone = (nodeProt as number) - (nodeBare as number)
+    const ratio = adapter / standalone
+    adds[f.name] = {
+      adapter: round(adapter),
+      standalone: round(standalone),
+      ratio: round(ratio, 2),
+    }
+    targets.push({
+      target: `what ${f.name} adds / what standalone adds (CPU, same slices)`,
+      value: round(ratio, 2),
+      unit: '×',
+      limit: 1.15,
+      pass: standalone > 0 && ratio <= 1.15,
+    })
+  }
   for (const f of FRAMEWORKS) {
     const [prot, headers] = [cpu(f.name, 'protected'), cpu(f.name, 'header-protected')]
     if (prot === undefined || headers === undefined) continue
@@ -913,6 +965,12 @@ async function main(): Promise<void> {
       `${name.padEnd(8)} protected/bare: throughput ${r.throughput.toFixed(2)}×, p99 ${r.p99.toFixed(2)}×`
     )
   }
+  for (const [name, a] of Object.entries(adds)) {
+    console.log(
+      `${name.padEnd(8)} adds ${a.adapter} µs/req; the standalone server ${a.standalone} in the ` +
+        `same slices (${a.ratio.toFixed(2)}×)`
+    )
+  }
   for (const [name, r] of Object.entries(headerForm)) {
     console.log(
       `${name.padEnd(8)} CPU µs/req: bare ${r.bare}, protected ${r.protected}, ` +
@@ -967,6 +1025,7 @@ async function main(): Promise<void> {
         failed: r.stats.failed,
       })),
       ratios,
+      adds,
       headerForm,
       versusReference,
       versusReferenceCpu,

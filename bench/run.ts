@@ -15,7 +15,7 @@
  * Environment:
  *   BENCH_DURATION        seconds per measured run (default 10; smoke 1)
  *   BENCH_CONNECTIONS     concurrent keep-alive connections (default 32)
- *   BENCH_SMOKE=1         short run: less time, 20,000 requests for the memory phase (a check that
+ *   BENCH_SMOKE=1         short run: less time, 10,000 requests for the memory phase (a check that
  *                         it runs, not a measurement)
  *   BENCH_MEMORY_REQUESTS protected requests in the memory phase (default 1,000,000)
  *   BENCH_TARGETS         comma-separated subset: node,standalone,express,koa,nest,nest-fastify,
@@ -69,7 +69,7 @@ const SMOKE = process.env.BENCH_SMOKE === '1'
 const DURATION = Number(process.env.BENCH_DURATION ?? (SMOKE ? 1 : 10))
 const WARMUP = SMOKE ? 1 : 3
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
-const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? (SMOKE ? 20_000 : 1_000_000))
+const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? (SMOKE ? 10_000 : 1_000_000))
 const MEMORY_WARMUP = SMOKE ? 5_000 : 100_000
 /** The shortest warm-up of the memory phase, seconds (a nonce lives 40 s in the time-lock). */
 const MEMORY_STEADY_SECONDS = 45
@@ -439,7 +439,8 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
     // follows measures growth, not the time-lock's working set (rate × 40 s of nonces). Then
     // MEMORY_WINDOW more segments give the readings before.
     await send(MEMORY_WARMUP, SMOKE ? 0 : MEMORY_STEADY_SECONDS)
-    await send(0, 0, MEMORY_WINDOW)
+    // (Smoke mode: the warm-up's last reading.)
+    await send(0, 0, SMOKE ? 0 : MEMORY_WINDOW)
     const before = readings.slice(-MEMORY_WINDOW)
     const first = readings.length
     const segments = await send(MEMORY_REQUESTS)

@@ -20,6 +20,7 @@ import type { SigningKey } from '../src/crypto/types'
 import { createBetterAuth, MemoryStore, type BetterAuthServer } from '../src'
 import { Blake3Hasher } from '../src/crypto/blake3'
 import { RandomNoncer } from '../src/crypto/nonce'
+import { median } from './load'
 
 const N = Number(process.env.BENCH_N ?? 2000)
 const CONCURRENCY = 8
@@ -140,9 +141,6 @@ async function inCore(auth: BetterAuthServer, url: string, form: 'body' | 'heade
   }
   return (cpuMicros() - before) / N
 }
-
-const median = (xs: number[]): number =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 async function listen(server: Server): Promise<number> {
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))

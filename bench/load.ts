@@ -295,6 +295,10 @@ export function failedCount(sample: Sample): number {
   return Object.values(sample.failures).reduce((n, v) => n + v, 0)
 }
 
+/** The middle value (the upper of the two middle ones for an even count). */
+export const median = (values: readonly number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
+
 /** Throughput (2xx per second, or flows when `unitsPerOk` requests make one) and percentiles. */
 export function stats(sample: Sample, unitsPerOk = 1): Stats {
   const sorted = sample.latencies.slice().sort()

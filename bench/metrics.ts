@@ -16,6 +16,7 @@ import {
   createMetrics,
   type BetterAuthServer,
 } from '../src'
+import { median } from './load'
 import { accessBody, newAccount, openSession } from './protocol'
 
 const N = Number(process.env.METRICS_N ?? 5000)
@@ -49,9 +50,6 @@ async function round(auth: BetterAuthServer): Promise<number> {
   const used = process.cpuUsage(before)
   return (used.user + used.system) / N
 }
-
-const median = (values: number[]): number =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number
 
 async function main(): Promise<void> {
   const off = await core(false)

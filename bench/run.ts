@@ -46,6 +46,7 @@ import {
   blastRaw,
   combine,
   failedCount,
+  median,
   rawRequest,
   stats,
   type Sample,
@@ -379,17 +380,10 @@ const MB = 1024 * 1024
 /**
  * Readings (after two full GCs, one per segment) whose median is the memory before and after:
  * RSS moves by ±20 MB from one segment to the next here with the heap flat (what the allocator
- * keeps or hands back), so a single reading at each end measures that more than growth.
+ * keeps or hands back), so a single reading at each end measures that more than growth. An odd
+ * count: the median is the middle reading.
  */
 const MEMORY_WINDOW = SMOKE ? 1 : 5
-
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
-}
 
 /**
  * RSS and heap of a fresh standalone server over MEMORY_REQUESTS protected requests after a
@@ -676,7 +670,7 @@ async function main(): Promise<void> {
         measure: headerAccess(protectedServer, PROTECTED_PATH, sessions),
       })
     }
-    if (f.name !== 'node' && servers.has('node')) {
+    if (f.name !== 'node') {
       // Issue 18's target 2 compares what this adapter adds with what the standalone server
       // adds: both pairs in the same slices, so a change in the machine's load falls on both.
       const standaloneServer = servers.get('standalone') as Child

@@ -403,20 +403,40 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
             CONNECTIONS
           )
         : blast(child.url, PROTECTED_PATH, presign(sessions, count), CONNECTIONS)
+    const perSecond = (sample: Sample | undefined): number =>
+      sample === undefined ? 0 : sample.ok / sample.elapsed
     const readings: Memory[] = []
     let rate = 5000
     /**
+     * Requests per second once paced (0: as fast as the server answers). The replay time-lock
+     * holds rate × 40 s of nonces, so a rate that rises or falls during the run grows or shrinks
+     * the working set by tens of MB (runs 5–7: +25.0 MB with the rate up from 6,770 to 7,646,
+     * −56.4 MB with it down from 9,507 to 6,487); at a fixed rate it stays the same and what
+     * changes is growth.
+     */
+    let paced = 0
+    /**
+     * Requests per second of each segment of the last `send`, from its start to its memory
+     * reading: the signing of its requests in this process (the header form's takes seconds)
+     * and the reading included.
+     */
+    let cycles: number[] = []
+    /**
      * Sends `total` requests in segments, and more until `seconds` have passed and at least
-     * `segments` segments were sent; reads the memory after each segment.
+     * `segments` segments were sent; reads the memory after each segment. Paced, a segment is
+     * paced × SEGMENT requests and the next starts SEGMENT seconds after it started.
      */
     const send = async (total: number, seconds = 0, segments = 0) => {
       let remaining = total
       let sent = 0
       const until = Date.now() + seconds * 1000
       const samples: Sample[] = []
+      cycles = []
       while (remaining > 0 || Date.now() < until || samples.length < segments) {
-        const count = Math.max(1, Math.min(remaining, Math.ceil(rate * SEGMENT)))
-        const sample = await batch(remaining > 0 ? count : Math.ceil(rate * SEGMENT))
+        const started = Date.now()
+        const size = Math.ceil((paced > 0 ? paced : rate) * SEGMENT)
+        const count = Math.max(1, Math.min(remaining, size))
+        const sample = await batch(remaining > 0 ? count : size)
         samples.push(sample)
         readings.push(await ask<Memory>(child, 'memory'))
         rate = Math.max(500, sample.ok / sample.elapsed)
@@ -425,8 +445,19 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
         const rss = `RSS ${((readings.at(-1)?.rss ?? 0) / MB).toFixed(1)} MB`
         if (!SMOKE)
           log(total > 0 ? `  ${sent} / ${total}, ${rss}` : `  reading ${samples.length}: ${rss}`)
+        cycles.push((1000 * sample.ok) / (Date.now() - started))
+        const left = started + SEGMENT * 1000 - Date.now()
+        if (paced > 0 && left > 0) await new Promise(resolve => setTimeout(resolve, left))
       }
       return samples
+    }
+    // Full mode: two segments as fast as the server answers, then a fixed rate, 80 % of the
+    // second's, preparation and reading included (room for the machine's slower minutes; were
+    // it slower still, the segments would take longer and the rate fall: the rate over the run
+    // is printed beside the paced one).
+    if (!SMOKE) {
+      await send(0, 0, 2)
+      paced = Math.round(0.8 * (cycles.at(-1) ?? 0))
     }
     // The warm-up lasts long enough for the replay time-lock to fill: a nonce stays for the
     // access window and twice the skew (40 s), so from then on as many expire as arrive, and what
@@ -437,12 +468,12 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
     await send(0, 0, SMOKE ? 0 : MEMORY_WINDOW)
     const before = readings.slice(-MEMORY_WINDOW)
     const first = readings.length
+    const startedAt = Date.now()
     const segments = await send(MEMORY_REQUESTS)
+    const seconds = (Date.now() - startedAt) / 1000
     const after = readings.slice(Math.max(first, readings.length - MEMORY_WINDOW))
     const during = readings.slice(first)
     const run = combine(segments)
-    const perSecond = (sample: Sample | undefined): number =>
-      sample === undefined ? 0 : sample.ok / sample.elapsed
     const mb = (list: readonly Memory[], field: 'rss' | 'heapUsed') =>
       median(list.map(m => m[field])) / MB
     const failed = failedCount(run)
@@ -465,6 +496,9 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
       liveNonces: during.at(-1)?.accessNonces ?? 0,
       // Throughput at the start and at the end: by the end the replay time-lock is in its steady
       // state (as many nonces expire as arrive), which short timed slices never reach.
+      pacedRps: paced,
+      // Requests over the wall time of the measured part, pauses included.
+      meanRps: round(run.requests / seconds),
       firstRps: round(perSecond(segments[0])),
       lastRps: round(perSecond(segments[segments.length - 1])),
     }
@@ -990,7 +1024,8 @@ async function main(): Promise<void> {
         `${m.rssEndsMB.map(v => v.toFixed(1)).join(' → ')} MB, ${m.rssRangeMB.map(v => v.toFixed(1)).join('–')} MB ` +
         `during the run; heap ${m.heapBeforeMB.toFixed(1)} → ` +
         `${m.heapAfterMB.toFixed(1)} MB; ${m.liveNonces.toLocaleString('en-US')} live nonces; ` +
-        `${m.failed} failed); ${m.firstRps.toLocaleString('en-US')} req/s in its first ` +
+        `${m.failed} failed); ${m.pacedRps > 0 ? `paced at ${m.pacedRps.toLocaleString('en-US')} req/s (${m.meanRps.toLocaleString('en-US')} over the run), bursts of ` : ''}` +
+        `${m.firstRps.toLocaleString('en-US')} req/s in its first ` +
         `segment, ${m.lastRps.toLocaleString('en-US')} in its last`
     )
   }

@@ -403,8 +403,6 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
             CONNECTIONS
           )
         : blast(child.url, PROTECTED_PATH, presign(sessions, count), CONNECTIONS)
-    const perSecond = (sample: Sample | undefined): number =>
-      sample === undefined ? 0 : sample.ok / sample.elapsed
     const readings: Memory[] = []
     let rate = 5000
     /**
@@ -474,6 +472,8 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
     const after = readings.slice(Math.max(first, readings.length - MEMORY_WINDOW))
     const during = readings.slice(first)
     const run = combine(segments)
+    const perSecond = (sample: Sample | undefined): number =>
+      sample === undefined ? 0 : sample.ok / sample.elapsed
     const mb = (list: readonly Memory[], field: 'rss' | 'heapUsed') =>
       median(list.map(m => m[field])) / MB
     const failed = failedCount(run)
@@ -494,11 +494,12 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
       heapBeforeMB: mb(before, 'heapUsed'),
       heapAfterMB: mb(after, 'heapUsed'),
       liveNonces: during.at(-1)?.accessNonces ?? 0,
+      // The fixed rate (0 in smoke mode), and the requests over the wall time of the measured
+      // part, pauses included.
+      pacedRps: paced,
+      meanRps: round(run.requests / seconds),
       // Throughput at the start and at the end: by the end the replay time-lock is in its steady
       // state (as many nonces expire as arrive), which short timed slices never reach.
-      pacedRps: paced,
-      // Requests over the wall time of the measured part, pauses included.
-      meanRps: round(run.requests / seconds),
       firstRps: round(perSecond(segments[0])),
       lastRps: round(perSecond(segments[segments.length - 1])),
     }

@@ -24,7 +24,7 @@ import {
   serializeClaims,
 } from '../src'
 import { NobleP256Verifier, NobleSigningKey } from '../src/noble'
-import { crc32, gunzipBounded } from '../src/codec/gzip'
+import { crc32, gunzipBounded, gzip } from '../src/codec/gzip'
 import { hash } from './helpers'
 import fc from 'fast-check'
 import {
@@ -401,6 +401,24 @@ describe('gzip', () => {
     badCrc.writeUInt8((badCrc.readUInt8(badCrc.length - 8) ^ 1) & 0xff, badCrc.length - 8)
     expect(() => gunzipBounded(badCrc, 100)).toThrow(/CRC/)
     expect(() => gunzipBounded(Buffer.from('not gzip at all, really'), 100)).toThrow(/not gzip/)
+  })
+
+  it('compresses to the bytes of zlib defaults, whatever the output size (1 KB chunks)', () => {
+    // Pseudo-random text of sizes below, at and well over one output chunk once compressed.
+    let seed = 7
+    const text = (length: number) =>
+      Array.from({ length }, () => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31
+        return 'abcdefghijklmnopqrstuvwxyz0123456789'[seed % 36]
+      }).join('')
+    for (const length of [0, 40, 437, 1500, 4000, 60_000]) {
+      const data = Buffer.from(text(length))
+      for (const level of [1, 6, 9]) {
+        const compressed = gzip(data, level)
+        expect(compressed.equals(gzipSync(data, { level }))).toBe(true)
+        expect(gunzipBounded(compressed, 65536).equals(data)).toBe(true)
+      }
+    }
   })
 })
 

@@ -23,8 +23,16 @@ export function crc32(bytes: Uint8Array): number {
   return (crc ^ -1) >>> 0
 }
 
+/**
+ * Output chunks of 1 KB rather than zlib's 16 KB: a token's claims compress to a few hundred bytes,
+ * and each call allocated a 16 KB buffer for them (gzip of a 437-byte token's claims 11.5–11.9 µs
+ * of CPU against 14.8–15.6 µs, three rounds of 40,000, the garbage collector's share included).
+ * Larger outputs take more chunks; the compressed bytes are the same (tested).
+ */
+const GZIP_CHUNK = 1024
+
 export function gzip(data: Uint8Array, level: number): Buffer {
-  return gzipSync(data, { level })
+  return gzipSync(data, { level, chunkSize: GZIP_CHUNK })
 }
 
 export class GzipError extends Error {}

@@ -414,11 +414,10 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
      */
     let paced = 0
     /**
-     * Requests per second of each segment of the last `send`, from its start to its memory
-     * reading: the signing of its requests in this process (the header form's takes seconds)
-     * and the reading included.
+     * Requests per second of the last segment, from its start to its memory reading: the signing
+     * of its requests in this process (the header form's takes seconds) and the reading included.
      */
-    let cycles: number[] = []
+    let cycleRate = 0
     /**
      * Sends `total` requests in segments, and more until `seconds` have passed and at least
      * `segments` segments were sent; reads the memory after each segment. Paced, a segment is
@@ -429,7 +428,6 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
       let sent = 0
       const until = Date.now() + seconds * 1000
       const samples: Sample[] = []
-      cycles = []
       while (remaining > 0 || Date.now() < until || samples.length < segments) {
         const started = Date.now()
         const size = Math.ceil((paced > 0 ? paced : rate) * SEGMENT)
@@ -443,7 +441,7 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
         const rss = `RSS ${((readings.at(-1)?.rss ?? 0) / MB).toFixed(1)} MB`
         if (!SMOKE)
           log(total > 0 ? `  ${sent} / ${total}, ${rss}` : `  reading ${samples.length}: ${rss}`)
-        cycles.push((1000 * sample.ok) / (Date.now() - started))
+        cycleRate = (1000 * sample.ok) / (Date.now() - started)
         const left = started + SEGMENT * 1000 - Date.now()
         if (paced > 0 && left > 0) await new Promise(resolve => setTimeout(resolve, left))
       }
@@ -455,7 +453,7 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
     // is printed beside the paced one).
     if (!SMOKE) {
       await send(0, 0, 2)
-      paced = Math.round(0.8 * (cycles.at(-1) ?? 0))
+      paced = Math.round(0.8 * cycleRate)
     }
     // The warm-up lasts long enough for the replay time-lock to fill: a nonce stays for the
     // access window and twice the skew (40 s), so from then on as many expire as arrive, and what

@@ -21,13 +21,7 @@ import {
 import { AdapterBase, ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 import type { Endpoint } from '../../src/server/routes'
 import { accessFailure, type AccessOptions } from '../shared/access'
-import {
-  DEFAULT_BODY_LIMIT,
-  JSON_CONTENT_TYPE,
-  bodyLimit,
-  plainErrorResult,
-  type AdapterCore,
-} from '../shared/core'
+import { DEFAULT_BODY_LIMIT, bodyLimit, plainErrorResult, type AdapterCore } from '../shared/core'
 import {
   BetterAuthError,
   InvalidMessageError,
@@ -41,6 +35,7 @@ import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import { adminHttp, type AdminHttpCore, type AdminHttpOptions } from '../../src/server/admin-http'
 import {
   closeAfterOverlongBody,
+  endSignedJson,
   endpointMiddleware,
   getPrincipal as principalOf,
   keepRawBody,
@@ -246,8 +241,7 @@ async function sendSigned(res: Response, signing: Signing, data: unknown): Promi
     return
   }
   if (res.headersSent) return // something else answered meanwhile
-  res.set('Content-Type', JSON_CONTENT_TYPE)
-  res.send(text)
+  endSignedJson(res, text)
 }
 
 /** The shared access step's view of an Express request (also used by the Passport strategy). */

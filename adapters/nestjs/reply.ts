@@ -4,11 +4,12 @@
  * sends it, in its HTTP adapter's `reply` (the same method on Express and on Fastify, after every
  * interceptor of the app); in the header form the node:http response is signed as it is written.
  */
+import { ServerResponse } from 'node:http'
 import { StreamableFile, type ExecutionContext } from '@nestjs/common'
 import type { AccessPrincipal } from '../../src/server/core'
 import { JSON_CONTENT_TYPE } from '../../src/server/http'
 import type { AdapterCore } from '../shared/core'
-import { requestPath, signNodeReplies, writeResult } from '../shared/node'
+import { endSignedJson, requestPath, signNodeReplies, writeResult } from '../shared/node'
 import { nodeResponseOf, responseSent, setResponseHeader, type PlatformResponse } from './http'
 
 type Signer = Pick<AdapterCore, 'respond' | 'signHeaderResponse' | 'errorResult'>
@@ -59,6 +60,13 @@ export function signAdapterReplies(adapter: ReplyingAdapter): void {
     }
     // Nest awaits what `reply` returns: a signing failure goes to the exception filters.
     return signer.auth.respond(signer.nonce, body).then(text => {
+      if (response instanceof ServerResponse) {
+        // The Express platform: what its `reply` does with a text (the status, then `res.send`),
+        // without what `res.send` adds for nothing to a signed envelope (see endSignedJson).
+        if (statusCode !== undefined) response.statusCode = statusCode
+        endSignedJson(response, text)
+        return undefined
+      }
       setResponseHeader(response, 'content-type', JSON_CONTENT_TYPE)
       return reply.call(this, response, text, statusCode)
     })

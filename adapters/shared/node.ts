@@ -15,7 +15,7 @@ import { checkAccess, principals, settleAccess, type AccessOptions } from './acc
 import { usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
 import { readBody } from './body'
-import { bodyLimit, type AdapterCore } from './core'
+import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
 
 export { DEFAULT_BODY_LIMIT } from './core'
 
@@ -128,6 +128,37 @@ export function writeResult(res: ServerResponse, result: HandlerResult): void {
   res.setHeader('content-length', Buffer.byteLength(result.body))
   res.writeHead(result.status, result.headers)
   res.end(result.body)
+}
+
+/**
+ * Sends a signed response envelope (its JSON text) on a node:http response: its type, its length
+ * and the text, with the status the handler set. Express's `res.send` would also parse and format
+ * the type three times, hash the text for an `ETag` and check the request's freshness, for a text
+ * that echoes the request's fresh nonce, so that no `ETag` of it can ever match. As `res.send`
+ * does, a 204 or 304 goes out with no body and a 205 with an empty one; node itself sends no body
+ * in answer to `HEAD`.
+ */
+export function endSignedJson(res: ServerResponse, text: string): void {
+  const status = res.statusCode
+  if (status === 204 || status === 304) {
+    res.removeHeader('content-type')
+    res.removeHeader('content-length')
+    res.removeHeader('transfer-encoding')
+    res.end()
+    return
+  }
+  res.setHeader('content-type', JSON_CONTENT_TYPE)
+  if (status === 205) {
+    res.removeHeader('transfer-encoding')
+    res.setHeader('content-length', 0)
+    res.end()
+    return
+  }
+  // Content-Length and Transfer-Encoding never go together: a length only if none was chosen.
+  if (!res.hasHeader('transfer-encoding')) {
+    res.setHeader('content-length', Buffer.byteLength(text))
+  }
+  res.end(text)
 }
 
 /** A request as node:http middleware sees it: Express's, or the one @fastify/middie passes on. */

@@ -245,6 +245,52 @@ for (const [name, express] of [
       expect(text.text).toBe('plain')
     })
 
+    it('sends a signed reply with its type and length and no ETag, and no body with 204 or 304', async () => {
+      const app = express()
+      app.post('/signed', requireAccess(server.auth), (_req, res) => {
+        res.json({ ok: true })
+      })
+      app.post('/chunked', requireAccess(server.auth), (_req, res) => {
+        res.set('Transfer-Encoding', 'chunked').json({ chunked: true })
+      })
+      for (const status of [204, 304, 205]) {
+        app.post(`/status/${status}`, requireAccess(server.auth), (_req, res) => {
+          res.status(status).json({ dropped: true })
+        })
+      }
+      const target = supertestTarget(app)
+      const { key, token } = await session(server)
+      const nonce = newNonce()
+      const signed = await target.post('/signed', accessBody(token, key, { at: now(), nonce }))
+      expect(signed.status).toBe(200)
+      expect(signed.headers['content-type']).toBe('application/json; charset=utf-8')
+      expect(signed.headers['content-length']).toBe(String(Buffer.byteLength(signed.text)))
+      // The envelope echoes a fresh nonce: no ETag of it could ever match a later request.
+      expect(signed.headers.etag).toBeUndefined()
+      expect(await verifiedReply(server.auth, signed, nonce)).toEqual({ ok: true })
+
+      const chunkedNonce = newNonce()
+      const chunked = await target.post(
+        '/chunked',
+        accessBody(token, key, { at: now(), nonce: chunkedNonce })
+      )
+      expect(chunked.headers['transfer-encoding']).toBe('chunked')
+      expect(chunked.headers['content-length']).toBeUndefined()
+      expect(await verifiedReply(server.auth, chunked, chunkedNonce)).toEqual({ chunked: true })
+
+      for (const status of [204, 304]) {
+        const empty = await target.post(`/status/${status}`, accessBody(token, key, { at: now() }))
+        expect(empty.status).toBe(status)
+        expect(empty.text).toBe('')
+        expect(empty.headers['content-type']).toBeUndefined()
+        expect(empty.headers['content-length']).toBeUndefined()
+      }
+      const reset = await target.post('/status/205', accessBody(token, key, { at: now() }))
+      expect(reset.status).toBe(205)
+      expect(reset.text).toBe('')
+      expect(reset.headers['content-length']).toBe('0')
+    })
+
     it('puts the principal on a configurable property, typed with AuthedRequest', async () => {
       const auth = betterAuth(server.auth)
       const app = express()

@@ -92,6 +92,12 @@ class Routes {
     return new StreamableFile(Readable.from([Buffer.from('raw bytes')]), { type: 'text/plain' })
   }
 
+  @Post('created')
+  @BetterAuthAccess()
+  created() {
+    return { created: true }
+  }
+
   @Get('open')
   open() {
     return { open: true }
@@ -152,6 +158,17 @@ for (const platform of ['express', 'fastify'] as const) {
       app = started.app
       const { reply, nonce } = await signedCall(started.target, '/text')
       expect(await verifiedReply(server.auth, reply, nonce)).toBe('plain')
+    })
+
+    it("keeps the route's status and sends the envelope's type and length, with no ETag", async () => {
+      const started = await start(core(), platform)
+      app = started.app
+      const { reply, nonce } = await signedCall(started.target, '/created')
+      expect(reply.status).toBe(201) // Nest's default for POST
+      expect(reply.headers['content-type']).toBe('application/json; charset=utf-8')
+      expect(reply.headers['content-length']).toBe(String(Buffer.byteLength(reply.text)))
+      expect(reply.headers.etag).toBeUndefined()
+      expect(await verifiedReply(server.auth, reply, nonce)).toEqual({ created: true })
     })
 
     it('signs what the app sends: the value after its own interceptors', async () => {

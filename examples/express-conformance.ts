@@ -1,6 +1,7 @@
 /**
  * The conformance server (PROTOCOL.md §4) as an Express app: the protocol endpoints at their
- * default paths, `/key/response`, and two access-protected routes, `/foo/bar` and `/bad/nonce`.
+ * default paths, `/key/response`, two access-protected routes, `/foo/bar` and `/bad/nonce`, and,
+ * in the header form, `GET /me` and `DELETE /notes/:id`.
  * `make server` runs the same server on the standalone node:http server (examples/server.ts).
  *
  *   PORT=8080 npx tsx examples/express-conformance-listen.ts   # HOST overrides 127.0.0.1
@@ -39,6 +40,16 @@ export function createConformanceApp(options: { store?: ServerStore } = {}) {
   app.post('/foo/bar', requireAccess<Attributes, FooBar>(auth), (req, res) => {
     const { request } = (req as Authed).betterAuth
     res.json({ wasFoo: request.foo, wasBar: request.bar })
+  })
+
+  // The header form (docs/http-binding.md), as every example serves it.
+  const headerForm = requireAccess<Attributes>(auth, { binding: 'headers' })
+  app.get('/me', headerForm, (req, res) => {
+    const { identity, device } = (req as Authed).betterAuth
+    res.json({ identity, device })
+  })
+  app.delete('/notes/:id', headerForm, (req, res) => {
+    res.json({ deleted: req.params.id })
   })
 
   // Answers with a nonce other than the request's: clients must reject the reply (BA203).

@@ -1,7 +1,7 @@
 /**
  * The conformance server (PROTOCOL.md §4) on the standalone node:http server: the protocol
- * endpoints at their default paths, `/key/response`, and two access-protected routes,
- * `/foo/bar` and `/bad/nonce`. (examples/express-conformance.ts is the same server on Express.)
+ * endpoints at their default paths, `/key/response`, two access-protected routes, `/foo/bar` and
+ * `/bad/nonce`, and, in the header form, `GET /me` and `DELETE /notes/:id`. (examples/express-conformance.ts is the same server on Express.)
  *
  *   make server            # http://127.0.0.1:8080 (PORT and HOST override)
  *
@@ -50,6 +50,17 @@ export function createConformanceServer(
     wasFoo: request.foo,
     wasBar: request.bar,
   }))
+
+  // The header form (docs/http-binding.md), as every example serves it: any method, the reply as
+  // written with its signature in headers.
+  server.protect('/me', ({ identity, device }) => ({ identity, device }), {
+    methods: ['GET'],
+    binding: 'headers',
+  })
+  server.protect('/notes/:id', (_principal, _req, params) => ({ deleted: params.id }), {
+    methods: ['DELETE'],
+    binding: 'headers',
+  })
 
   // Answers with a nonce other than the request's: clients must reject the reply (BA203).
   server.route('/bad/nonce', async (body, _req, context) => {

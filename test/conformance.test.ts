@@ -7,6 +7,8 @@ import type { Server } from 'node:http'
 import { createConformanceApp } from '../examples/express-conformance'
 import { createConformanceServer } from '../examples/server'
 import { conformanceFlows } from './integration/flows'
+import { BetterAuthClient, NodeSigningKey } from '../src'
+import { hash } from './helpers'
 
 const names = [
   'completes auth flows',
@@ -67,5 +69,20 @@ describe.each(servers)('conformance flows against the %s conformance server', (_
 
   it.each(names)('%s', async name => {
     await (flows[name] as () => Promise<void>)()
+  })
+
+  it('answers GET /me and DELETE /notes/:id in the header form, as every example does', async () => {
+    const client = new BetterAuthClient({ baseUrl: running.url })
+    await client.createAccount(hash(NodeSigningKey.generate().publicKeyText))
+    await client.createSession()
+    const me = await client.fetch(`${running.url}/me`)
+    const body = (await me.json()) as { identity: string; device: string }
+    expect([me.status, body.identity]).toEqual([200, await client.identity()])
+    expect(body.device).toMatch(/^E[\w-]{43}$/)
+    const deleted = await client.fetch(`${running.url}/notes/a%20b`, { method: 'DELETE' })
+    expect([deleted.status, await deleted.json()]).toEqual([200, { deleted: 'a b' }])
+    // The header form only: the same route in the classic form is refused.
+    const classic = await fetch(`${running.url}/me`)
+    expect(classic.status).toBe(401)
   })
 })

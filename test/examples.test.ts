@@ -345,6 +345,9 @@ describe.each([
     expect(typeof body.device).toBe('string')
     const deleted = await client.fetch(`${base}/notes/7`, { method: 'DELETE' })
     expect(await deleted.json()).toEqual({ deleted: '7' })
+    // The id as the frameworks give route parameters: percent-decoded.
+    const spaced = await client.fetch(`${base}/notes/a%20b`, { method: 'DELETE' })
+    expect(await spaced.json()).toEqual({ deleted: 'a b' })
   })
 
   it("answers the README's client (examples/client-fetch.ts)", async () => {

@@ -55,6 +55,16 @@ const cors =
     return new Response(reply.body, { status: reply.status, statusText: reply.statusText, headers })
   }
 
+/** The `:id` of `/notes/:id`, percent-decoded as the frameworks give route parameters. */
+function noteId(request: Request): string {
+  const id = new URL(request.url).pathname.slice('/notes/'.length)
+  try {
+    return decodeURIComponent(id)
+  } catch {
+    return id // not valid percent-encoding: as it was sent
+  }
+}
+
 const routes: Record<string, Route> = {
   // A protected route: the handler gets the verified data; what it returns is sent as a signed
   // response envelope echoing the request nonce.
@@ -79,10 +89,7 @@ const routes: Record<string, Route> = {
     })
   ),
   'DELETE /notes/:id': cors(
-    auth.requireAccess(
-      ({ request }) => ({ deleted: new URL(request.url).pathname.slice('/notes/'.length) }),
-      { binding: 'headers' }
-    )
+    auth.requireAccess(({ request }) => ({ deleted: noteId(request) }), { binding: 'headers' })
   ),
   'OPTIONS /me': cors(notFound),
   'OPTIONS /notes/:id': cors(notFound),

@@ -12,7 +12,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../../src/errors'
 import { checkAccess, principals, settleAccess, type AccessOptions } from './access'
-import { usesHeaderForm } from './binding'
+import { refuseContentCoding, usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
 import { readBody } from './body'
 import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
@@ -380,6 +380,7 @@ async function headerAccess<Attributes, Request, Source>(
   source: BodySource
 ): Promise<AccessPrincipal<Attributes, Request> | undefined> {
   const bytes = typeof body === 'string' ? Buffer.from(body) : body
+  refuseContentCoding(target.req.headers['content-encoding'], bytes.length)
   const parsed = (source === 'stream' ? parsedForHandler(bytes) : target.parsed.body) as Request
   if (source === 'stream') target.setBody(parsed)
   const req = target.req as MiddlewareRequest
@@ -388,6 +389,7 @@ async function headerAccess<Attributes, Request, Source>(
   try {
     url = serverTarget(req.headers.host, path)
   } catch (cause) {
+    if (cause instanceof InvalidMessageError) throw cause
     throw new InvalidMessageError('request target', 'cannot be read as a URL', { cause })
   }
   const request = {

@@ -220,7 +220,30 @@ export function serverTarget(host: string | undefined, target: string): RequestT
   ) {
     return { authority, path, query }
   }
+  if (resolvesAway(path)) {
+    throw new InvalidMessageError(
+      'request target',
+      'has a "." or ".." segment or a backslash, which URL parsing resolves: the signed path would not be the one routed'
+    )
+  }
   return targetOfUrl(`http://${authority}${target}`)
+}
+
+/**
+ * Whether a path as received has a part URL parsing resolves away: a `.` or `..` segment (its
+ * dots percent-encoded or not, `%2e` in either case) or a backslash (a `/` to the WHATWG
+ * parser). node:http routers route such a path as it was sent, while `@path` is the path as
+ * parsed: `/notes/%2e%2e` would be signed as `/` and routed as a note. Servers refuse them
+ * (docs/http-binding.md §2.2); clients on `fetch` or `URL` never send them.
+ */
+export function resolvesAway(path: string): boolean {
+  if (path.includes('\\')) return true
+  if (!DOT_SEGMENT.test(path)) return false
+  for (const segment of path.split('/')) {
+    const dots = segment.replace(/%2e/gi, '.')
+    if (dots === '.' || dots === '..') return true
+  }
+  return false
 }
 
 function plainAuthority(authority: string): boolean {

@@ -1,4 +1,5 @@
 /** The Koa adapter. */
+import { gunzipSync } from 'node:zlib'
 import Koa, { type Middleware } from 'koa'
 import Router from '@koa/router'
 import { betterAuth, getPrincipal, requireAccess, UnauthorizedError } from '../../adapters/koa'
@@ -22,7 +23,11 @@ function jsonParser(keepRaw: boolean): Middleware {
   return async (ctx, next) => {
     const parsed = (ctx.request as { body?: unknown }).body !== undefined
     if (!parsed && typeof ctx.is('application/json') === 'string') {
-      const text = (await readBody(ctx.req, 1 << 20)).toString('utf8')
+      const read = await readBody(ctx.req, 1 << 20)
+      // koa-bodyparser inflates a coded body before parsing it.
+      const text = (ctx.get('content-encoding') === 'gzip' ? gunzipSync(read) : read).toString(
+        'utf8'
+      )
       const request = ctx.request as { body?: unknown; rawBody?: string }
       request.body = text === '' ? {} : (JSON.parse(text) as unknown)
       if (keepRaw) request.rawBody = text

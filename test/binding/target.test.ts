@@ -6,6 +6,8 @@
  */
 import fc from 'fast-check'
 import { serverTarget, targetOfUrl, type RequestTarget } from '../../src/binding'
+import { resolvesAway } from '../../src/binding/base'
+import { InvalidMessageError } from '../../src/errors'
 
 const RUNS = Math.max(1, Number(process.env.FUZZ_RUNS ?? 1000))
 const SEED = process.env.FUZZ_SEED === undefined ? 20261202 : Number(process.env.FUZZ_SEED)
@@ -19,12 +21,17 @@ function parsed(host: string | undefined, target: string): RequestTarget | 'thro
   }
 }
 
-function fast(host: string | undefined, target: string): RequestTarget | 'throws' {
+function fast(host: string | undefined, target: string): RequestTarget | 'throws' | 'refused' {
   try {
     return serverTarget(host, target)
-  } catch {
-    return 'throws'
+  } catch (error) {
+    return error instanceof InvalidMessageError ? 'refused' : 'throws'
   }
+}
+
+/** What serverTarget must give: the parser's result, unless the path has a part it resolves. */
+function expected(host: string | undefined, target: string): RequestTarget | 'throws' | 'refused' {
+  return resolvesAway(target.split('?', 1)[0] as string) ? 'refused' : parsed(host, target)
 }
 
 describe('serverTarget', () => {
@@ -42,9 +49,13 @@ describe('serverTarget', () => {
     ['127.1', '/', { authority: '127.0.0.1', path: '/', query: '?' }],
     ['0x7f.1:81', '/', { authority: '127.0.0.1:81', path: '/', query: '?' }],
     ['1.017', '/', { authority: '1.0.0.15', path: '/', query: '?' }],
-    ['example.com', '/a/./b/../c', { authority: 'example.com', path: '/a/c', query: '?' }],
-    ['example.com', '/a/%2E%2e/c', { authority: 'example.com', path: '/c', query: '?' }],
-    ['example.com', '/a b\\c', { authority: 'example.com', path: '/a%20b/c', query: '?' }],
+    ['example.com', '/a b?c\\d', { authority: 'example.com', path: '/a%20b', query: '?c\\d' }],
+    [
+      'example.com',
+      '/a/..b/.c./%2e%2ex',
+      { authority: 'example.com', path: '/a/..b/.c./%2e%2ex', query: '?' },
+    ],
+    ['example.com', '/a?/../b', { authority: 'example.com', path: '/a', query: '?/../b' }],
     ['example.com', "/it's?it's", { authority: 'example.com', path: "/it's", query: '?it%27s' }],
     ['example.com', '/a#b?c', { authority: 'example.com', path: '/a', query: '?' }],
     ['example.com', '/é?é', { authority: 'example.com', path: '/%C3%A9', query: '?%C3%A9' }],
@@ -59,6 +70,19 @@ describe('serverTarget', () => {
   })
 
   it.each([
+    ['/a/./b/../c'],
+    ['/a/%2E%2e/c'],
+    ['/a/.%2E'],
+    ['/a/%2e/'],
+    ['/a b\\c'],
+    ['/notes/%2e%2e'],
+  ])('refuses a path URL parsing would resolve, the signed path not the routed one: %s', target => {
+    expect(parsed('example.com', target)).not.toEqual(expect.objectContaining({ path: target }))
+    expect(() => serverTarget('example.com', target)).toThrow(InvalidMessageError)
+    expect(() => serverTarget('example.com', target)).toThrow(/"\." or "\.\." segment/)
+  })
+
+  it.each([
     ['example.com:65536', '/'],
     ['exa mple.com', '/'],
     ['[::1', '/'],
@@ -69,7 +93,7 @@ describe('serverTarget', () => {
     expect(() => serverTarget(host, target)).toThrow('Invalid URL')
   })
 
-  it('gives what the URL parser gives, for any host and target', () => {
+  it('gives what the URL parser gives, for any host and target (or refuses what it resolves)', () => {
     // Single characters, and pieces the parser reads specially.
     const pieces = (chars: string, more: string[]) => fc.constantFrom(...chars.split(''), ...more)
     const hostChars = pieces('aZz09-.:_[]@%x', ['xn--', '0x', '127', '255', '256', '80', '00', 'é'])
@@ -88,7 +112,7 @@ describe('serverTarget', () => {
         ),
         fc.array(targetChars, { maxLength: 24 }).map(a => '/' + a.join('')),
         (host, target) => {
-          expect(fast(host, target)).toEqual(parsed(host, target))
+          expect(fast(host, target)).toEqual(expected(host, target))
         }
       ),
       { numRuns: RUNS, seed: SEED }
@@ -110,7 +134,7 @@ describe('serverTarget', () => {
         ([labels, port], segments, query) => {
           const h = labels.join('.') + (port === undefined ? '' : `:${port}`)
           const target = '/' + segments.join('/') + (query === undefined ? '' : `?${query}`)
-          expect(fast(h, target)).toEqual(parsed(h, target))
+          expect(fast(h, target)).toEqual(expected(h, target))
         }
       ),
       { numRuns: RUNS, seed: SEED }

@@ -496,7 +496,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
                   ...init,
                   headers: { 'content-type': JSON_TYPE, ...headerRecord(init.headers) },
                 })
-          return this.signed(reply, requestSignature)
+          return this.signed(reply, requestSignature, request.method)
         }
         const text =
           nonce === undefined ? JSON.stringify(data ?? null) : await this.core.respond(nonce, data)
@@ -538,10 +538,18 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
     )
   }
 
-  /** A header-form reply: the response as it is, with the response-signature headers (< 400). */
-  private async signed(response: Response, requestSignature: Uint8Array): Promise<Response> {
+  /**
+   * A header-form reply: the response as it is, with the response-signature headers (< 400). A
+   * reply to HEAD has no body, and its signature covers none.
+   */
+  private async signed(
+    response: Response,
+    requestSignature: Uint8Array,
+    method: string
+  ): Promise<Response> {
     if (response.status >= 400) return response
-    const bytes = new Uint8Array(await response.arrayBuffer())
+    const head = method === 'HEAD'
+    const bytes = head ? new Uint8Array(0) : new Uint8Array(await response.arrayBuffer())
     const headers = new Headers(response.headers)
     const signature = await this.core.signHeaderResponse({
       status: response.status,
@@ -549,7 +557,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
       requestSignature,
     })
     for (const [name, value] of Object.entries(signature)) headers.set(name, value)
-    const nullBody = response.status === 204 || response.status === 304
+    const nullBody = head || response.status === 204 || response.status === 304
     return new Response(nullBody ? null : bytes, {
       status: response.status,
       statusText: response.statusText,
@@ -591,7 +599,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
         })
         if (data instanceof Response) {
           const signature = check.principal?.requestSignature
-          return signature === undefined ? data : await this.signed(data, signature)
+          return signature === undefined ? data : await this.signed(data, signature, request.method)
         }
         return await check.respond(data)
       } catch (error) {

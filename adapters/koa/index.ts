@@ -147,7 +147,8 @@ async function bodyBytes(body: unknown): Promise<Buffer> {
 
 /**
  * Signs a header-form reply as the handler left it (any status below 400, any body): the body
- * is turned into the bytes Koa sends, and the response-signature headers are added.
+ * is turned into the bytes Koa sends, and the response-signature headers are added (over no
+ * body in answer to HEAD, which gets none).
  */
 async function signKoaReply(
   auth: Pick<AdapterCore, 'signHeaderResponse'>,
@@ -162,9 +163,11 @@ async function signKoaReply(
     if (type !== '') ctx.set('Content-Type', type)
     ctx.status = status
   }
+  // Koa sends no body in answer to HEAD: the signature covers none.
+  const sent = ctx.method === 'HEAD' ? new Uint8Array(0) : bytes
   const headers = await auth.signHeaderResponse({
     status,
-    body: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length),
+    body: new Uint8Array(sent.buffer, sent.byteOffset, sent.length),
     requestSignature,
   })
   ctx.set(headers)

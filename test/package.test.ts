@@ -98,16 +98,23 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true })
 })
 
-it('ships the build and nothing else', () => {
+it('ships the build, the header form specification and its vectors, and nothing else', () => {
   const files = run('tar', ['-tzf', tarball]).trim().split('\n')
   expect(files).toContain('package/dist/esm/adapters/express/index.js')
   expect(files).toContain('package/dist/esm/adapters/express/index.d.ts')
   expect(files).toContain('package/dist/cjs/adapters/express/index.js')
   expect(files).toContain('package/dist/cjs/adapters/nestjs/index.d.ts')
-  expect(files).toEqual(expect.arrayContaining(['package/LICENSE', 'package/CHANGELOG.md']))
-  expect(
-    files.filter(f => !/^package\/(dist\/|package\.json|README\.md|LICENSE|CHANGELOG\.md)/.test(f))
-  ).toEqual([])
+  expect(files).toEqual(
+    expect.arrayContaining([
+      'package/LICENSE',
+      'package/CHANGELOG.md',
+      'package/docs/http-binding.md',
+      'package/docs/http-binding-vectors.md',
+    ])
+  )
+  const shipped =
+    /^package\/(dist\/|package\.json|README\.md|LICENSE|CHANGELOG\.md|docs\/http-binding(-vectors)?\.md$)/
+  expect(files.filter(f => !shipped.test(f))).toEqual([])
   expect(files.some(f => f.includes('/test/') || f.endsWith('.test.js'))).toBe(false)
   // No source maps: the sources they would point to are not in the package.
   expect(files.filter(f => f.endsWith('.map'))).toEqual([])

@@ -1,5 +1,6 @@
 /**
- * Writes test/fixtures/http-binding-vectors.json: the header form's test vectors.
+ * Writes test/fixtures/http-binding-vectors.json: the header form's test vectors, and their
+ * document, docs/http-binding-vectors.md.
  *
  *   npx tsx test/binding/make-vectors.ts
  *
@@ -10,6 +11,7 @@
  * after it was signed; each names the error code a server must answer.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { DOCUMENT_PATH, readVectors, renderVectors } from './vectors-doc'
 import { join } from 'node:path'
 import {
   byteSequence,
@@ -666,7 +668,12 @@ function reconstructReplyBase(
   return joinBase(lines, input)
 }
 
-main().catch(error => {
-  console.error(error)
-  process.exit(1)
-})
+main()
+  .then(() => {
+    // The document of the vectors follows them (docs/http-binding-vectors.md).
+    writeFileSync(DOCUMENT_PATH, renderVectors(readVectors()))
+  })
+  .catch(error => {
+    console.error(error)
+    process.exit(1)
+  })

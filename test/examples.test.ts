@@ -348,6 +348,20 @@ describe.each([
     // The id as the frameworks give route parameters: percent-decoded.
     const spaced = await client.fetch(`${base}/notes/a%20b`, { method: 'DELETE' })
     expect(await spaced.json()).toEqual({ deleted: 'a b' })
+    // Any body, of any type or none: its bytes are covered by Content-Digest.
+    const bodies: [string | undefined, BodyInit][] = [
+      ['application/octet-stream', new Uint8Array([0, 1, 2, 255])],
+      ['text/plain', 'plain text, é'],
+      [undefined, new Uint8Array([0, 1, 2, 255])],
+    ]
+    for (const [type, body] of bodies) {
+      const withBody = await client.fetch(`${base}/notes/8`, {
+        method: 'DELETE',
+        body,
+        ...(type === undefined ? {} : { headers: { 'content-type': type } }),
+      })
+      expect([type, withBody.status, await withBody.json()]).toEqual([type, 200, { deleted: '8' }])
+    }
   })
 
   it("answers the README's client (examples/client-fetch.ts)", async () => {

@@ -22,6 +22,12 @@ export async function bootstrap(port: number, host: string): Promise<NestFastify
     rawBody: true,
   })
   app.enableCors(cors)
+  // Header-form routes take any body (docs/http-binding.md): a body of a type Fastify has no
+  // parser for, or of no type, reaches the route as its bytes, which Content-Digest covers.
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
   // Every failure (an unknown route, a malformed or oversized body) gets the protocol error body.
   app.useGlobalFilters(
     new BetterAuthExceptionFilter(app.get(HttpAdapterHost), app.get(BetterAuthServer))

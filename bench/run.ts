@@ -72,8 +72,17 @@ const WARMUP = SMOKE ? 1 : 3
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
 const MEMORY_REQUESTS = Number(process.env.BENCH_MEMORY_REQUESTS ?? (SMOKE ? 10_000 : 1_000_000))
 const MEMORY_WARMUP = SMOKE ? 5_000 : 100_000
-/** The shortest warm-up of the memory phase, seconds (a nonce lives 40 s in the time-lock). */
-const MEMORY_STEADY_SECONDS = 45
+/**
+ * The shortest warm-up of the memory phase, seconds. A nonce lives 40 s in the time-lock, so it
+ * holds L = rate × 40 s nonces after 40 s; but its Map reaches its steady size later. V8 grows a
+ * Map's table when its live entries and holes fill it, doubling it while fewer than half are
+ * holes, so with L live the table ends between 2L and 4L slots, and gets there at the first fill
+ * after L nonces are live: by 2 × 40 s at the latest. A warm-up of 45 s read before that step and
+ * after it (run 14: heap 22.0 → 29.5 MB at 162,903 live nonces, a table of 262,144 slots grown to
+ * 524,288; a Map of 160,000 keys with as many sets as deletes does the same alone, 28.0 → 34.8 MB
+ * and then flat), which is the working set, not growth.
+ */
+const MEMORY_STEADY_SECONDS = 90
 const REFERENCE_URL = process.env.BENCH_REFERENCE_URL?.replace(/\/+$/, '')
 const PORT_BASE = Number(process.env.BENCH_PORT_BASE ?? 0)
 const CPU_PROF = process.env.BENCH_CPU_PROF
@@ -455,10 +464,11 @@ async function measureMemory(env: NodeJS.ProcessEnv, form: 'classic' | 'headers'
       await send(0, 0, 2)
       paced = Math.round(0.8 * cycleRate)
     }
-    // The warm-up lasts long enough for the replay time-lock to fill: a nonce stays for the
-    // access window and twice the skew (40 s), so from then on as many expire as arrive, and what
-    // follows measures growth, not the time-lock's working set (rate × 40 s of nonces). Then
-    // MEMORY_WINDOW more segments give the readings before.
+    // The warm-up lasts long enough for the replay time-lock to fill and its Map to reach its
+    // steady size (MEMORY_STEADY_SECONDS): a nonce stays for the access window and twice the skew
+    // (40 s), so from then on as many expire as arrive, and what follows measures growth, not the
+    // time-lock's working set (rate × 40 s of nonces). Then MEMORY_WINDOW more segments give the
+    // readings before.
     await send(MEMORY_WARMUP, SMOKE ? 0 : MEMORY_STEADY_SECONDS)
     // (Smoke mode: the warm-up's last reading.)
     await send(0, 0, SMOKE ? 0 : MEMORY_WINDOW)

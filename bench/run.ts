@@ -78,10 +78,10 @@ const MEMORY_WARMUP = SMOKE ? 5_000 : 100_000
  * Map's table when its live entries and holes fill it, doubling it while fewer than half are
  * holes, so with L live the table ends between 2L and 4L slots, and gets there at the first fill
  * after L nonces are live, which came within 90 s in runs 15 and 16 (not in run 17; see
- * docs/performance.md, runs 14–17). A warm-up of 45 s read before that step and
- * after it (run 14: heap 22.0 → 29.5 MB at 162,903 live nonces, a table of 262,144 slots grown to
- * 524,288; a Map of 160,000 keys with as many sets as deletes does the same alone, 28.0 → 34.8 MB
- * and then flat), which is the working set, not growth.
+ * docs/performance.md, runs 14–17). A warm-up of 45 s read before that step and after it (run
+ * 14: heap 22.0 → 29.5 MB at 162,903 live nonces, about what doubling a table of 262,144 slots
+ * adds; a Map of 160,000 keys with as many sets as deletes steps 28.0 → 34.8 MB alone, then stays
+ * flat), which is the working set, not growth.
  */
 const MEMORY_STEADY_SECONDS = 90
 const REFERENCE_URL = process.env.BENCH_REFERENCE_URL?.replace(/\/+$/, '')

@@ -418,28 +418,60 @@ async function headerAccess<Attributes, Request, Source>(
 
 type Callback = (error?: Error | null) => void
 type End = (this: ServerResponse, ...args: unknown[]) => ServerResponse
+type Methods = Pick<ServerResponse, 'writeHead' | 'write' | 'end'>
 
 /** What `signNodeReplies` keeps for one response. */
 interface HeldReply {
   core: Pick<AdapterCore, 'signHeaderResponse'>
   requestSignature: Uint8Array
   onError: (error: unknown) => void
+  /**
+   * Held through the hooks on ServerResponse.prototype (see `hookPrototype`), not through
+   * replacements set on the response itself.
+   */
+  viaPrototype: boolean
   chunks: Buffer[]
+  /** The reply's one chunk as the handler passed it, when it was one string (see signedEnd). */
+  text: string | undefined
+  encoding: BufferEncoding | undefined
   ended: boolean
-  /** Once the reply is sent (or failed): the replacements pass every call on to these. */
+  /** Once the reply is sent (or failed): the hooks pass every call on to the methods below. */
   released: boolean
+  /** The response's own methods, that a released reply's calls go to. */
   writeHead: ServerResponse['writeHead']
   write: ServerResponse['write']
   end: ServerResponse['end']
 }
 
-/**
- * The held replies, by response. Kept beside the response rather than on it: Express (and Nest
- * on Express) gives every response its own prototype (`Object.setPrototypeOf`), after which V8
- * copies the object's whole property layout for each property added to it (~2.5 µs each here),
- * so the replacements below are the only properties this adds, and none is written back.
- */
+/** The held replies, by response: kept beside the response rather than on it (see below). */
 const held = new WeakMap<ServerResponse, HeldReply>()
+
+/**
+ * ServerResponse.prototype's `writeHead`, `write` and `end` from before `hookPrototype` put its
+ * hooks in their place; undefined until then.
+ */
+let prototypeMethods: Methods | undefined
+
+/**
+ * Puts hooks in place of ServerResponse.prototype's `writeHead`, `write` and `end`, once per
+ * process: each passes the call on to the method it replaced unless the response is held (a
+ * WeakMap look-up). Holding a response through these costs no property on it. Express (and Nest
+ * on Express) gives every response its own prototype (`Object.setPrototypeOf`), after which each
+ * property added to the object makes V8 copy its whole layout: setting the three replacements on
+ * the response cost ~7.7 µs per header-form request on Express (a CPU profile of 30,000). Every
+ * response in the process inherits from this prototype, a framework's own prototype included
+ * (and one a sub-application switches to after the hold), so a reply cannot slip past the hooks
+ * that way; one whose own methods shadow them is held by replacements set on it, as before.
+ */
+function hookPrototype(): Methods {
+  if (prototypeMethods !== undefined) return prototypeMethods
+  const proto = ServerResponse.prototype
+  prototypeMethods = { writeHead: proto.writeHead, write: proto.write, end: proto.end }
+  proto.writeHead = protoWriteHead as ServerResponse['writeHead']
+  proto.write = protoWrite as ServerResponse['write']
+  proto.end = protoEnd as ServerResponse['end']
+  return prototypeMethods
+}
 
 /**
  * Signs what a handler writes on a node:http response, whatever it writes (any status below 400,
@@ -447,8 +479,9 @@ const held = new WeakMap<ServerResponse, HeldReply>()
  * until `end`, then sent with the response-signature headers of the header form. Replies of 400
  * or more go out unsigned. `onError` gets a signing failure while nothing has been sent.
  *
- * The replacements of `writeHead`, `write` and `end` are made once (module functions reading
- * their state from the response), not as closures per request.
+ * The hooks are module functions reading their state from the response (by a WeakMap), not
+ * closures per request: on ServerResponse.prototype when nothing on the response shadows them,
+ * else set on the response itself.
  */
 export function signNodeReplies(
   core: Pick<AdapterCore, 'signHeaderResponse'>,
@@ -456,21 +489,28 @@ export function signNodeReplies(
   requestSignature: Uint8Array,
   onError: (error: unknown) => void
 ): void {
-  const { writeHead, write, end } = res
+  const base = hookPrototype()
+  const viaPrototype =
+    res.writeHead === protoWriteHead && res.write === protoWrite && res.end === protoEnd
+  const { writeHead, write, end } = viaPrototype ? base : res
   held.set(res, {
     core,
     requestSignature,
     onError,
+    viaPrototype,
     chunks: [],
+    text: undefined,
+    encoding: undefined,
     ended: false,
     released: false,
     writeHead,
     write,
     end,
   })
-  res.writeHead = heldWriteHead as ServerResponse['writeHead']
-  res.write = heldWrite as ServerResponse['write']
-  res.end = signedEnd as ServerResponse['end']
+  if (viaPrototype) return
+  res.writeHead = ownWriteHead as ServerResponse['writeHead']
+  res.write = ownWrite as ServerResponse['write']
+  res.end = ownEnd as ServerResponse['end']
 }
 
 /** The bytes of a chunk passed to `write` or `end` (undefined for none). */
@@ -488,41 +528,95 @@ function callbackOf(args: readonly unknown[]): Callback | undefined {
   return undefined
 }
 
-/** From now on the replacements call the response's own methods. */
+/** From now on the hooks call the response's own methods. */
 function release(reply: HeldReply): void {
   reply.released = true
 }
 
-/** The response's own `name` method, which a released (or never held) reply's calls go to. */
-function own(reply: HeldReply | undefined, name: 'writeHead' | 'write' | 'end'): End {
-  return (reply?.[name] ?? ServerResponse.prototype[name]) as unknown as End
+/** The response's own `name` method, which a released reply's calls go to. */
+function own(reply: HeldReply, name: 'writeHead' | 'write' | 'end'): End {
+  return reply[name] as unknown as End
 }
 
-function heldWriteHead(this: ServerResponse, status: number, ...rest: unknown[]): ServerResponse {
-  const reply = held.get(this)
-  if (reply === undefined || reply.released)
-    return own(reply, 'writeHead').call(this, status, ...rest)
-  this.statusCode = status
+/** The reply held through the prototype's hooks, if this response has one not yet released. */
+function heldViaPrototype(res: ServerResponse): HeldReply | undefined {
+  const reply = held.get(res)
+  return reply !== undefined && reply.viaPrototype && !reply.released ? reply : undefined
+}
+
+/** The reply held through replacements on the response, if it has one not yet released. */
+function heldOnResponse(res: ServerResponse): HeldReply | undefined {
+  const reply = held.get(res)
+  return reply !== undefined && !reply.viaPrototype && !reply.released ? reply : undefined
+}
+
+// The hooks on ServerResponse.prototype: any other response's calls (and a reply held on the
+// response itself, whose replacements end up here once released) go to the methods they
+// replaced.
+function protoWriteHead(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  const reply = heldViaPrototype(this)
+  if (reply === undefined) return (prototypeMethods as Methods).writeHead.apply(this, args as never)
+  return holdHead(this, args)
+}
+
+function protoWrite(this: ServerResponse, ...args: unknown[]): boolean {
+  const reply = heldViaPrototype(this)
+  if (reply === undefined) return (prototypeMethods as Methods).write.apply(this, args as never)
+  return holdChunk(reply, args)
+}
+
+function protoEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  const reply = heldViaPrototype(this)
+  if (reply === undefined) return (prototypeMethods as Methods).end.apply(this, args as never)
+  return holdEnd(this, reply, args)
+}
+
+// The replacements set on a response whose own methods shadow the prototype's.
+function ownWriteHead(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  const reply = heldOnResponse(this)
+  if (reply === undefined) return passOn(this, 'writeHead', args)
+  return holdHead(this, args)
+}
+
+function ownWrite(this: ServerResponse, ...args: unknown[]): boolean {
+  const reply = heldOnResponse(this)
+  if (reply === undefined) return passOn(this, 'write', args) as unknown as boolean
+  return holdChunk(reply, args)
+}
+
+function ownEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  const reply = heldOnResponse(this)
+  if (reply === undefined) return passOn(this, 'end', args)
+  return holdEnd(this, reply, args)
+}
+
+/** A released (or foreign) call of a replacement set on the response: to the method it replaced. */
+function passOn(res: ServerResponse, name: 'writeHead' | 'write' | 'end', args: unknown[]) {
+  const reply = held.get(res)
+  const method = (reply?.[name] ?? ServerResponse.prototype[name]) as unknown as End
+  return method.apply(res, args)
+}
+
+/** `writeHead` of a held reply: the status and headers are set, not sent. */
+function holdHead(res: ServerResponse, [status, ...rest]: unknown[]): ServerResponse {
+  res.statusCode = status as number
   for (const arg of rest) {
-    if (typeof arg === 'string') this.statusMessage = arg
+    if (typeof arg === 'string') res.statusMessage = arg
     else if (Array.isArray(arg)) {
       for (let i = 0; i + 1 < arg.length; i += 2) {
-        this.appendHeader(String(arg[i]), String(arg[i + 1]))
+        res.appendHeader(String(arg[i]), String(arg[i + 1]))
       }
     } else if (typeof arg === 'object' && arg !== null) {
       for (const [name, value] of Object.entries(arg)) {
-        if (value !== undefined) this.setHeader(name, value as string | string[])
+        if (value !== undefined) res.setHeader(name, value as string | string[])
       }
     }
   }
-  return this
+  return res
 }
 
-function heldWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]): boolean {
-  const reply = held.get(this)
-  if (reply === undefined || reply.released) {
-    return own(reply, 'write').call(this, chunk, ...rest) as unknown as boolean
-  }
+/** `write` of a held reply: the chunk is kept (copied: the caller may reuse its buffer). */
+function holdChunk(reply: HeldReply, [chunk, ...rest]: unknown[]): boolean {
   const bytes = bytesOf(chunk, rest[0])
   if (bytes !== undefined) reply.chunks.push(Buffer.from(bytes))
   const callback = callbackOf(rest)
@@ -530,19 +624,30 @@ function heldWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]): bo
   return true
 }
 
-function signedEnd(this: ServerResponse, chunk?: unknown, ...rest: unknown[]): ServerResponse {
-  const reply = held.get(this)
-  if (reply === undefined || reply.released) return own(reply, 'end').call(this, chunk, ...rest)
-  if (reply.ended) return this
+/** `end` of a held reply: signs what was held and the last chunk, then sends them. */
+function holdEnd(res: ServerResponse, reply: HeldReply, args: unknown[]): ServerResponse {
+  if (reply.ended) return res
   reply.ended = true
-  const bytes = bytesOf(chunk, rest[0])
-  if (bytes !== undefined) reply.chunks.push(bytes)
+  const [chunk, ...rest] = args
   const callback = typeof chunk === 'function' ? (chunk as Callback) : callbackOf(rest)
+  const encoding = typeof rest[0] === 'string' ? (rest[0] as BufferEncoding) : undefined
+  if (
+    reply.chunks.length === 0 &&
+    typeof chunk === 'string' &&
+    (encoding === undefined || encoding === 'utf8' || encoding === 'utf-8')
+  ) {
+    // The usual reply (`res.send`, `res.json`, `res.end(text)`): one text, handed on as it came,
+    // so that node writes it with the head in one string instead of a head and a buffer.
+    reply.text = chunk
+    reply.encoding = encoding
+  }
+  const bytes = bytesOf(chunk, encoding)
+  if (bytes !== undefined) reply.chunks.push(bytes)
   const chunks = reply.chunks
   const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
-  if (this.statusCode >= 400) finishHeld(this, reply, body, callback)
-  else void signHeld(this, reply, body, callback)
-  return this
+  if (res.statusCode >= 400) finishHeld(res, reply, body, callback)
+  else void signHeld(res, reply, body, callback)
+  return res
 }
 
 /** Signs the held reply and sends it; a signing failure goes to `onError` if nothing was sent. */
@@ -578,12 +683,14 @@ function finishHeld(
   release(reply)
   if (res.destroyed) return
   const end = own(reply, 'end')
-  if (body.length > 0) {
-    res.setHeader('content-length', body.length)
-    end.call(res, body, callback)
-  } else {
+  if (body.length === 0) {
     end.call(res, callback)
+    return
   }
+  // Content-Length and Transfer-Encoding never go together: a length only if none was chosen.
+  if (!res.hasHeader('transfer-encoding')) res.setHeader('content-length', body.length)
+  if (reply.text !== undefined) end.call(res, reply.text, reply.encoding ?? 'utf8', callback)
+  else end.call(res, body, callback)
 }
 
 /**

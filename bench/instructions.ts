@@ -1,0 +1,192 @@
+/**
+ * Instructions per protected request, classic form against header form, counted by valgrind's
+ * callgrind (all threads of the server process): a count that other load on the machine does not
+ * move, for differences of a few µs that CPU time cannot resolve here (docs/performance.md,
+ * "Method"). The server is the benchmark's own target (bench/child.ts, compiled) under callgrind,
+ * with a one-hour access window. After W warm-up requests of each form it serves R windows of K
+ * requests per form, the forms alternating; the counters are zeroed before each window and dumped
+ * after it (`callgrind_control`), so startup, warm-up and signing in this process are not counted.
+ * The median over the windows is the figure: a major GC falls in one window and not the next.
+ * Needs valgrind; run by hand:
+ *
+ *   npx tsx bench/instructions.ts [express|standalone|koa|nest|nest-fastify …]
+ *
+ * Environment: INSN_FORMS (default `classic,headers`), INSN_W (default 1500), INSN_K (400),
+ * INSN_R (7), INSN_PARALLEL (servers measured at a time, default 2).
+ */
+import { execFileSync, fork } from 'node:child_process'
+import { readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createBetterAuth, formatTimestamp, MemoryStore, NodeSigningKey } from '../src'
+import { compiledChild } from './compile'
+import { headerFormRequest } from './header-form'
+import { blastRaw, httpRequest, median, rawRequest } from './load'
+import { accessBody, hash, type Session } from './protocol'
+import { PROTECTED_PATH } from './targets/common'
+
+const W = Number(process.env.INSN_W ?? 1500)
+const K = Number(process.env.INSN_K ?? 400)
+const R = Number(process.env.INSN_R ?? 7)
+const PARALLEL = Number(process.env.INSN_PARALLEL ?? 2)
+const FORMS = (process.env.INSN_FORMS ?? 'classic,headers').split(',') as Form[]
+const CONNECTIONS = 8
+type Form = 'classic' | 'headers'
+
+const env = {
+  ...process.env,
+  BETTER_AUTH_RESPONSE_KEY: NodeSigningKey.generate().toPem(),
+  BETTER_AUTH_ACCESS_KEY: NodeSigningKey.generate().toPem(),
+  BENCH_ACCESS_WINDOW: '3600',
+  BENCH_METRICS_TWIN: '0',
+  NODE_ENV: 'production',
+  UV_THREADPOOL_SIZE: '1',
+}
+
+/** Sessions whose tokens the servers accept: minted with the access key they load. */
+async function sessions(count: number): Promise<Session[]> {
+  const minter = createBetterAuth({
+    store: new MemoryStore(),
+    keys: { env },
+    rateLimit: false,
+  })
+  await minter.ready()
+  const out: Session[] = []
+  for (let i = 0; i < count; i++) {
+    const key = NodeSigningKey.generate()
+    const now = Date.now()
+    const token = await minter.issueToken({
+      identity: hash(`identity ${i}`),
+      device: hash(`device ${i}`),
+      publicKey: key.publicKeyText,
+      rotationHash: hash(`rotation ${i}`),
+      issuedAt: formatTimestamp(now),
+      expiry: formatTimestamp(now + 3_600_000),
+      refreshExpiry: formatTimestamp(now + 7_200_000),
+      attributes: { permissionsByRole: { admin: ['read', 'write'] } },
+    })
+    out.push({ token, key, next: key })
+  }
+  await minter.close()
+  return out
+}
+
+async function requests(url: string, form: Form, all: Session[], n: number): Promise<Buffer[]> {
+  const host = new URL(url).host
+  const out = new Array<Buffer>(n)
+  for (let i = 0; i < n; i++) {
+    const s = all[i % all.length] as Session
+    if (form === 'classic') out[i] = httpRequest(host, PROTECTED_PATH, accessBody(s))
+    else {
+      const r = await headerFormRequest(url + PROTECTED_PATH, s.token, s.key)
+      out[i] = rawRequest(host, r.method, PROTECTED_PATH, r.headers, r.body)
+    }
+  }
+  return out
+}
+
+/** The instruction count of the last dump of a callgrind run writing to `prefix`. */
+function dumped(prefix: string, n: number): number {
+  const file = `${prefix}.${n}`
+  const text = readFileSync(file, 'utf8')
+  rmSync(file, { force: true })
+  const totals = /^(?:summary|totals):\s+(\d+)/m.exec(text)
+  if (totals === null) throw new Error(`no totals in ${file}`)
+  return Number(totals[1])
+}
+
+/**
+ * One server process of `target` under callgrind: W warm-up requests of every form, then R
+ * windows of K requests per form, the forms alternating; the counters are zeroed before each
+ * window and dumped after it (`callgrind_control`). Returns instructions per request, by form,
+ * for every window.
+ */
+async function measure(target: string, all: Session[]): Promise<Record<Form, number[]>> {
+  const prefix = join(tmpdir(), `insn-${process.pid}-${target}`)
+  const child = fork(compiledChild(), [target, '0'], {
+    execPath: 'valgrind',
+    execArgv: [
+      '--tool=callgrind',
+      `--callgrind-out-file=${prefix}`,
+      '--dump-line=no',
+      '--dump-instr=no',
+      '--quiet',
+      process.execPath,
+      '--single-threaded',
+    ],
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', code => reject(new Error(`${target} exited (${code}) before it was ready`)))
+    child.once('message', (m: { port: number }) => resolve(m.port))
+  })
+  const url = `http://127.0.0.1:${port}`
+  const send = async (form: Form, n: number) => {
+    const sample = await blastRaw(url, await requests(url, form, all, n), CONNECTIONS)
+    const failed = n - sample.ok
+    if (failed > 0) throw new Error(`${target} ${form}: ${failed} of ${n} requests failed`)
+  }
+  const control = (option: string) =>
+    execFileSync('callgrind_control', [option, String(child.pid)], { stdio: 'ignore' })
+  for (const form of FORMS) await send(form, W)
+  const per = Object.fromEntries(FORMS.map(f => [f, [] as number[]])) as Record<Form, number[]>
+  let dumps = 0
+  for (let r = 0; r < R; r++) {
+    for (const form of FORMS) {
+      const batch = await requests(url, form, all, K)
+      control('--zero')
+      const sample = await blastRaw(url, batch, CONNECTIONS)
+      control('--dump')
+      if (sample.ok !== K) throw new Error(`${target} ${form}: ${K - sample.ok} requests failed`)
+      per[form].push(dumped(prefix, ++dumps) / K)
+      process.stderr.write(
+        `${target} ${form} window ${r + 1}: ${Math.round(per[form].at(-1) as number)}\n`
+      )
+    }
+  }
+  await new Promise<void>(resolve => {
+    child.once('exit', () => resolve())
+    child.send({ type: 'stop' })
+  })
+  rmSync(prefix, { force: true })
+  return per
+}
+
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
+
+async function main(): Promise<void> {
+  const targets = process.argv.slice(2)
+  if (targets.length === 0) targets.push('standalone', 'express')
+  const all = await sessions(8)
+  const results = new Map<string, Record<Form, number[]>>()
+  let next = 0
+  await Promise.all(
+    Array.from({ length: PARALLEL }, async () => {
+      while (next < targets.length) {
+        const target = targets[next++] as string
+        results.set(target, await measure(target, all))
+      }
+    })
+  )
+  console.log(`Instructions per protected request (median of ${R} windows of ${K}, after ${W})`)
+  for (const target of targets) {
+    const per = results.get(target) as Record<Form, number[]>
+    for (const form of FORMS) {
+      const v = [...per[form]].sort((a, b) => a - b)
+      console.log(
+        `${target.padEnd(14)} ${form.padEnd(8)} ${fmt(median(v)).padStart(10)}  (${fmt(v[0] as number)} – ${fmt(v.at(-1) as number)})`
+      )
+    }
+    if (per.classic !== undefined && per.headers !== undefined) {
+      // The difference window by window (each pair ran back to back), then its median.
+      const d = median(per.headers.map((h, i) => h - (per.classic[i] as number)))
+      console.log(`${target.padEnd(14)} header − classic ${d >= 0 ? '+' : ''}${fmt(d)}`)
+    }
+  }
+}
+
+main().catch(error => {
+  console.error(error)
+  process.exit(1)
+})

@@ -1,0 +1,215 @@
+/**
+ * Signed replies of the header form on node:http (adapters/shared/node.ts, `signNodeReplies`):
+ * held through hooks on ServerResponse.prototype, or through replacements on the response when
+ * something shadows them. Whatever way the handler writes, and whatever ran before or after the
+ * check, the reply is signed over what is sent; every other response in the process is untouched.
+ */
+import express from 'express'
+import { createServer, ServerResponse, type RequestListener, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { requireAccess } from '../../adapters/express'
+import { signHeaderRequest, verifyResponse } from '../../src/binding'
+import { NodeP256Verifier } from '../../src/crypto/node'
+import { session } from '../../testing/adapter-contract'
+import { makeContractServer, nonce, type ContractServer } from '../../testing/fixtures'
+
+const verifier = new NodeP256Verifier()
+
+let server: ContractServer
+let listening: Server[] = []
+
+beforeEach(() => {
+  server = makeContractServer()
+})
+afterEach(async () => {
+  for (const s of listening) {
+    s.closeAllConnections()
+    await new Promise(resolve => s.close(resolve))
+  }
+  listening = []
+})
+
+async function listen(handler: RequestListener): Promise<string> {
+  const s = createServer(handler)
+  listening.push(s)
+  await new Promise<void>(resolve => s.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`
+}
+
+interface Answer {
+  status: number
+  headers: Headers
+  text: string
+  /** Whether the reply carries a signature that verifies as the answer to this request. */
+  verifies: boolean
+}
+
+/** Sends a header-form request for `method url` and checks the reply's signature. */
+async function call(method: string, url: string, body?: string): Promise<Answer> {
+  const creds = await session(server)
+  const bytes = body === undefined ? undefined : new TextEncoder().encode(body)
+  const signed = await signHeaderRequest({
+    method,
+    url,
+    ...(bytes === undefined ? {} : { body: bytes }),
+    token: creds.token,
+    signer: creds.key,
+    nonce: nonce(),
+    timestamp: server.clock.ms,
+  })
+  const response = await fetch(url, {
+    method,
+    headers: {
+      ...signed.headers,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body }),
+  })
+  const reply = new Uint8Array(await response.arrayBuffer())
+  const verifies =
+    response.headers.has('signature') &&
+    (await verifyResponse(
+      {
+        status: response.status,
+        headers: response.headers,
+        body: reply,
+        requestSignature: signed.signature,
+      },
+      verifier,
+      await server.auth.responsePublicKey()
+    ))
+  return {
+    status: response.status,
+    headers: response.headers,
+    text: new TextDecoder().decode(reply),
+    verifies,
+  }
+}
+
+describe('signed replies of the header form on node:http', () => {
+  it('signs a reply written after writeHead in several chunks, strings and buffers', async () => {
+    const app = express()
+    app.post('/parts', requireAccess(server.auth), (_req, res) => {
+      res.writeHead(201, 'Made', { 'content-type': 'application/json', 'x-part': 'head' })
+      res.write('{"a":')
+      res.write(Buffer.from('"é'))
+      res.end('"}')
+    })
+    const base = await listen(app)
+    const answer = await call('POST', `${base}/parts`, '{}')
+    expect(answer.status).toBe(201)
+    expect(answer.text).toBe('{"a":"é"}')
+    expect(answer.headers.get('x-part')).toBe('head')
+    expect(answer.headers.get('content-length')).toBe(String(Buffer.byteLength('{"a":"é"}')))
+    expect(answer.verifies).toBe(true)
+  })
+
+  it('signs text with characters beyond ASCII sent in one piece, with its length in bytes', async () => {
+    const app = express()
+    app.get('/text', requireAccess(server.auth), (_req, res) => {
+      res.type('text/plain').send('héllo ✓ — 👋')
+    })
+    const answer = await call('GET', `${await listen(app)}/text`)
+    expect(answer.status).toBe(200)
+    expect(answer.text).toBe('héllo ✓ — 👋')
+    expect(answer.headers.get('content-length')).toBe(String(Buffer.byteLength('héllo ✓ — 👋')))
+    expect(answer.verifies).toBe(true)
+  })
+
+  it('signs through a middleware that replaced res.end on the response before the check', async () => {
+    const app = express()
+    app.use((_req, res, next) => {
+      const end = res.end
+      res.end = function (this: ServerResponse, ...args: unknown[]) {
+        this.setHeader('x-wrapped', 'yes')
+        return (end as (...a: unknown[]) => ServerResponse).apply(this, args)
+      } as typeof res.end
+      next()
+    })
+    app.get('/me', requireAccess(server.auth), (_req, res) => {
+      res.json({ me: true })
+    })
+    const answer = await call('GET', `${await listen(app)}/me`)
+    expect(answer.status).toBe(200)
+    expect(answer.headers.get('x-wrapped')).toBe('yes')
+    expect(JSON.parse(answer.text)).toEqual({ me: true })
+    expect(answer.verifies).toBe(true)
+  })
+
+  it('signs when a sub-application after the check gives the response another prototype', async () => {
+    const sub = express()
+    sub.get('/me', (_req, res) => {
+      res.json({ from: 'sub' })
+    })
+    const app = express()
+    app.use('/api', requireAccess(server.auth), sub)
+    const answer = await call('GET', `${await listen(app)}/api/me`)
+    expect(answer.status).toBe(200)
+    expect(JSON.parse(answer.text)).toEqual({ from: 'sub' })
+    expect(answer.verifies).toBe(true)
+  })
+
+  it('holds an Express response without setting a property on it (each would copy its layout)', async () => {
+    const app = express()
+    let own: string[] = []
+    let before: string[] = []
+    app.use((_req, res, next) => {
+      before = Object.keys(res)
+      next()
+    })
+    app.get('/me', requireAccess(server.auth), (_req, res) => {
+      own = Object.keys(res).filter(name => !before.includes(name))
+      res.json({ me: true })
+    })
+    const answer = await call('GET', `${await listen(app)}/me`)
+    expect(answer.verifies).toBe(true)
+    expect(own).toEqual([])
+  })
+
+  it('sends no Content-Length beside a Transfer-Encoding the handler chose', async () => {
+    const app = express()
+    app.get('/chunked', requireAccess(server.auth), (_req, res) => {
+      res.set('Transfer-Encoding', 'chunked').json({ chunked: true })
+    })
+    const answer = await call('GET', `${await listen(app)}/chunked`)
+    expect(answer.headers.get('transfer-encoding')).toBe('chunked')
+    expect(answer.headers.get('content-length')).toBeNull()
+    expect(JSON.parse(answer.text)).toEqual({ chunked: true })
+    expect(answer.verifies).toBe(true)
+  })
+
+  it('leaves every other response of the process as it was written', async () => {
+    const app = express()
+    app.get('/me', requireAccess(server.auth), (_req, res) => {
+      res.json({ me: true })
+    })
+    app.get('/open', (_req, res) => {
+      res.writeHead(202, { 'content-type': 'text/plain', 'x-open': '1' })
+      res.write('op')
+      res.end('en')
+    })
+    const base = await listen(app)
+    // A signed reply first, so that the hooks are in place for what follows.
+    expect((await call('GET', `${base}/me`)).verifies).toBe(true)
+    const plainBase = await listen((_req, res) => {
+      res.setHeader('content-type', 'text/plain')
+      res.end('plain')
+    })
+    for (const [url, status, text] of [
+      [`${base}/open`, 202, 'open'],
+      [plainBase, 200, 'plain'],
+    ] as const) {
+      const response = await fetch(url)
+      expect(response.status).toBe(status)
+      expect(await response.text()).toBe(text)
+      expect(response.headers.get('signature')).toBeNull()
+      expect(response.headers.get('signature-input')).toBeNull()
+      expect(response.headers.get('content-digest')).toBeNull()
+    }
+    // A failed check leaves its refusal unsigned too, and the next request is signed again.
+    const refused = await fetch(`${base}/me`, { headers: { authorization: 'BetterAuth x' } })
+    expect(refused.status).toBe(400)
+    expect(refused.headers.get('signature')).toBeNull()
+    expect((await call('GET', `${base}/me`)).verifies).toBe(true)
+  })
+})

@@ -116,6 +116,27 @@ describe('client.fetch', () => {
     await stranger.close()
   })
 
+  it('sends past the HTTP cache whatever the caller asks: a signed reply answers one request', async () => {
+    const client = await signedIn(base)
+    const sent: (RequestCache | undefined)[] = []
+    const original = globalThis.fetch
+    const spy = jest
+      .spyOn(globalThis, 'fetch')
+      .mockImplementation((input: RequestInfo | URL, init?: RequestInit) => {
+        sent.push(init?.cache)
+        return original(input, init)
+      })
+    try {
+      for (const cache of [undefined, 'default', 'force-cache', 'no-cache'] as const) {
+        const reply = await client.fetch(`${base}/me`, cache === undefined ? {} : { cache })
+        expect(reply.status).toBe(200)
+      }
+    } finally {
+      spy.mockRestore()
+    }
+    expect(sent).toEqual(['no-store', 'no-store', 'no-store', 'no-store'])
+  })
+
   it('returns unsigned error replies as they are', async () => {
     const client = await signedIn(base)
     const reply = await client.fetch(`${base}/nowhere`)

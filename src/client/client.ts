@@ -446,7 +446,8 @@ export class BetterAuthClient {
    * `fetch` with the header form of the access request: signs any request (any method, body,
    * query) with the session's access key, verifies the reply's signature with the pinned response
    * key, refreshes the token as `accessRequest` does, and returns a standard `Response` (see
-   * `headerFetch` in ./fetch).
+   * `headerFetch` in ./fetch). Always past the HTTP cache (`cache: 'no-store'`): a signed reply
+   * answers one request and cannot verify for another.
    */
   fetch(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
     const refresh = this.refreshBeforeMs !== false

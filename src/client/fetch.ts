@@ -38,7 +38,7 @@ async function saysExpired(response: Response): Promise<boolean> {
 
 /**
  * Sends `input`/`init` signed in the header form and returns the reply as a standard `Response`
- * (its body already read). A reply below 400 must carry a valid signature by the pinned response
+ * (its body already read), bypassing the HTTP cache (`cache: 'no-store'`). A reply below 400 must carry a valid signature by the pinned response
  * key, bound to this request: otherwise BA204 (unsigned or malformed) or BA201 (wrong signature,
  * digest or key) is thrown. Replies of 400 or more are returned as they are (unauthenticated),
  * except that an expired token (401 BA401) is refreshed and the request sent once more.
@@ -73,7 +73,12 @@ export async function headerFetch(
       redirect: request.redirect,
       signal: request.signal,
       credentials: request.credentials,
-      cache: request.cache,
+      // Never from or into the HTTP cache, whatever `init.cache` says: a signed reply answers
+      // one request (it covers that request's signature), so a stored reply cannot verify for a
+      // later one, and a revalidated one cannot either (a browser shows the stored 200 with the
+      // headers of a 304 that was signed as a 304). Express sends an ETag with every reply, so a
+      // browser's second GET of a URL would otherwise revalidate.
+      cache: 'no-store',
       mode: request.mode,
       referrerPolicy: request.referrerPolicy,
     })

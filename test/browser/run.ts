@@ -92,6 +92,7 @@ type Demo = {
     refreshSession(): Promise<void>
     rotateDevice(): Promise<void>
     accessRequest(path: string, request: unknown): Promise<unknown>
+    fetch(input: string, init?: RequestInit): Promise<Response>
     session(): Promise<{ publicKey: string } | undefined>
   }
   stores: {
@@ -329,6 +330,20 @@ async function main(): Promise<void> {
           await act(page, 'create')
           await act(page, 'sign-in')
           assert.match(await act(page, 'call'), /"wasFoo":"hello","wasBar":"default"/)
+          // The header form, the same URL twice: the browser's cache must not revalidate the
+          // second (Express's replies carry an ETag), or its 304 would not verify as a 200.
+          const replies = await page.evaluate(async () => {
+            const out: [number, unknown][] = []
+            for (let i = 0; i < 2; i++) {
+              const reply = await betterAuthDemo.client.fetch('/me')
+              out.push([reply.status, await reply.json()])
+            }
+            return out
+          })
+          for (const [code, body] of replies) {
+            assert.equal(code, 200)
+            assert.match(String((body as { identity?: unknown }).identity), /^E[A-Za-z0-9_-]{43}$/)
+          }
           const sessions = site.served('/session/create')
           await page.reload()
           await page.waitForFunction(() =>

@@ -18,12 +18,10 @@ import { execFileSync, fork } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createBetterAuth, formatTimestamp, MemoryStore, NodeSigningKey } from '../src'
+import type { Session } from './protocol'
 import { compiledChild } from './compile'
-import { headerFormRequest } from './header-form'
-import { blastRaw, httpRequest, median, rawRequest } from './load'
-import { accessBody, hash, type Session } from './protocol'
-import { PROTECTED_PATH } from './targets/common'
+import { blastRaw, median } from './load'
+import { protectedRequests as requests, sessionsFor, targetEnv, type Form } from './signed'
 
 const W = Number(process.env.INSN_W ?? 1500)
 const K = Number(process.env.INSN_K ?? 400)
@@ -31,59 +29,7 @@ const R = Number(process.env.INSN_R ?? 7)
 const PARALLEL = Number(process.env.INSN_PARALLEL ?? 2)
 const FORMS = (process.env.INSN_FORMS ?? 'classic,headers').split(',') as Form[]
 const CONNECTIONS = 8
-type Form = 'classic' | 'headers'
-
-const env = {
-  ...process.env,
-  BETTER_AUTH_RESPONSE_KEY: NodeSigningKey.generate().toPem(),
-  BETTER_AUTH_ACCESS_KEY: NodeSigningKey.generate().toPem(),
-  BENCH_ACCESS_WINDOW: '3600',
-  BENCH_METRICS_TWIN: '0',
-  NODE_ENV: 'production',
-  UV_THREADPOOL_SIZE: '1',
-}
-
-/** Sessions whose tokens the servers accept: minted with the access key they load. */
-async function sessions(count: number): Promise<Session[]> {
-  const minter = createBetterAuth({
-    store: new MemoryStore(),
-    keys: { env },
-    rateLimit: false,
-  })
-  await minter.ready()
-  const out: Session[] = []
-  for (let i = 0; i < count; i++) {
-    const key = NodeSigningKey.generate()
-    const now = Date.now()
-    const token = await minter.issueToken({
-      identity: hash(`identity ${i}`),
-      device: hash(`device ${i}`),
-      publicKey: key.publicKeyText,
-      rotationHash: hash(`rotation ${i}`),
-      issuedAt: formatTimestamp(now),
-      expiry: formatTimestamp(now + 3_600_000),
-      refreshExpiry: formatTimestamp(now + 7_200_000),
-      attributes: { permissionsByRole: { admin: ['read', 'write'] } },
-    })
-    out.push({ token, key, next: key })
-  }
-  await minter.close()
-  return out
-}
-
-async function requests(url: string, form: Form, all: Session[], n: number): Promise<Buffer[]> {
-  const host = new URL(url).host
-  const out = new Array<Buffer>(n)
-  for (let i = 0; i < n; i++) {
-    const s = all[i % all.length] as Session
-    if (form === 'classic') out[i] = httpRequest(host, PROTECTED_PATH, accessBody(s))
-    else {
-      const r = await headerFormRequest(url + PROTECTED_PATH, s.token, s.key)
-      out[i] = rawRequest(host, r.method, PROTECTED_PATH, r.headers, r.body)
-    }
-  }
-  return out
-}
+const env = targetEnv()
 
 /** The instruction count of the last dump of a callgrind run writing to `prefix`. */
 function dumped(prefix: string, n: number): number {
@@ -158,7 +104,7 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US')
 async function main(): Promise<void> {
   const targets = process.argv.slice(2)
   if (targets.length === 0) targets.push('standalone', 'express')
-  const all = await sessions(8)
+  const all = await sessionsFor(env, 8)
   const results = new Map<string, Record<Form, number[]>>()
   let next = 0
   await Promise.all(

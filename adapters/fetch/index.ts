@@ -39,7 +39,7 @@ import {
   type AdapterCore,
 } from '../shared/core'
 import { readBody } from '../shared/body'
-import { refuseContentCoding, usesHeaderForm } from '../shared/binding'
+import { usesHeaderForm } from '../shared/binding'
 import { handleClientErrors } from '../shared/http'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import { adminHttp, type AdminHttpOptions } from '../../src/server/admin-http'
@@ -512,7 +512,6 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
     context: RequestContext,
     options: FetchAccessOptions<Attributes, Body>
   ): Promise<AccessPrincipal<Attributes, Body> | undefined> {
-    refuseContentCoding(request.headers.get('content-encoding'), body.length)
     const text = new TextDecoder().decode(body)
     let parsed: unknown = text === '' ? undefined : text
     try {

@@ -12,7 +12,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../../src/errors'
 import { checkAccess, principals, settleAccess, type AccessOptions } from './access'
-import { refuseContentCoding, usesHeaderForm } from './binding'
+import { usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
 import { readBody } from './body'
 import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
@@ -336,16 +336,20 @@ function mayUseHeaderForm(
   return headers.authorization !== undefined || headers['signature-input'] !== undefined
 }
 
-/** The fields the header form is read from (lower case), by the length of their names. */
+/**
+ * The fields the header form is read from (lower case), by the length of their names: one name
+ * per length.
+ */
 const ACCESS_FIELD_NAMES = new Map<number, string>([
   [13, 'authorization'],
   [15, 'signature-input'],
   [9, 'signature'],
   [14, 'content-digest'],
+  [16, 'content-encoding'],
 ])
 
 /**
- * Every line of the header form's four fields, by lower-case name, read from `req.rawHeaders` in
+ * Every line of the header form's fields, by lower-case name, read from `req.rawHeaders` in
  * one pass: what `req.headersDistinct` holds for them, without that copy of every field of the
  * request (an array per field, ~1–2 µs and its garbage per request). A request object without
  * `rawHeaders` (a test double) is read through `headersDistinct`.
@@ -380,7 +384,6 @@ async function headerAccess<Attributes, Request, Source>(
   source: BodySource
 ): Promise<AccessPrincipal<Attributes, Request> | undefined> {
   const bytes = typeof body === 'string' ? Buffer.from(body) : body
-  refuseContentCoding(target.req.headers['content-encoding'], bytes.length)
   const parsed = (source === 'stream' ? parsedForHandler(bytes) : target.parsed.body) as Request
   if (source === 'stream') target.setBody(parsed)
   const req = target.req as MiddlewareRequest

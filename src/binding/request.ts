@@ -14,6 +14,7 @@ import {
   InvalidMessageError,
   InvalidSignatureError,
   StaleRequestError,
+  UnsupportedMediaTypeError,
 } from '../errors'
 import {
   LABEL,
@@ -139,7 +140,13 @@ const AUTHORIZATION = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/
 const TOKEN_CHARS = /^[A-Za-z0-9_-]+$/
 
 /** The fields a request's access is read from, gathered in one walk over its headers. */
-const ACCESS_FIELDS = ['authorization', 'signature-input', 'signature', 'content-digest'] as const
+const ACCESS_FIELDS = [
+  'authorization',
+  'signature-input',
+  'signature',
+  'content-digest',
+  'content-encoding',
+] as const
 type AccessFields = Record<(typeof ACCESS_FIELDS)[number], string[]>
 
 function field(
@@ -168,6 +175,26 @@ function controlCheck(value: string, name: string): void {
     checkControl(value, name)
   } catch (error) {
     throw malformed((error as FieldError).message)
+  }
+}
+
+/**
+ * Refuses a body with a content coding (415 BA606, docs/http-binding.md §2.7): `Content-Digest`
+ * is over the bytes as sent, and body parsers (express.json, Nest's) decode them before keeping
+ * the raw bytes, so no server could hash what was sent and give the handler the decoded data
+ * alike. `identity` is no coding; a request without a body has nothing coded.
+ */
+function refuseContentCoding(lines: string[], hasBody: boolean): void {
+  if (!hasBody) return
+  for (const line of lines) {
+    for (const coding of line.split(',')) {
+      const value = coding.trim().toLowerCase()
+      if (value === '' || value === 'identity') continue
+      throw new UnsupportedMediaTypeError(
+        {},
+        'a header-form request body must be sent without Content-Encoding (its digest is over the bytes as sent)'
+      )
+    }
   }
 }
 
@@ -202,7 +229,8 @@ function readToken(fields: AccessFields, max: number): { token: string; value: s
  * `Authorization`, `Signature-Input`, `Signature` and (with a body) `Content-Digest` fields,
  * the covered components and parameters, the body digest; and builds the signature base.
  *
- * Throws CredentialsRequiredError (BA404) without `Authorization: BetterAuth`;
+ * Throws UnsupportedMediaTypeError (BA606) for a body with a `Content-Encoding` other than
+ * `identity`; CredentialsRequiredError (BA404) without `Authorization: BetterAuth`;
  * InvalidMessageError (BA101) for anything malformed, missing, duplicated, oversized or not
  * allowed; InvalidSignatureError (BA201) when `Content-Digest` does not match the body.
  */
@@ -211,6 +239,10 @@ export function readHeaderAccess(
   limits: HeaderAccessLimits = {}
 ): HeaderAccess {
   const headers = fieldsLines(input.headers, ACCESS_FIELDS)
+  refuseContentCoding(
+    headers['content-encoding'],
+    input.body !== undefined && input.body.length > 0
+  )
   const { token, value: authorization } = readToken(headers, limits.maxAuthorizationLength ?? 16448)
   // No control-character scan of these two up front: the strict parser below admits none (its
   // strings, keys, digits and base64 are printable ASCII, and only SP or HTAB may follow a

@@ -12,6 +12,8 @@ import {
 import { NodeP256Verifier, NodeSigningKey, sha256, sha256Base64 } from '../../src/crypto/node'
 import { RandomNoncer } from '../../src/crypto/nonce'
 import { outcome, vectors } from './pipeline'
+import { session } from '../../testing/adapter-contract'
+import { makeContractServer } from '../../testing/fixtures'
 
 const verifier = new NodeP256Verifier()
 const access = NodeSigningKey.from(vectors.keys.access.privateKeyPem)
@@ -209,5 +211,51 @@ describe('header form round trip', () => {
         verifyResponse({ ...unsigned, status: 200 }, verifier, responseKey.publicKeyText)
       )
     ).toBe('BA204')
+  })
+})
+
+describe('the core refuses a coded body in the header form (docs/http-binding.md §2.7)', () => {
+  it('415 BA606 from verifyHeaderAccess, the nonce left unused; identity and no body pass', async () => {
+    const server = makeContractServer()
+    const { key, token } = await session(server)
+    const url = 'https://api.example.com/notes/7'
+    const request = async (method: string, withBody: boolean, coding?: string) => {
+      const nonce = noncer.generate128()
+      const signed = await signHeaderRequest({
+        method,
+        url,
+        ...(withBody ? { body } : {}),
+        token,
+        signer: key,
+        nonce,
+        timestamp: server.clock.ms,
+      })
+      const call = (headers: Record<string, string>) =>
+        server.auth.verifyHeaderAccess({
+          method: signed.method,
+          url,
+          headers,
+          ...(withBody ? { body } : {}),
+          parsed: undefined,
+        })
+      return { nonce, call, headers: signed.headers, coding }
+    }
+    const coded = await request('PUT', true)
+    for (const coding of ['gzip', 'GZIP', 'identity, br']) {
+      await expect(
+        coded.call({ ...coded.headers, 'content-encoding': coding })
+      ).rejects.toMatchObject({ code: 'BA606', status: 415 })
+    }
+    // The refused request's nonce was not used: the same request, uncoded, goes through.
+    await expect(coded.call(coded.headers)).resolves.toMatchObject({ nonce: coded.nonce })
+    const identity = await request('PUT', true)
+    await expect(
+      identity.call({ ...identity.headers, 'content-encoding': ' Identity ' })
+    ).resolves.toMatchObject({ nonce: identity.nonce })
+    const bodiless = await request('DELETE', false)
+    await expect(
+      bodiless.call({ ...bodiless.headers, 'content-encoding': 'gzip' })
+    ).resolves.toMatchObject({ nonce: bodiless.nonce })
+    await server.auth.close()
   })
 })

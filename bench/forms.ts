@@ -9,11 +9,9 @@
  * Environment: BENCH_ECDSA (`auto`, `threadpool`, `inline`: where the server's ECDSA runs),
  * FORMS_PROFILE=dir (a V8 CPU profile of the server, written when it exits).
  */
-import { fork } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
-import { compiledChild } from './compile'
 import { blastRaw, median } from './load'
-import { protectedRequests, sessionsFor, targetEnv, type Form } from './signed'
+import { protectedRequests, sessionsFor, startTarget, targetEnv, type Form } from './signed'
 
 const [TARGET = 'express', N_TEXT = '8000', R_TEXT = '7'] = process.argv.slice(2)
 const N = Number(N_TEXT)
@@ -46,16 +44,9 @@ function cpu(pid: number): { user: number; system: number; all: number } {
 async function main(): Promise<void> {
   const all = await sessionsFor(env, 8)
   const profile = process.env.FORMS_PROFILE
-  const child = fork(compiledChild(), [TARGET, '0'], {
+  const { child, url } = await startTarget(TARGET, env, {
     execArgv: profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`],
-    env,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', code => reject(new Error(`${TARGET} exited (${code}) before it was ready`)))
-    child.once('message', (m: { port: number }) => resolve(m.port))
-  })
-  const url = `http://127.0.0.1:${port}`
   const requests = (form: Form, n: number) => protectedRequests(url, form, all, n)
   const pid = child.pid as number
   for (const form of FORMS) await blastRaw(url, await requests(form, 3000), CONNECTIONS) // warm-up

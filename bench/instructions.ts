@@ -14,14 +14,19 @@
  * Environment: INSN_FORMS (default `classic,headers`), INSN_W (default 1500), INSN_K (400),
  * INSN_R (7), INSN_PARALLEL (servers measured at a time, default 2).
  */
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Session } from './protocol'
-import { compiledChild } from './compile'
 import { blastRaw, median } from './load'
-import { protectedRequests as requests, sessionsFor, targetEnv, type Form } from './signed'
+import {
+  protectedRequests as requests,
+  sessionsFor,
+  startTarget,
+  targetEnv,
+  type Form,
+} from './signed'
 
 const W = Number(process.env.INSN_W ?? 1500)
 const K = Number(process.env.INSN_K ?? 400)
@@ -49,7 +54,7 @@ function dumped(prefix: string, n: number): number {
  */
 async function measure(target: string, all: Session[]): Promise<Record<Form, number[]>> {
   const prefix = join(tmpdir(), `insn-${process.pid}-${target}`)
-  const child = fork(compiledChild(), [target, '0'], {
+  const { child, url } = await startTarget(target, env, {
     execPath: 'valgrind',
     execArgv: [
       '--tool=callgrind',
@@ -60,14 +65,7 @@ async function measure(target: string, all: Session[]): Promise<Record<Form, num
       process.execPath,
       '--single-threaded',
     ],
-    env,
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', code => reject(new Error(`${target} exited (${code}) before it was ready`)))
-    child.once('message', (m: { port: number }) => resolve(m.port))
-  })
-  const url = `http://127.0.0.1:${port}`
   const send = async (form: Form, n: number) => {
     const sample = await blastRaw(url, await requests(url, form, all, n), CONNECTIONS)
     const failed = n - sample.ok

@@ -3,7 +3,9 @@
  * one-hour access window for requests signed ahead), sessions whose tokens it accepts, and
  * protected requests of either form as raw HTTP/1.1 bytes.
  */
+import { fork, type ChildProcess } from 'node:child_process'
 import { createBetterAuth, formatTimestamp, MemoryStore, NodeSigningKey } from '../src'
+import { compiledChild } from './compile'
 import { headerFormRequest } from './header-form'
 import { httpRequest, rawRequest } from './load'
 import { accessBody, hash, type Session } from './protocol'
@@ -66,4 +68,26 @@ export async function protectedRequests(
     }
   }
   return out
+}
+
+/**
+ * Starts `target` (bench/child.ts, compiled) on a free port with `env`, under `execPath` with
+ * `execArgv` when given (valgrind and its options, or node flags), and waits until it listens.
+ */
+export async function startTarget(
+  target: string,
+  env: NodeJS.ProcessEnv,
+  options: { execPath?: string; execArgv?: string[] } = {}
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = fork(compiledChild(), [target, '0'], {
+    ...(options.execPath === undefined ? {} : { execPath: options.execPath }),
+    execArgv: options.execArgv ?? [],
+    env,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', code => reject(new Error(`${target} exited (${code}) before it was ready`)))
+    child.once('message', (m: { port: number }) => resolve(m.port))
+  })
+  return { child, url: `http://127.0.0.1:${port}` }
 }

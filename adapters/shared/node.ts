@@ -434,9 +434,8 @@ interface HeldReply {
    */
   viaPrototype: boolean
   chunks: Buffer[]
-  /** The reply's one chunk as the handler passed it, when it was one string (see signedEnd). */
+  /** The reply's one chunk as the handler passed it, when it was one UTF-8 text (see holdEnd). */
   text: string | undefined
-  encoding: BufferEncoding | undefined
   ended: boolean
   /** Once the reply is sent (or failed): the hooks pass every call on to the methods below. */
   released: boolean
@@ -470,9 +469,9 @@ function hookPrototype(): Methods {
   if (prototypeMethods !== undefined) return prototypeMethods
   const proto = ServerResponse.prototype
   prototypeMethods = { writeHead: proto.writeHead, write: proto.write, end: proto.end }
-  proto.writeHead = protoWriteHead as ServerResponse['writeHead']
-  proto.write = protoWrite as ServerResponse['write']
-  proto.end = protoEnd as ServerResponse['end']
+  proto.writeHead = onPrototype.writeHead as ServerResponse['writeHead']
+  proto.write = onPrototype.write as ServerResponse['write']
+  proto.end = onPrototype.end as ServerResponse['end']
   return prototypeMethods
 }
 
@@ -494,7 +493,9 @@ export function signNodeReplies(
 ): void {
   const base = hookPrototype()
   const viaPrototype =
-    res.writeHead === protoWriteHead && res.write === protoWrite && res.end === protoEnd
+    res.writeHead === onPrototype.writeHead &&
+    res.write === onPrototype.write &&
+    res.end === onPrototype.end
   const { writeHead, write, end } = viaPrototype ? base : res
   held.set(res, {
     core,
@@ -503,7 +504,6 @@ export function signNodeReplies(
     viaPrototype,
     chunks: [],
     text: undefined,
-    encoding: undefined,
     ended: false,
     released: false,
     writeHead,
@@ -511,9 +511,9 @@ export function signNodeReplies(
     end,
   })
   if (viaPrototype) return
-  res.writeHead = ownWriteHead as ServerResponse['writeHead']
-  res.write = ownWrite as ServerResponse['write']
-  res.end = ownEnd as ServerResponse['end']
+  res.writeHead = onResponse.writeHead as ServerResponse['writeHead']
+  res.write = onResponse.write as ServerResponse['write']
+  res.end = onResponse.end as ServerResponse['end']
 }
 
 /** The bytes of a chunk passed to `write` or `end` (undefined for none). */
@@ -536,69 +536,50 @@ function release(reply: HeldReply): void {
   reply.released = true
 }
 
-/** The response's own `name` method, which a released reply's calls go to. */
-function own(reply: HeldReply, name: 'writeHead' | 'write' | 'end'): End {
-  return reply[name] as unknown as End
+type Name = 'writeHead' | 'write' | 'end'
+
+/**
+ * The three hooks of one way of holding a reply (on ServerResponse.prototype, or set on the
+ * response): each holds the call while the response has a reply held that way and not yet
+ * released, and otherwise passes it on to `passOn(res, name)`.
+ */
+function hooks(viaPrototype: boolean, passOn: (res: ServerResponse, name: Name) => End) {
+  const holding = (res: ServerResponse): HeldReply | undefined => {
+    const reply = held.get(res)
+    return reply !== undefined && reply.viaPrototype === viaPrototype && !reply.released
+      ? reply
+      : undefined
+  }
+  return {
+    writeHead(this: ServerResponse, ...args: unknown[]): ServerResponse {
+      if (holding(this) === undefined) return passOn(this, 'writeHead').apply(this, args)
+      return holdHead(this, args)
+    },
+    write(this: ServerResponse, ...args: unknown[]): boolean {
+      const reply = holding(this)
+      if (reply === undefined) return passOn(this, 'write').apply(this, args) as unknown as boolean
+      return holdChunk(reply, args)
+    },
+    end(this: ServerResponse, ...args: unknown[]): ServerResponse {
+      const reply = holding(this)
+      if (reply === undefined) return passOn(this, 'end').apply(this, args)
+      return holdEnd(this, reply, args)
+    },
+  }
 }
 
-/** The reply held through the prototype's hooks, if this response has one not yet released. */
-function heldViaPrototype(res: ServerResponse): HeldReply | undefined {
-  const reply = held.get(res)
-  return reply !== undefined && reply.viaPrototype && !reply.released ? reply : undefined
-}
+/**
+ * The hooks on ServerResponse.prototype. Any other response's calls go to the methods they
+ * replaced, and so do those of a reply held on the response itself once released (its
+ * replacements lead here): never back to that reply's own methods, which may lead here again.
+ */
+const onPrototype = hooks(true, (_res, name) => (prototypeMethods as Methods)[name] as End)
 
-/** The reply held through replacements on the response, if it has one not yet released. */
-function heldOnResponse(res: ServerResponse): HeldReply | undefined {
-  const reply = held.get(res)
-  return reply !== undefined && !reply.viaPrototype && !reply.released ? reply : undefined
-}
-
-// The hooks on ServerResponse.prototype: any other response's calls (and a reply held on the
-// response itself, whose replacements end up here once released) go to the methods they
-// replaced.
-function protoWriteHead(this: ServerResponse, ...args: unknown[]): ServerResponse {
-  const reply = heldViaPrototype(this)
-  if (reply === undefined) return (prototypeMethods as Methods).writeHead.apply(this, args as never)
-  return holdHead(this, args)
-}
-
-function protoWrite(this: ServerResponse, ...args: unknown[]): boolean {
-  const reply = heldViaPrototype(this)
-  if (reply === undefined) return (prototypeMethods as Methods).write.apply(this, args as never)
-  return holdChunk(reply, args)
-}
-
-function protoEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
-  const reply = heldViaPrototype(this)
-  if (reply === undefined) return (prototypeMethods as Methods).end.apply(this, args as never)
-  return holdEnd(this, reply, args)
-}
-
-// The replacements set on a response whose own methods shadow the prototype's.
-function ownWriteHead(this: ServerResponse, ...args: unknown[]): ServerResponse {
-  const reply = heldOnResponse(this)
-  if (reply === undefined) return passOn(this, 'writeHead', args)
-  return holdHead(this, args)
-}
-
-function ownWrite(this: ServerResponse, ...args: unknown[]): boolean {
-  const reply = heldOnResponse(this)
-  if (reply === undefined) return passOn(this, 'write', args) as unknown as boolean
-  return holdChunk(reply, args)
-}
-
-function ownEnd(this: ServerResponse, ...args: unknown[]): ServerResponse {
-  const reply = heldOnResponse(this)
-  if (reply === undefined) return passOn(this, 'end', args)
-  return holdEnd(this, reply, args)
-}
-
-/** A released (or foreign) call of a replacement set on the response: to the method it replaced. */
-function passOn(res: ServerResponse, name: 'writeHead' | 'write' | 'end', args: unknown[]) {
-  const reply = held.get(res)
-  const method = (reply?.[name] ?? ServerResponse.prototype[name]) as unknown as End
-  return method.apply(res, args)
-}
+/** The replacements set on a response whose own methods shadow the prototype's hooks. */
+const onResponse = hooks(
+  false,
+  (res, name) => (held.get(res)?.[name] ?? ServerResponse.prototype[name]) as unknown as End
+)
 
 /** `writeHead` of a held reply: the status and headers are set, not sent. */
 function holdHead(res: ServerResponse, [status, ...rest]: unknown[]): ServerResponse {
@@ -642,7 +623,6 @@ function holdEnd(res: ServerResponse, reply: HeldReply, args: unknown[]): Server
     // The usual reply (`res.send`, `res.json`, `res.end(text)`): one text, handed on as it came,
     // so that node writes it with the head in one string instead of a head and a buffer.
     reply.text = chunk
-    reply.encoding = encoding
   }
   const bytes = bytesOf(chunk, encoding)
   if (bytes !== undefined) reply.chunks.push(bytes)
@@ -685,14 +665,14 @@ function finishHeld(
 ): void {
   release(reply)
   if (res.destroyed) return
-  const end = own(reply, 'end')
+  const end = reply.end as unknown as End
   if (body.length === 0) {
     end.call(res, callback)
     return
   }
   // Content-Length and Transfer-Encoding never go together: a length only if none was chosen.
   if (!res.hasHeader('transfer-encoding')) res.setHeader('content-length', body.length)
-  if (reply.text !== undefined) end.call(res, reply.text, reply.encoding ?? 'utf8', callback)
+  if (reply.text !== undefined) end.call(res, reply.text, 'utf8', callback)
   else end.call(res, body, callback)
 }
 

@@ -38,9 +38,9 @@ async function saysExpired(response: Response): Promise<boolean> {
 
 /**
  * Sends `input`/`init` signed in the header form and returns the reply as a standard `Response`
- * (its body already read), bypassing the HTTP cache (`cache: 'no-store'`). A reply below 400 must carry a valid signature by the pinned response
- * key, bound to this request: otherwise BA204 (unsigned or malformed) or BA201 (wrong signature,
- * digest or key) is thrown. Replies of 400 or more are returned as they are (unauthenticated),
+ * (its body already read), bypassing the HTTP cache (`cache: 'no-store'`). A reply below 400
+ * must carry a valid signature by the pinned response key, bound to this request: otherwise
+ * BA204 (unsigned or malformed) or BA201 (wrong signature, digest or key) is thrown. Replies of 400 or more are returned as they are (unauthenticated),
  * except that an expired token (401 BA401) is refreshed and the request sent once more.
  */
 export async function headerFetch(

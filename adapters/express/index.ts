@@ -30,6 +30,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../../src/errors'
 import { handleClientErrors } from '../shared/http'
+import { routeJson, type JsonMethod, type JsonRoute } from '../shared/express-json'
 import { expressView, withUnless, type WithUnless } from '../shared/unless'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import { adminHttp, type AdminHttpCore, type AdminHttpOptions } from '../../src/server/admin-http'
@@ -197,21 +198,20 @@ interface Signing {
   auth: Pick<AdapterCore, 'respond'>
   nonce: string
   next: NextFunction
-  json: Response['json']
+  /** `res.json` as it was on the response, when the replacement had to be set on it. */
+  json: Response['json'] | undefined
   signed: boolean
 }
 
-/**
- * By response, beside it rather than on it: every property added to an Express response costs a
- * copy of its whole layout (each has its own prototype), so `json` is the only one added here.
- */
+/** By response, beside it rather than on it (see adapters/shared/express-json.ts). */
 const signings = new WeakMap<Response, Signing>()
 
 /**
- * Replaces `res.json` (and so `res.send(object)`, which calls it) with one that sends a signed
- * response envelope echoing `nonce`. Replies with a status of 400 or more are sent as they are:
- * the protocol's errors are unsigned `{"error":…}` bodies. The replacement is one module
- * function reading its state from the response, not a closure per request.
+ * Makes `res.json` (and so `res.send(object)`, which calls it) send a signed response envelope
+ * echoing `nonce`. Replies with a status of 400 or more are sent as they are: the protocol's
+ * errors are unsigned `{"error":…}` bodies. Express's own `json` is routed here by a hook set once
+ * (`routeJson`), which costs no property on the response; when something else stands in for it
+ * (a middleware's wrapper set on the response), a replacement is set on the response instead.
  */
 export function signReplies(
   auth: Pick<AdapterCore, 'respond'>,
@@ -219,17 +219,25 @@ export function signReplies(
   nonce: string,
   next: NextFunction
 ): void {
-  signings.set(res, { auth, nonce, next, json: res.json, signed: false })
-  res.json = signedJson as Response['json']
+  const routed = routeJson(res, signedJsonRoute)
+  signings.set(res, { auth, nonce, next, json: routed ? undefined : res.json, signed: false })
+  if (!routed) res.json = signedJson as Response['json']
 }
 
-function signedJson(this: Response, data?: unknown): Response {
-  const signing = signings.get(this) as Signing
-  if (signing.signed) return this // a reply is being signed already: never send a second, unsigned one
-  if (this.statusCode >= 400) return signing.json.call(this, data)
+/** The replacement set on a response whose `json` is not Express's own. */
+function signedJson(this: Response, ...args: unknown[]): Response {
+  return signedJsonRoute(this, args, (signings.get(this) as Signing).json as JsonMethod) as Response
+}
+
+/** The data of `res.json(data)` is signed (as it always was here, whatever else was passed). */
+const signedJsonRoute: JsonRoute = (reply, args, json) => {
+  const res = reply as Response
+  const signing = signings.get(res) as Signing
+  if (signing.signed) return res // a reply is being signed already: never send a second, unsigned one
+  if (res.statusCode >= 400) return json.apply(res, args)
   signing.signed = true
-  void sendSigned(this, signing, data)
-  return this
+  void sendSigned(res, signing, args[0])
+  return res
 }
 
 async function sendSigned(res: Response, signing: Signing, data: unknown): Promise<void> {

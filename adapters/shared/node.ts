@@ -16,6 +16,7 @@ import { usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
 import { readBody } from './body'
 import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
+import { routeJson, type JsonMethod } from './express-json'
 
 export { DEFAULT_BODY_LIMIT } from './core'
 
@@ -510,10 +511,61 @@ export function signNodeReplies(
     write,
     end,
   })
-  if (viaPrototype) return
+  if (viaPrototype) {
+    routeJson(res, heldJson)
+    return
+  }
   res.writeHead = onResponse.writeHead as ServerResponse['writeHead']
   res.write = onResponse.write as ServerResponse['write']
   res.end = onResponse.end as ServerResponse['end']
+}
+
+/**
+ * Express's `res.json(data)` of a held reply (see `routeJson`): in the usual case the text is
+ * signed and sent as it is, without `res.send`, which would parse and format the content type,
+ * make a Buffer of the text and hash it with SHA-1 for an `ETag`, and check the request's
+ * freshness (~12 µs per request on Express; docs/performance.md, change 13). The reply is what
+ * `res.send` would send, but for the `ETag`: a signed reply answers one request, and a validator
+ * on it only invites a conditional request whose `304` is signed over no body while a browser
+ * shows the stored one (docs/http-binding.md §3, "Caches"). Everything else goes to Express's
+ * own `json`, and is held and signed as any reply: a conditional request (its freshness check
+ * kept), `HEAD`, a status of 204, 205, 304 or 400 and above, a content type the handler chose,
+ * the `json replacer`, `json spaces` or `json escape` settings, something written already, Express
+ * 4's `res.json(status, data)`.
+ */
+function heldJson(res: ServerResponse, args: unknown[], json: JsonMethod): ServerResponse {
+  const reply = held.get(res)
+  const text =
+    reply !== undefined && args.length === 1 && plainJsonReply(res, reply)
+      ? JSON.stringify(args[0])
+      : undefined
+  if (reply === undefined || typeof text !== 'string') return json.apply(res, args)
+  res.setHeader('Content-Type', JSON_CONTENT_TYPE)
+  reply.ended = true
+  reply.text = text
+  void signHeld(res, reply, Buffer.from(text), undefined)
+  return res
+}
+
+/** Whether Express's `res.send` would send a JSON text as it is, with only an `ETag` added. */
+function plainJsonReply(res: ServerResponse, reply: HeldReply): boolean {
+  const status = res.statusCode
+  if (status >= 400 || status === 204 || status === 205 || status === 304) return false
+  if (reply.released || reply.ended || reply.chunks.length > 0 || res.headersSent) return false
+  if (res.hasHeader('content-type')) return false
+  const { req, app } = res as ServerResponse & { app?: { settings?: Record<string, unknown> } }
+  if ((req as IncomingMessage | undefined) === undefined || req.method === 'HEAD') return false
+  const headers = req.headers
+  if (headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined) {
+    return false
+  }
+  const settings = app?.settings
+  return (
+    settings !== undefined &&
+    !settings['json replacer'] &&
+    !settings['json spaces'] &&
+    !settings['json escape']
+  )
 }
 
 /** The bytes of a chunk passed to `write` or `end` (undefined for none). */

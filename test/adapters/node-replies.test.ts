@@ -11,7 +11,8 @@ import { requireAccess } from '../../adapters/express'
 import { signHeaderRequest, verifyResponse } from '../../src/binding'
 import { NodeP256Verifier } from '../../src/crypto/node'
 import { session } from '../../testing/adapter-contract'
-import { makeContractServer, nonce, type ContractServer } from '../../testing/fixtures'
+import { accessBody, makeContractServer, nonce, type ContractServer } from '../../testing/fixtures'
+import { parseEnvelope } from '../../src/messages/envelope'
 
 const verifier = new NodeP256Verifier()
 
@@ -45,7 +46,12 @@ interface Answer {
 }
 
 /** Sends a header-form request for `method url` and checks the reply's signature. */
-async function call(method: string, url: string, body?: string): Promise<Answer> {
+async function call(
+  method: string,
+  url: string,
+  body?: string,
+  extra: Record<string, string> = {}
+): Promise<Answer> {
   const creds = await session(server)
   const bytes = body === undefined ? undefined : new TextEncoder().encode(body)
   const signed = await signHeaderRequest({
@@ -62,6 +68,7 @@ async function call(method: string, url: string, body?: string): Promise<Answer>
     headers: {
       ...signed.headers,
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...extra,
     },
     ...(body === undefined ? {} : { body }),
   })
@@ -211,5 +218,93 @@ describe('signed replies of the header form on node:http', () => {
     expect(refused.status).toBe(400)
     expect(refused.headers.get('signature')).toBeNull()
     expect((await call('GET', `${base}/me`)).verifies).toBe(true)
+  })
+
+  describe("Express's res.json of a signed reply", () => {
+    /** An app with the same JSON reply behind the check and on an open route. */
+    let ownJson: boolean[] = []
+    function jsonApp(configure: (app: express.Express) => void = () => undefined) {
+      ownJson = []
+      const app = express()
+      configure(app)
+      const reply = (req: express.Request, res: express.Response) => {
+        ownJson.push(Object.hasOwn(res, 'json'))
+        res.status(req.method === 'GET' ? 200 : 201).json({ text: 'é ✓', n: 1 })
+      }
+      app.post('/json', requireAccess(server.auth), reply)
+      app.get('/json', requireAccess(server.auth), reply)
+      app.post('/open', reply)
+      return app
+    }
+
+    it('is sent as res.send would send it, signed, without an ETag and with no property set', async () => {
+      const base = await listen(jsonApp())
+      const answer = await call('POST', `${base}/json`, '{}')
+      const open = await fetch(`${base}/open`, { method: 'POST' })
+      expect(answer.status).toBe(201)
+      expect(answer.verifies).toBe(true)
+      expect(answer.text).toBe(await open.text())
+      expect(answer.headers.get('content-type')).toBe(open.headers.get('content-type'))
+      expect(answer.headers.get('content-type')).toBe('application/json; charset=utf-8')
+      expect(answer.headers.get('content-length')).toBe(open.headers.get('content-length'))
+      // The open route still goes through res.send, ETag included; the signed reply has none.
+      expect(open.headers.get('etag')).not.toBeNull()
+      expect(answer.headers.get('etag')).toBeNull()
+      // The classic form's envelope: signed through the same hook, again with no property set.
+      const creds = await session(server)
+      const id = nonce()
+      const classic = await fetch(`${base}/json`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: accessBody(creds.token, creds.key, { nonce: id, at: server.clock.ms }),
+      })
+      expect(classic.status).toBe(201)
+      const envelope = parseEnvelope(await classic.text())
+      expect((envelope.payload.access as { nonce: string }).nonce).toBe(id)
+      expect(envelope.payload.response).toEqual({ text: 'é ✓', n: 1 })
+      expect(ownJson).toEqual([false, false, false])
+    })
+
+    it("keeps Express's freshness check for a conditional request", async () => {
+      const base = await listen(jsonApp())
+      const conditional = await call('GET', `${base}/json`, undefined, { 'if-none-match': '"x"' })
+      expect(conditional.status).toBe(200)
+      expect(conditional.headers.get('etag')).not.toBeNull()
+      expect(conditional.verifies).toBe(true)
+      const fresh = await call('GET', `${base}/json`, undefined, {
+        'if-none-match': conditional.headers.get('etag') as string,
+        'cache-control': 'max-age=0', // else fetch adds no-cache, and Express then never says 304
+      })
+      // Express answers a matching validator with a 304, signed as any reply below 400.
+      expect(fresh.status).toBe(304)
+      expect(fresh.text).toBe('')
+      expect(fresh.verifies).toBe(true)
+    })
+
+    it("goes through Express's res.json with the app's JSON settings or the handler's type", async () => {
+      const spaced = await listen(jsonApp(a => a.set('json spaces', 2)))
+      const answer = await call('POST', `${spaced}/json`, '{}')
+      expect(answer.text).toBe(JSON.stringify({ text: 'é ✓', n: 1 }, null, 2))
+      expect(answer.verifies).toBe(true)
+      const app = express()
+      app.post('/problem', requireAccess(server.auth), (_req, res) => {
+        res.type('application/problem+json').json({ title: 'x' })
+      })
+      const typed = await call('POST', `${await listen(app)}/problem`, '{}')
+      expect(typed.headers.get('content-type')).toBe('application/problem+json; charset=utf-8')
+      expect(typed.verifies).toBe(true)
+    })
+
+    it('leaves a refusal of 400 or more unsigned, as Express sends it', async () => {
+      const app = express()
+      app.post('/bad', requireAccess(server.auth), (_req, res) => {
+        res.status(422).json({ error: 'no' })
+      })
+      const answer = await call('POST', `${await listen(app)}/bad`, '{}')
+      expect(answer.status).toBe(422)
+      expect(JSON.parse(answer.text)).toEqual({ error: 'no' })
+      expect(answer.headers.get('signature')).toBeNull()
+      expect(answer.headers.get('etag')).not.toBeNull()
+    })
   })
 })

@@ -88,7 +88,17 @@ describe.each(examples)('examples/%s', (_name, start) => {
   })
 
   it('serves the protocol, the protected routes and the public ones', async () => {
-    const client = new BetterAuthClient({ network: new TargetNetwork(target) })
+    const network = new TargetNetwork(target)
+    const statuses = new Map<string, number>()
+    const client = new BetterAuthClient({
+      network: {
+        send: async (path, body) => {
+          const reply = await network.send(path, body)
+          statuses.set(path, reply.status)
+          return reply
+        },
+      },
+    })
     await client.createAccount(hash(NodeSigningKey.generate().publicKeyText))
     await client.rotateDevice()
     await client.createSession()
@@ -101,6 +111,7 @@ describe.each(examples)('examples/%s', (_name, start) => {
       saved: 'hello',
       by: await client.identity(),
     })
+    expect(statuses.get('/notes')).toBe(201) // every example answers a created note with 201
     await expect(client.accessRequest('/bad/nonce', { foo: 1, bar: 2 })).rejects.toMatchObject({
       code: 'BA203',
     })

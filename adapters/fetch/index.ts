@@ -36,6 +36,7 @@ import {
   JSON_CONTENT_TYPE,
   bodyLimit,
   plainErrorResult,
+  successStatus,
   type AdapterCore,
 } from '../shared/core'
 import { readBody } from '../shared/body'
@@ -65,6 +66,19 @@ export type FetchAccessOptions<Attributes = unknown, Body = unknown> = AccessOpt
   Body,
   Request
 >
+
+/** Options of `requireAccess`: those of the check, and the status of its replies. */
+export type FetchRequireAccessOptions<Attributes = unknown, Body = unknown> = FetchAccessOptions<
+  Attributes,
+  Body
+> & {
+  /**
+   * The status of the replies of the handler's data (a 2xx with a body, e.g. 201 for a route
+   * that creates); a `Response` the handler returns keeps its own. Errors keep theirs.
+   * @default 200
+   */
+  status?: number
+}
 
 /** The outcome of `checkAccess`. */
 export type AccessCheck<Attributes = unknown, Body = unknown> =
@@ -572,7 +586,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
    */
   requireAccess<Body = unknown>(
     handler: AccessHandler<Attributes, Body>,
-    options?: FetchAccessOptions<Attributes, Body> & { credentialsRequired?: true }
+    options?: FetchRequireAccessOptions<Attributes, Body> & { credentialsRequired?: true }
   ): (request: Request, context?: RequestContext) => Promise<Response>
   requireAccess<Body = unknown>(
     handler: AccessHandler<
@@ -580,14 +594,16 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
       Body | undefined,
       AccessPrincipal<Attributes, Body> | undefined
     >,
-    options: FetchAccessOptions<Attributes, Body> & { credentialsRequired: false }
+    options: FetchRequireAccessOptions<Attributes, Body> & { credentialsRequired: false }
   ): (request: Request, context?: RequestContext) => Promise<Response>
   requireAccess<Body = unknown>(
     handler: AccessHandler<Attributes, Body, never>,
-    options: FetchAccessOptions<Attributes, Body> = {}
+    options: FetchRequireAccessOptions<Attributes, Body> = {}
   ): (request: Request, context?: RequestContext) => Promise<Response> {
+    const { status: wanted, ...access } = options
+    const init = { status: successStatus(wanted) }
     return async (request: Request, context: RequestContext = {}) => {
-      const check = await this.checkAccess<Body>(request, options, context)
+      const check = await this.checkAccess<Body>(request, access, context)
       if (!check.ok) return check.response
       try {
         const data = await handler({
@@ -600,7 +616,7 @@ export class FetchBetterAuth<Attributes = unknown> extends AdapterBase<Attribute
           const signature = check.principal?.requestSignature
           return signature === undefined ? data : await this.signed(data, signature, request.method)
         }
-        return await check.respond(data)
+        return await check.respond(data, init)
       } catch (error) {
         if (!(error instanceof BetterAuthError)) throw error
         return toResponse(this.core.errorResult(error, { route: new URL(request.url).pathname }))

@@ -40,7 +40,7 @@ import type { Endpoint } from '../../src/server/routes'
 import { jsonHeaders } from '../../src/server/http'
 import { normalizePath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
-import { bodyLimit, type AdapterCore } from '../shared/core'
+import { bodyLimit, successStatus, type AdapterCore } from '../shared/core'
 import {
   closeAfterOverlongBody,
   getPrincipal as principalOf,
@@ -144,6 +144,11 @@ export interface ProtectOptions<Attributes = unknown, Request = unknown> extends
   requestProperty?: string
   /** HTTP methods of the route. @default ['POST'] */
   methods?: readonly string[]
+  /**
+   * The status of the route's replies when the handler returns (a 2xx with a body, e.g. 201 for
+   * a route that creates). Errors keep theirs. @default 200
+   */
+  status?: number
 }
 
 export interface StandaloneOptions<Attributes = unknown> extends MountOptions {
@@ -368,7 +373,8 @@ export class StandaloneServer<Attributes = unknown> {
     // The overloads pair an anonymous caller (`undefined`) with optional access only.
     const run = handler as OptionalAccessHandler<Attributes, Request, Response>
     const auth: AdapterCore<Attributes> = this.auth
-    const { methods = ['POST'], ...access } = options
+    const { methods = ['POST'], status: wanted, ...access } = options
+    const status = successStatus(wanted)
     access.route ??= path // the label of metrics and traces: the pattern, never a path with ids
     return this.add(path, methods, async (body, req, context, params) => {
       const target = {
@@ -393,17 +399,17 @@ export class StandaloneServer<Attributes = unknown> {
         // The header form: the reply is plain JSON, signed in the response-signature headers.
         const text = JSON.stringify(data ?? null)
         const signature = await auth.signHeaderResponse({
-          status: 200,
+          status,
           body: Buffer.from(text),
           requestSignature: principal.requestSignature,
         })
-        return { status: 200, headers: Object.assign(jsonHeaders(), signature), body: text }
+        return { status, headers: Object.assign(jsonHeaders(), signature), body: text }
       }
       const reply =
         principal === undefined
           ? JSON.stringify(data ?? null)
           : await auth.respond(principal.nonce, data)
-      return { status: 200, headers: jsonHeaders(), body: reply }
+      return { status, headers: jsonHeaders(), body: reply }
     })
   }
 

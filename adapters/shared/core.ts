@@ -60,6 +60,24 @@ export interface AdapterCore<Attributes = unknown> {
 export const bodyLimit = (core: Pick<AdapterCore, 'limits'>): number =>
   core.limits.maxBodyBytes ?? DEFAULT_BODY_LIMIT
 
+/**
+ * The status of a protected route's successful replies (its `status` option): a 2xx that carries
+ * a body, since the reply is the handler's data (signed into an envelope, or JSON with the
+ * response-signature headers). Throws TypeError for anything else: 204, 205 and 206 included.
+ */
+export function successStatus(status: number | undefined): number {
+  if (status === undefined) return 200
+  if (
+    !Number.isInteger(status) ||
+    status < 200 ||
+    status > 299 ||
+    (status >= 204 && status <= 206)
+  ) {
+    throw new TypeError('status must be a 2xx with a body (200–203, 207–299)')
+  }
+  return status
+}
+
 /** The wire answer of an error, without a core to log it. */
 export function plainErrorResult(error: BetterAuthError): HandlerResult {
   return {

@@ -74,10 +74,12 @@ const routes: Record<string, Route> = {
   })),
 
   // Authorization from the token's attributes: 403 (BA306) for anyone who may not write.
+  // A note is created: its replies are 201s (`status`).
   'POST /notes': auth.requireAccess<{ text: string }>(
     ({ data, principal }) => ({ saved: data.text, by: principal.identity }),
     {
       authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true,
+      status: 201,
     }
   ),
 

@@ -41,10 +41,14 @@ server.protect<FooBar>('/foo/bar', ({ request }) => ({
 }))
 
 // Authorization from the token's attributes: 403 (BA306) for anyone who may not write.
+// A note is created: its replies are 201s (`status`).
 server.protect<{ text: string }>(
   '/notes',
   ({ request, identity }) => ({ saved: request.text, by: identity }),
-  { authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true }
+  {
+    authorize: ({ attributes }) => attributes.permissionsByRole.admin?.includes('write') === true,
+    status: 201,
+  }
 )
 
 // Any method, any body: the access request in headers (HTTP Message Signatures), which

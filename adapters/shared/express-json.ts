@@ -23,7 +23,6 @@ export type JsonRoute = (res: ServerResponse, args: unknown[], json: JsonMethod)
 
 const routes = new WeakMap<ServerResponse, JsonRoute>()
 const hooked = new WeakSet<object>()
-const own = (target: object, name: string): boolean => Object.hasOwn(target, name)
 
 /**
  * Sends `res.json(data)` (and so `res.send(object)`, which calls it) of this response to `route`.
@@ -32,9 +31,9 @@ const own = (target: object, name: string): boolean => Object.hasOwn(target, nam
  * at all (then the caller falls back to its own way).
  */
 export function routeJson(res: ServerResponse, route: JsonRoute): boolean {
-  if (own(res, 'json')) return false
+  if (Object.hasOwn(res, 'json')) return false
   let owner: object | null = Object.getPrototypeOf(res) as object | null
-  while (owner !== null && !own(owner, 'json'))
+  while (owner !== null && !Object.hasOwn(owner, 'json'))
     owner = Object.getPrototypeOf(owner) as object | null
   if (owner === null || Object.getPrototypeOf(owner) !== ServerResponse.prototype) return false
   if (!hooked.has(owner)) {

@@ -40,8 +40,9 @@ async function saysExpired(response: Response): Promise<boolean> {
  * Sends `input`/`init` signed in the header form and returns the reply as a standard `Response`
  * (its body already read), bypassing the HTTP cache (`cache: 'no-store'`). A reply below 400
  * must carry a valid signature by the pinned response key, bound to this request: otherwise
- * BA204 (unsigned or malformed) or BA201 (wrong signature, digest or key) is thrown. Replies of 400 or more are returned as they are (unauthenticated),
- * except that an expired token (401 BA401) is refreshed and the request sent once more.
+ * BA204 (unsigned or malformed) or BA201 (wrong signature, digest or key) is thrown. Replies of
+ * 400 or more are returned as they are (unauthenticated), except that an expired token (401
+ * BA401) is refreshed and the request sent once more.
  */
 export async function headerFetch(
   input: RequestInfo | URL,
@@ -76,8 +77,8 @@ export async function headerFetch(
       // Never from or into the HTTP cache, whatever `init.cache` says: a signed reply answers
       // one request (it covers that request's signature), so a stored reply cannot verify for a
       // later one, and a revalidated one cannot either (a browser shows the stored 200 with the
-      // headers of a 304 that was signed as a 304). Express sends an ETag with every reply, so a
-      // browser's second GET of a URL would otherwise revalidate.
+      // headers of a 304 that was signed as a 304). A server may send an ETag (Express does, but
+      // for a signed res.json), and a browser's second GET of that URL would then revalidate.
       cache: 'no-store',
       mode: request.mode,
       referrerPolicy: request.referrerPolicy,

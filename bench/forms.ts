@@ -4,7 +4,7 @@
  * apart), the median of the rounds and of the rounds' differences. A quicker and steadier A/B
  * of the two forms than `make bench` (one server, no other groups); run by hand:
  *
- *   npx tsx bench/forms.ts [express|standalone|koa|nest|nest-fastify] [requests] [rounds]
+ *   npx tsx bench/forms.ts [express|standalone|koa|nest|nest-fastify] [requests] [rounds] [processes]
  *
  * Environment: BENCH_ECDSA (`auto`, `threadpool`, `inline`: where the server's ECDSA runs),
  * FORMS_PROFILE=dir (a V8 CPU profile of the server, written when it exits).
@@ -12,10 +12,12 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { blastRaw, median } from './load'
 import { protectedRequests, sessionsFor, startTarget, targetEnv, type Form } from './signed'
+import type { Session } from './protocol'
 
-const [TARGET = 'express', N_TEXT = '8000', R_TEXT = '7'] = process.argv.slice(2)
+const [TARGET = 'express', N_TEXT = '8000', R_TEXT = '7', P_TEXT = '1'] = process.argv.slice(2)
 const N = Number(N_TEXT)
 const R = Number(R_TEXT)
+const P = Number(P_TEXT)
 const FORMS: readonly Form[] = ['classic', 'headers']
 const CONNECTIONS = 8
 /** Clock ticks of /proc's CPU times, in µs (USER_HZ is 100 on Linux). */
@@ -41,19 +43,18 @@ function cpu(pid: number): { user: number; system: number; all: number } {
   return { user, system, all }
 }
 
-async function main(): Promise<void> {
-  const all = await sessionsFor(env, 8)
+type Cpu = { user: number; system: number; all: number }
+
+/** One server process: a warm-up, then `R` alternating rounds of the two forms. */
+async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
   const profile = process.env.FORMS_PROFILE
   const { child, url } = await startTarget(TARGET, env, {
     execArgv: profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`],
   })
-  const requests = (form: Form, n: number) => protectedRequests(url, form, all, n)
+  const requests = (form: Form, n: number) => protectedRequests(url, form, sessions, n)
   const pid = child.pid as number
   for (const form of FORMS) await blastRaw(url, await requests(form, 3000), CONNECTIONS) // warm-up
-  const rounds: Record<Form, { user: number; system: number; all: number }[]> = {
-    classic: [],
-    headers: [],
-  }
+  const rounds: Record<Form, Cpu[]> = { classic: [], headers: [] }
   for (let r = 0; r < R; r++) {
     for (const form of FORMS) {
       const batch = await requests(form, N)
@@ -72,20 +73,44 @@ async function main(): Promise<void> {
     child.once('exit', () => resolve())
     child.send({ type: 'stop' })
   })
+  return rounds
+}
+
+/**
+ * Each process's figures, then, with more than one, the median over processes of each one's
+ * median difference: a server's JIT settles differently from one process to the next (what it
+ * inlines, when it optimizes), which moves the difference of the forms by more than the rounds of
+ * one process spread, so one process is one sample.
+ */
+async function main(): Promise<void> {
+  const sessions = await sessionsFor(env, 8)
   const f = (n: number) => n.toFixed(1)
   console.log(
     `${TARGET}, ECDSA ${process.env.BENCH_ECDSA ?? 'auto'}: server CPU µs per request, ` +
-      `median of ${R} rounds of ${N}`
+      `median of ${R} rounds of ${N}, ${P} server process(es)`
   )
-  for (const form of FORMS) {
-    const v = rounds[form]
+  const perProcess: number[] = []
+  for (let p = 0; p < P; p++) {
+    const rounds = await oneProcess(sessions)
+    if (P > 1) console.log(`process ${p + 1}:`)
+    for (const form of FORMS) {
+      const v = rounds[form]
+      console.log(
+        `${form.padEnd(8)} all threads ${f(median(v.map(x => x.all)))}` +
+          `  main thread user ${f(median(v.map(x => x.user)))} system ${f(median(v.map(x => x.system)))}`
+      )
+    }
+    const diff = rounds.headers.map((h, i) => h.all - (rounds.classic[i] as Cpu).all)
+    perProcess.push(median(diff))
+    console.log(`header − classic, median of the rounds' differences: ${f(median(diff))}`)
+  }
+  if (P > 1) {
+    const sorted = [...perProcess].sort((a, b) => a - b)
     console.log(
-      `${form.padEnd(8)} all threads ${f(median(v.map(x => x.all)))}` +
-        `  main thread user ${f(median(v.map(x => x.user)))} system ${f(median(v.map(x => x.system)))}`
+      `header − classic over ${P} processes: median ${f(median(perProcess))} ` +
+        `(each: ${sorted.map(f).join(', ')})`
     )
   }
-  const diff = rounds.headers.map((h, i) => h.all - (rounds.classic[i] as { all: number }).all)
-  console.log(`header − classic, median of the rounds' differences: ${f(median(diff))}`)
 }
 
 main().catch(error => {

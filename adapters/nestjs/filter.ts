@@ -11,7 +11,7 @@ import type { HttpAdapterHost } from '@nestjs/core'
 import type { BetterAuthServer, HandlerResult } from '../../src/server/core'
 import { jsonHeaders } from '../../src/server/http'
 import { plainErrorResult } from '../shared/core'
-import { protocolErrorForStatus } from '../shared/http'
+import { codedBodyRefusal, protocolErrorForStatus } from '../shared/http'
 
 /** Whether an exception's response is already a protocol error body. */
 function isProtocolBody(value: unknown): boolean {
@@ -37,12 +37,30 @@ export class BetterAuthExceptionFilter implements ExceptionFilter {
     const adapter = this.adapterHost.httpAdapter
     const response = http.getResponse<unknown>()
     let result: HandlerResult
+    // A body parser's refusal of a coded body, 415 BA606: Express's parser raises its own error,
+    // Fastify's (which decodes no coding) reaches here as a 400 HttpException before any body
+    // was parsed, unlike an application's own 400.
+    const request = http.getRequest<
+      { headers?: Record<string, unknown>; body?: unknown } | undefined
+    >()
+    const refused =
+      !(exception instanceof HttpException) ||
+      (exception.getStatus() === 400 &&
+        request?.body === undefined &&
+        !isProtocolBody(exception.getResponse()))
+        ? codedBodyRefusal(
+            exception instanceof HttpException ? { status: 400 } : exception,
+            request?.headers?.['content-encoding']
+          )
+        : undefined
     if (exception instanceof HttpException && isProtocolBody(exception.getResponse())) {
       result = {
         status: exception.getStatus(),
         headers: jsonHeaders(),
         body: JSON.stringify(exception.getResponse()),
       }
+    } else if (refused !== undefined) {
+      result = this.core?.errorResult(refused) ?? plainErrorResult(refused)
     } else {
       const status = exception instanceof HttpException ? exception.getStatus() : exception
       const mapped = protocolErrorForStatus(

@@ -247,6 +247,15 @@ function matchPattern(pattern: PatternRoute, path: string): RouteParams | undefi
 
 const READS_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
+/**
+ * Whether a request of another method (`GET`, `HEAD` …) has a body all the same: read, so that a
+ * header-form signature is checked over it (`content-digest`) rather than the body ignored.
+ */
+const declaresBody = (req: IncomingMessage): boolean => {
+  const length = req.headers['content-length']
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
+}
+
 /** A standalone Better Auth server on `node:http`. Build it with `createServer`. */
 export class StandaloneServer<Attributes = unknown> {
   /** The underlying `http.Server` (created on construction, listening after `listen`). */
@@ -541,9 +550,10 @@ export class StandaloneServer<Attributes = unknown> {
       return
     }
     const context = this.context(req, path)
-    const body: Promise<Buffer> = READS_BODY.has(method)
-      ? readBody(req, this.maxBodyBytes)
-      : Promise.resolve(Buffer.alloc(0))
+    const body: Promise<Buffer> =
+      READS_BODY.has(method) || declaresBody(req)
+        ? readBody(req, this.maxBodyBytes)
+        : Promise.resolve(Buffer.alloc(0))
     body
       .then(bytes => route.run(bytes, req, context, params))
       .then(result => this.send(res, result))

@@ -83,6 +83,43 @@ export function handleClientErrors<S extends Server>(server: S): S {
 }
 
 /**
+ * The codes of node:zlib's errors (zlib's `Z_…`, brotli's `ERR__…`/`ERR_BROTLI…`, zstd's): what a
+ * body parser meets when a body does not decode as its `Content-Encoding` says.
+ */
+const DECODING_ERROR = /^(?:Z_|ERR__|ERR_BROTLI|ZSTD_)/
+
+/** Whether `error` is node:zlib's failure to decode a body. */
+export const isDecodingError = (error: unknown): boolean => {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && DECODING_ERROR.test(code)
+}
+
+/**
+ * A body parser's refusal of a body sent with a content coding, answered as the coding refused
+ * (415 BA606), the answer of the header form's first check to any coded body
+ * (docs/http-binding.md §2.6): node:zlib's error, or a 400 the framework or its parser raised
+ * (Fastify decodes no coding, so its JSON parser fails on the coded bytes), on a request whose
+ * `Content-Encoding` names a coding. Undefined for anything else, a protocol error included.
+ */
+export function codedBodyRefusal(
+  error: unknown,
+  contentEncoding: unknown
+): UnsupportedMediaTypeError | undefined {
+  if (error instanceof BetterAuthError || typeof error !== 'object' || error === null) return
+  if (typeof contentEncoding !== 'string') return
+  const coded = contentEncoding
+    .split(',')
+    .some(value => !['', 'identity'].includes(value.trim().toLowerCase()))
+  if (!coded) return
+  const { status, statusCode } = error as { status?: unknown; statusCode?: unknown }
+  if ((status ?? statusCode) !== 400 && !isDecodingError(error)) return
+  return new UnsupportedMediaTypeError(
+    {},
+    'a body sent with a Content-Encoding could not be read; send it without one'
+  )
+}
+
+/**
  * The protocol error for an HTTP error a framework or one of its middlewares raised itself (a
  * router's 404, 405 or 501, a body parser's 400, 413 or 415, any `http-errors` error): the same
  * status with the protocol's code, so no framework page or other error shape reaches a client.

@@ -339,7 +339,7 @@ function mayUseHeaderForm(
 
 /**
  * The fields the header form is read from (lower case), by the length of their names: one name
- * per length.
+ * per length but for 14, which has two.
  */
 const ACCESS_FIELD_NAMES = new Map<number, string>([
   [13, 'authorization'],
@@ -348,6 +348,7 @@ const ACCESS_FIELD_NAMES = new Map<number, string>([
   [14, 'content-digest'],
   [16, 'content-encoding'],
 ])
+const ALSO_14 = 'content-length'
 
 /**
  * Every line of the header form's fields, by lower-case name, read from `req.rawHeaders` in
@@ -361,8 +362,12 @@ function accessFieldLines(req: IncomingMessage): NodeJS.Dict<string[]> {
   const found: NodeJS.Dict<string[]> = {}
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string
-    const wanted = ACCESS_FIELD_NAMES.get(name.length)
-    if (wanted === undefined || (name !== wanted && name.toLowerCase() !== wanted)) continue
+    let wanted = ACCESS_FIELD_NAMES.get(name.length)
+    if (wanted === undefined) continue
+    if (name !== wanted && name.toLowerCase() !== wanted) {
+      if (name.length !== ALSO_14.length || name.toLowerCase() !== ALSO_14) continue
+      wanted = ALSO_14
+    }
     const lines = found[wanted]
     if (lines === undefined) found[wanted] = [raw[i + 1] as string]
     else lines.push(raw[i + 1] as string)

@@ -146,6 +146,7 @@ const ACCESS_FIELDS = [
   'signature',
   'content-digest',
   'content-encoding',
+  'content-length',
 ] as const
 type AccessFields = Record<(typeof ACCESS_FIELDS)[number], string[]>
 
@@ -176,6 +177,18 @@ function controlCheck(value: string, name: string): void {
   } catch (error) {
     throw malformed((error as FieldError).message)
   }
+}
+
+/**
+ * Refuses a request whose `Content-Length` announces a body that did not reach the check (400
+ * BA101, docs/http-binding.md §2.6): a runtime that drops the body of a `GET` (a fetch `Request`
+ * cannot carry one) would otherwise take a request with a body for one without, and accept it
+ * with neither `content-digest` covered nor the body checked.
+ */
+function refuseUnreadBody(lines: string[], hasBody: boolean): void {
+  if (hasBody || lines.length === 0) return
+  if (lines.length === 1 && /^0+$/.test((lines[0] as string).trim())) return
+  throw malformed('content-length announces a body that was not received')
 }
 
 /**
@@ -239,10 +252,9 @@ export function readHeaderAccess(
   limits: HeaderAccessLimits = {}
 ): HeaderAccess {
   const headers = fieldsLines(input.headers, ACCESS_FIELDS)
-  refuseContentCoding(
-    headers['content-encoding'],
-    input.body !== undefined && input.body.length > 0
-  )
+  const received = input.body !== undefined && input.body.length > 0
+  refuseContentCoding(headers['content-encoding'], received)
+  refuseUnreadBody(headers['content-length'], received)
   const { token, value: authorization } = readToken(headers, limits.maxAuthorizationLength ?? 16448)
   // No control-character scan of these two up front: the strict parser below admits none (its
   // strings, keys, digits and base64 are printable ASCII, and only SP or HTAB may follow a

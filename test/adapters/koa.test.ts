@@ -47,6 +47,7 @@ function buildApp(core: BetterAuthServer<Attributes>, parser: Parser = 'route-le
   const auth = betterAuth(core)
   const app = new Koa()
   app.silent = true
+  app.use(auth.errorHandler())
   if (parser !== 'route-level') app.use(jsonParser(parser === 'parser-with-raw-first'))
   app.use(auth.koa({ prefix: '/auth', openapi: true }))
   const router = new Router()

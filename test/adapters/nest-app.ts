@@ -1,10 +1,13 @@
 /**
  * A Nest application for the adapter tests, on either platform: compiled from the given modules
- * and controllers, initialised (Fastify ready), and served to supertest.
+ * and controllers, initialised (Fastify ready), and served to supertest. With `protocolFilter`,
+ * the protocol's exception filter is global, as the examples mount it.
  */
 import { type INestApplication } from '@nestjs/common'
+import { HttpAdapterHost } from '@nestjs/core'
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify'
 import { Test } from '@nestjs/testing'
+import { BetterAuthExceptionFilter, BetterAuthServer } from '../../adapters/nestjs'
 import { supertestTarget, type Target } from './contract'
 
 export type Platform = 'express' | 'fastify'
@@ -13,7 +16,8 @@ export async function startNest(
   imports: unknown[],
   controllers: unknown[],
   rawBody = true,
-  platform: Platform = 'express'
+  platform: Platform = 'express',
+  protocolFilter = false
 ): Promise<{ app: INestApplication; target: Target }> {
   const moduleRef = await Test.createTestingModule({
     imports: imports as never[],
@@ -25,12 +29,20 @@ export async function startNest(
       rawBody,
       logger: false,
     })
+    if (protocolFilter) withFilter(fastify)
     await fastify.init()
     await fastify.getHttpAdapter().getInstance().ready()
     app = fastify
   } else {
     app = moduleRef.createNestApplication({ rawBody, logger: false })
+    if (protocolFilter) withFilter(app)
     await app.init()
   }
   return { app, target: supertestTarget(app.getHttpServer(), () => app.close()) }
+}
+
+function withFilter(app: INestApplication): void {
+  app.useGlobalFilters(
+    new BetterAuthExceptionFilter(app.get(HttpAdapterHost), app.get(BetterAuthServer))
+  )
 }

@@ -184,7 +184,8 @@ for (const [name, rawBody, platform] of [
       [BetterAuthModule.forRoot(options(core as BetterAuthServer<unknown>))],
       [ContractController, HeaderFormController],
       rawBody,
-      platform
+      platform,
+      true
     )
     return target
   })

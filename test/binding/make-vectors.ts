@@ -465,12 +465,40 @@ async function main(): Promise<void> {
       signature: (get.headers.signature as string).replace(/^ba=/, 'sig1='),
     },
   })
-  bad('oversized-signature-input', 'Signature-Input longer than 1024 characters', 'BA101', get, {
-    headers: {
-      ...get.headers,
-      'signature-input': `${get.headers['signature-input'] as string};x="${'a'.repeat(1100)}"`,
-    },
-  })
+  bad(
+    'oversized-signature-input',
+    'Signature-Input longer than 1024 characters, and valid but for its length (spaces between the components)',
+    'BA101',
+    get,
+    {
+      headers: {
+        ...get.headers,
+        'signature-input': (get.headers['signature-input'] as string).replace(
+          '"@method" ',
+          `"@method"${' '.repeat(1100)}`
+        ),
+      },
+    }
+  )
+  bad(
+    'body-not-received',
+    'Content-Length announces a body that did not reach the check (a runtime that drops the body of a GET)',
+    'BA101',
+    get,
+    { headers: { ...get.headers, 'content-length': '8' } }
+  )
+  bad(
+    'authorization-two-schemes',
+    'two Authorization field lines, BetterAuth and Bearer: duplicated, whatever the schemes',
+    'BA101',
+    get,
+    {
+      headers: {
+        ...get.headers,
+        authorization: [get.headers.authorization as string, 'Bearer abc'],
+      },
+    }
+  )
 
   // Replies -------------------------------------------------------------------------------
   const responses: ResponseVector[] = []

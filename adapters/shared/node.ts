@@ -347,6 +347,7 @@ const ACCESS_FIELD_NAMES = new Map<number, string>([
   [9, 'signature'],
   [14, 'content-digest'],
   [16, 'content-encoding'],
+  [17, 'transfer-encoding'],
 ])
 const ALSO_14 = 'content-length'
 

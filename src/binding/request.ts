@@ -147,6 +147,7 @@ const ACCESS_FIELDS = [
   'content-digest',
   'content-encoding',
   'content-length',
+  'transfer-encoding',
 ] as const
 type AccessFields = Record<(typeof ACCESS_FIELDS)[number], string[]>
 
@@ -180,15 +181,19 @@ function controlCheck(value: string, name: string): void {
 }
 
 /**
- * Refuses a request whose `Content-Length` announces a body that did not reach the check (400
- * BA101, docs/http-binding.md §2.6): a runtime that drops the body of a `GET` (a fetch `Request`
- * cannot carry one) would otherwise take a request with a body for one without, and accept it
- * with neither `content-digest` covered nor the body checked.
+ * Refuses a request that announces a body (a `Content-Length` above zero, or a
+ * `Transfer-Encoding`) that did not reach the check (400 BA101, docs/http-binding.md §2.6): a
+ * runtime that drops the body of a `GET` (a fetch `Request` cannot carry one) would otherwise
+ * take a request with a body for one without, and accept it with neither `content-digest`
+ * covered nor the body checked.
  */
-function refuseUnreadBody(lines: string[], hasBody: boolean): void {
-  if (hasBody || lines.length === 0) return
-  if (lines.length === 1 && /^0+$/.test((lines[0] as string).trim())) return
-  throw malformed('content-length announces a body that was not received')
+function refuseUnreadBody(fields: AccessFields, hasBody: boolean): void {
+  if (hasBody) return
+  const length = fields['content-length']
+  const announced =
+    fields['transfer-encoding'].length > 0 ||
+    (length.length > 0 && !(length.length === 1 && /^\s*0+\s*$/.test(length[0] as string)))
+  if (announced) throw malformed('the request announces a body that was not received')
 }
 
 /**
@@ -254,7 +259,7 @@ export function readHeaderAccess(
   const headers = fieldsLines(input.headers, ACCESS_FIELDS)
   const received = input.body !== undefined && input.body.length > 0
   refuseContentCoding(headers['content-encoding'], received)
-  refuseUnreadBody(headers['content-length'], received)
+  refuseUnreadBody(headers, received)
   const { token, value: authorization } = readToken(headers, limits.maxAuthorizationLength ?? 16448)
   // No control-character scan of these two up front: the strict parser below admits none (its
   // strings, keys, digits and base64 are printable ASCII, and only SP or HTAB may follow a

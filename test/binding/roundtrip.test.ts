@@ -259,3 +259,39 @@ describe('the core refuses a coded body in the header form (docs/http-binding.md
     await server.auth.close()
   })
 })
+
+describe('the core refuses a body announced but not received (docs/http-binding.md §2.6, step 0)', () => {
+  it('400 BA101 for a Content-Length above zero or a Transfer-Encoding with no body, the nonce left unused', async () => {
+    const server = makeContractServer()
+    const { key, token } = await session(server)
+    const url = 'https://api.example.com/items'
+    const nonce = noncer.generate128()
+    const signed = await signHeaderRequest({
+      method: 'GET',
+      url,
+      token,
+      signer: key,
+      nonce,
+      timestamp: server.clock.ms,
+    })
+    const call = (headers: Record<string, string | string[]>) =>
+      server.auth.verifyHeaderAccess({ method: 'GET', url, headers, parsed: undefined })
+    const extras: Record<string, string | string[]>[] = [
+      { 'content-length': '8' },
+      { 'Content-Length': '0008' },
+      { 'transfer-encoding': 'chunked' },
+      { 'content-length': ['0', '0'] },
+    ]
+    for (const extra of extras) {
+      await expect(call({ ...signed.headers, ...extra })).rejects.toMatchObject({
+        code: 'BA101',
+        status: 400,
+      })
+    }
+    // Nothing consumed; a Content-Length of zero announces no body.
+    await expect(call({ ...signed.headers, 'content-length': '0' })).resolves.toMatchObject({
+      nonce,
+    })
+    await server.auth.close()
+  })
+})

@@ -1,8 +1,9 @@
 /**
  * The classic form against the header form on one benchmark target, in alternating rounds: the
  * server's CPU per protected request (all threads, and the main thread's user and system time
- * apart), the median of the rounds and of the rounds' differences. A quicker and steadier A/B
- * of the two forms than `make bench` (one server, no other groups); run by hand:
+ * apart), the median of the rounds and of the rounds' differences, per server process and over
+ * several. A quicker and steadier A/B of the two forms than `make bench` (no other groups); run
+ * by hand:
  *
  *   npx tsx bench/forms.ts [express|standalone|koa|nest|nest-fastify] [requests] [rounds] [processes]
  *

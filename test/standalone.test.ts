@@ -810,31 +810,35 @@ describe('graceful shutdown', () => {
   })
 })
 
-headerFormContract('standalone server', core => {
-  const standalone = createServer(core)
-  standalone.protect<{ foo?: unknown; bar?: unknown }>('/foo/bar', principal => ({
-    wasFoo: principal.request.foo,
-    wasBar: principal.request.bar,
-  }))
-  standalone.protect(
-    '/items',
-    (principal, req) => {
-      const url = req.url ?? ''
-      return {
-        identity: principal.identity,
-        query: url.includes('?') ? url.slice(url.indexOf('?')) : '?',
-      }
-    },
-    { methods: ['GET'] }
-  )
-  standalone.protect(
-    '/notes/:id',
-    (principal, req, { id }) =>
-      req.method === 'DELETE' ? { deleted: id } : { id, body: principal.request },
-    { methods: ['DELETE', 'PUT'], binding: 'headers' }
-  )
-  return listenerTarget(standalone.listener)
-})
+headerFormContract(
+  'standalone server',
+  core => {
+    const standalone = createServer(core)
+    standalone.protect<{ foo?: unknown; bar?: unknown }>('/foo/bar', principal => ({
+      wasFoo: principal.request.foo,
+      wasBar: principal.request.bar,
+    }))
+    standalone.protect(
+      '/items',
+      (principal, req) => {
+        const url = req.url ?? ''
+        return {
+          identity: principal.identity,
+          query: url.includes('?') ? url.slice(url.indexOf('?')) : '?',
+        }
+      },
+      { methods: ['GET'] }
+    )
+    standalone.protect(
+      '/notes/:id',
+      (principal, req, { id }) =>
+        req.method === 'DELETE' ? { deleted: id } : { id, body: principal.request },
+      { methods: ['DELETE', 'PUT'], binding: 'headers' }
+    )
+    return listenerTarget(standalone.listener)
+  },
+  { streamsReplies: false }
+)
 
 describe('standalone server: path parameters', () => {
   it('matches :name segments after exact paths, decoded, one segment each', async () => {

@@ -5,7 +5,9 @@
  *
  * - `GET /items` (protected; replies `{"identity":…,"query":<the query string, "?" included>}`);
  * - `DELETE /notes/:id` (protected; replies `{"deleted":<id>}`);
- * - `PUT /notes/:id` (protected; the app parses JSON; replies `{"id":<id>,"body":<parsed body>}`).
+ * - `PUT /notes/:id` (protected; the app parses JSON; replies `{"id":<id>,"body":<parsed body>}`);
+ * - `GET /stream` (protected in the header form; replies `text/plain`, the chunks of
+ *   `streamedChunks()` as the framework streams them), unless `streamsReplies` is false.
  *
  * The target must be able to `listen` (requests go over a real connection).
  */
@@ -52,6 +54,19 @@ export interface HeaderFormContractOptions {
    * `GET` with a body even when the signature covers it (400 BA101), having nothing to check.
    */
   dropsGetBody?: boolean
+  /** The adapter has no way for a handler to stream its reply (`GET /stream` is not served). */
+  streamsReplies?: boolean
+}
+
+/** What `GET /stream` sends: three chunks, each after a turn of the event loop. */
+export const STREAMED_CHUNKS = ['chunk 1\n', 'chunk 2\n', 'chunk 3\n'] as const
+
+/** The chunks of `GET /stream`, produced one at a time across turns of the event loop. */
+export async function* streamedChunks(): AsyncGenerator<Buffer> {
+  for (const chunk of STREAMED_CHUNKS) {
+    await new Promise(resolve => setImmediate(resolve))
+    yield Buffer.from(chunk)
+  }
 }
 
 /** The header-form suite. */
@@ -418,6 +433,18 @@ export function headerFormContract(
         expect(reply.text).not.toContain(' at ')
         expect(reply.headers.signature).toBeUndefined()
       }
+    })
+
+    it('signs a streamed reply over all of its bytes, once it has ended', async () => {
+      if (options.streamsReplies === false) return
+      const call = await sign('GET', '/stream')
+      const reply = await send(call)
+      expect([reply.status, reply.text]).toEqual([200, STREAMED_CHUNKS.join('')])
+      expect(reply.headers['content-type']).toMatch(/^text\/plain/)
+      // Held until the end, then sent whole: its length is known, and covered by the digest.
+      expect(reply.headers['content-length']).toBe(String(reply.bytes.length))
+      expect(reply.headers['signature-input']).toContain('"content-digest"')
+      expect(await replyVerifies(reply, call)).toBe(true)
     })
 
     it('signs a reply to HEAD over no body, where the route takes HEAD', async () => {

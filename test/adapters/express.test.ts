@@ -1,5 +1,7 @@
 /** The Express adapter on Express 5 and Express 4. */
 import express5 from 'express'
+import { Readable } from 'node:stream'
+import { streamedChunks } from '../../testing/header-contract'
 import type { ErrorRequestHandler, Express, RequestHandler } from 'express'
 import {
   betterAuth,
@@ -70,6 +72,10 @@ function buildApp(
   })
   app.put('/notes/:id', express.json(), auth.requireAccess({ binding: 'headers' }), (req, res) => {
     res.json({ id: req.params.id, body: req.body as unknown })
+  })
+  app.get('/stream', auth.requireAccess({ binding: 'headers' }), (_req, res) => {
+    res.type('text/plain')
+    Readable.from(streamedChunks()).pipe(res)
   })
   app.get('/public', (_req, res) => {
     res.json({ public: true })

@@ -1,5 +1,6 @@
 /** The Web-standard adapter, driven with Node's own Request and Response. */
 import { betterAuth, nodeListener, readRequestBody } from '../../adapters/fetch'
+import { streamedChunks } from '../../testing/header-contract'
 import { ForbiddenError, type BetterAuthServer } from '../../src'
 import { accessBody, nonce as newNonce, type Attributes, type TestServer } from '../helpers'
 import {
@@ -48,6 +49,20 @@ function buildHandler(core: BetterAuthServer<Attributes>): Handler {
     ),
     'PUT /notes': auth.requireAccess(
       ({ request, data }) => ({ id: new URL(request.url).pathname.split('/')[2], body: data }),
+      { binding: 'headers' }
+    ),
+    'GET /stream': auth.requireAccess(
+      () => {
+        const chunks = streamedChunks()
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { value, done } = await chunks.next()
+            if (done === true) controller.close()
+            else controller.enqueue(value)
+          },
+        })
+        return new Response(body, { headers: { 'content-type': 'text/plain' } })
+      },
       { binding: 'headers' }
     ),
     'GET /public': async () => Response.json({ public: true }),

@@ -1,5 +1,7 @@
 /** The Koa adapter. */
+import { Readable } from 'node:stream'
 import { gunzipSync } from 'node:zlib'
+import { streamedChunks } from '../../testing/header-contract'
 import Koa, { type Middleware } from 'koa'
 import Router from '@koa/router'
 import { betterAuth, getPrincipal, requireAccess, UnauthorizedError } from '../../adapters/koa'
@@ -73,6 +75,10 @@ function buildApp(core: BetterAuthServer<Attributes>, parser: Parser = 'route-le
   })
   router.put('/notes/:id', jsonParser(true), auth.requireAccess({ binding: 'headers' }), ctx => {
     ctx.body = { id: ctx.params.id, body: (ctx.request as { body?: unknown }).body }
+  })
+  router.get('/stream', auth.requireAccess({ binding: 'headers' }), ctx => {
+    ctx.type = 'text/plain'
+    ctx.body = Readable.from(streamedChunks())
   })
   router.get('/public', ctx => {
     ctx.body = { public: true }

@@ -13,6 +13,7 @@ import {
   Post,
   Put,
   Req,
+  StreamableFile,
   type ExecutionContext,
   type INestApplication,
 } from '@nestjs/common'
@@ -45,6 +46,8 @@ import {
   verifiedReply,
 } from './contract'
 import { startNest } from './nest-app'
+import { Readable } from 'node:stream'
+import { streamedChunks } from '../../testing/header-contract'
 
 interface FooBar {
   foo: string
@@ -111,6 +114,12 @@ class HeaderFormController {
   @BetterAuthAccess({ binding: 'headers' })
   put(@Param('id') id: string, @Body() body: unknown) {
     return { id, body }
+  }
+
+  @Get('stream')
+  @BetterAuthAccess({ binding: 'headers' })
+  stream() {
+    return new StreamableFile(Readable.from(streamedChunks()), { type: 'text/plain' })
   }
 }
 

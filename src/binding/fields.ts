@@ -48,16 +48,21 @@ export function fieldLines(headers: HeadersInput | undefined, name: string): str
   return lines
 }
 
+/** The lines of a field that is absent, shared: what `fieldsLines` gives is only read. */
+const NO_LINES: readonly string[] = Object.freeze([])
+
 /**
  * The field lines of each of `names` (lower case) at once: what `fieldLines` gives per name, in
  * one walk over a record's keys instead of one walk per name (a `HeadersLike` is asked per name).
+ * The lines are the record's own array where a name has one key (an adapter's lines by name, as
+ * node adapters collect them), not copies: the result is read, never written.
  */
 export function fieldsLines<N extends string>(
   headers: HeadersInput | undefined,
   names: readonly N[]
-): Record<N, string[]> {
-  const found = {} as Record<N, string[]>
-  for (const name of names) found[name] = []
+): Record<N, readonly string[]> {
+  const found = {} as Record<N, readonly string[]>
+  for (const name of names) found[name] = NO_LINES
   if (headers === undefined) return found
   if (isHeadersLike(headers)) {
     for (const name of names) found[name] = fieldLines(headers, name)
@@ -66,13 +71,16 @@ export function fieldsLines<N extends string>(
   for (const key in headers) {
     let name: N | undefined
     for (const candidate of names) {
-      if (key.length === candidate.length && key.toLowerCase() === candidate) name = candidate
+      if (key.length === candidate.length && (key === candidate || key.toLowerCase() === candidate))
+        name = candidate
     }
     if (name === undefined) continue
     const value = headers[key]
-    const lines = found[name]
-    if (typeof value === 'string') lines.push(value)
-    else if (value !== undefined) for (const line of value) lines.push(line)
+    if (value === undefined) continue
+    const lines = typeof value === 'string' ? [value] : (value as readonly string[])
+    const before = found[name]
+    // Two keys for one field (`Authorization` and `authorization`): their lines together.
+    found[name] = before === NO_LINES ? lines : [...before, ...lines]
   }
   return found
 }

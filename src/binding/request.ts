@@ -54,6 +54,15 @@ const WITH_BODY_COMPONENTS: readonly string[] = [...REQUEST_COMPONENTS, BODY_COM
 const ALLOWED_COMPONENTS = new Set<string>(WITH_BODY_COMPONENTS)
 const ALLOWED_PARAMS = new Set(['created', 'nonce', 'keyid', 'alg', 'tag'])
 
+/** A component's identifier as the base writes it: quoted, and as the start of its line. */
+interface QuotedId {
+  quoted: string
+  line: string
+}
+const QUOTED_IDS = new Map<string, QuotedId>(
+  WITH_BODY_COMPONENTS.map(name => [name, { quoted: `"${name}"`, line: `"${name}": ` }])
+)
+
 /** A request as any server sees it. */
 export interface HeaderAccessInput {
   /** The method as received (case-sensitive, RFC 9110). */
@@ -149,7 +158,7 @@ const ACCESS_FIELDS = [
   'content-length',
   'transfer-encoding',
 ] as const
-type AccessFields = Record<(typeof ACCESS_FIELDS)[number], string[]>
+type AccessFields = Record<(typeof ACCESS_FIELDS)[number], readonly string[]>
 
 function field(
   fields: AccessFields,
@@ -202,7 +211,7 @@ function refuseUnreadBody(fields: AccessFields, hasBody: boolean): void {
  * the raw bytes, so no server could hash what was sent and give the handler the decoded data
  * alike. `identity` is no coding; a request without a body has nothing coded.
  */
-function refuseContentCoding(lines: string[], hasBody: boolean): void {
+function refuseContentCoding(lines: readonly string[], hasBody: boolean): void {
   if (!hasBody) return
   for (const line of lines) {
     for (const coding of line.split(',')) {
@@ -313,7 +322,10 @@ export function readHeaderAccess(
     throw malformed('url is not absolute')
   }
 
-  const lines: [string, string][] = []
+  // The base as a list of parts joined once (a flat string, not a tree of concatenations that
+  // is flattened again when it is encoded), from each component's constant quoted id.
+  const parts: string[] = []
+  const components: string[] = []
   for (let i = 0; i < parsed.names.length; i++) {
     const name = parsed.names[i] as string
     let value: string
@@ -353,8 +365,11 @@ export function readHeaderAccess(
         value = digest
       }
     }
-    lines.push(['"' + name + '"', value])
+    const id = QUOTED_IDS.get(name) as QuotedId
+    components.push(id.quoted)
+    parts.push(id.line, value, '\n')
   }
+  parts.push('"@signature-params": ', parsed.paramsText)
 
   return {
     token,
@@ -362,8 +377,8 @@ export function readHeaderAccess(
     created: parsed.created * 1000,
     keyid,
     signature: parsed.signature,
-    signatureBase: joinBase(lines, parsed.paramsText),
-    components: lines.map(line => line[0]),
+    signatureBase: parts.join(''),
+    components,
   }
 }
 

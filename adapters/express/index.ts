@@ -29,7 +29,7 @@ import {
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from '../../src/errors'
-import { codedBodyRefusal, handleClientErrors, isDecodingError } from '../shared/http'
+import { decodingRefusal, handleClientErrors } from '../shared/http'
 import { routeJson, type JsonMethod, type JsonRoute } from '../shared/express-json'
 import { expressView, withUnless, type WithUnless } from '../shared/unless'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
@@ -342,22 +342,13 @@ interface ParserError {
  * The protocol error for what an Express app may pass to `next(err)`: a `BetterAuthError` (or the
  * `UnauthorizedError` carrying one) as it is, and body-parser's refusals — `entity.parse.failed`
  * (400 BA101), `entity.too.large` (413 BA603), `charset.unsupported` / `encoding.unsupported`
- * (415 BA606), a body that does not decode as its `Content-Encoding` says (415 BA606, as the
- * header form's first check answers a coded body), a body cut short or of the wrong length (400
- * BA101). `undefined` for anything else.
+ * (415 BA606), a body cut short or of the wrong length (400 BA101). `undefined` for anything else.
  */
 export function protocolErrorOf(error: unknown): BetterAuthError | undefined {
   if (error instanceof BetterAuthError) return error
   if (error instanceof Error && error.cause instanceof BetterAuthError) return error.cause
   if (typeof error !== 'object' || error === null) return undefined
   const { type, limit } = error as ParserError
-  // body-parser passes node:zlib's failure on as a 400 with no `type`.
-  if (type === undefined && isDecodingError(error)) {
-    return new UnsupportedMediaTypeError(
-      {},
-      'the body does not decode as its Content-Encoding says'
-    )
-  }
   switch (type) {
     case 'entity.parse.failed':
       return new InvalidMessageError('body', 'not valid JSON')
@@ -387,8 +378,8 @@ export function betterAuthErrorHandler(
   core?: Pick<AdapterCore, 'errorResult'>
 ): ErrorRequestHandler {
   return (error: unknown, req: Request, res: Response, next: NextFunction) => {
-    const mapped =
-      protocolErrorOf(error) ?? codedBodyRefusal(error, req.headers['content-encoding'])
+    // body-parser passes node:zlib's failure to decode a coded body on as a 400 with no `type`.
+    const mapped = protocolErrorOf(error) ?? decodingRefusal(error, req.headers)
     if (mapped === undefined || res.headersSent) {
       next(error)
       return

@@ -236,13 +236,14 @@ export async function toWebRequest(
       headers.append(req.rawHeaders[i] as string, req.rawHeaders[i + 1] as string)
     }
     const init: RequestInit = { method, headers }
-    if ((method === 'GET' || method === 'HEAD') && body.byteLength > 0) {
-      // A `Request` of these methods cannot carry a body: the one received is dropped, but its
-      // length is kept where a chunked one had none, so that a header-form check refuses the
-      // request (400 BA101) instead of taking it for one without a body.
+    // The body is read whole: it goes on with its length, chunked or not. A `Request` of `GET` or
+    // `HEAD` cannot carry one, so such a body is dropped, its length kept, and a header-form check
+    // refuses the request (400 BA101) instead of taking it for one without a body.
+    if (body.byteLength > 0 || headers.has('transfer-encoding')) {
       headers.delete('transfer-encoding')
       headers.set('content-length', String(body.byteLength))
-    } else if (method !== 'GET' && method !== 'HEAD') {
+    }
+    if (method !== 'GET' && method !== 'HEAD') {
       init.body = new Uint8Array(
         body.buffer,
         body.byteOffset,

@@ -11,7 +11,7 @@
  */
 import type { Context, Middleware, Next, ParameterizedContext } from 'koa'
 import { NotFoundError } from '../../src/errors'
-import { codedBodyRefusal, protocolErrorForStatus } from '../shared/http'
+import { decodingRefusal, protocolErrorForStatus } from '../shared/http'
 import { koaView, withUnless, type WithUnless } from '../shared/unless'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import {
@@ -302,9 +302,7 @@ export function protocolErrors(core?: Pick<AdapterCore, 'errorResult'>): Middlew
     try {
       await next()
     } catch (error) {
-      const mapped =
-        codedBodyRefusal(error, ctx.get('content-encoding') || undefined) ??
-        protocolErrorForStatus(error)
+      const mapped = decodingRefusal(error, ctx.req.headers) ?? protocolErrorForStatus(error)
       closeAfterOverlongBody(mapped, (name, value) => ctx.set(name, value))
       answer(ctx, core?.errorResult(mapped, { route: ctx.path }) ?? plainErrorResult(mapped))
       return

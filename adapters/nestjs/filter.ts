@@ -11,7 +11,13 @@ import type { HttpAdapterHost } from '@nestjs/core'
 import type { BetterAuthServer, HandlerResult } from '../../src/server/core'
 import { jsonHeaders } from '../../src/server/http'
 import { plainErrorResult } from '../shared/core'
-import { codedBodyRefusal, protocolErrorForStatus } from '../shared/http'
+import { UnsupportedMediaTypeError } from '../../src/errors'
+import {
+  decodingRefusal,
+  hasCodedBody,
+  protocolErrorForStatus,
+  type BodyFields,
+} from '../shared/http'
 
 /** Whether an exception's response is already a protocol error body. */
 function isProtocolBody(value: unknown): boolean {
@@ -22,6 +28,32 @@ function isProtocolBody(value: unknown): boolean {
     typeof error === 'object' &&
     error !== null &&
     typeof (error as { code?: unknown }).code === 'string'
+  )
+}
+
+/**
+ * A body parser's refusal of a body sent with a content coding, answered 415 BA606 as the header
+ * form's first check answers a coded body: on Express, body-parser's failure to decode it
+ * (node:zlib's error); on Fastify, which decodes no coding, its content parser's 400, which Nest
+ * hands on as an HttpException before any body was parsed (an application's own 400 comes after
+ * its body was).
+ */
+function codedBodyRefused(
+  exception: unknown,
+  request: { headers?: BodyFields; body?: unknown } | undefined,
+  platform: string
+): UnsupportedMediaTypeError | undefined {
+  if (!(exception instanceof HttpException)) return decodingRefusal(exception, request?.headers)
+  const parserRefusal =
+    platform === 'fastify' &&
+    exception.getStatus() === 400 &&
+    request?.body === undefined &&
+    !isProtocolBody(exception.getResponse()) &&
+    hasCodedBody(request?.headers)
+  if (!parserRefusal) return undefined
+  return new UnsupportedMediaTypeError(
+    {},
+    'a body with a Content-Encoding cannot be read here; send it without one'
   )
 }
 
@@ -37,22 +69,8 @@ export class BetterAuthExceptionFilter implements ExceptionFilter {
     const adapter = this.adapterHost.httpAdapter
     const response = http.getResponse<unknown>()
     let result: HandlerResult
-    // A body parser's refusal of a coded body, 415 BA606: Express's parser raises its own error,
-    // Fastify's (which decodes no coding) reaches here as a 400 HttpException before any body
-    // was parsed, unlike an application's own 400.
-    const request = http.getRequest<
-      { headers?: Record<string, unknown>; body?: unknown } | undefined
-    >()
-    const refused =
-      !(exception instanceof HttpException) ||
-      (exception.getStatus() === 400 &&
-        request?.body === undefined &&
-        !isProtocolBody(exception.getResponse()))
-        ? codedBodyRefusal(
-            exception instanceof HttpException ? { status: 400 } : exception,
-            request?.headers?.['content-encoding']
-          )
-        : undefined
+    const request = http.getRequest<{ headers?: BodyFields; body?: unknown } | undefined>()
+    const refused = codedBodyRefused(exception, request, adapter.getType())
     if (exception instanceof HttpException && isProtocolBody(exception.getResponse())) {
       result = {
         status: exception.getStatus(),

@@ -94,29 +94,42 @@ export const isDecodingError = (error: unknown): boolean => {
   return typeof code === 'string' && DECODING_ERROR.test(code)
 }
 
+/** The request fields `hasCodedBody` reads (node's `req.headers`, Fastify's `request.headers`). */
+export interface BodyFields {
+  'content-encoding'?: unknown
+  'content-length'?: unknown
+  'transfer-encoding'?: unknown
+}
+
 /**
- * A body parser's refusal of a body sent with a content coding, answered as the coding refused
- * (415 BA606), the answer of the header form's first check to any coded body
- * (docs/http-binding.md §2.6): node:zlib's error, or a 400 the framework or its parser raised
- * (Fastify decodes no coding, so its JSON parser fails on the coded bytes), on a request whose
- * `Content-Encoding` names a coding. Undefined for anything else, a protocol error included.
+ * Whether a request has a body (a `Content-Length` above zero, or a `Transfer-Encoding`) sent
+ * with a content coding other than `identity`.
  */
-export function codedBodyRefusal(
-  error: unknown,
-  contentEncoding: unknown
-): UnsupportedMediaTypeError | undefined {
-  if (error instanceof BetterAuthError || typeof error !== 'object' || error === null) return
-  if (typeof contentEncoding !== 'string') return
-  const coded = contentEncoding
-    .split(',')
-    .some(value => !['', 'identity'].includes(value.trim().toLowerCase()))
-  if (!coded) return
-  const { status, statusCode } = error as { status?: unknown; statusCode?: unknown }
-  if ((status ?? statusCode) !== 400 && !isDecodingError(error)) return
-  return new UnsupportedMediaTypeError(
-    {},
-    'a body sent with a Content-Encoding could not be read; send it without one'
+export function hasCodedBody(headers: BodyFields | undefined): boolean {
+  const coding = headers?.['content-encoding']
+  if (typeof coding !== 'string') return false
+  const length = headers?.['content-length']
+  const body =
+    (typeof length === 'string' && !/^\s*0*\s*$/.test(length)) ||
+    headers?.['transfer-encoding'] !== undefined
+  return (
+    body && coding.split(',').some(value => !['', 'identity'].includes(value.trim().toLowerCase()))
   )
+}
+
+/**
+ * A body parser's failure to decode a body as its `Content-Encoding` says (node:zlib's error, not
+ * one of body-parser's own typed errors), answered as the coding refused: 415 BA606, what the
+ * header form's first check answers a coded body (docs/http-binding.md §2.6). Undefined for
+ * anything else, an application's own errors included.
+ */
+export function decodingRefusal(
+  error: unknown,
+  headers: BodyFields | undefined
+): UnsupportedMediaTypeError | undefined {
+  if (!isDecodingError(error) || (error as { type?: unknown }).type !== undefined) return undefined
+  if (!hasCodedBody(headers)) return undefined
+  return new UnsupportedMediaTypeError({}, 'the body does not decode as its Content-Encoding says')
 }
 
 /**

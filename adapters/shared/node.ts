@@ -347,7 +347,6 @@ const ACCESS_FIELD_NAMES = new Map<number, string>([
   [9, 'signature'],
   [14, 'content-digest'],
   [16, 'content-encoding'],
-  [17, 'transfer-encoding'],
 ])
 const ALSO_14 = 'content-length'
 

@@ -1,6 +1,8 @@
 /** The Express adapter on Express 5 and Express 4. */
 import express5 from 'express'
 import { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
+import { signHeaderRequest } from '../../src/binding'
 import { streamedChunks } from '../../testing/header-contract'
 import type { ErrorRequestHandler, Express, RequestHandler } from 'express'
 import {
@@ -23,6 +25,7 @@ import {
   permitsDelete,
   session,
   supertestTarget,
+  type Target,
   verifiedReply,
 } from './contract'
 
@@ -393,5 +396,85 @@ describe('Express adapter: one core, several adapters', () => {
     expect(typeof handler).toBe('function')
     await built.ready()
     await built.close()
+  })
+})
+
+describe('Express: bodies the header form must not miss, errors it must not take over', () => {
+  const appError = (fields: Record<string, unknown>): Error =>
+    Object.assign(new Error('the application refuses'), fields)
+  let target: Target | undefined
+  afterEach(async () => {
+    await target?.close?.()
+    target = undefined
+  })
+
+  it('refuses a body a middleware consumed without keeping (400 BA101), unless signed for none', async () => {
+    const server = makeServer()
+    const { key, token } = await session(server)
+    const auth = betterAuth(server.auth)
+    const app = express5()
+    // A middleware that reads the request and keeps nothing of it.
+    const consume: RequestHandler = (req, _res, next) => {
+      req.resume()
+      req.on('end', () => next())
+    }
+    app.put('/consumed', consume, auth.requireAccess({ binding: 'headers' }), (_req, res) => {
+      res.json({ ok: true })
+    })
+    app.use(auth.errorHandler())
+    target = supertestTarget(app)
+    const port = await (target.listen as () => Promise<number>)()
+    const url = `http://127.0.0.1:${port}/consumed`
+    // Signed for no body, sent with one the handler never sees checked.
+    const signed = await signHeaderRequest({
+      method: 'PUT',
+      url,
+      token,
+      signer: key,
+      nonce: newNonce(),
+      timestamp: server.clock.ms,
+    })
+    const smuggled = await fetch(url, {
+      method: 'PUT',
+      headers: { ...signed.headers, 'content-type': 'application/json' },
+      body: '{"smuggled":true}',
+    })
+    const text = await smuggled.text()
+    expect([smuggled.status, errorCode({ status: smuggled.status, headers: {}, text })]).toEqual([
+      400,
+      'BA101',
+    ])
+    // The same request without a body goes through: its nonce was not used.
+    expect((await fetch(url, { method: 'PUT', headers: signed.headers })).status).toBe(200)
+  })
+
+  it("leaves an application's own 400 alone on a coded body, and a zlib-coded error on a plain one", async () => {
+    const server = makeServer()
+    const auth = betterAuth(server.auth)
+    const app = express5()
+    app.post('/coded', express5.json(), (_req, _res, next) => next(appError({ status: 400 })))
+    app.post('/plain', express5.json(), (_req, _res, next) =>
+      next(appError({ status: 400, code: 'Z_DATA_ERROR' }))
+    )
+    app.use(auth.errorHandler())
+    target = supertestTarget(app)
+    const port = await (target.listen as () => Promise<number>)()
+    const post = async (path: string, body: Uint8Array<ArrayBuffer> | string, coding?: string) => {
+      const reply = await fetch(`http://127.0.0.1:${port}${path}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(coding === undefined ? {} : { 'content-encoding': coding }),
+        },
+        body,
+      })
+      const text = await reply.text()
+      return { status: reply.status, headers: {}, text }
+    }
+    expect((await post('/coded', new Uint8Array(gzipSync('{"a":1}')), 'gzip')).status).toBe(400)
+    expect((await post('/plain', '{"a":1}')).status).toBe(400)
+    // A body that does not decode as its coding says is the coding refused.
+    const corrupt = await post('/coded', '{"a":1}', 'gzip')
+    expect([corrupt.status, errorCode(corrupt)]).toEqual([415, 'BA606'])
   })
 })

@@ -1,6 +1,6 @@
 /** The Koa adapter. */
 import { Readable } from 'node:stream'
-import { gunzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { streamedChunks } from '../../testing/header-contract'
 import Koa, { type Middleware } from 'koa'
 import Router from '@koa/router'
@@ -80,6 +80,9 @@ function buildApp(core: BetterAuthServer<Attributes>, parser: Parser = 'route-le
     ctx.type = 'text/plain'
     ctx.body = Readable.from(streamedChunks())
   })
+  router.post('/refuse', jsonParser(false), ctx => {
+    ctx.throw(400, 'the application refuses')
+  })
   router.get('/public', ctx => {
     ctx.body = { public: true }
   })
@@ -105,6 +108,27 @@ describe('Koa: Koa specifics', () => {
     server = makeServer()
   })
   const now = () => server.clock.ms
+
+  it("answers an application's own 400 on a coded body as a 400, a body that does not decode as 415", async () => {
+    const target = supertestTarget(buildApp(server.auth).callback())
+    const port = await (target.listen as () => Promise<number>)()
+    const post = async (body: Uint8Array<ArrayBuffer> | string) => {
+      const reply = await fetch(`http://127.0.0.1:${port}/refuse`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body,
+      })
+      return { status: reply.status, headers: {}, text: await reply.text() }
+    }
+    try {
+      const refused = await post(new Uint8Array(gzipSync('{"a":1}')))
+      expect([refused.status, errorCode(refused)]).toEqual([400, 'BA101'])
+      const corrupt = await post('{"a":1}')
+      expect([corrupt.status, errorCode(corrupt)]).toEqual([415, 'BA606'])
+    } finally {
+      await target.close?.()
+    }
+  })
 
   it('verifies over the exact bytes when the stream is unread or the parser kept rawBody', async () => {
     const { key, token } = await session(server)

@@ -164,6 +164,10 @@ export function headerFormContract(
       return JSON.parse(reply.text)
     }
 
+    /** A call's header fields as raw request lines. */
+    const lines = (call: Call): string[] =>
+      Object.entries(call.headers).map(([k, v]) => `${k}: ${v}`)
+
     /** A refusal, after which the same request (same nonce) still goes through. */
     async function refused(
       good: Call,
@@ -310,7 +314,6 @@ export function headerFormContract(
         ['/notes/.%2e/notes/7', '/notes/7'],
         ['/notes\\7', '/notes/7'],
       ]
-      const lines = (call: Call) => Object.entries(call.headers).map(([k, v]) => `${k}: ${v}`)
       let refusedCount = 0
       for (const [sent, parsed] of cases) {
         const call = await sign('DELETE', parsed)
@@ -379,7 +382,6 @@ export function headerFormContract(
 
     it('refuses a GET whose body the signature does not cover (400 BA101)', async () => {
       const body = '{"a":1}'
-      const lines = (call: Call) => Object.entries(call.headers).map(([k, v]) => `${k}: ${v}`)
       const raw = (call: Call, framing: string[], sent: string) =>
         rawRequest(
           port,
@@ -425,7 +427,7 @@ export function headerFormContract(
       const head = [
         'DELETE /notes/7 HTTP/1.1',
         `Host: 127.0.0.1:${port}`,
-        ...Object.entries(call.headers).map(([k, v]) => `${k}: ${v}`),
+        ...lines(call),
         // A type every platform takes (Fastify refuses a body without one).
         'Content-Type: text/plain',
         'Transfer-Encoding: chunked',
@@ -478,15 +480,15 @@ export function headerFormContract(
 
     it('refuses duplicated header lines (400 BA101), whatever the case of their names', async () => {
       const call = await sign('GET', '/items')
-      const head = (lines: string[]) =>
-        ['GET /items HTTP/1.1', `Host: 127.0.0.1:${port}`, ...lines, 'Connection: close'].join(
+      const head = (fields: string[]) =>
+        ['GET /items HTTP/1.1', `Host: 127.0.0.1:${port}`, ...fields, 'Connection: close'].join(
           '\r\n'
         ) + '\r\n\r\n'
       for (const name of ['authorization', 'signature', 'signature-input']) {
         for (const again of [name, name.toUpperCase()]) {
-          const lines = Object.entries(call.headers).map(([k, v]) => `${k}: ${v}`)
-          lines.push(`${again}: ${call.headers[name] as string}`)
-          const reply = await rawRequest(port, head(lines))
+          const sent = lines(call)
+          sent.push(`${again}: ${call.headers[name] as string}`)
+          const reply = await rawRequest(port, head(sent))
           expect([again, reply.status, errorCode(reply)]).toEqual([again, 400, 'BA101'])
         }
       }

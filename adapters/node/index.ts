@@ -40,6 +40,7 @@ import type { Endpoint } from '../../src/server/routes'
 import { jsonHeaders } from '../../src/server/http'
 import { normalizePath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
+import { announcesBody } from '../../src/binding/fields'
 import { bodyLimit, successStatus, type AdapterCore } from '../shared/core'
 import {
   closeAfterOverlongBody,
@@ -253,7 +254,10 @@ const READS_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
  */
 const declaresBody = (req: IncomingMessage): boolean => {
   const length = req.headers['content-length']
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
+  return (
+    req.headers['transfer-encoding'] !== undefined ||
+    (length !== undefined && announcesBody([length]))
+  )
 }
 
 /** A standalone Better Auth server on `node:http`. Build it with `createServer`. */

@@ -15,6 +15,7 @@ import {
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from '../../src/errors'
+import { announcesBody, namesCoding } from '../../src/binding/fields'
 import { DEFAULT_BODY_LIMIT, JSON_CONTENT_TYPE } from './core'
 
 /** A complete HTTP/1.1 answer carrying the protocol error body; the connection then closes. */
@@ -107,13 +108,12 @@ export interface BodyFields {
  */
 export function hasCodedBody(headers: BodyFields | undefined): boolean {
   const coding = headers?.['content-encoding']
-  if (typeof coding !== 'string') return false
   const length = headers?.['content-length']
-  const body =
-    (typeof length === 'string' && !/^\s*0*\s*$/.test(length)) ||
-    headers?.['transfer-encoding'] !== undefined
   return (
-    body && coding.split(',').some(value => !['', 'identity'].includes(value.trim().toLowerCase()))
+    typeof coding === 'string' &&
+    namesCoding([coding]) &&
+    (headers?.['transfer-encoding'] !== undefined ||
+      (typeof length === 'string' && announcesBody([length])))
   )
 }
 

@@ -337,18 +337,14 @@ function mayUseHeaderForm(
   return headers.authorization !== undefined || headers['signature-input'] !== undefined
 }
 
-/**
- * The fields the header form is read from (lower case), by the length of their names: one name
- * per length but for 14, which has two.
- */
-const ACCESS_FIELD_NAMES = new Map<number, string>([
-  [13, 'authorization'],
-  [15, 'signature-input'],
-  [9, 'signature'],
-  [14, 'content-digest'],
-  [16, 'content-encoding'],
+/** The fields the header form is read from (lower case), by the length of their names. */
+const ACCESS_FIELD_NAMES = new Map<number, readonly string[]>([
+  [13, ['authorization']],
+  [15, ['signature-input']],
+  [9, ['signature']],
+  [14, ['content-digest', 'content-length']],
+  [16, ['content-encoding']],
 ])
-const ALSO_14 = 'content-length'
 
 /**
  * Every line of the header form's fields, by lower-case name, read from `req.rawHeaders` in
@@ -362,12 +358,18 @@ function accessFieldLines(req: IncomingMessage): NodeJS.Dict<string[]> {
   const found: NodeJS.Dict<string[]> = {}
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string
-    let wanted = ACCESS_FIELD_NAMES.get(name.length)
-    if (wanted === undefined) continue
-    if (name !== wanted && name.toLowerCase() !== wanted) {
-      if (name.length !== ALSO_14.length || name.toLowerCase() !== ALSO_14) continue
-      wanted = ALSO_14
+    const candidates = ACCESS_FIELD_NAMES.get(name.length)
+    if (candidates === undefined) continue
+    // Lower-cased only when not already lower case, and once.
+    let lower: string | undefined
+    let wanted: string | undefined
+    for (const candidate of candidates) {
+      if (name === candidate || (lower ??= name.toLowerCase()) === candidate) {
+        wanted = candidate
+        break
+      }
     }
+    if (wanted === undefined) continue
     const lines = found[wanted]
     if (lines === undefined) found[wanted] = [raw[i + 1] as string]
     else lines.push(raw[i + 1] as string)

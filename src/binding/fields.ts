@@ -85,6 +85,29 @@ export function fieldsLines<N extends string>(
   return found
 }
 
+/**
+ * Whether `Content-Length` lines announce a body: some member of some line (a `Headers` object
+ * joins lines with ", ") that is not all zeros. No line announces none. (Loops, not callbacks:
+ * this runs on every header-form request.)
+ */
+export function announcesBody(lines: readonly string[]): boolean {
+  for (const line of lines) {
+    for (const member of line.split(',')) if (!/^\s*0+\s*$/.test(member)) return true
+  }
+  return false
+}
+
+/** Whether `Content-Encoding` lines name a coding other than `identity`. */
+export function namesCoding(lines: readonly string[]): boolean {
+  for (const line of lines) {
+    for (const coding of line.split(',')) {
+      const value = coding.trim().toLowerCase()
+      if (value !== '' && value !== 'identity') return true
+    }
+  }
+  return false
+}
+
 /** Why a field was refused; the caller turns it into its own error code. */
 export class FieldError extends Error {}
 

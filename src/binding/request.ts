@@ -29,9 +29,11 @@ import {
 import { contentDigest, digestProblem } from './digest'
 import {
   FieldError,
+  announcesBody,
   checkControl,
   fieldLines,
   fieldsLines,
+  namesCoding,
   singleLine,
   type HeadersInput,
 } from './fields'
@@ -198,13 +200,8 @@ function controlCheck(value: string, name: string): void {
  * library's node:http bridge gives every body its length).
  */
 function refuseUnreadBody(lines: readonly string[], hasBody: boolean): void {
-  if (hasBody) return
-  for (const line of lines) {
-    for (const member of line.split(',')) {
-      if (!/^\s*0+\s*$/.test(member)) {
-        throw malformed('content-length announces a body that was not received')
-      }
-    }
+  if (!hasBody && announcesBody(lines)) {
+    throw malformed('content-length announces a body that was not received')
   }
 }
 
@@ -215,16 +212,11 @@ function refuseUnreadBody(lines: readonly string[], hasBody: boolean): void {
  * alike. `identity` is no coding; a request without a body has nothing coded.
  */
 function refuseContentCoding(lines: readonly string[], hasBody: boolean): void {
-  if (!hasBody) return
-  for (const line of lines) {
-    for (const coding of line.split(',')) {
-      const value = coding.trim().toLowerCase()
-      if (value === '' || value === 'identity') continue
-      throw new UnsupportedMediaTypeError(
-        {},
-        'a header-form request body must be sent without Content-Encoding (its digest is over the bytes as sent)'
-      )
-    }
+  if (hasBody && namesCoding(lines)) {
+    throw new UnsupportedMediaTypeError(
+      {},
+      'a header-form request body must be sent without Content-Encoding (its digest is over the bytes as sent)'
+    )
   }
 }
 

@@ -1,11 +1,12 @@
 /**
  * The classic form against the header form on one benchmark target, in alternating rounds: the
- * server's CPU per protected request (all threads, and the main thread's user and system time
- * apart), the median of the rounds and of the rounds' differences, per server process and over
- * several. A quicker and steadier A/B of the two forms than `make bench` (no other groups); run
+ * server's CPU per protected request (all threads, and the main thread alone), the median of the
+ * rounds and of the rounds' differences, per server process and over several. A quicker and steadier A/B of the two forms than `make bench` (no other groups); run
  * by hand:
  *
- *   npx tsx bench/forms.ts [express|standalone|koa|nest|nest-fastify] [requests] [rounds] [processes]
+ *   npx tsx bench/forms.ts [express|standalone|koa|nest|nest-fastify|node] [requests] [rounds] [processes]
+ *
+ * `node` is bare node:http (bench/targets/node.ts): both forms' bytes with no protocol work.
  *
  * Environment: BENCH_ECDSA (`auto`, `threadpool`, `inline`: where the server's ECDSA runs),
  * FORMS_PROFILE=dir (a V8 CPU profile of the server, written when it exits).
@@ -21,30 +22,30 @@ const R = Number(R_TEXT)
 const P = Number(P_TEXT)
 const FORMS: readonly Form[] = ['classic', 'headers']
 const CONNECTIONS = 8
-/** Clock ticks of /proc's CPU times, in µs (USER_HZ is 100 on Linux). */
-const TICK = 10_000
 const env = targetEnv()
 
-/** CPU µs so far of the process's main thread (user, system) and of all its threads. */
-function cpu(pid: number): { user: number; system: number; all: number } {
-  const times = (stat: string) => {
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return [Number(fields[11]) * TICK, Number(fields[12]) * TICK] as const
-  }
-  const [user, system] = times(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'))
+/**
+ * CPU µs so far of the process's main thread and of all its threads, from each thread's
+ * /proc schedstat (the scheduler's own runtime, in ns): exact, where the user and system times of
+ * /proc's stat are counted in 10 ms clock ticks (1.25 µs a request over 8,000) and split between
+ * the two by sampling.
+ */
+function cpu(pid: number): { main: number; all: number } {
+  const runtime = (tid: string) =>
+    Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1000
+  const main = runtime(String(pid))
   let all = 0
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const [u, s] = times(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'))
-      all += u + s
+      all += runtime(tid)
     } catch {
       // the thread ended meanwhile
     }
   }
-  return { user, system, all }
+  return { main, all }
 }
 
-type Cpu = { user: number; system: number; all: number }
+type Cpu = { main: number; all: number }
 
 /** One server process: a warm-up, then `R` alternating rounds of the two forms. */
 async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
@@ -64,8 +65,7 @@ async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
       const after = cpu(pid)
       if (sample.ok !== N) throw new Error(`${form}: ${N - sample.ok} of ${N} requests failed`)
       rounds[form].push({
-        user: (after.user - before.user) / N,
-        system: (after.system - before.system) / N,
+        main: (after.main - before.main) / N,
         all: (after.all - before.all) / N,
       })
     }
@@ -98,12 +98,16 @@ async function main(): Promise<void> {
       const v = rounds[form]
       console.log(
         `${form.padEnd(8)} all threads ${f(median(v.map(x => x.all)))}` +
-          `  main thread user ${f(median(v.map(x => x.user)))} system ${f(median(v.map(x => x.system)))}`
+          `  main thread ${f(median(v.map(x => x.main)))}`
       )
     }
     const diff = rounds.headers.map((h, i) => h.all - (rounds.classic[i] as Cpu).all)
     perProcess.push(median(diff))
-    console.log(`header − classic, median of the rounds' differences: ${f(median(diff))}`)
+    const mainDiff = rounds.headers.map((h, i) => h.main - (rounds.classic[i] as Cpu).main)
+    console.log(
+      `header − classic, median of the rounds' differences: ${f(median(diff))}` +
+        ` (main thread ${f(median(mainDiff))})`
+    )
   }
   if (P > 1) {
     const sorted = [...perProcess].sort((a, b) => a - b)

@@ -121,6 +121,19 @@ export function bareEnvelope(body: unknown): object {
 }
 
 /**
+ * The header form's three reply fields with placeholder values of the real lengths (a response
+ * `Signature-Input` with a `keyid`, a 64-byte signature, a SHA-256 `Content-Digest`), for the
+ * bare server: what node:http itself charges for sending them, with no signing or digest.
+ */
+export const BARE_SIGNATURE_FIELDS: Readonly<Record<string, string>> = {
+  'content-digest': `sha-256=:${'D'.repeat(43)}=:`,
+  'signature-input':
+    'ba=("@status" "content-digest" "signature";req;key="ba");created=1796288404;' +
+    `keyid="${IDENTITY}";alg="ecdsa-p256-sha256";tag="better-auth-response"`,
+  signature: `ba=:${'S'.repeat(86)}==:`,
+}
+
+/**
  * Serves a framework's request handler (an Express app, Koa's `app.callback()`) on node:http at
  * 127.0.0.1:`port`; closing stops the server, then the core.
  */

@@ -133,23 +133,14 @@ function end(text: string, i: number, field: string): void {
   }
 }
 
-/** The index after the closing quote of the last sf-string read (no tuple per string). */
-let stringEnd = 0
-
-/**
- * An sf-string starting at the quote at `i`: its value; the index after the closing quote is left
- * in `stringEnd`.
- */
-function sfString(text: string, i: number, field: string): string {
+/** An sf-string starting at the quote at `i`: its value and the index after the closing quote. */
+function sfString(text: string, i: number, field: string): [string, number] {
   let value = ''
   let start = ++i
   for (;;) {
     if (i >= text.length) throw notDictionary(field)
     const c = text.charCodeAt(i)
-    if (c === QUOTE) {
-      stringEnd = i + 1
-      return start === i ? value : value + text.slice(start, i)
-    }
+    if (c === QUOTE) return [value + text.slice(start, i), i + 1]
     if (c === BACKSLASH) {
       const next = text.charCodeAt(i + 1)
       if (next !== QUOTE && next !== BACKSLASH) throw notDictionary(field)
@@ -200,8 +191,8 @@ export function parseRequestSignature(
       if (Number.isNaN(c)) throw notDictionary(field)
       throw new FieldError('a covered component is not a string')
     }
-    const name = sfString(input, i, field)
-    i = stringEnd
+    const [name, next] = sfString(input, i, field)
+    i = next
     const after = input.charCodeAt(i)
     if (after === 0x3b) throw new FieldError(`covered component ${name} has parameters`)
     if (after !== SPACE && after !== 0x29) throw notDictionary(field)
@@ -238,8 +229,9 @@ export function parseRequestSignature(
       if (input.charCodeAt(i) !== QUOTE) {
         throw new FieldError(`signature parameter ${key} is not a string`)
       }
-      params.set(key, sfString(input, i, field))
-      i = stringEnd
+      const [value, next] = sfString(input, i, field)
+      params.set(key, value)
+      i = next
     }
   }
   const close = i

@@ -545,6 +545,7 @@ interface Row {
     | 'header-protected'
     | 'metrics-protected'
     | 'inline-protected'
+    | 'inline-header-protected'
     | 'floor'
     | 'sessions'
     | 'refresh'
@@ -759,6 +760,21 @@ async function main(): Promise<void> {
         twin('metrics', 'metrics on', 'metrics-protected'),
         twin('inline', 'ECDSA inline', 'inline-protected'),
         {
+          // The header form on the inline twin: the two forms compared with no hand-over of
+          // ECDSA to the threadpool (docs/performance.md, "the placements").
+          row: {
+            target: `${f.protectedLabel} (ECDSA inline, header form)`,
+            framework: f.name,
+            kind: 'inline-header-protected',
+            server: 'ours',
+          },
+          measure: headerAccess(
+            { ...protectedServer, url: protectedServer.twins.inline as string },
+            PROTECTED_PATH,
+            sessions
+          ),
+        },
+        {
           // The crypto floor, timed in the standalone server's process.
           row: {
             target: 'crypto floor (verify + sign)',
@@ -920,6 +936,20 @@ async function main(): Promise<void> {
       unit: 'µs',
       limit: round(digestMicros, 1),
       pass: headers <= prot + digestMicros,
+    })
+  }
+  // The same line with ECDSA inline on both forms (the standalone server's twin, same slices).
+  const [inlineProt, inlineHeaders] = [
+    cpu('node', 'inline-protected'),
+    cpu('node', 'inline-header-protected'),
+  ]
+  if (inlineProt !== undefined && inlineHeaders !== undefined) {
+    targets.push({
+      target: "standalone header form − classic, ECDSA inline (CPU; limit: its body's digest)",
+      value: round(inlineHeaders - inlineProt, 1),
+      unit: 'µs',
+      limit: round(digestMicros, 1),
+      pass: inlineHeaders <= inlineProt + digestMicros,
     })
   }
   const metricsCpu = cpu('node', 'metrics-protected')

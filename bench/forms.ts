@@ -1,8 +1,8 @@
 /**
  * The classic form against the header form on one benchmark target, in alternating rounds: the
  * server's CPU per protected request (all threads, and the main thread alone), the median of the
- * rounds and of the rounds' differences, per server process and over several. A quicker and steadier A/B of the two forms than `make bench` (no other groups); run
- * by hand:
+ * rounds and of the rounds' differences, per server process and over several. A quicker and
+ * steadier A/B of the two forms than `make bench` (no other groups); run by hand:
  *
  *   npx tsx bench/forms.ts [express|standalone|koa|nest|nest-fastify|node] [requests] [rounds] [processes]
  *
@@ -24,13 +24,15 @@ const FORMS: readonly Form[] = ['classic', 'headers']
 const CONNECTIONS = 8
 const env = targetEnv()
 
+type Cpu = { main: number; all: number }
+
 /**
  * CPU µs so far of the process's main thread and of all its threads, from each thread's
  * /proc schedstat (the scheduler's own runtime, in ns): exact, where the user and system times of
  * /proc's stat are counted in 10 ms clock ticks (1.25 µs a request over 8,000) and split between
  * the two by sampling.
  */
-function cpu(pid: number): { main: number; all: number } {
+function cpu(pid: number): Cpu {
   const runtime = (tid: string) =>
     Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1000
   const main = runtime(String(pid))
@@ -44,8 +46,6 @@ function cpu(pid: number): { main: number; all: number } {
   }
   return { main, all }
 }
-
-type Cpu = { main: number; all: number }
 
 /** One server process: a warm-up, then `R` alternating rounds of the two forms. */
 async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
@@ -101,12 +101,13 @@ async function main(): Promise<void> {
           `  main thread ${f(median(v.map(x => x.main)))}`
       )
     }
-    const diff = rounds.headers.map((h, i) => h.all - (rounds.classic[i] as Cpu).all)
-    perProcess.push(median(diff))
-    const mainDiff = rounds.headers.map((h, i) => h.main - (rounds.classic[i] as Cpu).main)
+    // Each round's header form against the classic round just before it.
+    const diff = (k: keyof Cpu) =>
+      median(rounds.headers.map((h, i) => h[k] - (rounds.classic[i] as Cpu)[k]))
+    perProcess.push(diff('all'))
     console.log(
-      `header − classic, median of the rounds' differences: ${f(median(diff))}` +
-        ` (main thread ${f(median(mainDiff))})`
+      `header − classic, median of the rounds' differences: ${f(diff('all'))}` +
+        ` (main thread ${f(diff('main'))})`
     )
   }
   if (P > 1) {

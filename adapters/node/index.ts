@@ -40,7 +40,6 @@ import type { Endpoint } from '../../src/server/routes'
 import { jsonHeaders } from '../../src/server/http'
 import { normalizePath, type AccessOptions } from '../shared/access'
 import { readBody } from '../shared/body'
-import { announcesBody } from '../../src/binding/fields'
 import { bodyLimit, successStatus, type AdapterCore } from '../shared/core'
 import {
   closeAfterOverlongBody,
@@ -50,7 +49,7 @@ import {
   writeResult,
 } from '../shared/node'
 import { HEADER_FORM_EXPOSED_HEADERS, HEADER_FORM_REQUEST_HEADERS } from '../shared/binding'
-import { handleClientErrors } from '../shared/http'
+import { declaresBody, handleClientErrors } from '../shared/http'
 import { clientIp, type TrustProxy } from '../shared/ip'
 import { ProtocolRoutes, coreOf, type MountOptions } from '../shared/routes'
 import {
@@ -247,18 +246,6 @@ function matchPattern(pattern: PatternRoute, path: string): RouteParams | undefi
 }
 
 const READS_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
-
-/**
- * Whether a request of another method (`GET`, `HEAD` …) has a body all the same: read, so that a
- * header-form signature is checked over it (`content-digest`) rather than the body ignored.
- */
-const declaresBody = (req: IncomingMessage): boolean => {
-  const length = req.headers['content-length']
-  return (
-    req.headers['transfer-encoding'] !== undefined ||
-    (length !== undefined && announcesBody([length]))
-  )
-}
 
 /** A standalone Better Auth server on `node:http`. Build it with `createServer`. */
 export class StandaloneServer<Attributes = unknown> {
@@ -555,7 +542,9 @@ export class StandaloneServer<Attributes = unknown> {
     }
     const context = this.context(req, path)
     const body: Promise<Buffer> =
-      READS_BODY.has(method) || declaresBody(req)
+      // A body sent with another method (`GET`, `HEAD` …) is read all the same, so that a
+      // header-form signature is checked over it (`content-digest`) rather than the body ignored.
+      READS_BODY.has(method) || declaresBody(req.headers)
         ? readBody(req, this.maxBodyBytes)
         : Promise.resolve(Buffer.alloc(0))
     body

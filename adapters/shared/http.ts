@@ -95,26 +95,29 @@ export const isDecodingError = (error: unknown): boolean => {
   return typeof code === 'string' && DECODING_ERROR.test(code)
 }
 
-/** The request fields `hasCodedBody` reads (node's `req.headers`, Fastify's `request.headers`). */
+/**
+ * The request fields `declaresBody` and `hasCodedBody` read (node's `req.headers`, Fastify's
+ * `request.headers`).
+ */
 export interface BodyFields {
   'content-encoding'?: unknown
   'content-length'?: unknown
   'transfer-encoding'?: unknown
 }
 
-/**
- * Whether a request has a body (a `Content-Length` above zero, or a `Transfer-Encoding`) sent
- * with a content coding other than `identity`.
- */
-export function hasCodedBody(headers: BodyFields | undefined): boolean {
-  const coding = headers?.['content-encoding']
+/** Whether a request has a body: a `Content-Length` above zero, or a `Transfer-Encoding`. */
+export function declaresBody(headers: BodyFields | undefined): boolean {
   const length = headers?.['content-length']
   return (
-    typeof coding === 'string' &&
-    namesCoding([coding]) &&
-    (headers?.['transfer-encoding'] !== undefined ||
-      (typeof length === 'string' && announcesBody([length])))
+    headers?.['transfer-encoding'] !== undefined ||
+    (typeof length === 'string' && announcesBody([length]))
   )
+}
+
+/** Whether a request has a body (`declaresBody`) sent with a content coding other than `identity`. */
+export function hasCodedBody(headers: BodyFields | undefined): boolean {
+  const coding = headers?.['content-encoding']
+  return typeof coding === 'string' && namesCoding([coding]) && declaresBody(headers)
 }
 
 /**

@@ -261,9 +261,9 @@ export function readHeaderAccess(
   limits: HeaderAccessLimits = {}
 ): HeaderAccess {
   const headers = fieldsLines(input.headers, ACCESS_FIELDS)
-  const received = input.body !== undefined && input.body.length > 0
-  refuseContentCoding(headers['content-encoding'], received)
-  refuseUnreadBody(headers['content-length'], received)
+  const hasBody = input.body !== undefined && input.body.length > 0
+  refuseContentCoding(headers['content-encoding'], hasBody)
+  refuseUnreadBody(headers['content-length'], hasBody)
   const { token, value: authorization } = readToken(headers, limits.maxAuthorizationLength ?? 16448)
   // No control-character scan of these two up front: the strict parser below admits none (its
   // strings, keys, digits and base64 are printable ASCII, and only SP or HTAB may follow a
@@ -275,7 +275,6 @@ export function readHeaderAccess(
   if (signatureField === undefined) throw malformed('signature is missing')
 
   let parsed
-  const hasBody = input.body !== undefined && input.body.length > 0
   try {
     // The strict parser of the one allowed shape (src/binding/strict.ts), not the generic one.
     parsed = parseRequestSignature(

@@ -24,7 +24,7 @@ const FORMS: readonly Form[] = ['classic', 'headers']
 const CONNECTIONS = 8
 const env = targetEnv()
 
-type Cpu = { main: number; all: number }
+type Cpu = { main: number; all: number; faults: number }
 
 /**
  * CPU µs so far of the process's main thread and of all its threads, from each thread's
@@ -44,7 +44,10 @@ function cpu(pid: number): Cpu {
       // the thread ended meanwhile
     }
   }
-  return { main, all }
+  // minor page faults of the whole process: field 10 of /proc's stat, after the command's ")"
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const faults = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7])
+  return { main, all, faults }
 }
 
 /** One server process: a warm-up, then `R` alternating rounds of the two forms. */
@@ -67,6 +70,7 @@ async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
       rounds[form].push({
         main: (after.main - before.main) / N,
         all: (after.all - before.all) / N,
+        faults: (after.faults - before.faults) / N,
       })
     }
   }
@@ -98,7 +102,8 @@ async function main(): Promise<void> {
       const v = rounds[form]
       console.log(
         `${form.padEnd(8)} all threads ${f(median(v.map(x => x.all)))}` +
-          `  main thread ${f(median(v.map(x => x.main)))}`
+          `  main thread ${f(median(v.map(x => x.main)))}` +
+          `  minor faults ${median(v.map(x => x.faults)).toFixed(3)}`
       )
     }
     // Each round's header form against the classic round just before it.
@@ -107,7 +112,7 @@ async function main(): Promise<void> {
     perProcess.push(diff('all'))
     console.log(
       `header − classic, median of the rounds' differences: ${f(diff('all'))}` +
-        ` (main thread ${f(diff('main'))})`
+        ` (main thread ${f(diff('main'))}, minor faults ${diff('faults').toFixed(3)})`
     )
   }
   if (P > 1) {

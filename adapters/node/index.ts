@@ -67,6 +67,7 @@ import {
   type HealthTarget,
 } from '../../src/server/health'
 import { adminHttp, type AdminHttpOptions } from '../../src/server/admin-http'
+import { InFlight } from './in-flight'
 
 export {
   BetterAuthHttpError,
@@ -665,7 +666,7 @@ const drains = new WeakMap<Server, Drain>()
 function drainOf(server: Server): Drain {
   const existing = drains.get(server)
   if (existing !== undefined) return existing
-  const inFlight = new Set<ServerResponse>()
+  const inFlight = new InFlight()
   let timer: NodeJS.Timeout | undefined
   const closeAfter = (res: ServerResponse): void => {
     if (!res.headersSent) res.setHeader('connection', 'close')
@@ -677,7 +678,7 @@ function drainOf(server: Server): Drain {
       if (drain.closed !== undefined) return drain.closed
       drain.closing = true
       // Responses not yet written close their connection once sent.
-      for (const res of inFlight) closeAfter(res)
+      for (const res of inFlight.all()) closeAfter(res)
       drain.closed = new Promise<void>(resolve => {
         // Stops accepting; resolves when every connection is closed. (An error only says the
         // server was not listening: nothing is left to wait for.)

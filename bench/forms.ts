@@ -24,7 +24,7 @@ const FORMS: readonly Form[] = ['classic', 'headers']
 const CONNECTIONS = 8
 const env = targetEnv()
 
-type Cpu = { main: number; all: number; faults: number }
+type Cpu = { main: number; all: number; faults: number; preempted: number }
 
 /**
  * CPU µs so far of the process's main thread and of all its threads, from each thread's
@@ -47,7 +47,10 @@ function cpu(pid: number): Cpu {
   // minor page faults of the whole process: field 10 of /proc's stat, after the command's ")"
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const faults = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7])
-  return { main, all, faults }
+  // times the main thread was preempted (involuntary context switches), from its status
+  const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8')
+  const preempted = Number(/nonvoluntary_ctxt_switches:\s*(\d+)/.exec(status)?.[1])
+  return { main, all, faults, preempted }
 }
 
 /** One server process: a warm-up, then `R` alternating rounds of the two forms. */
@@ -71,6 +74,7 @@ async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
         main: (after.main - before.main) / N,
         all: (after.all - before.all) / N,
         faults: (after.faults - before.faults) / N,
+        preempted: (after.preempted - before.preempted) / N,
       })
     }
   }
@@ -103,7 +107,8 @@ async function main(): Promise<void> {
       console.log(
         `${form.padEnd(8)} all threads ${f(median(v.map(x => x.all)))}` +
           `  main thread ${f(median(v.map(x => x.main)))}` +
-          `  minor faults ${median(v.map(x => x.faults)).toFixed(3)}`
+          `  minor faults ${median(v.map(x => x.faults)).toFixed(3)}` +
+          `  main thread preempted ${median(v.map(x => x.preempted)).toFixed(3)}`
       )
     }
     // Each round's header form against the classic round just before it.

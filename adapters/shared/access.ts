@@ -209,4 +209,4 @@ export function openapiPath(
 }
 
 /** Principals by request object, so helpers find them whatever property name was configured. */
-export const principals = new WeakMap<object, AccessPrincipal<unknown, unknown>>()
+export { principals } from './principals'

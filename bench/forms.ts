@@ -9,8 +9,11 @@
  * `node` is bare node:http (bench/targets/node.ts): both forms' bytes with no protocol work.
  *
  * Environment: BENCH_ECDSA (`auto`, `threadpool`, `inline`: where the server's ECDSA runs),
- * FORMS_PROFILE=dir (a V8 CPU profile of the server, written when it exits).
+ * FORMS_PROFILE=dir (a V8 CPU profile of the server, written when it exits), FORMS_PIN=1 (the
+ * server's main thread alone on CPU 0, everything else on CPU 1: it is then almost never
+ * preempted).
  */
+import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { blastRaw, median } from './load'
 import { protectedRequests, sessionsFor, startTarget, targetEnv, type Form } from './signed'
@@ -53,6 +56,19 @@ function cpu(pid: number): Cpu {
   return { main, all, faults, preempted }
 }
 
+/**
+ * FORMS_PIN=1: the server's main thread alone on CPU 0; its other threads (the threadpool, V8's
+ * helpers) and this load generator on CPU 1.
+ */
+function pin(pid: number): void {
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    execFileSync('taskset', ['-p', '-c', tid === String(pid) ? '0' : '1', tid], { stdio: 'ignore' })
+  }
+  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+    execFileSync('taskset', ['-p', '-c', '1', tid], { stdio: 'ignore' })
+  }
+}
+
 /** One server process: a warm-up, then `R` alternating rounds of the two forms. */
 async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
   const profile = process.env.FORMS_PROFILE
@@ -62,6 +78,7 @@ async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
   const requests = (form: Form, n: number) => protectedRequests(url, form, sessions, n)
   const pid = child.pid as number
   for (const form of FORMS) await blastRaw(url, await requests(form, 3000), CONNECTIONS) // warm-up
+  if (process.env.FORMS_PIN === '1') pin(pid)
   const rounds: Record<Form, Cpu[]> = { classic: [], headers: [] }
   for (let r = 0; r < R; r++) {
     for (const form of FORMS) {

@@ -16,6 +16,7 @@
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { blastRaw, median } from './load'
+import { statFields } from './proc'
 import { protectedRequests, sessionsFor, startTarget, targetEnv, type Form } from './signed'
 import type { Session } from './protocol'
 
@@ -47,9 +48,8 @@ function cpu(pid: number): Cpu {
       // the thread ended meanwhile
     }
   }
-  // minor page faults of the whole process: field 10 of /proc's stat, after the command's ")"
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const faults = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7])
+  // minor page faults of the whole process
+  const faults = Number(statFields(`/proc/${pid}/stat`)[7])
   // times the main thread was preempted (involuntary context switches), from its status
   const status = readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8')
   const preempted = Number(/nonvoluntary_ctxt_switches:\s*(\d+)/.exec(status)?.[1])

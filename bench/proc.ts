@@ -6,19 +6,28 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 
 const TICK_US = 1e6 / 100 // /proc times are in clock ticks (USER_HZ, 100 on Linux)
 
+/**
+ * The fields of a /proc `stat` file after the command's name (which may hold spaces and
+ * parentheses, so it is skipped up to its last `)`): `[0]` is the state, `[7]` the minor faults,
+ * `[11]` and `[12]` the user and system times in clock ticks.
+ */
+export function statFields(path: string): string[] {
+  const text = readFileSync(path, 'utf8')
+  return text.slice(text.lastIndexOf(')') + 2).split(' ')
+}
+
 /** CPU time of a process and every descendant (all threads), and of the process alone, µs. */
 export function treeCpu(root: number): { all: number; root: number } {
   const parent = new Map<number, number>()
   const cpu = new Map<number, number>()
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
-    let text: string
+    let fields: string[]
     try {
-      text = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      fields = statFields(`/proc/${entry}/stat`)
     } catch {
       continue // gone meanwhile
     }
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
     parent.set(Number(entry), Number(fields[1]))
     cpu.set(Number(entry), (Number(fields[11]) + Number(fields[12])) * TICK_US)
   }

@@ -56,6 +56,7 @@ export {
 } from '../shared/access'
 export type { AdapterCore } from '../shared/core'
 export { keepRawBody, handleClientErrors }
+export { expressServerOptions, type ExpressPrototypes } from '../shared/server-classes'
 
 const ADVICE =
   'Mount auth.express() / requireAccess() before express.json(), or use ' +

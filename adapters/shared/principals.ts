@@ -14,8 +14,11 @@
  * object whose prototype was swapped afterwards (Express sets its own on every request and
  * response, and each property then copies the object's layout, ~3 µs), nor on one made by
  * `Object.create` (Koa's context): those, and objects that cannot take a property, use the WeakMap.
+ * Express's requests and responses are built with their own prototype when the server was made
+ * with `expressServerOptions(app)` (adapters/shared/server-classes.ts): those take the property.
  */
 import type { AccessPrincipal } from '../../src/server/core'
+import { isBuiltPrototype } from './server-classes'
 
 type Principal = AccessPrincipal<unknown, unknown>
 
@@ -28,6 +31,7 @@ const byObject = new WeakMap<object, Principal>()
 function ownLayout(key: object): boolean {
   const prototype: unknown = Object.getPrototypeOf(key)
   if (prototype === null || !Object.isExtensible(key)) return false
+  if (isBuiltPrototype(prototype as object)) return true
   const constructor: unknown = (prototype as { constructor?: unknown }).constructor
   return typeof constructor === 'function' && constructor.prototype === prototype
 }

@@ -2,7 +2,7 @@
  * What every benchmark target shares: the core built from the keys the runner passes in the
  * environment, the protected handler, and the bare handler's reply of the same size.
  */
-import { createServer, type RequestListener } from 'node:http'
+import { createServer, type RequestListener, type ServerOptions } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
   createBetterAuth,
@@ -140,9 +140,10 @@ export const BARE_SIGNATURE_FIELDS: Readonly<Record<string, string>> = {
 export async function serve(
   handler: RequestListener,
   port: number,
-  { auth, store }: { auth: BetterAuthServer<Attributes>; store: MemoryStore }
+  { auth, store }: { auth: BetterAuthServer<Attributes>; store: MemoryStore },
+  options: ServerOptions = {}
 ): Promise<Running> {
-  const server = createServer(handler)
+  const server = createServer(options, handler)
   await new Promise<void>(resolve => server.listen(port, '127.0.0.1', resolve))
   return {
     port: (server.address() as AddressInfo).port,

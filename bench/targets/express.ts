@@ -1,9 +1,9 @@
 /**
  * Express 5: the bare route (`express.json()` + `res.json`) and the same route behind
- * `requireAccess`, in one app.
+ * `requireAccess`, in one app, on a server made with `expressServerOptions(app)`.
  */
 import express from 'express'
-import { requireAccess } from '../../adapters/express'
+import { expressServerOptions, requireAccess } from '../../adapters/express'
 import {
   BARE_PATH,
   PROTECTED_PATH,
@@ -28,5 +28,9 @@ export const start: Start = async port => {
   app.post(PROTECTED_PATH, requireAccess<Attributes, FooBar>(auth), (req, res) => {
     res.json(fooBar(req.body as FooBar))
   })
-  return serve(app, port, core)
+  // The server builds Express's requests and responses with the app's prototypes, as
+  // docs/performance.md advises; BENCH_EXPRESS_SERVER=plain measures \`http.createServer(app)\`
+  // (what `app.listen` makes) instead.
+  const plain = process.env.BENCH_EXPRESS_SERVER === 'plain'
+  return serve(app, port, core, plain ? {} : expressServerOptions(app))
 }

@@ -3,10 +3,11 @@
  *
  *   npx tsx server.ts             # http://127.0.0.1:3000 (PORT)
  */
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { storeFromEnv } from 'better-auth-protocol'
-import { betterAuth } from 'better-auth-protocol/express'
+import { betterAuth, expressServerOptions } from 'better-auth-protocol/express'
 
 const auth = betterAuth({
   // Accounts, sessions and the server's keys, kept in ./better-auth.db (or BETTER_AUTH_DATABASE).
@@ -26,7 +27,11 @@ app.post('/hello', auth.requireAccess<{ name: string }>(), (req, res) => {
 })
 app.use(auth.errorHandler())
 
-const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async () => {
+// `app.listen()` works too; a server that builds requests and responses with the app's own
+// prototypes spares Express changing them on every request (~30 % less CPU per protected
+// request).
+const server = createServer(expressServerOptions(app), app)
+server.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', async () => {
   const { port } = server.address() as AddressInfo
   console.log(`listening on http://127.0.0.1:${port}`)
   // The key clients pin (also: npx better-auth-protocol keys).

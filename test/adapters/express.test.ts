@@ -1,5 +1,6 @@
 /** The Express adapter on Express 5 and Express 4. */
 import express5 from 'express'
+import { createServer } from 'node:http'
 import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { signHeaderRequest } from '../../src/binding'
@@ -7,6 +8,7 @@ import { streamedChunks } from '../../testing/header-contract'
 import type { ErrorRequestHandler, Express, RequestHandler } from 'express'
 import {
   betterAuth,
+  expressServerOptions,
   getPrincipal,
   keepRawBody,
   protocolRouter,
@@ -101,6 +103,20 @@ for (const [name, express] of [
   headerFormContract(name, core => supertestTarget(buildApp(express, core)))
   headerFormContract(`${name}, express.json({ verify }) mounted first`, core =>
     supertestTarget(buildApp(express, core, 'json-verify-first'))
+  )
+  // The same app on a server that builds its requests and responses with the app's prototypes.
+  const onOwnClasses = (app: Express) => {
+    const server = createServer(expressServerOptions(app), app)
+    return supertestTarget(server, async () => {
+      server.closeAllConnections()
+      if (server.listening) await new Promise(resolve => server.close(resolve))
+    })
+  }
+  adapterContract(`${name}, on expressServerOptions(app)`, core =>
+    onOwnClasses(buildApp(express, core))
+  )
+  headerFormContract(`${name}, on expressServerOptions(app)`, core =>
+    onOwnClasses(buildApp(express, core))
   )
 
   describe(`${name}: Express specifics`, () => {

@@ -7,10 +7,10 @@
  * (`Object.setPrototypeOf` in `app.handle`, or in Express 4's `init` middleware). Changing an
  * object's prototype after it was built gives it a layout of its own in V8: every property read
  * or added afterwards on that request or response misses V8's inline caches, and the young
- * generation keeps far more of each request alive (docs/performance.md, "Express's own
- * prototypes"). When the server already built the object with that prototype, Express's call
- * changes nothing. The idea is expressjs/express#5998's; Express itself offers no option for it
- * and no package does, hence this file.
+ * generation keeps far more of each request alive (docs/performance.md, "Deployment advice").
+ * When the server already built the object with that prototype, Express's call changes nothing.
+ * The idea is expressjs/express#5998's; Express itself offers no option for it and no package
+ * does, hence this file.
  *
  * A request that enters a mounted sub-application still gets that sub-application's prototype
  * from Express, as before: only the top application's is given from the start.
@@ -77,15 +77,7 @@ export function expressServerOptions(
     )
   }
   return {
-    IncomingMessage: withPrototype(
-      IncomingMessage,
-      request,
-      'app.request'
-    ) as typeof IncomingMessage,
-    ServerResponse: withPrototype(
-      ServerResponse,
-      response,
-      'app.response'
-    ) as typeof ServerResponse,
+    IncomingMessage: withPrototype(IncomingMessage, request, 'app.request'),
+    ServerResponse: withPrototype(ServerResponse, response, 'app.response'),
   }
 }

@@ -29,7 +29,7 @@ export const start: Start = async port => {
     res.json(fooBar(req.body as FooBar))
   })
   // The server builds Express's requests and responses with the app's prototypes, as
-  // docs/performance.md advises; BENCH_EXPRESS_SERVER=plain measures \`http.createServer(app)\`
+  // docs/performance.md advises; BENCH_EXPRESS_SERVER=plain measures `http.createServer(app)`
   // (what `app.listen` makes) instead.
   const plain = process.env.BENCH_EXPRESS_SERVER === 'plain'
   return serve(app, port, core, plain ? {} : expressServerOptions(app))

@@ -11,30 +11,15 @@
  * `forms` is `classic`, `headers` or both, comma-separated. Environment: BENCH_ECDSA as for
  * bench/forms.ts.
  */
-import { readdirSync, readFileSync } from 'node:fs'
 import type { ChildProcess } from 'node:child_process'
 import { blastRaw, median } from './load'
+import { threadsCpu } from './proc'
 import { protectedRequests, sessionsFor, startTarget, targetEnv, type Form } from './signed'
 
 const [TARGET, FORMS_TEXT, VARIABLE, A, B, N_TEXT = '8000', R_TEXT = '5'] = process.argv.slice(2)
 const N = Number(N_TEXT)
 const R = Number(R_TEXT)
 const CONNECTIONS = 8
-
-/** CPU µs so far of a process, all threads and the main thread (/proc schedstat, exact). */
-function cpu(pid: number): { all: number; main: number } {
-  const runtime = (tid: string) =>
-    Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1000
-  let all = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      all += runtime(tid)
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return { all, main: runtime(String(pid)) }
-}
 
 interface Variant {
   value: string
@@ -78,9 +63,9 @@ async function main(): Promise<void> {
         for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
           const batch = await protectedRequests(v.url, form, sessions, N)
           const pid = v.child.pid as number
-          const before = cpu(pid)
+          const before = threadsCpu(pid)
           const sample = await blastRaw(v.url, batch, CONNECTIONS)
-          const after = cpu(pid)
+          const after = threadsCpu(pid)
           if (sample.ok !== N)
             throw new Error(`${v.value} ${form}: ${N - sample.ok} of ${N} failed`)
           const rounds = v.rounds.get(form) as { all: number[]; main: number[] }

@@ -16,7 +16,7 @@
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { blastRaw, median } from './load'
-import { statFields } from './proc'
+import { statFields, threadsCpu } from './proc'
 import { protectedRequests, sessionsFor, startTarget, targetEnv, type Form } from './signed'
 import type { Session } from './protocol'
 
@@ -31,23 +31,11 @@ const env = targetEnv()
 type Cpu = { main: number; all: number; faults: number; preempted: number }
 
 /**
- * CPU µs so far of the process's main thread and of all its threads, from each thread's
- * /proc schedstat (the scheduler's own runtime, in ns): exact, where the user and system times of
- * /proc's stat are counted in 10 ms clock ticks (1.25 µs a request over 8,000) and split between
- * the two by sampling.
+ * CPU µs so far of the process's main thread and of all its threads (`threadsCpu`), its minor
+ * page faults, and the times its main thread was preempted.
  */
 function cpu(pid: number): Cpu {
-  const runtime = (tid: string) =>
-    Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1000
-  const main = runtime(String(pid))
-  let all = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      all += runtime(tid)
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
+  const { main, all } = threadsCpu(pid)
   // minor page faults of the whole process
   const faults = Number(statFields(`/proc/${pid}/stat`)[7])
   // times the main thread was preempted (involuntary context switches), from its status

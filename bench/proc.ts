@@ -16,6 +16,27 @@ export function statFields(path: string): string[] {
   return text.slice(text.lastIndexOf(')') + 2).split(' ')
 }
 
+/**
+ * CPU µs so far of a process's main thread and of all its threads, from each thread's /proc
+ * schedstat (the scheduler's own runtime, in ns): exact, where the user and system times of
+ * /proc's stat are counted in 10 ms clock ticks (1.25 µs a request over 8,000) and split between
+ * the two by sampling.
+ */
+export function threadsCpu(pid: number): { main: number; all: number } {
+  const runtime = (tid: string) =>
+    Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ', 1)[0]) / 1000
+  const main = runtime(String(pid))
+  let all = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      all += runtime(tid)
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return { main, all }
+}
+
 /** CPU time of a process and every descendant (all threads), and of the process alone, µs. */
 export function treeCpu(root: number): { all: number; root: number } {
   const parent = new Map<number, number>()

@@ -31,9 +31,9 @@ const byObject = new WeakMap<object, Principal>()
 function ownLayout(key: object): boolean {
   const prototype: unknown = Object.getPrototypeOf(key)
   if (prototype === null || !Object.isExtensible(key)) return false
-  if (isBuiltPrototype(prototype as object)) return true
   const constructor: unknown = (prototype as { constructor?: unknown }).constructor
-  return typeof constructor === 'function' && constructor.prototype === prototype
+  if (typeof constructor === 'function' && constructor.prototype === prototype) return true
+  return isBuiltPrototype(prototype as object)
 }
 
 export const principals = {

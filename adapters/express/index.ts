@@ -30,7 +30,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../../src/errors'
 import { decodingRefusal, handleClientErrors } from '../shared/http'
-import { routeJson, type JsonMethod, type JsonRoute } from '../shared/express-json'
+import { forgetJsonRoute, routeJson, type JsonMethod, type JsonRoute } from '../shared/express-json'
 import { expressView, withUnless, type WithUnless } from '../shared/unless'
 import { healthRoutes, type HealthOptions } from '../../src/server/health'
 import { adminHttp, type AdminHttpCore, type AdminHttpOptions } from '../../src/server/admin-http'
@@ -249,8 +249,22 @@ async function sendSigned(res: Response, signing: Signing, data: unknown): Promi
     if (!res.headersSent) signing.next(error)
     return
   }
+  forget(res, signing)
   if (res.headersSent) return // something else answered meanwhile
   endSignedJson(res, text)
+}
+
+/**
+ * A routed reply is signed: its entries go, so that they do not keep the response (and its
+ * request) through V8's young-generation collections (see adapters/shared/principals.ts);
+ * `res.json` is Express's own again. After a signing failure they stay: an error handler's
+ * `res.json` must still not send an unsigned success. A replacement set on the response keeps its
+ * entry, which it reads.
+ */
+function forget(res: Response, signing: Signing): void {
+  if (signing.json !== undefined) return
+  signings.delete(res)
+  forgetJsonRoute(res)
 }
 
 /** The shared access step's view of an Express request (also used by the Passport strategy). */

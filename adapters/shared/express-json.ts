@@ -44,6 +44,19 @@ export function routeJson(res: ServerResponse, route: JsonRoute): boolean {
   return true
 }
 
+/**
+ * Forgets the route of a response whose reply went out. A WeakMap entry whose key is young keeps
+ * that key, and all it reaches, through V8's young-generation collections until a full one (see
+ * adapters/shared/principals.ts), so each response would be copied and promoted with its request;
+ * once forgotten, `res.json` is Express's own again, as on any response.
+ */
+export function forgetJsonRoute(res: ServerResponse): void {
+  routes.delete(res)
+}
+
+/** Whether `res.json` of this response is routed (for tests). */
+export const hasJsonRoute = (res: ServerResponse): boolean => routes.has(res)
+
 function hook(owner: { json: JsonMethod }): void {
   const json = owner.json
   hooked.add(owner)

@@ -16,7 +16,7 @@ import { usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
 import { readBody } from './body'
 import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
-import { routeJson, type JsonMethod } from './express-json'
+import { forgetJsonRoute, routeJson, type JsonMethod } from './express-json'
 
 export { DEFAULT_BODY_LIMIT } from './core'
 
@@ -595,6 +595,20 @@ function release(reply: HeldReply): void {
   reply.released = true
 }
 
+/**
+ * A reply held through the prototype's hooks and sent: its entries go. The hooks then pass every
+ * call on, as for a released reply, and a WeakMap entry keyed by the response no longer keeps it
+ * (and its request, its headers, the held body) through V8's young-generation collections until
+ * a full one (see adapters/shared/principals.ts): with the entries kept, each header-form request
+ * on Express promoted ~10 KB to the old generation. A reply held by replacements set on the
+ * response keeps its entry, which those replacements read to reach the response's own methods.
+ */
+function forget(res: ServerResponse, reply: HeldReply): void {
+  if (!reply.viaPrototype) return
+  held.delete(res)
+  forgetJsonRoute(res)
+}
+
 type Name = 'writeHead' | 'write' | 'end'
 
 /**
@@ -715,6 +729,9 @@ async function signHeld(
   finishHeld(res, reply, body, callback)
 }
 
+/** Whether a reply is held for this response, or was and is not forgotten (for tests). */
+export const hasHeldReply = (res: ServerResponse): boolean => held.has(res)
+
 /** Sends the held body with the response's own `end`. */
 function finishHeld(
   res: ServerResponse,
@@ -723,6 +740,7 @@ function finishHeld(
   callback: Callback | undefined
 ): void {
   release(reply)
+  forget(res, reply)
   if (res.destroyed) return
   const end = reply.end as unknown as End
   if (body.length === 0) {

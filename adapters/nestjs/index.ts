@@ -43,6 +43,7 @@ export { BetterAuthHttpError, UnauthorizedError } from '../shared/access'
 export type { AdapterCore } from '../shared/core'
 export { handleClientErrors, fastifyClientErrorHandler } from '../shared/http'
 export { BetterAuthExceptionFilter } from './filter'
+export { expressServerAdapter, type NestExpressAdapter } from './express-server'
 
 import type { AccessPrincipal } from '../../src/server/core'
 import { principals } from '../shared/access'

@@ -2,12 +2,15 @@
  * NestJS 11 on its Express platform: a bare controller method (`@Body()` parsed by Nest's JSON
  * parser, returning an object) and the same method behind the NestJS adapter's
  * `@BetterAuthAccess()` (its guard verifies and has Nest's HTTP adapter sign the return value).
+ * Served through `expressServerAdapter(new ExpressAdapter())`, as docs/performance.md advises;
+ * BENCH_NEST_SERVER=plain measures Nest's own server (`NestFactory.create(module)`) instead.
  */
 import 'reflect-metadata'
 import type { AddressInfo } from 'node:net'
 import { Body, Controller, HttpCode, Module, Post } from '@nestjs/common'
 import { NestFactory, type AbstractHttpAdapter } from '@nestjs/core'
-import { BetterAuthAccess, BetterAuthModule } from '../../adapters/nestjs'
+import { ExpressAdapter } from '@nestjs/platform-express'
+import { BetterAuthAccess, BetterAuthModule, expressServerAdapter } from '../../adapters/nestjs'
 import type { BetterAuthServer } from '../../src'
 import {
   bareEnvelope,
@@ -67,4 +70,7 @@ export async function startNest(port: number, adapter?: AbstractHttpAdapter): Pr
   }
 }
 
-export const start: Start = port => startNest(port)
+export const start: Start = port =>
+  process.env.BENCH_NEST_SERVER === 'plain'
+    ? startNest(port)
+    : startNest(port, expressServerAdapter(new ExpressAdapter()))

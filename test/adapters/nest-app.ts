@@ -5,12 +5,17 @@
  */
 import { type INestApplication } from '@nestjs/common'
 import { HttpAdapterHost } from '@nestjs/core'
+import { ExpressAdapter } from '@nestjs/platform-express'
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify'
 import { Test } from '@nestjs/testing'
-import { BetterAuthExceptionFilter, BetterAuthServer } from '../../adapters/nestjs'
+import {
+  BetterAuthExceptionFilter,
+  BetterAuthServer,
+  expressServerAdapter,
+} from '../../adapters/nestjs'
 import { supertestTarget, type Target } from './contract'
 
-export type Platform = 'express' | 'fastify'
+export type Platform = 'express' | 'fastify' | 'express-own'
 
 export async function startNest(
   imports: unknown[],
@@ -34,7 +39,13 @@ export async function startNest(
     await fastify.getHttpAdapter().getInstance().ready()
     app = fastify
   } else {
-    app = moduleRef.createNestApplication({ rawBody, logger: false })
+    app =
+      platform === 'express-own'
+        ? moduleRef.createNestApplication(expressServerAdapter(new ExpressAdapter()), {
+            rawBody,
+            logger: false,
+          })
+        : moduleRef.createNestApplication({ rawBody, logger: false })
     if (protocolFilter) withFilter(app)
     await app.init()
   }

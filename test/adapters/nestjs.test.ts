@@ -171,6 +171,7 @@ for (const [name, rawBody, platform] of [
   ['NestJS without rawBody (re-serialized bodies)', false, 'express'],
   ['NestJS on Fastify', true, 'fastify'],
   ['NestJS on Fastify without rawBody (re-serialized bodies)', false, 'fastify'],
+  ['NestJS on expressServerAdapter', true, 'express-own'],
 ] as const) {
   adapterContract(name, async core => {
     const { target } = await startNest(
@@ -187,6 +188,7 @@ for (const [name, rawBody, platform] of [
   ['NestJS', true, 'express'],
   ['NestJS on Fastify', true, 'fastify'],
   ['NestJS on Fastify without rawBody (re-serialized bodies)', false, 'fastify'],
+  ['NestJS on expressServerAdapter', true, 'express-own'],
 ] as const) {
   headerFormContract(name, async core => {
     const { target } = await startNest(

@@ -248,6 +248,20 @@ function matchPattern(pattern: PatternRoute, path: string): RouteParams | undefi
 
 const READS_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 
+/**
+ * A protected route's body as the access step reads it: the raw bytes, and what they parse to,
+ * parsed only when read (the header form's `principal.request`; the classic form's comes from the
+ * verified envelope). A class rather than an object literal with a getter: V8 makes each such
+ * literal a dictionary-mode object.
+ */
+class LazyParsed {
+  constructor(readonly rawBody: Buffer | string) {}
+
+  get body(): unknown {
+    return parsedForHandler(this.rawBody)
+  }
+}
+
 /** A standalone Better Auth server on `node:http`. Build it with `createServer`. */
 export class StandaloneServer<Attributes = unknown> {
   /** The underlying `http.Server` (created on construction, listening after `listen`). */
@@ -382,12 +396,7 @@ export class StandaloneServer<Attributes = unknown> {
         req,
         // Parsed only when read: the header form's `principal.request` (the classic form's comes
         // from the verified envelope).
-        parsed: {
-          rawBody: body,
-          get body() {
-            return parsedForHandler(body)
-          },
-        },
+        parsed: new LazyParsed(body),
         source: req,
         key: req,
         holder: req,

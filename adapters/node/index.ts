@@ -394,8 +394,6 @@ export class StandaloneServer<Attributes = unknown> {
     return this.add(path, methods, async (body, req, context, params) => {
       const target = {
         req,
-        // Parsed only when read: the header form's `principal.request` (the classic form's comes
-        // from the verified envelope).
         parsed: new LazyParsed(body),
         source: req,
         key: req,

@@ -355,7 +355,17 @@ const ACCESS_FIELD_NAMES = new Map<number, readonly string[]>([
 function accessFieldLines(req: IncomingMessage): NodeJS.Dict<string[]> {
   const raw = req.rawHeaders as string[] | undefined
   if (!Array.isArray(raw)) return req.headersDistinct
-  const found: NodeJS.Dict<string[]> = {}
+  // Every field named up front, in one order: each request's record has the same layout, so
+  // the stores below and the walk over it in readHeaderAccess stay on V8's fast paths (a record
+  // built in the order the fields arrived took a layout per order, and its walk the runtime).
+  const found: NodeJS.Dict<string[]> = {
+    authorization: undefined,
+    'signature-input': undefined,
+    signature: undefined,
+    'content-digest': undefined,
+    'content-length': undefined,
+    'content-encoding': undefined,
+  }
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string
     const candidates = ACCESS_FIELD_NAMES.get(name.length)
@@ -763,7 +773,23 @@ export function attachPrincipal<Attributes, Request>(
   options: { requestProperty?: string | undefined; replaceBody?: boolean | undefined }
 ): void {
   principals.set(target.key, principal)
-  ;(target.holder as Record<string, unknown>)[options.requestProperty ?? 'betterAuth'] = principal
+  const property = options.requestProperty ?? 'betterAuth'
+  // Not `holder[property] = principal`: V8 turns an object into a slow dictionary when a property
+  // is added through a computed key while its out-of-object properties are full and more than a
+  // dozen (Express's request has ~30: one size in three). In the header form the body is set
+  // before this, and the keyed store made every Express request a dictionary, ~15,000
+  // instructions a request (docs/performance.md, change 22). A named store, and for another name
+  // a definition (`Reflect.set` is a computed-key store too), add it under V8's far higher limit
+  // for named properties.
+  if (property === 'betterAuth') (target.holder as { betterAuth?: unknown }).betterAuth = principal
+  else {
+    Object.defineProperty(target.holder, property, {
+      value: principal,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    })
+  }
   if (options.replaceBody !== false) target.setBody(principal.request)
 }
 

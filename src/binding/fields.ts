@@ -69,10 +69,22 @@ export function fieldsLines<N extends string>(
     return found
   }
   for (const key in headers) {
+    // The usual key is already lower case: an exact match first, lower-casing (once) only if none.
     let name: N | undefined
     for (const candidate of names) {
-      if (key.length === candidate.length && (key === candidate || key.toLowerCase() === candidate))
+      if (key === candidate) {
         name = candidate
+        break
+      }
+    }
+    if (name === undefined) {
+      let lower: string | undefined
+      for (const candidate of names) {
+        if (key.length === candidate.length && (lower ??= key.toLowerCase()) === candidate) {
+          name = candidate
+          break
+        }
+      }
     }
     if (name === undefined) continue
     const value = headers[key]

@@ -93,6 +93,9 @@ export class AccessVerifier<Attributes = unknown> {
 
   constructor(private readonly d: AccessDependencies<Attributes>) {}
 
+  /** A token text the token service has verified before (made once, not per request). */
+  private readonly knownToken = (text: string): boolean => this.d.tokens.known(text)
+
   /** Verifies an access request; reports a refusal as an audit event (see `BetterAuthServer.verifyAccess`). */
   async verify<Request = unknown>(
     body: string | Uint8Array,
@@ -165,6 +168,7 @@ export class AccessVerifier<Attributes = unknown> {
         ...(authority === undefined ? {} : { expectedAuthority: authority }),
         sha256,
         sha256Base64,
+        knownToken: this.knownToken,
       },
       this.d.headerLimits
     )

@@ -21,6 +21,7 @@ export class TokenService<Attributes = unknown> {
   // Typed by its two methods: an LRUCache field would make the class invariant in Attributes.
   private readonly cache: {
     get(text: string): AccessToken<Attributes> | undefined
+    has(text: string): boolean
     set(text: string, token: AccessToken<Attributes>): unknown
   }
 
@@ -46,6 +47,14 @@ export class TokenService<Attributes = unknown> {
     const json = serializeClaims({ serverIdentity: keys.accessIdentity, ...claims })
     const signature = await signPlaced(keys.accessKey, Buffer.from(json), this.scheduler)
     return encodeToken(signature, json, this.compressionLevel)
+  }
+
+  /**
+   * Whether this text is a token already verified (in the cache under its own text): such a
+   * text decoded as a token, so it is base64url (see `HeaderAccessInput.knownToken`).
+   */
+  known(text: string): boolean {
+    return this.cache.has(text)
   }
 
   /**

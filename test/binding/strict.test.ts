@@ -237,6 +237,29 @@ describe('strict header-form parser', () => {
     )
   })
 
+  it('decodes a range of a longer text as it decodes that range on its own', () => {
+    const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=:-'
+    const text = fc.oneof(
+      fc.uint8Array({ maxLength: 70 }).map(b64),
+      fc.string({ unit: fc.constantFrom(...chars), maxLength: 20 })
+    )
+    const around = fc.string({ unit: fc.constantFrom(...chars), maxLength: 6 })
+    fc.assert(
+      fc.property(around, text, around, (before, middle, after) => {
+        const ranged = decodeBase64(
+          before + middle + after,
+          before.length,
+          before.length + middle.length
+        )
+        const alone = decodeBase64(middle)
+        expect(ranged === undefined ? undefined : [...ranged]).toEqual(
+          alone === undefined ? undefined : [...alone]
+        )
+      }),
+      { numRuns: RUNS, seed: SEED }
+    )
+  })
+
   it('decodes base64 as atob does, any character anywhere', () => {
     // atob strips ASCII whitespace first, which a field's byte sequence cannot hold: left out.
     const chars =

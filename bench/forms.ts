@@ -9,7 +9,8 @@
  * `node` is bare node:http (bench/targets/node.ts): both forms' bytes with no protocol work.
  *
  * Environment: BENCH_ECDSA (`auto`, `threadpool`, `inline`: where the server's ECDSA runs),
- * FORMS_PROFILE=dir (a V8 CPU profile of the server, written when it exits), FORMS_PIN=1 (the
+ * FORMS_PROFILE=dir (a V8 CPU profile of the server, written when it exits), FORMS_NODE_ARGS
+ * (more node flags for the server, space-separated, e.g. `--hash-seed=1`), FORMS_PIN=1 (the
  * server's main thread alone on CPU 0, everything else on CPU 1: it is then almost never
  * preempted).
  */
@@ -60,8 +61,12 @@ function pin(pid: number): void {
 /** One server process: a warm-up, then `R` alternating rounds of the two forms. */
 async function oneProcess(sessions: Session[]): Promise<Record<Form, Cpu[]>> {
   const profile = process.env.FORMS_PROFILE
+  const extra = (process.env.FORMS_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
   const { child, url } = await startTarget(TARGET, env, {
-    execArgv: profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`],
+    execArgv: [
+      ...(profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`]),
+      ...extra,
+    ],
   })
   const requests = (form: Form, n: number) => protectedRequests(url, form, sessions, n)
   const pid = child.pid as number

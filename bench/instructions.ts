@@ -18,6 +18,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { splitCounts, type Counts } from './callgrind'
 import type { Session } from './protocol'
 import { blastRaw, median } from './load'
 import {
@@ -36,14 +37,12 @@ const FORMS = (process.env.INSN_FORMS ?? 'classic,headers').split(',') as Form[]
 const CONNECTIONS = 8
 const env = targetEnv()
 
-/** The instruction count of the last dump of a callgrind run writing to `prefix`. */
-function dumped(prefix: string, n: number): number {
+/** The counts of the last dump of a callgrind run writing to `prefix`. */
+function dumped(prefix: string, n: number): Counts {
   const file = `${prefix}.${n}`
   const text = readFileSync(file, 'utf8')
   rmSync(file, { force: true })
-  const totals = /^(?:summary|totals):\s+(\d+)/m.exec(text)
-  if (totals === null) throw new Error(`no totals in ${file}`)
-  return Number(totals[1])
+  return splitCounts(text)
 }
 
 /**
@@ -52,7 +51,7 @@ function dumped(prefix: string, n: number): number {
  * window and dumped after it (`callgrind_control`). Returns instructions per request, by form,
  * for every window.
  */
-async function measure(target: string, all: Session[]): Promise<Record<Form, number[]>> {
+async function measure(target: string, all: Session[]): Promise<Record<Form, Counts[]>> {
   const prefix = join(tmpdir(), `insn-${process.pid}-${target}`)
   const { child, url } = await startTarget(target, env, {
     execPath: 'valgrind',
@@ -74,7 +73,7 @@ async function measure(target: string, all: Session[]): Promise<Record<Form, num
   const control = (option: string) =>
     execFileSync('callgrind_control', [option, String(child.pid)], { stdio: 'ignore' })
   for (const form of FORMS) await send(form, W)
-  const per = Object.fromEntries(FORMS.map(f => [f, [] as number[]])) as Record<Form, number[]>
+  const per = Object.fromEntries(FORMS.map(f => [f, [] as Counts[]])) as Record<Form, Counts[]>
   let dumps = 0
   for (let r = 0; r < R; r++) {
     for (const form of FORMS) {
@@ -83,9 +82,11 @@ async function measure(target: string, all: Session[]): Promise<Record<Form, num
       const sample = await blastRaw(url, batch, CONNECTIONS)
       control('--dump')
       if (sample.ok !== K) throw new Error(`${target} ${form}: ${K - sample.ok} requests failed`)
-      per[form].push(dumped(prefix, ++dumps) / K)
+      const c = dumped(prefix, ++dumps)
+      per[form].push({ total: c.total / K, gc: c.gc / K, compiler: c.compiler / K })
       process.stderr.write(
-        `${target} ${form} window ${r + 1}: ${Math.round(per[form].at(-1) as number)}\n`
+        `${target} ${form} window ${r + 1}: ${fmt(c.total / K)} (GC ${fmt(c.gc / K)}, ` +
+          `compilers ${fmt(c.compiler / K)})\n`
       )
     }
   }
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
   const targets = process.argv.slice(2)
   if (targets.length === 0) targets.push('standalone', 'express')
   const all = await sessionsFor(env, 8)
-  const results = new Map<string, Record<Form, number[]>>()
+  const results = new Map<string, Record<Form, Counts[]>>()
   let next = 0
   await Promise.all(
     Array.from({ length: PARALLEL }, async () => {
@@ -114,18 +115,29 @@ async function main(): Promise<void> {
     })
   )
   console.log(`Instructions per protected request (median of ${R} windows of ${K}, after ${W})`)
+  console.log('(all: every instruction; work: without the collector and the compilers)')
+  const work = (c: Counts): number => c.total - c.gc - c.compiler
   for (const target of targets) {
-    const per = results.get(target) as Record<Form, number[]>
+    const per = results.get(target) as Record<Form, Counts[]>
     for (const form of FORMS) {
-      const v = [...per[form]].sort((a, b) => a - b)
+      const all = [...per[form].map(c => c.total)].sort((a, b) => a - b)
+      const steady = [...per[form].map(work)].sort((a, b) => a - b)
       console.log(
-        `${target.padEnd(14)} ${form.padEnd(8)} ${fmt(median(v)).padStart(10)}  (${fmt(v[0] as number)} – ${fmt(v.at(-1) as number)})`
+        `${target.padEnd(14)} ${form.padEnd(8)} all ${fmt(median(all)).padStart(10)}` +
+          `  (${fmt(all[0] as number)} – ${fmt(all.at(-1) as number)})` +
+          `  work ${fmt(median(steady)).padStart(10)}` +
+          `  (${fmt(steady[0] as number)} – ${fmt(steady.at(-1) as number)})`
       )
     }
     if (per.classic !== undefined && per.headers !== undefined) {
       // The difference window by window (each pair ran back to back), then its median.
-      const d = median(per.headers.map((h, i) => h - (per.classic[i] as number)))
-      console.log(`${target.padEnd(14)} header − classic ${d >= 0 ? '+' : ''}${fmt(d)}`)
+      const diff = (f: (c: Counts) => number): string => {
+        const d = median(per.headers.map((h, i) => f(h) - f(per.classic[i] as Counts)))
+        return `${d >= 0 ? '+' : ''}${fmt(d)}`
+      }
+      console.log(
+        `${target.padEnd(14)} header − classic: all ${diff(c => c.total)}, work ${diff(work)}`
+      )
     }
   }
 }

@@ -226,6 +226,58 @@ function innerList(input: string, open: number, components: ReadonlySet<string>)
   return list
 }
 
+// An sf-string's content without escapes: printable ASCII but `"` and `\\`.
+const PLAIN_STRING = '([\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*)'
+
+/** The sticky pattern of `usualParams` for each tag (a constant in practice). */
+const usualPatterns = new Map<string, RegExp | null>()
+
+function usualPattern(tag: string): RegExp | null {
+  let pattern = usualPatterns.get(tag)
+  if (pattern === undefined) {
+    pattern = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/.test(tag)
+      ? new RegExp(
+          `;created=(0|[1-9][0-9]{0,14});nonce="${PLAIN_STRING}"(?:;keyid="${PLAIN_STRING}")?` +
+            `;alg="${ALGORITHM}";tag="${tag.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&')}"`,
+          'y'
+        )
+      : null
+    if (usualPatterns.size < 8) usualPatterns.set(tag, pattern)
+  }
+  return pattern
+}
+
+/**
+ * The parameters in the order and form clients send them, read with one pattern: `created`
+ * (canonical digits), `nonce`, an optional `keyid`, `alg` and `tag` with their required values,
+ * no escapes, no optional whitespace. What it reads is what the general loop below reads from
+ * the same text (test/binding/strict.test.ts), and that loop goes on from where it stopped (a
+ * further parameter, a repeated one); any other shape (another order, an escape, a leading zero)
+ * is left to the loop from the start, which also names what is wrong. Undefined then.
+ */
+function usualParams(
+  input: string,
+  at: number,
+  tag: string,
+  allowed: ReadonlySet<string>
+): { params: Map<string, string | number>; end: number } | undefined {
+  const pattern = usualPattern(tag)
+  if (pattern === null) return undefined
+  pattern.lastIndex = at
+  const m = pattern.exec(input)
+  if (m === null) return undefined
+  const keyid = m[3]
+  for (const key of ['created', 'nonce', 'alg', 'tag']) if (!allowed.has(key)) return undefined
+  if (keyid !== undefined && !allowed.has('keyid')) return undefined
+  const params = new Map<string, string | number>()
+  params.set('created', parseInt(m[1] as string, 10))
+  params.set('nonce', m[2] as string)
+  if (keyid !== undefined) params.set('keyid', keyid)
+  params.set('alg', ALGORITHM)
+  params.set('tag', tag)
+  return { params, end: pattern.lastIndex }
+}
+
 /**
  * Parses `Signature-Input` and `Signature` of a request: the rules of `parseSignatureFields`
  * (one `ba` member each; plain component names without repeats, each in `components`;
@@ -251,7 +303,9 @@ export function parseRequestSignature(
   let canonical = list.canonical
   i = open + list.text.length
 
-  const params = new Map<string, string | number>()
+  const fast = usualParams(input, i, tag, allowedParams)
+  const params = fast?.params ?? new Map<string, string | number>()
+  if (fast !== undefined) i = fast.end
   while (input.charCodeAt(i) === 0x3b) {
     const start = spaces(input, i + 1)
     if (start !== i + 1) canonical = false

@@ -18,7 +18,7 @@ import type { KeyLoader } from './key-loader'
 import type { ServerKeys } from './keys'
 
 export class TokenService<Attributes = unknown> {
-  // Typed by its two methods: an LRUCache field would make the class invariant in Attributes.
+  // Typed by the methods used: an LRUCache field would make the class invariant in Attributes.
   private readonly cache: {
     get(text: string): AccessToken<Attributes> | undefined
     has(text: string): boolean

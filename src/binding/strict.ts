@@ -226,7 +226,7 @@ function innerList(input: string, open: number, components: ReadonlySet<string>)
   return list
 }
 
-// An sf-string's content without escapes: printable ASCII but `"` and `\\`.
+// An sf-string's content without escapes: printable ASCII but the quote and the backslash.
 const PLAIN_STRING = '([\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*)'
 
 /** The sticky pattern of `usualParams` for each tag (a constant in practice). */

@@ -22,8 +22,8 @@ import { FieldError } from './fields'
 
 /** A parsed request signature (the values `parseSignatureFields` gives, without item objects). */
 export interface StrictSignature {
-  /** The covered component names, in order. */
-  names: string[]
+  /** The covered component names, in order (shared by every request that sends the same list). */
+  names: readonly string[]
   /** The parameters in the order sent: `created` a number, the others strings. */
   params: Map<string, string | number>
   /** `@signature-params`: the inner list re-serialized (canonical form). */
@@ -220,6 +220,7 @@ function innerList(input: string, open: number, components: ReadonlySet<string>)
     if (names.includes(name)) throw new FieldError(`${field} repeats a component`)
     names.push(name)
   }
+  Object.freeze(names)
   const list: ParsedList = { text: input.slice(open, i), names, canonical, components }
   lists[nextList] = list
   nextList = (nextList + 1) % LISTS_KEPT
@@ -297,7 +298,7 @@ export function parseRequestSignature(
   if (input.charCodeAt(i) !== 0x28) throw new FieldError(`${field} is not an inner list`)
   const open = i
   const list = seenList(input, open, components) ?? innerList(input, open, components)
-  const names = [...list.names]
+  const names = list.names
   // Whether the member is already in canonical form (no optional whitespace, no leading zeros):
   // then `@signature-params` is its text as sent, with no re-serialization.
   let canonical = list.canonical

@@ -14,6 +14,12 @@ import {
 import { checkAccess, principals, settleAccess, type AccessOptions } from './access'
 import { usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
+import type { HeaderRecord } from '../../src/binding/fields'
+import {
+  accessFieldLines,
+  type AccessFieldLines,
+  type AccessFieldName,
+} from '../../src/binding/request'
 import { readBody } from './body'
 import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
 import { forgetJsonRoute, routeJson, type JsonMethod } from './express-json'
@@ -297,7 +303,7 @@ export async function nodeAccess<Attributes, Request, Source>(
   const { body, source } = await nodeRawBody(target.req, target.parsed, bodyLimit(core))
   if (source === 'reserialized') warnReserialized(core, advice)
   if (mayUseHeaderForm(target.req, options.binding)) {
-    const headers = accessFieldLines(target.req)
+    const headers = readAccessFields(target.req)
     // Node's names are lower case: the two fields the choice depends on, looked up directly.
     const choice = {
       authorization: headers.authorization,
@@ -338,7 +344,7 @@ function mayUseHeaderForm(
 }
 
 /** The fields the header form is read from (lower case), by the length of their names. */
-const ACCESS_FIELD_NAMES = new Map<number, readonly string[]>([
+const ACCESS_FIELD_NAMES = new Map<number, readonly AccessFieldName[]>([
   [13, ['authorization']],
   [15, ['signature-input']],
   [9, ['signature']],
@@ -349,30 +355,24 @@ const ACCESS_FIELD_NAMES = new Map<number, readonly string[]>([
 /**
  * Every line of the header form's fields, by lower-case name, read from `req.rawHeaders` in
  * one pass: what `req.headersDistinct` holds for them, without that copy of every field of the
- * request (an array per field, ~1–2 µs and its garbage per request). A request object without
+ * request (an array per field, ~1–2 µs and its garbage per request), in the record
+ * `readHeaderAccess` reads as it is (`accessFieldLines`). A request object without
  * `rawHeaders` (a test double) is read through `headersDistinct`.
  */
-function accessFieldLines(req: IncomingMessage): NodeJS.Dict<string[]> {
+function readAccessFields(req: IncomingMessage): AccessFieldLines | HeaderRecord {
   const raw = req.rawHeaders as string[] | undefined
   if (!Array.isArray(raw)) return req.headersDistinct
   // Every field named up front, in one order: each request's record has the same layout, so
-  // the stores below and the walk over it in readHeaderAccess stay on V8's fast paths (a record
-  // built in the order the fields arrived took a layout per order, and its walk the runtime).
-  const found: NodeJS.Dict<string[]> = {
-    authorization: undefined,
-    'signature-input': undefined,
-    signature: undefined,
-    'content-digest': undefined,
-    'content-length': undefined,
-    'content-encoding': undefined,
-  }
+  // the stores below and the reads of it stay on V8's fast paths (a record built in the order
+  // the fields arrived took a layout per order, and its walk the runtime).
+  const found = accessFieldLines()
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string
     const candidates = ACCESS_FIELD_NAMES.get(name.length)
     if (candidates === undefined) continue
     // Lower-cased only when not already lower case, and once.
     let lower: string | undefined
-    let wanted: string | undefined
+    let wanted: AccessFieldName | undefined
     for (const candidate of candidates) {
       if (name === candidate || (lower ??= name.toLowerCase()) === candidate) {
         wanted = candidate
@@ -381,8 +381,7 @@ function accessFieldLines(req: IncomingMessage): NodeJS.Dict<string[]> {
     }
     if (wanted === undefined) continue
     const lines = found[wanted]
-    if (lines === undefined) found[wanted] = [raw[i + 1] as string]
-    else lines.push(raw[i + 1] as string)
+    found[wanted] = lines.length === 0 ? [raw[i + 1] as string] : [...lines, raw[i + 1] as string]
   }
   return found
 }
@@ -397,7 +396,7 @@ async function headerAccess<Attributes, Request, Source>(
   core: AdapterCore<Attributes>,
   target: AccessTarget<Source>,
   options: NodeAccessOptions<Attributes, Request, Source>,
-  headers: NodeJS.Dict<string[]>,
+  headers: AccessFieldLines | HeaderRecord,
   body: Buffer | string,
   source: BodySource
 ): Promise<AccessPrincipal<Attributes, Request> | undefined> {
@@ -416,11 +415,9 @@ async function headerAccess<Attributes, Request, Source>(
   const request = {
     method: req.method ?? 'GET',
     url,
-    headers: headers as Record<string, string[] | undefined>,
+    headers,
     parsed,
-    ...(bytes.length === 0
-      ? {}
-      : { body: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) }),
+    body: bytes.length === 0 ? undefined : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length),
   }
   const principal = await settleAccess(
     () => core.verifyHeaderAccess<Request>(request, target.context, options),

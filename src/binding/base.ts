@@ -202,6 +202,16 @@ const PLAIN_QUERY = /^\?[A-Za-z0-9\-._~!$&()*+,;=:@/?%]*$/
 const DOT_SEGMENT = /\/\.|%2e/i
 
 /**
+ * The last few plain targets `serverTarget` read, by host and request target: a route called
+ * again and again (`GET /me`) is matched by its text rather than by the four patterns (~2,000
+ * instructions a request). Only what the patterns admitted is kept, frozen; the result depends
+ * on nothing but the two texts.
+ */
+const targets: { target: string; parts: Readonly<RequestTarget> }[] = []
+const TARGETS_KEPT = 4
+let nextTarget = 0
+
+/**
  * The covered parts of a request as a server receives it: its `Host` field (undefined or empty:
  * `localhost`) and its request target (`/path?query`, node's `req.url`). The same as
  * `targetOfUrl(new URL('http://' + host + target))`, without the parse in the common case.
@@ -209,6 +219,9 @@ const DOT_SEGMENT = /\/\.|%2e/i
  */
 export function serverTarget(host: string | undefined, target: string): RequestTarget {
   const authority = host === undefined || host === '' ? 'localhost' : host
+  for (const seen of targets) {
+    if (seen.target === target && seen.parts.authority === authority) return seen.parts
+  }
   const q = target.indexOf('?')
   const path = q < 0 ? target : target.slice(0, q)
   const query = q < 0 ? '?' : target.slice(q)
@@ -218,7 +231,10 @@ export function serverTarget(host: string | undefined, target: string): RequestT
     !DOT_SEGMENT.test(path) &&
     (q < 0 || PLAIN_QUERY.test(query))
   ) {
-    return { authority, path, query }
+    const parts: RequestTarget = Object.freeze({ authority, path, query })
+    targets[nextTarget] = { target, parts }
+    nextTarget = (nextTarget + 1) % TARGETS_KEPT
+    return parts
   }
   if (resolvesAway(path)) {
     throw new InvalidMessageError(

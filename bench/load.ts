@@ -38,6 +38,8 @@ export interface Step {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n')
+const CRLF = Buffer.from('\r\n')
+const CONTENT_LENGTH = Buffer.from('\r\nContent-Length: ')
 const EMPTY = Buffer.alloc(0)
 
 /** The bytes of a POST with a JSON body. */
@@ -65,8 +67,18 @@ class ResponseReader {
     const headerEnd = data.indexOf(CRLF2)
     if (headerEnd < 0) return undefined
     const status = Number(data.toString('latin1', 9, 12))
-    const head = data.toString('latin1', 0, headerEnd).toLowerCase()
     const start = headerEnd + 4
+    // node:http's own `Content-Length`, found as bytes: the head is not decoded, lower-cased
+    // and searched as text, which cost this process more for a longer head (the header form's
+    // reply has three more fields) and took that CPU from the server under measurement.
+    const at = data.indexOf(CONTENT_LENGTH)
+    if (at >= 0 && at < headerEnd) {
+      const lineEnd = data.indexOf(CRLF, at + CONTENT_LENGTH.length)
+      const end = start + Number(data.toString('latin1', at + CONTENT_LENGTH.length, lineEnd))
+      if (data.length < end) return undefined
+      return this.done(status, data.subarray(start, end), end)
+    }
+    const head = data.toString('latin1', 0, headerEnd).toLowerCase()
     const length = /\ncontent-length:\s*(\d+)/.exec(head)
     if (length !== null) {
       const end = start + Number(length[1])

@@ -417,7 +417,8 @@ async function headerAccess<Attributes, Request, Source>(
     url,
     headers,
     parsed,
-    body: bytes.length === 0 ? undefined : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length),
+    body:
+      bytes.length === 0 ? undefined : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length),
   }
   const principal = await settleAccess(
     () => core.verifyHeaderAccess<Request>(request, target.context, options),

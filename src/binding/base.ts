@@ -217,7 +217,7 @@ let nextTarget = 0
  * `targetOfUrl(new URL('http://' + host + target))`, without the parse in the common case.
  * Throws TypeError when they do not make a URL.
  */
-export function serverTarget(host: string | undefined, target: string): RequestTarget {
+export function serverTarget(host: string | undefined, target: string): Readonly<RequestTarget> {
   const authority = host === undefined || host === '' ? 'localhost' : host
   for (const seen of targets) {
     if (seen.target === target && seen.parts.authority === authority) return seen.parts

@@ -52,14 +52,6 @@ export function fieldLines(headers: HeadersInput | undefined, name: string): str
 export const NO_LINES: readonly string[] = Object.freeze([])
 
 /**
- * Marks a record of field lines that an adapter gathered itself for one list of names, in the
- * shape `fieldsLines` gives for that list (every name, NO_LINES when absent): `fieldsLines` for
- * the same list (the same array) returns it as it is rather than copying it name by name. A
- * symbol: `for…in` and the look-ups by name never see it.
- */
-export const LINES_OF: unique symbol = Symbol('field lines of')
-
-/**
  * The field lines of each of `names` (lower case) at once: what `fieldLines` gives per name, in
  * one walk over a record's keys instead of one walk per name (a `HeadersLike` is asked per name).
  * The lines are the record's own array where a name has one key (an adapter's lines by name, as
@@ -69,9 +61,6 @@ export function fieldsLines<N extends string>(
   headers: HeadersInput | undefined,
   names: readonly N[]
 ): Record<N, readonly string[]> {
-  if (headers !== undefined && (headers as { [LINES_OF]?: unknown })[LINES_OF] === names) {
-    return headers as unknown as Record<N, readonly string[]>
-  }
   const found = {} as Record<N, readonly string[]>
   for (const name of names) found[name] = NO_LINES
   if (headers === undefined) return found

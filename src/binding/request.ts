@@ -29,7 +29,6 @@ import {
 import { contentDigest, digestProblem } from './digest'
 import {
   FieldError,
-  LINES_OF,
   NO_LINES,
   announcesBody,
   checkControl,
@@ -173,27 +172,22 @@ const ACCESS_FIELDS = [
 export type AccessFieldName = (typeof ACCESS_FIELDS)[number]
 type AccessFields = Record<AccessFieldName, readonly string[]>
 
-/** The lines of the fields a request's access is read from, by lower-case name. */
-export type AccessFieldLines = AccessFields & { readonly [LINES_OF]: readonly AccessFieldName[] }
-
 /**
- * An empty record of the fields `readHeaderAccess` reads (each NO_LINES), for an adapter that
- * walks a request's header lines itself (node's `rawHeaders`): filled with each field's lines
- * and passed as the request's headers, it is read as it is, not copied again. Its layout is the
- * same for every request (every name, in one order).
+ * The lines of the fields `readHeaderAccess` reads, by lower-case name (each NO_LINES until
+ * set), for an adapter that walks a request's header lines itself (node's `rawHeaders`): passed
+ * as the request's headers, an instance is read as it is rather than copied field by field
+ * again. Its layout is the same for every request. A copy of one (a spread) is a plain record,
+ * read like any other.
  */
-export function accessFieldLines(): {
-  -readonly [K in keyof AccessFieldLines]: AccessFieldLines[K]
-} {
-  return {
-    [LINES_OF]: ACCESS_FIELDS,
-    authorization: NO_LINES,
-    'signature-input': NO_LINES,
-    signature: NO_LINES,
-    'content-digest': NO_LINES,
-    'content-encoding': NO_LINES,
-    'content-length': NO_LINES,
-  }
+export class AccessFieldLines implements AccessFields {
+  // A record of field lines as any adapter's (HeaderRecord), with these six names only.
+  [name: string]: readonly string[]
+  authorization: readonly string[] = NO_LINES
+  'signature-input': readonly string[] = NO_LINES
+  signature: readonly string[] = NO_LINES
+  'content-digest': readonly string[] = NO_LINES
+  'content-encoding': readonly string[] = NO_LINES
+  'content-length': readonly string[] = NO_LINES
 }
 
 function field(
@@ -301,7 +295,10 @@ export function readHeaderAccess(
   input: HeaderAccessInput,
   limits: HeaderAccessLimits = {}
 ): HeaderAccess {
-  const headers = fieldsLines(input.headers, ACCESS_FIELDS)
+  const headers =
+    input.headers instanceof AccessFieldLines
+      ? input.headers
+      : fieldsLines(input.headers, ACCESS_FIELDS)
   const hasBody = input.body !== undefined && input.body.length > 0
   refuseContentCoding(headers['content-encoding'], hasBody)
   refuseUnreadBody(headers['content-length'], hasBody)

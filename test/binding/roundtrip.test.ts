@@ -11,7 +11,7 @@ import {
 } from '../../src/binding'
 import { NodeP256Verifier, NodeSigningKey, sha256, sha256Base64 } from '../../src/crypto/node'
 import { RandomNoncer } from '../../src/crypto/nonce'
-import { accessFieldLines, type AccessFieldName } from '../../src/binding/request'
+import { AccessFieldLines, type AccessFieldName } from '../../src/binding/request'
 import { fieldsLines } from '../../src/binding/fields'
 import { outcome, vectors } from './pipeline'
 import { session } from '../../testing/adapter-contract'
@@ -124,7 +124,7 @@ describe('header form round trip', () => {
 
   it("reads an adapter's own field record as the same headers in a plain record", async () => {
     const request = await signed('POST', 'https://a.example/notes?x=1', true)
-    const record = accessFieldLines()
+    const record = new AccessFieldLines()
     for (const [name, value] of Object.entries(request.headers)) {
       const key = name.toLowerCase()
       if (key in record) record[key as AccessFieldName] = [value as string]
@@ -136,8 +136,14 @@ describe('header form round trip', () => {
     expect(fromRecord.components).toContain('"content-digest"')
 
     // Its lines are read as they are: two lines of one field are still two.
-    const twice = { ...record, signature: [...record.signature, ...record.signature] }
+    const twice = new AccessFieldLines()
+    Object.assign(twice, record, { signature: [...record.signature, ...record.signature] })
     expect(await outcome(async () => readHeaderAccess({ ...input, headers: twice, sha256 }))).toBe(
+      'BA101'
+    )
+    // A copy with one more key is a plain record, read field by field: the key is seen.
+    const copy = { ...record, Authorization: record.authorization }
+    expect(await outcome(async () => readHeaderAccess({ ...input, headers: copy, sha256 }))).toBe(
       'BA101'
     )
     // Other lists of names are read from it field by field, as from any record.

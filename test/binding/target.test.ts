@@ -145,9 +145,13 @@ describe('serverTarget', () => {
     const first = serverTarget('api.example.com', '/notes/42?x=1')
     const again = serverTarget('api.example.com', '/notes/42?x=1')
     expect(again).toEqual({ authority: 'api.example.com', path: '/notes/42', query: '?x=1' })
-    expect(again).toEqual(first)
+    expect(again).toBe(first)
     // Kept parts are shared, so they cannot be changed by one caller for the next.
     expect(Object.isFrozen(again)).toBe(true)
+    expect(() => {
+      ;(again as { path: string }).path = '/elsewhere'
+    }).toThrow(TypeError)
+    expect(serverTarget('api.example.com', '/notes/42?x=1').path).toBe('/notes/42')
     expect(serverTarget('other.example.com', '/notes/42?x=1').authority).toBe('other.example.com')
     expect(serverTarget(undefined, '/notes/42?x=1').authority).toBe('localhost')
     expect(serverTarget('api.example.com', '/notes/43?x=1').path).toBe('/notes/43')

@@ -15,7 +15,7 @@ import { checkAccess, principals, settleAccess, type AccessOptions } from './acc
 import { usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
 import { NO_LINES, type HeaderRecord } from '../../src/binding/fields'
-import { AccessFieldLines, type AccessFieldName } from '../../src/binding/request'
+import { ACCESS_FIELDS, AccessFieldLines, type AccessFieldName } from '../../src/binding/request'
 import { readBody } from './body'
 import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
 import { forgetJsonRoute, routeJson, type JsonMethod } from './express-json'
@@ -340,13 +340,12 @@ function mayUseHeaderForm(
 }
 
 /** The fields the header form is read from (lower case), by the length of their names. */
-const ACCESS_FIELD_NAMES = new Map<number, readonly AccessFieldName[]>([
-  [13, ['authorization']],
-  [15, ['signature-input']],
-  [9, ['signature']],
-  [14, ['content-digest', 'content-length']],
-  [16, ['content-encoding']],
-])
+const ACCESS_FIELD_NAMES = new Map<number, AccessFieldName[]>()
+for (const name of ACCESS_FIELDS) {
+  const same = ACCESS_FIELD_NAMES.get(name.length)
+  if (same === undefined) ACCESS_FIELD_NAMES.set(name.length, [name])
+  else same.push(name)
+}
 
 /**
  * Every line of the header form's fields, by lower-case name, read from `req.rawHeaders` in

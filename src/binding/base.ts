@@ -231,7 +231,7 @@ export function serverTarget(host: string | undefined, target: string): Readonly
     !DOT_SEGMENT.test(path) &&
     (q < 0 || PLAIN_QUERY.test(query))
   ) {
-    const parts: RequestTarget = Object.freeze({ authority, path, query })
+    const parts: Readonly<RequestTarget> = Object.freeze({ authority, path, query })
     targets[nextTarget] = { target, parts }
     nextTarget = (nextTarget + 1) % TARGETS_KEPT
     return parts

@@ -161,7 +161,7 @@ const AUTHORIZATION = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/
 const TOKEN_CHARS = /^[A-Za-z0-9_-]+$/
 
 /** The fields a request's access is read from, gathered in one walk over its headers. */
-const ACCESS_FIELDS = [
+export const ACCESS_FIELDS = [
   'authorization',
   'signature-input',
   'signature',
@@ -361,8 +361,8 @@ export function readHeaderAccess(
   }
 
   // The base by concatenation, from each component's constant quoted id: a tree of pieces that
-  // is flattened once, when it is encoded for the verifier. Joining an array of the pieces
-  // instead costs ~4,000 instructions more a request (the array, then the join's own copy).
+  // is flattened once, when it is encoded for the verifier. Joining an array of the pieces and
+  // encoding that costs ~1,900 instructions more a request (the array, then the join's copy).
   let base = ''
   const components: string[] = []
   for (let i = 0; i < parsed.names.length; i++) {

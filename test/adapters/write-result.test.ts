@@ -2,35 +2,37 @@
  * `writeResult` (adapters/shared/node.ts), the way the standalone server, its metrics and health
  * listeners and Nest's error answers write a core answer: every field in one `writeHead`, with an
  * explicit length unless the answer gives one, merged with fields set on the response before.
- * Read from the wire (`rawHeaders`), so that a field sent twice would show.
+ * Read from the wire (every line of the head), so that a field sent twice would show.
  */
-import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { ServerResponse } from 'node:http'
 import { writeResult } from '../../adapters/shared/node'
 import type { HandlerResult } from '../../src'
+import { listening, rawRequest } from '../../testing/adapter-contract'
 
-/** Answers one request with `answer`, and gives the reply's raw field lines and its body. */
+/** Answers one request with `answer`, and gives the reply's field lines (from the wire) and body. */
 async function exchange(
   answer: (res: ServerResponse) => void,
   method = 'GET'
 ): Promise<{ status: number; lines: [string, string][]; body: string }> {
-  const server = createServer((_req, res) => answer(res))
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
+  const server = listening((_req, res) => answer(res))
   try {
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      request({ host: '127.0.0.1', port, method, path: '/' }, resolve).on('error', reject).end()
-    })
-    const chunks: Buffer[] = []
-    for await (const chunk of res) chunks.push(chunk as Buffer)
-    const lines: [string, string][] = []
-    for (let i = 0; i < res.rawHeaders.length; i += 2) {
-      lines.push([(res.rawHeaders[i] as string).toLowerCase(), res.rawHeaders[i + 1] as string])
-    }
-    return { status: res.statusCode ?? 0, lines, body: Buffer.concat(chunks).toString() }
+    const reply = await rawRequest(
+      await server.port(),
+      `${method} / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`
+    )
+    // Every line of the head as sent (`reply.headers` keeps one value per name).
+    const end = reply.raw.indexOf('\r\n\r\n')
+    const lines = reply.raw
+      .slice(0, end)
+      .split('\r\n')
+      .slice(1)
+      .map((line): [string, string] => {
+        const colon = line.indexOf(':')
+        return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()]
+      })
+    return { status: reply.status, lines, body: reply.text }
   } finally {
-    server.closeAllConnections()
-    await new Promise(resolve => server.close(resolve))
+    await server.close()
   }
 }
 

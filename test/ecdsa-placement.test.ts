@@ -10,7 +10,7 @@ import {
   NodeSigningKey,
   ecdsaScheduler,
   signPlaced,
-  signRawPlaced,
+  signBase64Placed,
   type EcdsaPlacement,
 } from '../src/crypto/node'
 import { createBetterAuth } from '../src'
@@ -76,7 +76,7 @@ describe('crypto.ecdsa', () => {
   })
 })
 
-describe('signPlaced and signRawPlaced', () => {
+describe('signPlaced and signBase64Placed', () => {
   it.each(['inline', 'threadpool'] as const)(
     'sign with a node:crypto key %s, and the signatures verify',
     async placement => {
@@ -84,9 +84,10 @@ describe('signPlaced and signRawPlaced', () => {
       const jobs = await signJobsDuring(async () => {
         const text = await signPlaced(key, message, scheduler)
         expect(verifier.verify(message, text, key.publicKeyText)).toBe(true)
-        const raw = await signRawPlaced(key, message, scheduler)
-        expect(raw).toBeDefined()
-        expect(verifier.verifyRaw(message, raw as Uint8Array, key.publicKeyText)).toBe(true)
+        const raw = await signBase64Placed(key, message, scheduler)
+        expect(raw).toMatch(/^[A-Za-z0-9+/]{86}==$/)
+        const bytes = Buffer.from(raw as string, 'base64')
+        expect(verifier.verifyRaw(message, bytes, key.publicKeyText)).toBe(true)
       })
       expect(jobs).toBe(placement === 'inline' ? 0 : 2)
     }
@@ -99,10 +100,11 @@ describe('signPlaced and signRawPlaced', () => {
     }
     const inline = ecdsaScheduler('inline')
     const text = await signPlaced(other, message, inline)
-    const raw = await signRawPlaced(other, message, inline)
+    const raw = await signBase64Placed(other, message, inline)
     expect(other.sign).toHaveBeenCalledTimes(2)
     expect(verifier.verify(message, text, key.publicKeyText)).toBe(true)
-    expect(verifier.verifyRaw(message, raw as Uint8Array, key.publicKeyText)).toBe(true)
+    const bytes = Buffer.from(raw as string, 'base64')
+    expect(verifier.verifyRaw(message, bytes, key.publicKeyText)).toBe(true)
   })
 })
 

@@ -1,5 +1,10 @@
 /** The standalone node:http server: endpoints, protected routes, HTTP-level errors, keep-alive. */
-import { headerFormContract, listenerTarget } from '../testing/adapter-contract'
+import {
+  headerFormContract,
+  listenerTarget,
+  listening,
+  rawRequest,
+} from '../testing/adapter-contract'
 import {
   Agent,
   createServer as createHttpServer,
@@ -875,6 +880,39 @@ describe('standalone server: path parameters', () => {
       expect(seen).toEqual([{ id: 'a b' }])
     } finally {
       await target.close?.()
+    }
+  })
+})
+
+describe('standalone server: which form a request is read in', () => {
+  // A body that is no classic access request, so the answer names the form it was read in.
+  const head = (path: string, authorization: string[]) =>
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+    authorization.map(value => `Authorization: ${value}\r\n`).join('') +
+    'Content-Length: 2\r\nConnection: close\r\n\r\n{}'
+
+  it.each([
+    [['BetterAuth abc'], 'any', 'headers'],
+    [['betterauth abc'], 'any', 'headers'],
+    [['BetterAuth'], 'any', 'headers'],
+    [['BetterAuth a', 'BetterAuth b'], 'any', 'headers'],
+    [['BetterAuthX abc'], 'any', 'classic'],
+    [['Bearer abc'], 'any', 'classic'],
+    [['BetterAuth abc'], 'body', 'classic'],
+  ] as const)('Authorization %j on a route for %s: the %s form', async (lines, binding, form) => {
+    const standalone = createServer(base.auth)
+    standalone.protect('/choice', () => ({ ok: true }), { binding })
+    const server = listening(standalone.listener)
+    try {
+      const reply = await rawRequest(await server.port(), head('/choice', [...lines]))
+      const { error } = JSON.parse(reply.text) as { error: { code: string; message: string } }
+      // The header form names the field it missed; the classic form finds no envelope (BA404).
+      if (form === 'headers') {
+        expect([reply.status, error.code]).toEqual([400, 'BA101'])
+        expect(error.message).toMatch(/^invalid message \(headers: (signature-input|authorization)/)
+      } else expect([reply.status, error.code]).toEqual([401, 'BA404'])
+    } finally {
+      await server.close()
     }
   })
 })

@@ -15,7 +15,12 @@ import { checkAccess, principals, settleAccess, type AccessOptions } from './acc
 import { usesHeaderForm } from './binding'
 import { serverTarget, type RequestTarget } from '../../src/binding/base'
 import { NO_LINES, type HeaderRecord } from '../../src/binding/fields'
-import { ACCESS_FIELDS, AccessFieldLines, type AccessFieldName } from '../../src/binding/request'
+import {
+  ACCESS_FIELDS,
+  AUTH_SCHEME,
+  AccessFieldLines,
+  type AccessFieldName,
+} from '../../src/binding/request'
 import { readBody } from './body'
 import { JSON_CONTENT_TYPE, bodyLimit, type AdapterCore } from './core'
 import { forgetJsonRoute, routeJson, type JsonMethod } from './express-json'
@@ -314,12 +319,14 @@ export async function nodeAccess<Attributes, Request, Source>(
   if (source === 'reserialized') warnReserialized(core, advice)
   if (mayUseHeaderForm(target.req, options.binding)) {
     const headers = readAccessFields(target.req)
-    // Node's names are lower case: the two fields the choice depends on, looked up directly.
-    const choice = {
-      authorization: headers.authorization,
-      'signature-input': headers['signature-input'],
-    }
-    if (usesHeaderForm(choice, options.binding)) {
+    if (
+      usualHeaderForm(headers.authorization) ||
+      // Node's names are lower case: the two fields the choice depends on, looked up directly.
+      usesHeaderForm(
+        { authorization: headers.authorization, 'signature-input': headers['signature-input'] },
+        options.binding
+      )
+    ) {
       const principal = await headerAccess(core, target, options, headers, body, source)
       return { principal, earlier: false, source }
     }
@@ -351,6 +358,17 @@ function mayUseHeaderForm(
   if (binding === 'body') return false
   const headers = req.headers
   return headers.authorization !== undefined || headers['signature-input'] !== undefined
+}
+
+/**
+ * The usual header-form request, told without `usesHeaderForm`'s general walk (~0.3 µs a
+ * request by `perf`): one `Authorization` line that starts `BetterAuth ` exactly, which that
+ * walk also takes for the header form (the route's binding is not `'body'` here).
+ */
+function usualHeaderForm(lines: string | readonly string[] | undefined): boolean {
+  if (lines === undefined || (typeof lines !== 'string' && lines.length !== 1)) return false
+  const line = typeof lines === 'string' ? lines : (lines[0] as string)
+  return line.charCodeAt(AUTH_SCHEME.length) === 0x20 && line.startsWith(AUTH_SCHEME)
 }
 
 /** The fields the header form is read from (lower case), by the length of their names. */
@@ -428,8 +446,8 @@ async function headerAccess<Attributes, Request, Source>(
     url,
     headers,
     parsed,
-    body:
-      bytes.length === 0 ? undefined : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length),
+    // The Buffer itself (a Uint8Array): a view of it was one more object a request.
+    body: bytes.length === 0 ? undefined : bytes,
   }
   const principal = await settleAccess(
     () => core.verifyHeaderAccess<Request>(request, target.context, options),

@@ -190,14 +190,19 @@ export class AccessFieldLines implements AccessFields {
   'content-length': readonly string[] = NO_LINES
 }
 
+/**
+ * The one line of field `name`, given its lines: each caller reads them by their constant name,
+ * which V8 compiles to a plain load, where a read by a name passed in here was one look-up
+ * shared by all four names (V8's polymorphic keyed load, ~0.3 µs a request by `perf`).
+ */
 function field(
-  fields: AccessFields,
+  lines: readonly string[],
   name: keyof AccessFields,
   max: number,
   control = true
 ): string | undefined {
   try {
-    return singleLine(fields[name], name, max, control)
+    return singleLine(lines, name, max, control)
   } catch (error) {
     throw malformed((error as FieldError).message)
   }
@@ -255,7 +260,7 @@ function readToken(
   max: number,
   known: ((token: string) => boolean) | undefined
 ): { token: string; value: string } {
-  const value = field(fields, 'authorization', max, false)
+  const value = field(fields.authorization, 'authorization', max, false)
   if (value === undefined) throw new CredentialsRequiredError()
   // The usual shape, `BetterAuth <token>` with one space, read without the general pattern;
   // TOKEN_CHARS admits no control character, so the field's own check is not needed here.
@@ -311,8 +316,13 @@ export function readHeaderAccess(
   // strings, keys, digits and base64 are printable ASCII, and only SP or HTAB may follow a
   // member), so a value with one fails to parse, and is then named as the reason.
   const maxInput = limits.maxSignatureInputLength ?? 1024
-  const signatureInput = field(headers, 'signature-input', maxInput, false)
-  const signatureField = field(headers, 'signature', limits.maxSignatureLength ?? 256, false)
+  const signatureInput = field(headers['signature-input'], 'signature-input', maxInput, false)
+  const signatureField = field(
+    headers.signature,
+    'signature',
+    limits.maxSignatureLength ?? 256,
+    false
+  )
   if (signatureInput === undefined) throw malformed('signature-input is missing')
   if (signatureField === undefined) throw malformed('signature is missing')
 
@@ -387,7 +397,7 @@ export function readHeaderAccess(
       default: {
         // content-digest, the only other allowed component
         const max = limits.maxContentDigestLength ?? 512
-        const digest = field(headers, 'content-digest', max, false)
+        const digest = field(headers['content-digest'], 'content-digest', max, false)
         if (digest === undefined) throw malformed('content-digest is covered but missing')
         // The usual value is exactly the digest this server computes (so printable); any other
         // is scanned for control characters, then checked in full.

@@ -269,6 +269,17 @@ function usualPattern(tag: string): RegExp | null {
 }
 
 /**
+ * The value of decimal digits, at most 15 (exact in a double), as the pattern below admits them.
+ * `parseInt` of a ten-digit `created` went to V8's runtime and its `Strtod` (~0.2 µs a request
+ * by `perf`).
+ */
+function digitsValue(digits: string): number {
+  let value = 0
+  for (let i = 0; i < digits.length; i++) value = value * 10 + (digits.charCodeAt(i) - 0x30)
+  return value
+}
+
+/**
  * The parameters in the order and form clients send them, read with one pattern: `created`
  * (canonical digits), `nonce`, an optional `keyid`, `alg` and `tag` with their required values,
  * no escapes, no optional whitespace. What it reads is what the general loop below reads from
@@ -291,7 +302,7 @@ function usualParams(
   for (const key of ['created', 'nonce', 'alg', 'tag']) if (!allowed.has(key)) return undefined
   if (keyid !== undefined && !allowed.has('keyid')) return undefined
   const params = new Map<string, string | number>()
-  params.set('created', parseInt(m[1] as string, 10))
+  params.set('created', digitsValue(m[1] as string))
   params.set('nonce', m[2] as string)
   if (keyid !== undefined) params.set('keyid', keyid)
   params.set('alg', ALGORITHM)

@@ -50,6 +50,27 @@ describe('server reply signer', () => {
     }
   )
 
+  it('replies signed at once across a second each carry the parameters they were signed with', async () => {
+    // The parameters and their Signature-Input value are kept per second: a reply whose signing
+    // is still on the threadpool when the next one moves the kept second on keeps its own.
+    const signer = new HeaderReplySigner(ecdsaScheduler('threadpool'))
+    const requestSignature = new Uint8Array(64).fill(7)
+    const body = new TextEncoder().encode('{"ok":true}')
+    const times = [1_796_288_404_000, 1_796_288_405_000, 1_796_288_404_500, 1_796_288_406_999]
+    const replies = await Promise.all(
+      times.map(now =>
+        signer.sign({ status: 200, body, requestSignature }, key, key.publicKeyText, now)
+      )
+    )
+    for (let i = 0; i < times.length; i++) {
+      const reply = replies[i] as Record<string, string>
+      const created = Math.floor((times[i] as number) / 1000)
+      expect(reply['signature-input']).toContain(`;created=${created};`)
+      const response = { status: 200, headers: reply, body, requestSignature }
+      await expect(verifyResponse(response, verifier, key.publicKeyText)).resolves.toBe(true)
+    }
+  })
+
   it('refuses what signResponse refuses', async () => {
     const signer = new HeaderReplySigner(ecdsaScheduler('threadpool'))
     const requestSignature = new Uint8Array(64)

@@ -305,7 +305,7 @@ export function signBase64Placed(
 }
 
 /** Standard base64 of bytes (a Buffer over them, not a copy). */
-const base64Of = (bytes: Uint8Array): string =>
+export const base64Of = (bytes: Uint8Array): string =>
   Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
 
 /**

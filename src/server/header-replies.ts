@@ -15,7 +15,7 @@ import {
 } from '../binding/base'
 import { fieldLines, type HeadersInput } from '../binding/fields'
 import { emitParams } from '../binding/signature'
-import { sha256Base64, signBase64Placed, type EcdsaScheduler } from '../crypto/node'
+import { base64Of, sha256Base64, signBase64Placed, type EcdsaScheduler } from '../crypto/node'
 import type { SigningKey } from '../crypto/types'
 
 /** A reply to sign (see `BetterAuthServer.signHeaderResponse`). */
@@ -42,8 +42,7 @@ const OWN_FIELDS = ['signature-input', 'signature', 'content-digest']
 const flat = (text: string): string => Buffer.from(text, 'latin1').toString('latin1')
 
 /** `:base64:` of bytes, as a structured-field byte sequence. */
-const byteSequence = (bytes: Uint8Array): string =>
-  ':' + Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64') + ':'
+const byteSequence = (bytes: Uint8Array): string => ':' + base64Of(bytes) + ':'
 
 export class HeaderReplySigner {
   constructor(private readonly scheduler: EcdsaScheduler) {}

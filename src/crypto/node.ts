@@ -289,19 +289,31 @@ export function signBase64Placed(
       return raw === undefined ? undefined : base64Of(raw)
     })
   }
-  const options = { key: key.privateKey, dsaEncoding: 'ieee-p1363' } as const
   try {
-    if (!scheduler.offload()) {
-      return Promise.resolve(nodeSign('sha256', message, options).toString('base64'))
-    }
-    return new Promise((resolve, reject) => {
-      nodeSign('sha256', message, options, (error, rs) =>
-        error === null ? resolve(rs.toString('base64')) : reject(error)
-      )
-    })
+    if (!scheduler.offload()) return Promise.resolve(base64Of(key.signRawSync(message)))
+    return signOnPool(key.privateKey, message, toBase64)
   } catch (error) {
     return Promise.reject(error as Error)
   }
+}
+
+const toBase64 = (rs: Buffer): string => rs.toString('base64')
+
+/**
+ * ECDSA P-256 with SHA-256 by `privateKey` on libuv's threadpool (node:crypto's callback form),
+ * the raw signature (r ‖ s, 64 bytes) handed to `encode` there: the promise settles with what
+ * `encode` makes of it, so a caller that wants text is not settled with a Buffer first.
+ */
+function signOnPool<T>(
+  privateKey: KeyObject,
+  message: Uint8Array,
+  encode: (rs: Buffer) => T
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    nodeSign('sha256', message, { key: privateKey, dsaEncoding: 'ieee-p1363' }, (error, rs) =>
+      error === null ? resolve(encode(rs)) : reject(error)
+    )
+  })
 }
 
 /** Standard base64 of bytes (a Buffer over them, not a copy). */
@@ -410,26 +422,12 @@ export class NodeSigningKey implements SigningKey {
 
   /** Signs on libuv's threadpool, off the event loop (`signSync` signs on the calling thread). */
   sign(message: Uint8Array): Promise<string> {
-    return new Promise((resolve, reject) => {
-      nodeSign(
-        'sha256',
-        message,
-        { key: this.privateKey, dsaEncoding: 'ieee-p1363' },
-        (error, rs) => (error === null ? resolve(encodeSignature(rs)) : reject(error))
-      )
-    })
+    return signOnPool(this.privateKey, message, encodeSignature)
   }
 
   /** `sign`, giving the raw signature (r ‖ s, 64 bytes) as RFC 9421 carries it. */
   signRaw(message: Uint8Array): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => {
-      nodeSign(
-        'sha256',
-        message,
-        { key: this.privateKey, dsaEncoding: 'ieee-p1363' },
-        (error, rs) => (error === null ? resolve(rs) : reject(error))
-      )
-    })
+    return signOnPool(this.privateKey, message, rs => rs)
   }
 
   /** PKCS#8 PEM of the private key (keep it secret). */
